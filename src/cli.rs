@@ -1,0 +1,211 @@
+//! What the user types: the clap definition, help text, and the one
+//! conversion from parsed arguments to a validated [`fetchq::Config`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+use fetchq::{Config, Existing, ProxyChoice};
+
+const EXAMPLES: &str = "\
+Examples:
+  fetchq urls.txt -j 8                    download every URL in urls.txt, 8 at a time
+  grep -o 'https://[^\"]*\\.pdf' page.html | fetchq -d pdfs
+  fetchq -q urls.txt || echo \"fetchq failed: $?\"   cron: silent unless something failed
+
+List format: one entry a line, `URL [OUT] [sha256=HEX]`; `#` starts a comment.
+Exit codes: 0 all done, 1 some entries failed, 2 usage or input/output-dir error,
+130/143 interrupted by SIGINT/SIGTERM.";
+
+const LONG_EXAMPLES: &str = "\
+Examples:
+  fetchq urls.txt -j 8
+      Download every URL in urls.txt with 8 workers into the current directory.
+  producer | fetchq -d out
+      Read the list from a pipe; downloads start while the producer still writes.
+  fetchq -q urls.txt
+      For cron: prints nothing unless an entry fails.
+
+List format:
+  One entry per line: URL [OUT] [sha256=HEX], separated by whitespace.
+  OUT is a path relative to --dir (sub-folders are created; a trailing / makes
+  it a folder that gets the URL's file name). It may not be absolute or use ..
+  to climb out. sha256= gives the expected SHA-256 of the whole file; a mismatch
+  fails the entry. Blank lines and lines starting with # are ignored; CRLF line
+  ends and a UTF-8 BOM are accepted.
+
+Naming:
+  Without OUT, the name is the URL's last path segment, percent-decoded
+  (index.html for a path ending in /); the query string is never part of it.
+  Unsafe characters (/, \\, control characters) become _, and names are cut to
+  255 bytes keeping the extension. In one run, the same URL is downloaded once;
+  different URLs that want the same name get NAME-1.EXT, NAME-2.EXT, ... in list
+  order. Two entries with the same explicit OUT: the later one fails.
+
+Existing files:
+  default       an existing file is left alone and counted as skipped
+  --overwrite   download again and replace it
+  Files are written as NAME.part and renamed to NAME only when complete, so a
+  failed or interrupted download never leaves a partial file under NAME.
+
+Exit codes:
+  0    every entry downloaded or already present
+  1    at least one entry failed (all others were still done)
+  2    usage error, unreadable input list, or unusable output directory
+  130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM";
+
+/// Download lists of URLs concurrently.
+///
+/// Reads URL lists from each FILE in order (`-` or no FILE: standard input) and
+/// downloads every entry with a fixed pool of workers, streaming each body to
+/// disk.
+#[derive(Debug, Parser)]
+#[command(name = "fetchq", version, after_help = EXAMPLES, after_long_help = LONG_EXAMPLES)]
+pub struct Cli {
+    /// The download options.
+    #[command(flatten)]
+    pub download: DownloadArgs,
+}
+
+/// Options of a download run.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// URL lists to read, in order; `-` is standard input.
+    #[arg(value_name = "FILE", help_heading = "Input")]
+    pub files: Vec<String>,
+
+    /// Number of simultaneous downloads.
+    #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Behaviour")]
+    pub jobs: u16,
+
+    /// Directory to write into (created if missing).
+    #[arg(short, long, value_name = "DIR", default_value = ".", help_heading = "Output")]
+    pub dir: PathBuf,
+
+    /// Replace files that already exist instead of skipping them.
+    #[arg(long, help_heading = "Output")]
+    pub overwrite: bool,
+
+    /// Print nothing unless an entry fails (for cron).
+    #[arg(short, long, conflicts_with = "verbose", help_heading = "Output format")]
+    pub quiet: bool,
+
+    /// Print a line for every entry and every retry.
+    #[arg(short, long, help_heading = "Output format")]
+    pub verbose: bool,
+
+    /// Extra request header, `Name: value` (repeatable).
+    ///
+    /// Sent on every request, retry and redirect; Authorization, Cookie and
+    /// Proxy-Authorization are dropped when a redirect leaves the original
+    /// scheme, host and port.
+    #[arg(short = 'H', long = "header", value_name = "HEADER", help_heading = "Network")]
+    pub headers: Vec<String>,
+
+    /// User-Agent header [default: fetchq/VERSION].
+    #[arg(short = 'A', long, value_name = "UA", help_heading = "Network")]
+    pub user_agent: Option<String>,
+
+    /// Seconds allowed to establish a connection.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs, help_heading = "Network")]
+    pub connect_timeout: Duration,
+
+    /// Seconds without receiving a single byte before an attempt fails.
+    ///
+    /// An idle timeout, not a deadline: a slow but steady transfer is never cut
+    /// off. 0 disables it.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs, help_heading = "Network")]
+    pub timeout: Duration,
+
+    /// Retries of a failed attempt (connection errors, timeouts, short bodies, 408, 429, 5xx).
+    #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Behaviour")]
+    pub retries: u32,
+}
+
+/// Seconds as a number (fractions allowed); `0` means no limit where that makes sense.
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.0..=1e9).contains(&secs) {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parse `Name: value`.
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("header {text:?} has no ':' (expected 'Name: value')"))?;
+    let name = name.trim();
+    let valid_name = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !valid_name {
+        return Err(format!("header name {name:?} is not a valid token"));
+    }
+    let value = value.trim();
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(format!("header {name} has a line break in its value"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+impl DownloadArgs {
+    /// The one conversion from what was typed to a validated configuration.
+    pub fn to_config(&self) -> Result<Config, String> {
+        let mut config = Config::new(&self.dir);
+        config.jobs = usize::from(self.jobs);
+        config.existing = if self.overwrite {
+            Existing::Overwrite
+        } else {
+            Existing::Skip
+        };
+        config.headers = self
+            .headers
+            .iter()
+            .map(|h| parse_header(h))
+            .collect::<Result<_, _>>()?;
+        if let Some(ua) = &self.user_agent {
+            config.user_agent = ua.clone();
+        }
+        config.connect_timeout = non_zero(self.connect_timeout);
+        config.idle_timeout = non_zero(self.timeout);
+        config.retries = self.retries;
+        config.proxy = ProxyChoice::FromEnv;
+        Ok(config)
+    }
+}
+
+fn non_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn headers_are_validated() {
+        assert_eq!(parse_header("X-A: b c"), Ok(("X-A".into(), "b c".into())));
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("Bad Name: x").is_err());
+        assert!(parse_header(": x").is_err());
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(parse_secs("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("abc").is_err());
+    }
+}

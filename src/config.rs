@@ -1,0 +1,108 @@
+//! The validated settings of one run: what to download where, and how.
+//!
+//! Nothing here knows about clap or does I/O. The binary turns what the user
+//! typed into a [`Config`] in one step; the library trusts it from then on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to do when the final file already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Existing {
+    /// Leave it alone and count the entry as skipped (the default: re-runs are cheap).
+    #[default]
+    Skip,
+    /// Download again and replace it.
+    Overwrite,
+    /// Ask the server whether it changed (`If-None-Match` / `If-Modified-Since`)
+    /// and replace it only if it did.
+    Update,
+}
+
+/// Where requests go through a proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ProxyChoice {
+    /// Use `http_proxy` / `https_proxy` / `no_proxy` from the environment.
+    #[default]
+    FromEnv,
+    /// Use this proxy for every request.
+    Url(String),
+    /// Connect directly, whatever the environment says.
+    Off,
+}
+
+/// Everything one run needs to know. Build it with [`Config::new`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Number of worker threads, hence of simultaneous downloads (1..=1024).
+    pub jobs: usize,
+    /// Where files go; created if missing.
+    pub dir: PathBuf,
+    /// Policy for files that already exist.
+    pub existing: Existing,
+    /// Continue an existing `NAME.part` instead of starting over (`-c`).
+    pub resume: bool,
+    /// Extra request headers (`-H`), sent on every request and retry.
+    pub headers: Vec<(String, String)>,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+    /// Limit for establishing a connection.
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for the next byte of a response; a steady trickle never trips it.
+    pub idle_timeout: Option<Duration>,
+    /// Longest time one attempt may take as a whole (`--max-time`).
+    pub max_time: Option<Duration>,
+    /// Attempts after the first for transient failures.
+    pub retries: u32,
+    /// Base of the exponential backoff between attempts.
+    pub retry_wait: Duration,
+    /// Ceiling of the backoff and of a server's `Retry-After`.
+    pub retry_wait_max: Duration,
+    /// Redirects followed per entry before it fails.
+    pub max_redirects: u32,
+    /// fsync the file and its directory before the final rename.
+    pub sync: bool,
+    /// Take the file name from the server's `Content-Disposition` when there is no OUT.
+    pub content_disposition: bool,
+    /// Most simultaneous connections to one host across all workers.
+    pub per_host: usize,
+    /// Total download rate across all workers, bytes per second.
+    pub limit_rate: Option<u64>,
+    /// Proxy selection.
+    pub proxy: ProxyChoice,
+    /// Skip TLS certificate verification (explicit opt-in only).
+    pub insecure: bool,
+    /// Extra PEM CA certificates to trust.
+    pub cacert: Option<PathBuf>,
+    /// Resolve names and print destinations without touching the network.
+    pub dry_run: bool,
+}
+
+impl Config {
+    /// The defaults documented in `--help`: 8 jobs into the current directory.
+    pub fn new(dir: impl Into<PathBuf>) -> Config {
+        Config {
+            jobs: 8,
+            dir: dir.into(),
+            existing: Existing::Skip,
+            resume: false,
+            headers: Vec::new(),
+            user_agent: concat!("fetchq/", env!("CARGO_PKG_VERSION")).to_string(),
+            connect_timeout: Some(Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_time: None,
+            retries: 3,
+            retry_wait: Duration::from_millis(500),
+            retry_wait_max: Duration::from_secs(30),
+            max_redirects: 10,
+            sync: false,
+            content_disposition: false,
+            per_host: 8,
+            limit_rate: None,
+            proxy: ProxyChoice::FromEnv,
+            insecure: false,
+            cacert: None,
+            dry_run: false,
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Typed errors a caller can match on, and which of them are worth a retry.
+//!
+//! Three levels, matching the three places things go wrong:
+//! - [`RunError`]: the run as a whole cannot start or continue (unusable output
+//!   directory, unreadable input). The binary maps these to exit code 2.
+//! - [`LineError`]: one line of an input list is not a usable entry. It is
+//!   reported with its `FILE:LINE` and counted as failed; the run goes on.
+//! - [`FetchError`]: one download failed. [`FetchError::is_transient`] decides
+//!   whether another attempt may help (RFC 9110 §15 for the status codes).
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The run as a whole cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The output directory could not be created, or is not a writable directory.
+    #[error("output directory {}: {source}", path.display())]
+    OutputDir {
+        /// The directory as the user gave it.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// An input list could not be opened or read.
+    #[error("cannot read {name}: {source}")]
+    Input {
+        /// The list's name as the user gave it (`-` for stdin).
+        name: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// A worker thread could not be started.
+    #[error("cannot start worker thread: {0}")]
+    Spawn(#[source] io::Error),
+}
+
+/// Why one input line is not a usable entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// The URL field does not parse as a URL.
+    #[error("invalid URL ({0})")]
+    BadUrl(String),
+    /// The URL parses but its scheme is not http or https.
+    #[error("unsupported scheme {0:?} (only http and https)")]
+    Scheme(String),
+    /// The URL has no host to connect to.
+    #[error("URL has no host")]
+    NoHost,
+    /// The explicit output path is absolute or climbs out of the output directory.
+    #[error("output path escapes the output directory")]
+    OutEscapes,
+    /// The explicit output path is empty or names no file.
+    #[error("output path names no file")]
+    OutEmpty,
+    /// A third field was neither an output path nor a checksum, or too many fields.
+    #[error("unexpected field {0:?} (expected URL [OUT] [sha256=HEX])")]
+    ExtraField(String),
+    /// A `sha256=` field whose value is not 64 hex digits.
+    #[error("bad checksum {0:?} (expected sha256= and 64 hex digits)")]
+    BadChecksum(String),
+    /// The line is not valid UTF-8.
+    #[error("line is not valid UTF-8")]
+    NotUtf8,
+    /// Another entry of this run already writes to the same explicit path.
+    #[error("output path {path} is already used by line {line}")]
+    OutTaken {
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The earlier line that claimed it.
+        line: u64,
+    },
+}
+
+/// Why one download failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The server answered with an error status.
+    #[error("HTTP {status} {reason}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// Its canonical reason phrase.
+        reason: &'static str,
+        /// The server's `Retry-After`, when it sent a usable one.
+        retry_after: Option<Duration>,
+    },
+    /// The connection could not be made or broke before a response arrived.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// The host name did not resolve.
+    #[error("host not found")]
+    HostNotFound,
+    /// No byte arrived for the idle timeout, or another limit ran out.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The connection broke while the body was arriving.
+    #[error("connection lost after {received} bytes: {message}")]
+    BodyBroken {
+        /// Bytes of the body that did arrive (over all attempts so far).
+        received: u64,
+        /// What the transport said.
+        message: String,
+    },
+    /// The body ended before the length the server announced.
+    #[error("body ended after {received} of {expected} bytes")]
+    Truncated {
+        /// Bytes that arrived.
+        received: u64,
+        /// Bytes announced by Content-Length / Content-Range.
+        expected: u64,
+    },
+    /// The response breaks the protocol or contradicts itself.
+    #[error("bad response: {0}")]
+    BadResponse(String),
+    /// A redirect could not be followed.
+    #[error("{0}")]
+    Redirect(String),
+    /// The whole file's SHA-256 is not the one the list asked for.
+    #[error("checksum mismatch: expected sha256 {expected}, got {actual}")]
+    Checksum {
+        /// Hex digest from the list.
+        expected: String,
+        /// Hex digest of what arrived.
+        actual: String,
+    },
+    /// The local file system refused something.
+    #[error("{action} {}: {source}", path.display())]
+    Disk {
+        /// What fetchq was doing ("cannot create", "cannot write", ...).
+        action: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// A TLS or other client-side failure that no retry will mend.
+    #[error("{0}")]
+    Client(String),
+    /// The run was interrupted while this download was in flight.
+    #[error("interrupted")]
+    Cancelled,
+}
+
+impl FetchError {
+    /// Whether another attempt could succeed: network trouble, timeouts, short
+    /// bodies, and the statuses RFC 9110 marks as temporary (408, 429, 5xx).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            FetchError::Connect(_)
+            | FetchError::Timeout(_)
+            | FetchError::BodyBroken { .. }
+            | FetchError::Truncated { .. } => true,
+            FetchError::HostNotFound
+            | FetchError::BadResponse(_)
+            | FetchError::Redirect(_)
+            | FetchError::Checksum { .. }
+            | FetchError::Disk { .. }
+            | FetchError::Client(_)
+            | FetchError::Cancelled => false,
+        }
+    }
+
+    /// A short stable name for the kind of failure, used in `--json` output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::Status { .. } => "http_status",
+            FetchError::Connect(_) => "connect",
+            FetchError::HostNotFound => "dns",
+            FetchError::Timeout(_) => "timeout",
+            FetchError::BodyBroken { .. } => "connection_lost",
+            FetchError::Truncated { .. } => "truncated",
+            FetchError::BadResponse(_) => "bad_response",
+            FetchError::Redirect(_) => "redirect",
+            FetchError::Checksum { .. } => "checksum",
+            FetchError::Disk { .. } => "disk",
+            FetchError::Client(_) => "client",
+            FetchError::Cancelled => "interrupted",
+        }
+    }
+
+    /// The HTTP status that caused this failure, if any.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FetchError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Wrap a disk error with the action and path.
+    pub(crate) fn disk(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        FetchError::Disk {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_statuses_follow_rfc_9110() {
+        let status = |status| FetchError::Status {
+            status,
+            reason: "",
+            retry_after: None,
+        };
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(status(code).is_transient(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 410, 416] {
+            assert!(!status(code).is_transient(), "{code}");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! What the pipeline tells the outside: one [`Event`] stream, consumed on the
+//! main thread by whoever owns the terminal (progress bars, logs, JSON).
+//!
+//! Workers never print. Byte progress is not an event: workers bump shared
+//! counters ([`crate::pool::Live`]) that the display samples a few times a
+//! second, so a 64 KiB chunk costs one relaxed atomic add, not a message.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::{FetchError, LineError};
+use crate::input::Origin;
+
+/// Something that happened in the run.
+#[derive(Debug)]
+pub enum Event {
+    /// A worker began an entry (after skip checks).
+    Started {
+        /// Worker number, `0..jobs`: one progress bar per worker at most.
+        worker: usize,
+        /// The entry.
+        job: Arc<JobInfo>,
+    },
+    /// An attempt ended without finishing the entry and another will follow
+    /// (shown with `-v`).
+    Retrying {
+        /// The entry.
+        job: Arc<JobInfo>,
+        /// The attempt that just failed, 1-based.
+        attempt: u32,
+        /// Why it failed.
+        error: FetchError,
+        /// How long before the next attempt.
+        wait: Duration,
+        /// Bytes already on disk that the next attempt will continue from.
+        resume_from: u64,
+    },
+    /// An entry is finished, one way or another.
+    Finished(EntryReport),
+    /// The input is exhausted: `entries` is the number of entries (including
+    /// rejected lines) this run will report.
+    InputDone {
+        /// Total entries.
+        entries: u64,
+    },
+}
+
+/// The identity of one entry as it travels through the pipeline.
+#[derive(Debug, Clone)]
+pub struct JobInfo {
+    /// List and line.
+    pub origin: Origin,
+    /// What was asked for.
+    pub url: Url,
+    /// Where it goes, relative to the output dir.
+    pub path: PathBuf,
+    /// An opaque tag the job source attached (the Redis queue's entry), echoed back.
+    pub ticket: Option<String>,
+}
+
+/// How an entry ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The file was downloaded and is complete under its final name.
+    Downloaded,
+    /// Nothing was done.
+    Skipped(SkipReason),
+    /// `--update`: the server said the local copy is current (304).
+    Unchanged,
+    /// `--dry-run`: this is where it would go.
+    Planned,
+    /// The entry failed; nothing is under its final name that was not there before.
+    Failed(Problem),
+}
+
+/// Why an entry was skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The final file already exists (default policy).
+    Exists,
+    /// The same URL and OUT came earlier in the run.
+    Duplicate(Origin),
+}
+
+/// What went wrong with a failed entry.
+#[derive(Debug)]
+pub enum Problem {
+    /// The list line itself is unusable.
+    Line {
+        /// The line's text, for the message.
+        text: String,
+        /// Why.
+        error: LineError,
+    },
+    /// The download failed.
+    Fetch(FetchError),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Line { error, .. } => error.fmt(f),
+            Problem::Fetch(error) => error.fmt(f),
+        }
+    }
+}
+
+/// The record of one finished entry (the fields of `--json`).
+#[derive(Debug)]
+pub struct EntryReport {
+    /// List and line.
+    pub origin: Origin,
+    /// The entry; `None` for a line that did not parse.
+    pub job: Option<Arc<JobInfo>>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The URL the body finally came from, after redirects.
+    pub final_url: Option<Url>,
+    /// The last HTTP status seen.
+    pub status: Option<u16>,
+    /// Bytes in the final file (downloaded ones, or the existing size when skipped).
+    pub bytes: u64,
+    /// Bytes that crossed the network for this entry, over all attempts.
+    pub transferred: u64,
+    /// Attempts made (0 when no request was sent).
+    pub attempts: u32,
+    /// Wall time spent on the entry.
+    pub elapsed: Duration,
+}
+
+impl EntryReport {
+    /// A report for an entry that needed no request.
+    pub fn without_request(origin: Origin, job: Option<Arc<JobInfo>>, outcome: Outcome) -> EntryReport {
+        EntryReport {
+            origin,
+            job,
+            outcome,
+            final_url: None,
+            status: None,
+            bytes: 0,
+            transferred: 0,
+            attempts: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Whether this entry counts against the exit code.
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed(_))
+    }
+}

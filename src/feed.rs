@@ -1,0 +1,148 @@
+//! The feeding end of the pipeline: where entries come from ([`Source`]), and
+//! the [`Feeder`] that names them, drops duplicates and queues them as [`Job`]s.
+
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use crate::cancel::Cancel;
+use crate::error::{LineError, RunError};
+use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
+use crate::input::{Entry, ListInput, Origin};
+use crate::naming::{Namer, Placement};
+
+/// One unit of work on the channel.
+pub struct Job {
+    /// Identity and destination.
+    pub info: Arc<JobInfo>,
+    /// Expected SHA-256, if the list gave one.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// Where entries come from: URL lists, or a shared queue.
+pub trait Source: Send {
+    /// Hand every entry to `feeder` as it becomes available; return when there
+    /// are no more, when `feeder.submit` returns false, or on a fatal input error.
+    fn feed(self: Box<Self>, feeder: &mut Feeder) -> Result<(), RunError>;
+}
+
+/// Applies the naming and duplicate rules and queues jobs. Lives on the
+/// source's thread, so the namer needs no lock.
+pub struct Feeder {
+    namer: Namer,
+    jobs: Sender<Job>,
+    events: Sender<Event>,
+    cancel: Cancel,
+    entries: u64,
+}
+
+impl Feeder {
+    pub(crate) fn new(jobs: Sender<Job>, events: Sender<Event>, cancel: Cancel) -> Feeder {
+        Feeder {
+            namer: Namer::new(),
+            jobs,
+            events,
+            cancel,
+            entries: 0,
+        }
+    }
+
+    /// Say that input is over, with the number of entries seen.
+    pub(crate) fn finish(self) {
+        let _ = self.events.send(Event::InputDone {
+            entries: self.entries,
+        });
+    }
+
+    /// Queue an entry (blocking while the channel is full). `ticket` is echoed
+    /// back in its report. Returns false when the run is stopping.
+    pub fn submit(&mut self, entry: Entry, ticket: Option<String>) -> bool {
+        if self.cancel.is_requested() {
+            return false;
+        }
+        self.entries += 1;
+        let placement = self.namer.place(&entry.origin, &entry.url, entry.out.as_ref());
+        let path = match placement {
+            Ok(Placement::At(path)) => path,
+            Ok(Placement::Duplicate(first)) => {
+                let info = JobInfo {
+                    origin: entry.origin.clone(),
+                    url: entry.url,
+                    path: Default::default(),
+                    ticket,
+                };
+                let report = EntryReport::without_request(
+                    entry.origin,
+                    Some(Arc::new(info)),
+                    Outcome::Skipped(SkipReason::Duplicate(first)),
+                );
+                return self.events.send(Event::Finished(report)).is_ok();
+            }
+            Err(error) => {
+                let text = entry.url.to_string();
+                return self.report_line(entry.origin, error, text, ticket);
+            }
+        };
+        let info = Arc::new(JobInfo {
+            origin: entry.origin,
+            url: entry.url,
+            path,
+            ticket,
+        });
+        self.jobs
+            .send(Job {
+                info,
+                sha256: entry.sha256,
+            })
+            .is_ok()
+    }
+
+    /// Report an unusable line as a failed entry. Returns false when the run is stopping.
+    pub fn reject(&mut self, origin: Origin, error: LineError, text: String, ticket: Option<String>) -> bool {
+        self.entries += 1;
+        self.report_line(origin, error, text, ticket)
+    }
+
+    fn report_line(
+        &mut self,
+        origin: Origin,
+        error: LineError,
+        text: String,
+        ticket: Option<String>,
+    ) -> bool {
+        let job = ticket.map(|ticket| {
+            Arc::new(JobInfo {
+                origin: origin.clone(),
+                url: url::Url::parse("invalid:").expect("static URL parses"),
+                path: Default::default(),
+                ticket: Some(ticket),
+            })
+        });
+        let report =
+            EntryReport::without_request(origin, job, Outcome::Failed(Problem::Line { text, error }));
+        self.events.send(Event::Finished(report)).is_ok() && !self.cancel.is_requested()
+    }
+
+    /// Whether the run is stopping.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_requested()
+    }
+}
+
+/// URL lists read one after another, as they arrive.
+pub struct Lists(pub Vec<ListInput>);
+
+impl Source for Lists {
+    fn feed(self: Box<Self>, feeder: &mut Feeder) -> Result<(), RunError> {
+        for list in self.0 {
+            list.for_each_line(|item| match item {
+                Ok(entry) => feeder.submit(entry, None),
+                Err((origin, error, text)) => feeder.reject(origin, error, text, None),
+            })?;
+            if feeder.is_cancelled() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,627 @@
+//! One download, from the skip check to the final rename: requests, redirects,
+//! status checks, streaming to the part file, verification, and the retry and
+//! resume decisions between attempts.
+//!
+//! Resume follows RFC 9110 §14: a retry after part of the body arrived asks
+//! for the rest with `Range: bytes=N-` and `If-Range` (the first response's
+//! strong ETag, else its Last-Modified). A 206 must start exactly at N; a 200
+//! means the server sent the whole (possibly new) representation. Either way
+//! two versions are never spliced: anything unexpected restarts from byte 0.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::Sender;
+use ureq::http::{HeaderMap, StatusCode, header};
+use url::Url;
+
+use crate::cancel::Cancel;
+use crate::config::{Config, Existing};
+use crate::error::FetchError;
+use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
+use crate::outdir::OutDir;
+use crate::part::PartFile;
+use crate::pool::Slot;
+use crate::transport::{Cancelled, IdleTimeout};
+
+/// Size of the buffer each worker streams through. 64 KiB: large enough that
+/// syscalls per byte stay low on a 1 GiB file, small enough for L2 cache.
+pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// Headers whose value is a credential: never sent to another origin after a redirect.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
+/// Everything a worker needs to download entries; one per run, shared by reference.
+pub struct Fetcher {
+    /// The shared HTTP agent (one connection pool).
+    pub agent: ureq::Agent,
+    /// The run's settings.
+    pub config: Arc<Config>,
+    /// Where files go.
+    pub out: Arc<OutDir>,
+    /// The run's stop request.
+    pub cancel: Cancel,
+}
+
+/// What one worker needs besides the entry: its progress slot and the event channel.
+pub struct WorkerCtx<'a> {
+    /// Worker number.
+    pub worker: usize,
+    /// The worker's live byte counters.
+    pub slot: &'a Slot,
+    /// Where events go.
+    pub events: &'a Sender<Event>,
+    /// The worker's reusable streaming buffer.
+    pub buf: &'a mut Vec<u8>,
+}
+
+/// What is known about an entry across its attempts.
+#[derive(Default)]
+struct Progress {
+    attempts: u32,
+    status: Option<u16>,
+    final_url: Option<Url>,
+    transferred: u64,
+    /// The validator of the representation in the part file, for `If-Range`.
+    validator: Option<String>,
+    /// The Last-Modified of the response, applied as the file's mtime.
+    last_modified: Option<SystemTime>,
+}
+
+/// How a successful attempt ended.
+enum Done {
+    /// The whole body is in the part file.
+    Complete,
+    /// 304 to a conditional request.
+    NotModified,
+}
+
+impl Fetcher {
+    /// Download one entry and say how it went. Never panics on network or disk input.
+    pub fn fetch(
+        &self,
+        job: &Arc<JobInfo>,
+        sha256: Option<[u8; 32]>,
+        ctx: &mut WorkerCtx<'_>,
+    ) -> EntryReport {
+        let start = Instant::now();
+        let mut progress = Progress::default();
+        let (outcome, bytes) = match self.run(job, sha256, ctx, &mut progress, start) {
+            Ok((outcome, bytes)) => (outcome, bytes),
+            Err(error) => (Outcome::Failed(Problem::Fetch(error)), 0),
+        };
+        EntryReport {
+            origin: job.origin.clone(),
+            job: Some(job.clone()),
+            outcome,
+            final_url: progress.final_url,
+            status: progress.status,
+            bytes,
+            transferred: progress.transferred,
+            attempts: progress.attempts,
+            elapsed: start.elapsed(),
+        }
+    }
+
+    fn run(
+        &self,
+        job: &Arc<JobInfo>,
+        sha256: Option<[u8; 32]>,
+        ctx: &mut WorkerCtx<'_>,
+        progress: &mut Progress,
+        start: Instant,
+    ) -> Result<(Outcome, u64), FetchError> {
+        let config = &*self.config;
+        let target = self.out.path_of(&job.path);
+        let existing = match std::fs::symlink_metadata(&target) {
+            Ok(meta) => Some(meta),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(FetchError::disk("cannot inspect", &target, e)),
+        };
+        if let Some(meta) = &existing
+            && config.existing == Existing::Skip
+        {
+            return Ok((Outcome::Skipped(SkipReason::Exists), meta.len()));
+        }
+        if config.dry_run {
+            return Ok((Outcome::Planned, 0));
+        }
+        self.out.ensure_parent(&job.path)?;
+        let mode = existing
+            .as_ref()
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
+        let mut part = PartFile::open(&target, config.resume, mode, sha256.is_some())?;
+        let _ = ctx.events.send(Event::Started {
+            worker: ctx.worker,
+            job: job.clone(),
+        });
+        ctx.slot.begin(part.len());
+
+        let mut backoff = Backoff::new(config.retry_wait, config.retry_wait_max);
+        loop {
+            progress.attempts += 1;
+            let result = self.attempt(job, &mut part, ctx, progress, start);
+            let error = match result {
+                Ok(Done::Complete) => break,
+                Ok(Done::NotModified) => {
+                    part.remove();
+                    return Ok((Outcome::Unchanged, existing.map_or(0, |m| m.len())));
+                }
+                Err(error) => error,
+            };
+            if self.cancel.is_requested() {
+                // Keep the part: `-c` continues it on the next run.
+                return Err(FetchError::Cancelled);
+            }
+            let out_of_time = config.max_time.is_some_and(|max| start.elapsed() >= max);
+            if !error.is_transient() || progress.attempts > config.retries || out_of_time {
+                // A resumable part is kept for `-c`; anything else is removed.
+                if error.is_transient() && !part.is_empty() {
+                    drop(part);
+                } else {
+                    part.remove();
+                }
+                return Err(error);
+            }
+            let retry_after = match &error {
+                FetchError::Status { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            let wait = backoff.next(retry_after);
+            let _ = ctx.events.send(Event::Retrying {
+                job: job.clone(),
+                attempt: progress.attempts,
+                error,
+                wait,
+                resume_from: part.len(),
+            });
+            if !sleep_unless_cancelled(wait, &self.cancel) {
+                return Err(FetchError::Cancelled);
+            }
+        }
+
+        if let (Some(want), Some(got)) = (sha256, part.digest())
+            && want != got
+        {
+            part.remove();
+            return Err(FetchError::Checksum {
+                expected: hex(&want),
+                actual: hex(&got),
+            });
+        }
+        let bytes = part.len();
+        part.commit(&target, config.sync, progress.last_modified)?;
+        Ok((Outcome::Downloaded, bytes))
+    }
+
+    /// One request and, if it is the body we want, stream it into the part.
+    fn attempt(
+        &self,
+        job: &JobInfo,
+        part: &mut PartFile,
+        ctx: &mut WorkerCtx<'_>,
+        progress: &mut Progress,
+        start: Instant,
+    ) -> Result<Done, FetchError> {
+        let offset = part.len();
+        let deadline = self
+            .config
+            .max_time
+            .map(|max| max.saturating_sub(start.elapsed()));
+        if deadline.is_some_and(|d| d.is_zero()) {
+            return Err(FetchError::Timeout("--max-time reached".into()));
+        }
+        let if_range = progress.validator.clone();
+        let response = self.send(&job.url, offset, if_range.as_deref(), deadline, progress)?;
+        let status = response.status();
+        progress.status = Some(status.as_u16());
+        let headers = response.headers().clone();
+
+        match status.as_u16() {
+            206 if offset > 0 => {
+                let range = content_range(&headers)?;
+                if range.start != offset {
+                    part.restart()?;
+                    progress.validator = None;
+                    return Err(FetchError::BadResponse(format!(
+                        "server resumed at byte {} instead of {offset}; starting over",
+                        range.start
+                    )));
+                }
+            }
+            416 if offset > 0 => {
+                // The part may already hold the whole file (RFC 9110 §15.5.17).
+                if content_range_total(&headers) == Some(offset) {
+                    return Ok(Done::Complete);
+                }
+                part.restart()?;
+                progress.validator = None;
+                return Err(FetchError::BadResponse(
+                    "server refused to resume; starting over".into(),
+                ));
+            }
+            304 => return Ok(Done::NotModified),
+            200..=299 => {
+                if offset > 0 {
+                    // Range ignored or the representation changed: the whole body follows.
+                    part.restart()?;
+                }
+            }
+            code => {
+                return Err(FetchError::Status {
+                    status: code,
+                    reason: status.canonical_reason().unwrap_or("Unknown"),
+                    retry_after: retry_after(&headers),
+                });
+            }
+        }
+        if progress.validator.is_none() || part.is_empty() {
+            progress.validator = validator(&headers);
+        }
+        progress.last_modified =
+            header_str(&headers, header::LAST_MODIFIED).and_then(|v| httpdate::parse_http_date(v).ok());
+
+        let expected = expected_length(&headers, status, part.len())?;
+        ctx.slot.begin_body(part.len(), expected);
+        let mut reader = response.into_body().into_reader();
+        let buf = &mut *ctx.buf;
+        loop {
+            if self.cancel.is_requested() {
+                return Err(FetchError::Cancelled);
+            }
+            let n = match reader.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(body_error(e, progress.transferred)),
+            };
+            part.write(&buf[..n])?;
+            progress.transferred += n as u64;
+            ctx.slot.advance(n as u64);
+            if expected.is_some_and(|total| part.len() > total) {
+                part.restart()?;
+                return Err(FetchError::BadResponse("body longer than announced".into()));
+            }
+        }
+        if let Some(total) = expected
+            && part.len() < total
+        {
+            return Err(FetchError::Truncated {
+                received: part.len(),
+                expected: total,
+            });
+        }
+        Ok(Done::Complete)
+    }
+
+    /// Send a GET, following redirects by hand (see [`crate::client`]).
+    fn send(
+        &self,
+        url: &Url,
+        offset: u64,
+        validator: Option<&str>,
+        deadline: Option<Duration>,
+        progress: &mut Progress,
+    ) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
+        let origin = url.origin();
+        let mut current = url.clone();
+        let mut visited = vec![current.clone()];
+        loop {
+            let same_origin = current.origin() == origin;
+            let mut request = self
+                .agent
+                .get(current.as_str())
+                .header("Accept-Encoding", "identity");
+            for (name, value) in &self.config.headers {
+                if same_origin || !CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+            }
+            if offset > 0 {
+                request = request.header("Range", format!("bytes={offset}-"));
+                if let Some(validator) = validator {
+                    request = request.header("If-Range", validator);
+                }
+            }
+            if let Some(deadline) = deadline {
+                request = request.config().timeout_global(Some(deadline)).build();
+            }
+            let response = request.call().map_err(request_error)?;
+            progress.final_url = Some(current.clone());
+            let status = response.status();
+            if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
+                return Ok(response);
+            }
+            let Some(location) = header_str(response.headers(), header::LOCATION) else {
+                return Ok(response);
+            };
+            let next = current
+                .join(location)
+                .map_err(|e| FetchError::Redirect(format!("redirect to an invalid URL ({e})")))?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(FetchError::Redirect(format!(
+                    "redirect to unsupported scheme {:?}",
+                    next.scheme()
+                )));
+            }
+            if visited.contains(&next) {
+                return Err(FetchError::Redirect(format!(
+                    "redirect loop ({} redirects, back to {})",
+                    visited.len(),
+                    crate::display::url(&next)
+                )));
+            }
+            if visited.len() > self.config.max_redirects as usize {
+                return Err(FetchError::Redirect(format!(
+                    "too many redirects (more than {})",
+                    self.config.max_redirects
+                )));
+            }
+            visited.push(next.clone());
+            current = next;
+        }
+    }
+}
+
+/// A `Content-Range: bytes START-END/TOTAL` header (RFC 9110 §14.4).
+struct ContentRange {
+    start: u64,
+    end: u64,
+    total: Option<u64>,
+}
+
+/// Numbers from the server are untrusted: anything beyond 2^63 or inconsistent is refused.
+const MAX_SIZE: u64 = 1 << 63;
+
+fn content_range(headers: &HeaderMap) -> Result<ContentRange, FetchError> {
+    let bad = |why: &str| FetchError::BadResponse(format!("{why} Content-Range on a 206"));
+    let value = header_str(headers, header::CONTENT_RANGE).ok_or_else(|| bad("no"))?;
+    let spec = value
+        .trim()
+        .strip_prefix("bytes ")
+        .ok_or_else(|| bad("malformed"))?;
+    let (range, total) = spec.split_once('/').ok_or_else(|| bad("malformed"))?;
+    let (start, end) = range.split_once('-').ok_or_else(|| bad("malformed"))?;
+    let number = |s: &str| s.trim().parse::<u64>().ok().filter(|n| *n < MAX_SIZE);
+    let start = number(start).ok_or_else(|| bad("out-of-range"))?;
+    let end = number(end).ok_or_else(|| bad("out-of-range"))?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(number(t).ok_or_else(|| bad("out-of-range"))?),
+    };
+    if end < start || total.is_some_and(|t| end >= t) {
+        return Err(bad("inconsistent"));
+    }
+    Ok(ContentRange { start, end, total })
+}
+
+/// The `*/TOTAL` of a 416's Content-Range.
+fn content_range_total(headers: &HeaderMap) -> Option<u64> {
+    let value = header_str(headers, header::CONTENT_RANGE)?;
+    value.trim().strip_prefix("bytes */")?.trim().parse().ok()
+}
+
+/// The size the part file must reach, from Content-Length (and Content-Range on a 206).
+fn expected_length(headers: &HeaderMap, status: StatusCode, offset: u64) -> Result<Option<u64>, FetchError> {
+    let length = match header_str(headers, header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n < MAX_SIZE)
+                .ok_or_else(|| FetchError::BadResponse(format!("unusable Content-Length {v:?}")))?,
+        ),
+    };
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        // Chunked framing wins over Content-Length (RFC 9112 §6.3); the end is the last chunk.
+        return Ok(None);
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        let range = content_range(headers)?;
+        let span = range.end - range.start + 1;
+        if length.is_some_and(|l| l != span) {
+            return Err(FetchError::BadResponse(
+                "Content-Length contradicts Content-Range".into(),
+            ));
+        }
+        return Ok(Some(range.total.unwrap_or(range.end + 1)));
+    }
+    Ok(length.map(|l| l + offset))
+}
+
+/// The validator to send as `If-Range`: a strong ETag, else Last-Modified.
+fn validator(headers: &HeaderMap) -> Option<String> {
+    header_str(headers, header::ETAG)
+        .filter(|e| !e.starts_with("W/"))
+        .or_else(|| header_str(headers, header::LAST_MODIFIED))
+        .map(str::to_string)
+}
+
+/// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = header_str(headers, header::RETRY_AFTER)?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Classify a ureq error from sending a request or reading response headers.
+fn request_error(error: ureq::Error) -> FetchError {
+    match error {
+        ureq::Error::Io(e) => io_error(e, "connection failed"),
+        ureq::Error::Timeout(t) => FetchError::Timeout(format!("{t}")),
+        ureq::Error::HostNotFound => FetchError::HostNotFound,
+        ureq::Error::ConnectionFailed => FetchError::Connect("could not connect".into()),
+        ureq::Error::Protocol(e) => FetchError::BadResponse(e.to_string()),
+        ureq::Error::LargeResponseHeader(..) => FetchError::BadResponse("response headers too large".into()),
+        ureq::Error::BadUri(e) => FetchError::Client(format!("invalid URL ({e})")),
+        other => FetchError::Client(other.to_string()),
+    }
+}
+
+/// Classify an I/O error from the transport, recognising our own idle timeout and cancel.
+fn io_error(e: io::Error, context: &str) -> FetchError {
+    if let Some(inner) = e.get_ref() {
+        if inner.is::<Cancelled>() {
+            return FetchError::Cancelled;
+        }
+        if let Some(idle) = inner.downcast_ref::<IdleTimeout>() {
+            return FetchError::Timeout(idle.to_string());
+        }
+    }
+    match e.kind() {
+        io::ErrorKind::TimedOut => FetchError::Timeout(e.to_string()),
+        _ => FetchError::Connect(format!("{context}: {e}")),
+    }
+}
+
+/// Classify an error while reading the body.
+fn body_error(e: io::Error, received: u64) -> FetchError {
+    // ureq reports its own errors through io::Error::other(ureq::Error).
+    let e = match e.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>()) {
+        Some(ureq::Error::Io(_)) | None => e,
+        Some(ureq::Error::Timeout(t)) => return FetchError::Timeout(t.to_string()),
+        Some(other) => {
+            return FetchError::BodyBroken {
+                received,
+                message: other.to_string(),
+            };
+        }
+    };
+    match io_error(e, "") {
+        FetchError::Connect(message) => FetchError::BodyBroken {
+            received,
+            message: message.trim_start_matches(": ").to_string(),
+        },
+        other => other,
+    }
+}
+
+/// Exponential backoff with full jitter (AWS architecture blog, "Exponential
+/// Backoff And Jitter"): the n-th wait is uniform in `[0, min(cap, base·2^n)]`,
+/// which spreads retries of many workers apart. A server's `Retry-After` wins,
+/// capped at the same ceiling so a hostile value cannot park a worker for days.
+struct Backoff {
+    base: Duration,
+    cap: Duration,
+    step: u32,
+}
+
+impl Backoff {
+    fn new(base: Duration, cap: Duration) -> Backoff {
+        Backoff { base, cap, step: 0 }
+    }
+
+    fn next(&mut self, retry_after: Option<Duration>) -> Duration {
+        let ceiling = self.base.saturating_mul(1 << self.step.min(20)).min(self.cap);
+        self.step += 1;
+        match retry_after {
+            Some(wait) => wait.min(self.cap),
+            None => ceiling.mul_f64(fastrand::f64()),
+        }
+    }
+}
+
+/// Sleep in short slices so Ctrl-C is not held up by a backoff; false if cancelled.
+fn sleep_unless_cancelled(total: Duration, cancel: &Cancel) -> bool {
+    let until = Instant::now() + total;
+    loop {
+        if cancel.is_requested() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(100)));
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn content_range_is_parsed_and_checked() {
+        let ok = content_range(&headers(&[("content-range", "bytes 10-19/20")])).unwrap();
+        assert_eq!((ok.start, ok.end, ok.total), (10, 19, Some(20)));
+        for bad in [
+            "bytes 10-9/20",
+            "bytes 10-20/20",
+            "bytes 0-1/99999999999999999999",
+            "bytes 0-9223372036854775808/*",
+            "items 0-1/2",
+            "bytes -1-2/3",
+        ] {
+            assert!(
+                content_range(&headers(&[("content-range", bad)])).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn length_must_agree_with_range() {
+        let h = headers(&[("content-range", "bytes 5-9/10"), ("content-length", "4")]);
+        assert!(expected_length(&h, StatusCode::PARTIAL_CONTENT, 5).is_err());
+        let h = headers(&[("content-range", "bytes 5-9/10"), ("content-length", "5")]);
+        assert_eq!(
+            expected_length(&h, StatusCode::PARTIAL_CONTENT, 5).unwrap(),
+            Some(10)
+        );
+        let h = headers(&[("content-length", "-5")]);
+        assert!(expected_length(&h, StatusCode::OK, 0).is_err());
+        let h = headers(&[("content-length", "18446744073709551615")]);
+        assert!(expected_length(&h, StatusCode::OK, 0).is_err());
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "7")])),
+            Some(Duration::from_secs(7))
+        );
+        let past = headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]);
+        assert_eq!(retry_after(&past), Some(Duration::ZERO));
+        let soon = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(100));
+        let wait = retry_after(&headers(&[("retry-after", &soon)])).unwrap();
+        assert!(
+            wait > Duration::from_secs(95) && wait <= Duration::from_secs(100),
+            "{wait:?}"
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_respects_the_cap() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        for step in 0..10 {
+            let ceiling = Duration::from_millis(100 * (1 << step)).min(Duration::from_secs(1));
+            assert!(b.next(None) <= ceiling);
+        }
+        assert_eq!(b.next(Some(Duration::from_secs(3600))), Duration::from_secs(1));
+    }
+}

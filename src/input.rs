@@ -1,0 +1,287 @@
+//! URL lists: reading them line by line as they arrive, and parsing one line.
+//!
+//! Format, one entry a line: `URL [OUT] [sha256=HEX]`, fields separated by
+//! whitespace. Blank lines and lines starting with `#` are skipped; CRLF line
+//! ends, surrounding whitespace and a UTF-8 byte order mark are accepted.
+//! Reading is streaming: each line becomes an entry as soon as it arrives, so
+//! `producer | fetchq` starts downloading while the producer still runs, and a
+//! list of ten million lines never sits in memory.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::error::{LineError, RunError};
+use crate::naming;
+
+/// One usable line of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Where it came from, for messages: the list's name and 1-based line.
+    pub origin: Origin,
+    /// What to download. Always http or https, with a host.
+    pub url: Url,
+    /// The explicit output path (validated, relative), or `None` to name it from the URL.
+    pub out: Option<OutPath>,
+    /// The expected SHA-256 of the whole file.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// An explicit output path from the list, already checked to stay inside the output dir.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OutPath {
+    /// A file path.
+    File(PathBuf),
+    /// A folder (OUT ended with `/`): the file inside gets the URL's name.
+    Dir(PathBuf),
+}
+
+/// Where an entry came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The list's name as the user gave it (`-` for stdin).
+    pub source: Arc<str>,
+    /// 1-based line number.
+    pub line: u64,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.source, self.line)
+    }
+}
+
+/// The fields of one list line: URL, explicit OUT, expected SHA-256.
+pub type ParsedLine = (Url, Option<OutPath>, Option<[u8; 32]>);
+
+/// Parse one line. `Ok(None)` for blank lines and comments.
+pub fn parse_line(text: &str) -> Result<Option<ParsedLine>, LineError> {
+    let text = text.trim();
+    if text.is_empty() || text.starts_with('#') {
+        return Ok(None);
+    }
+    let mut fields = text.split_whitespace();
+    let url = parse_url(fields.next().unwrap_or_default())?;
+    let mut out = None;
+    let mut sha256 = None;
+    for field in fields {
+        if sha256.is_some() {
+            // The checksum is the trailing field: nothing may follow it.
+            return Err(LineError::ExtraField(field.to_string()));
+        }
+        if let Some(hex) = field.strip_prefix("sha256=") {
+            sha256 = Some(parse_sha256(hex).ok_or_else(|| LineError::BadChecksum(field.to_string()))?);
+        } else if out.is_none() {
+            out = Some(naming::check_out(field)?);
+        } else {
+            return Err(LineError::ExtraField(field.to_string()));
+        }
+    }
+    Ok(Some((url, out, sha256)))
+}
+
+fn parse_url(text: &str) -> Result<Url, LineError> {
+    let url = Url::parse(text).map_err(|e| LineError::BadUrl(e.to_string()))?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => return Err(LineError::Scheme(other.to_string())),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(LineError::NoHost);
+    }
+    Ok(url)
+}
+
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(digest)
+}
+
+/// One input list, opened but not yet read.
+pub struct ListInput {
+    name: Arc<str>,
+    reader: Box<dyn BufRead + Send>,
+}
+
+impl ListInput {
+    /// Open a list: `-` is standard input, anything else a file path.
+    /// Opening happens up front so an unreadable list stops the run before any download.
+    pub fn open(name: &str) -> Result<ListInput, RunError> {
+        let reader: Box<dyn BufRead + Send> = if name == "-" {
+            Box::new(BufReader::new(io::stdin()))
+        } else {
+            let file = File::open(name).map_err(|source| RunError::Input {
+                name: name.to_string(),
+                source,
+            })?;
+            if file.metadata().is_ok_and(|m| m.is_dir()) {
+                return Err(RunError::Input {
+                    name: name.to_string(),
+                    source: io::Error::new(io::ErrorKind::IsADirectory, "is a directory"),
+                });
+            }
+            Box::new(BufReader::with_capacity(64 * 1024, file))
+        };
+        Ok(ListInput {
+            name: name.into(),
+            reader,
+        })
+    }
+
+    /// A list read from any reader (for tests and library users).
+    pub fn from_reader(name: &str, reader: impl BufRead + Send + 'static) -> ListInput {
+        ListInput {
+            name: name.into(),
+            reader: Box::new(reader),
+        }
+    }
+
+    /// The list's name for messages.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// Call `each` for every non-blank, non-comment line as it is read, with
+    /// either the parsed entry or why the line is unusable.
+    /// Stops early when `each` returns `false`.
+    pub fn for_each_line(
+        mut self,
+        mut each: impl FnMut(Result<Entry, (Origin, LineError, String)>) -> bool,
+    ) -> Result<(), RunError> {
+        let mut buf = Vec::with_capacity(256);
+        let mut line = 0u64;
+        loop {
+            buf.clear();
+            let read = self
+                .reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|source| RunError::Input {
+                    name: self.name.to_string(),
+                    source,
+                })?;
+            if read == 0 {
+                return Ok(());
+            }
+            line += 1;
+            let mut bytes = buf.as_slice();
+            if line == 1 {
+                bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            }
+            let origin = Origin {
+                source: self.name.clone(),
+                line,
+            };
+            let item = match std::str::from_utf8(bytes) {
+                Err(_) => Err((
+                    origin,
+                    LineError::NotUtf8,
+                    String::from_utf8_lossy(bytes).trim().to_string(),
+                )),
+                Ok(text) => match parse_line(text) {
+                    Ok(None) => continue,
+                    Ok(Some((url, out, sha256))) => Ok(Entry {
+                        origin,
+                        url,
+                        out,
+                        sha256,
+                    }),
+                    Err(e) => Err((origin, e, text.trim().to_string())),
+                },
+            };
+            if !each(item) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Option<(String, Option<OutPath>, bool)>, LineError> {
+        parse_line(text).map(|o| o.map(|(u, out, sum)| (u.to_string(), out, sum.is_some())))
+    }
+
+    #[test]
+    fn blank_and_comment_lines_are_skipped() {
+        for text in ["", "   ", "\r", "# comment", "  # indented comment"] {
+            assert_eq!(parse(text), Ok(None), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn url_alone_and_with_out_and_checksum() {
+        assert_eq!(
+            parse("  http://h/a.txt\r"),
+            Ok(Some(("http://h/a.txt".into(), None, false)))
+        );
+        assert_eq!(
+            parse("http://h/a.txt sub/b.txt"),
+            Ok(Some((
+                "http://h/a.txt".into(),
+                Some(OutPath::File("sub/b.txt".into())),
+                false
+            )))
+        );
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            parse(&format!("http://h/a x sha256={hex}")),
+            Ok(Some(("http://h/a".into(), Some(OutPath::File("x".into())), true)))
+        );
+        assert_eq!(
+            parse(&format!("http://h/a\tsha256={hex}")),
+            Ok(Some(("http://h/a".into(), None, true)))
+        );
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        assert!(matches!(parse("not a url"), Err(LineError::BadUrl(_))));
+        assert_eq!(parse("ftp://h/a"), Err(LineError::Scheme("ftp".into())));
+        assert_eq!(parse("file:///etc/passwd"), Err(LineError::Scheme("file".into())));
+        assert_eq!(parse("http://h/a /etc/x"), Err(LineError::OutEscapes));
+        assert_eq!(parse("http://h/a ../x"), Err(LineError::OutEscapes));
+        assert_eq!(parse("http://h/a x y"), Err(LineError::ExtraField("y".into())));
+        assert_eq!(
+            parse("http://h/a sha256=12"),
+            Err(LineError::BadChecksum("sha256=12".into()))
+        );
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            parse(&format!("http://h/a sha256={hex} x")),
+            Err(LineError::ExtraField("x".into()))
+        );
+    }
+
+    #[test]
+    fn lines_stream_with_numbers_bom_and_crlf() {
+        let data = b"\xEF\xBB\xBFhttp://h/1\r\n\r\n# c\r\nbogus\r\nhttp://h/2\n\xFF\n".to_vec();
+        let input = ListInput::from_reader("list", io::Cursor::new(data));
+        let mut seen = Vec::new();
+        input
+            .for_each_line(|item| {
+                seen.push(match item {
+                    Ok(e) => format!("{}:{}", e.origin.line, e.url),
+                    Err((o, e, text)) => format!("{}: {e}: {text}", o.line),
+                });
+                true
+            })
+            .unwrap();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen[0], "1:http://h/1");
+        assert!(seen[1].starts_with("4: invalid URL"), "{}", seen[1]);
+        assert_eq!(seen[2], "5:http://h/2");
+        assert_eq!(seen[3], "6: line is not valid UTF-8: \u{FFFD}");
+    }
+}

@@ -1,0 +1,313 @@
+//! Where each entry lands on disk: names from URLs, checks on explicit paths,
+//! and the collision rules of one run.
+//!
+//! Rules (also in `--help` and README):
+//! - The default name is the URL's last path segment, percent-decoded;
+//!   `index.html` when the path ends in `/`. The query never lands in the name.
+//! - Names are sanitised: `/`, `\`, NUL and control characters become `_`,
+//!   `.` and `..` are never names, and a name is at most 255 bytes (shortened
+//!   keeping its extension).
+//! - An explicit OUT may name sub-folders but never leaves the output dir.
+//! - In one run, the same URL (with the same OUT) is downloaded once; later
+//!   copies are skipped as duplicates. Different URLs that want the same
+//!   default name get `NAME-1.EXT`, `NAME-2.EXT`, ... in list order, so the
+//!   result is the same on every run of the same list. Two entries naming the
+//!   same explicit OUT are a conflict: the later one fails.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use percent_encoding::percent_decode_str;
+use url::Url;
+
+use crate::error::LineError;
+use crate::input::{Origin, OutPath};
+
+/// Longest file name most file systems accept, in bytes.
+const MAX_NAME_BYTES: usize = 255;
+/// Room kept for the `.part` suffix and a collision counter, so the
+/// in-progress name fits too.
+const NAME_BUDGET: usize = MAX_NAME_BYTES - ".part".len() - "-99999".len();
+
+/// Check an explicit OUT from a list: relative, no `..`, each part sanitised.
+pub fn check_out(text: &str) -> Result<OutPath, LineError> {
+    let is_dir = text.ends_with('/');
+    let path = Path::new(text);
+    if path.is_absolute() {
+        return Err(LineError::OutEscapes);
+    }
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => clean.push(sanitize(&part.to_string_lossy())),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(LineError::OutEscapes);
+            }
+        }
+    }
+    match (clean.as_os_str().is_empty(), is_dir) {
+        (true, false) => Err(LineError::OutEmpty),
+        (_, true) => Ok(OutPath::Dir(clean)),
+        (false, false) => Ok(OutPath::File(clean)),
+    }
+}
+
+/// The file name a URL gets when the list gives none.
+pub fn name_from_url(url: &Url) -> String {
+    let segment = url
+        .path_segments()
+        .and_then(|mut segments| segments.next_back())
+        .unwrap_or("");
+    if segment.is_empty() {
+        return "index.html".to_string();
+    }
+    let decoded = percent_decode_str(segment).decode_utf8_lossy();
+    sanitize(&decoded)
+}
+
+/// Make any text a safe single file name (see the module rules).
+pub fn sanitize(name: &str) -> String {
+    let mut clean: String = name
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    if clean.is_empty() || clean == "." || clean == ".." {
+        clean = clean.replace('.', "_");
+        if clean.is_empty() {
+            clean.push('_');
+        }
+    }
+    shorten(clean, NAME_BUDGET)
+}
+
+/// Cut a name to `max` bytes on a character boundary, keeping a short extension.
+fn shorten(name: String, max: usize) -> String {
+    if name.len() <= max {
+        return name;
+    }
+    let (stem, ext) = split_ext(&name);
+    let ext = if ext.len() <= 16 { ext } else { "" };
+    let mut cut = max - ext.len();
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{}", &stem[..cut], ext)
+}
+
+/// `("report", ".pdf")`; a leading dot is part of the stem (`.bashrc` has no extension).
+fn split_ext(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(i) if i > 0 => name.split_at(i),
+        _ => (name, ""),
+    }
+}
+
+/// The `n`-th alternative name for a collision: `report-1.pdf`.
+fn numbered(name: &str, n: u32) -> String {
+    let (stem, ext) = split_ext(name);
+    format!("{stem}-{n}{ext}")
+}
+
+/// What the namer decided for one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Write to this path, relative to the output dir.
+    At(PathBuf),
+    /// The same URL and OUT already came earlier in this run.
+    Duplicate(Origin),
+}
+
+/// The collision rules of one run. Keeps a 128-bit fingerprint per distinct
+/// entry and per claimed path rather than the strings themselves, so a list of
+/// millions of lines costs tens of bytes per entry (a fingerprint collision
+/// needs about 2^64 entries).
+#[derive(Default)]
+pub struct Namer {
+    sources: Vec<Arc<str>>,
+    entries: HashMap<u128, (u32, u64)>,
+    paths: HashMap<u128, (u32, u64)>,
+}
+
+impl Namer {
+    /// A namer with nothing claimed.
+    pub fn new() -> Namer {
+        Namer::default()
+    }
+
+    /// Decide where an entry goes, claiming its path for this run.
+    pub fn place(
+        &mut self,
+        origin: &Origin,
+        url: &Url,
+        out: Option<&OutPath>,
+    ) -> Result<Placement, LineError> {
+        let here = (self.source_index(&origin.source), origin.line);
+        let entry_key = fingerprint(&(url.as_str(), out));
+        if let Some(&(source, line)) = self.entries.get(&entry_key) {
+            return Ok(Placement::Duplicate(Origin {
+                source: self.sources[source as usize].clone(),
+                line,
+            }));
+        }
+        let path = match out {
+            Some(OutPath::File(path)) => {
+                let key = fingerprint(path);
+                if let Some(&(_, line)) = self.paths.get(&key) {
+                    return Err(LineError::OutTaken {
+                        path: path.display().to_string(),
+                        line,
+                    });
+                }
+                self.paths.insert(key, here);
+                path.clone()
+            }
+            Some(OutPath::Dir(dir)) => self.claim_free(dir.join(name_from_url(url)), here),
+            None => self.claim_free(PathBuf::from(name_from_url(url)), here),
+        };
+        self.entries.insert(entry_key, here);
+        Ok(Placement::At(path))
+    }
+
+    /// Claim `wanted`, or the first free numbered alternative.
+    pub fn claim_free(&mut self, wanted: PathBuf, here: (u32, u64)) -> PathBuf {
+        let mut candidate = wanted.clone();
+        let name = wanted
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut n = 0;
+        while self.paths.contains_key(&fingerprint(&candidate)) {
+            n += 1;
+            candidate = wanted.with_file_name(numbered(&name, n));
+        }
+        self.paths.insert(fingerprint(&candidate), here);
+        candidate
+    }
+
+    fn source_index(&mut self, source: &Arc<str>) -> u32 {
+        // Lists are few and read in order: the current one is almost always last.
+        if let Some(i) = self
+            .sources
+            .iter()
+            .rposition(|s| Arc::ptr_eq(s, source) || s == source)
+        {
+            return i as u32;
+        }
+        self.sources.push(source.clone());
+        (self.sources.len() - 1) as u32
+    }
+}
+
+/// Two independent 64-bit SipHashes make a 128-bit fingerprint.
+fn fingerprint(value: &impl Hash) -> u128 {
+    let half = |salt: u8| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        salt.hash(&mut hasher);
+        value.hash(&mut hasher);
+        hasher.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn names_come_from_the_last_segment() {
+        let cases = [
+            ("http://h/a/b/file.tar.gz", "file.tar.gz"),
+            ("http://h/caf%C3%A9.txt", "café.txt"),
+            ("http://h/dir/", "index.html"),
+            ("http://h", "index.html"),
+            ("http://h/a.txt?x=1&y=/etc/passwd", "a.txt"),
+            ("http://h/..%2F..%2F.bashrc", ".._.._.bashrc"),
+            // The URL standard already resolves %2e%2e as a dot-segment.
+            ("http://h/a/%2e%2e", "index.html"),
+            ("http://h/a%00b%1b[31m", "a_b_[31m"),
+            ("http://h/back%5Cslash", "back_slash"),
+            ("http://h/%FF.bin", "\u{FFFD}.bin"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(name_from_url(&url(input)), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn dot_names_never_survive() {
+        assert_eq!(sanitize(".."), "__");
+        assert_eq!(sanitize("."), "_");
+        assert_eq!(sanitize(""), "_");
+        assert_eq!(sanitize("..."), "...");
+    }
+
+    #[test]
+    fn long_names_keep_their_extension_and_char_boundaries() {
+        let long = format!("{}.pdf", "é".repeat(200));
+        let short = sanitize(&long);
+        assert!(short.len() <= NAME_BUDGET, "{}", short.len());
+        assert!(short.ends_with(".pdf"));
+        assert!(short.starts_with('é'));
+    }
+
+    #[test]
+    fn explicit_out_stays_inside() {
+        assert_eq!(check_out("a/b.txt"), Ok(OutPath::File("a/b.txt".into())));
+        assert_eq!(check_out("./a/./b.txt"), Ok(OutPath::File("a/b.txt".into())));
+        assert_eq!(check_out("docs/"), Ok(OutPath::Dir("docs".into())));
+        assert_eq!(check_out("/etc/passwd"), Err(LineError::OutEscapes));
+        assert_eq!(check_out("a/../../b"), Err(LineError::OutEscapes));
+        assert_eq!(check_out(".."), Err(LineError::OutEscapes));
+        assert_eq!(check_out("."), Err(LineError::OutEmpty));
+    }
+
+    #[test]
+    fn collisions_get_numbered_and_duplicates_detected() {
+        let mut namer = Namer::new();
+        let src: Arc<str> = "list".into();
+        let at = |line| Origin {
+            source: src.clone(),
+            line,
+        };
+        let mut place = |line, u: &str, out: Option<OutPath>| namer.place(&at(line), &url(u), out.as_ref());
+        assert_eq!(
+            place(1, "http://a/x.pdf", None),
+            Ok(Placement::At("x.pdf".into()))
+        );
+        assert_eq!(
+            place(2, "http://b/x.pdf", None),
+            Ok(Placement::At("x-1.pdf".into()))
+        );
+        assert_eq!(place(3, "http://a/x.pdf", None), Ok(Placement::Duplicate(at(1))));
+        assert_eq!(
+            place(4, "http://c/x.pdf", None),
+            Ok(Placement::At("x-2.pdf".into()))
+        );
+        assert_eq!(
+            place(5, "http://d/x-1.pdf", None),
+            Ok(Placement::At("x-1-1.pdf".into()))
+        );
+        assert_eq!(
+            place(6, "http://e/y", Some(OutPath::File("x.pdf".into()))),
+            Err(LineError::OutTaken {
+                path: "x.pdf".into(),
+                line: 1
+            })
+        );
+        assert_eq!(
+            place(7, "http://a/x.pdf", Some(OutPath::Dir("sub".into()))),
+            Ok(Placement::At("sub/x.pdf".into()))
+        );
+    }
+}

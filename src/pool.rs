@@ -1,0 +1,193 @@
+//! The pipeline: a feeder thread turns entries into jobs on a bounded channel,
+//! a fixed pool of worker threads drains it, and the calling thread collects
+//! events until every sender is gone.
+//!
+//! ```text
+//!  Source ──▶ Feeder (naming, dedup) ──bounded(4·jobs)──▶ workers ×jobs ──▶ events ──▶ caller's Observer
+//!                                                            │
+//!                                                    Slot counters (sampled by the observer's tick)
+//! ```
+//! The channel is bounded so a ten-million-line stdin never sits in memory:
+//! the feeder blocks until a worker is free. Shutdown is by disconnection: the
+//! feeder drops its sender when input ends (or on cancel), workers' loops end
+//! when the channel is empty, and the event loop ends when the last worker
+//! drops its event sender.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::{RecvTimeoutError, bounded, unbounded};
+
+use crate::cancel::Cancel;
+use crate::config::Config;
+use crate::error::RunError;
+use crate::event::Event;
+use crate::feed::{Feeder, Job, Source};
+use crate::fetch::{Fetcher, WorkerCtx};
+use crate::outdir::OutDir;
+use crate::report::Summary;
+
+/// How often the observer's `tick` runs while nothing else happens.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Live byte counters of one worker, written by the worker after each chunk
+/// and read by the display. Relaxed atomics: a display may be a chunk behind.
+#[derive(Debug, Default)]
+pub struct Slot {
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+/// `total` value meaning "length unknown".
+const UNKNOWN: u64 = u64::MAX;
+
+impl Slot {
+    /// A new entry starts, with `from` bytes already on disk.
+    pub fn begin(&self, from: u64) {
+        self.done.store(from, Ordering::Relaxed);
+        self.total.store(UNKNOWN, Ordering::Relaxed);
+    }
+
+    /// A response body starts: `done` bytes on disk, `total` expected if known.
+    pub fn begin_body(&self, done: u64, total: Option<u64>) {
+        self.done.store(done, Ordering::Relaxed);
+        self.total.store(total.unwrap_or(UNKNOWN), Ordering::Relaxed);
+    }
+
+    /// `n` more bytes arrived.
+    pub fn advance(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Bytes on disk and expected total for the current entry.
+    pub fn read(&self) -> (u64, Option<u64>) {
+        let total = self.total.load(Ordering::Relaxed);
+        (
+            self.done.load(Ordering::Relaxed),
+            (total != UNKNOWN).then_some(total),
+        )
+    }
+}
+
+/// The live counters of every worker plus run-wide totals.
+#[derive(Debug)]
+pub struct Live {
+    /// One slot per worker.
+    pub slots: Box<[Slot]>,
+}
+
+/// Receives the run's events on the calling thread (the one that owns the terminal).
+pub trait Observer {
+    /// Something happened.
+    fn event(&mut self, event: &Event, live: &Live);
+    /// Time passed (about every 100 ms); redraw if needed.
+    fn tick(&mut self, _live: &Live) {}
+}
+
+/// Run the whole pipeline on `source` and return the summary once every
+/// entry is finished (or the run was cancelled and in-flight entries stopped).
+///
+/// An `Err` means the run could not start (unusable output directory). An
+/// input that fails mid-way stops the feeding; entries already queued still
+/// finish, and the error is in [`Summary::input_error`].
+pub fn run(
+    config: Config,
+    source: Box<dyn Source>,
+    cancel: &Cancel,
+    observer: &mut dyn Observer,
+) -> Result<Summary, RunError> {
+    let jobs = config.jobs.clamp(1, 1024);
+    let out = Arc::new(OutDir::prepare(&config.dir)?);
+    let config = Arc::new(config);
+    let fetcher = Fetcher {
+        agent: crate::client::agent(&config, cancel, None),
+        config: config.clone(),
+        out,
+        cancel: cancel.clone(),
+    };
+    let live = Live {
+        slots: (0..jobs).map(|_| Slot::default()).collect(),
+    };
+    let (job_tx, job_rx) = bounded::<Job>(4 * jobs);
+    let (event_tx, event_rx) = unbounded::<Event>();
+    let not_started = AtomicU64::new(0);
+    let mut summary = Summary::new(jobs);
+
+    let feed_result = thread::scope(|scope| -> Result<Result<(), RunError>, RunError> {
+        let mut feeder = Feeder::new(job_tx, event_tx.clone(), cancel.clone());
+        let feeder_thread = thread::Builder::new()
+            .name("fetchq-input".into())
+            .spawn_scoped(scope, move || {
+                let result = source.feed(&mut feeder);
+                feeder.finish();
+                result
+            })
+            .map_err(RunError::Spawn)?;
+
+        let mut workers = Vec::with_capacity(jobs);
+        for worker in 0..jobs {
+            let job_rx = job_rx.clone();
+            let events = event_tx.clone();
+            let (fetcher, slot, cancel, not_started) = (&fetcher, &live.slots[worker], cancel, &not_started);
+            let handle = thread::Builder::new()
+                .name(format!("fetchq-worker-{worker}"))
+                .spawn_scoped(scope, move || {
+                    let mut buf = vec![0u8; crate::fetch::CHUNK];
+                    for job in job_rx {
+                        if cancel.is_requested() {
+                            // Stop handing out entries; the feeder is dropping its end too.
+                            not_started.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        let mut ctx = WorkerCtx {
+                            worker,
+                            slot,
+                            events: &events,
+                            buf: &mut buf,
+                        };
+                        let report = fetcher.fetch(&job.info, job.sha256, &mut ctx);
+                        if events.send(Event::Finished(report)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            match handle {
+                Ok(handle) => workers.push(handle),
+                Err(e) => {
+                    cancel.request(libc_sigterm());
+                    return Err(RunError::Spawn(e));
+                }
+            }
+        }
+        drop(event_tx);
+        drop(job_rx);
+
+        loop {
+            match event_rx.recv_timeout(TICK) {
+                Ok(event) => {
+                    summary.record(&event);
+                    observer.event(&event, &live);
+                }
+                Err(RecvTimeoutError::Timeout) => observer.tick(&live),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        for worker in workers {
+            if worker.join().is_err() {
+                summary.note_worker_panic();
+            }
+        }
+        feeder_thread
+            .join()
+            .map_err(|_| RunError::Spawn(std::io::Error::other("input thread panicked")))
+    })?;
+    summary.finish(not_started.into_inner(), cancel.signal(), feed_result.err());
+    Ok(summary)
+}
+
+/// SIGTERM's number, used to stop the pool when it cannot be fully started.
+fn libc_sigterm() -> i32 {
+    15
+}

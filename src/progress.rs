@@ -1,0 +1,277 @@
+//! What a person sees on stderr while a run goes and when it ends. The only
+//! code that touches indicatif.
+//!
+//! Three modes, chosen by the binary:
+//! - [`Mode::Bars`] (stderr is a terminal): one overall bar (files done/total,
+//!   bytes, rate, ETA) and one bar per active download, never more than workers.
+//!   Log lines go through `MultiProgress::println` so bars never tear.
+//! - [`Mode::Plain`] (stderr is a pipe or file, e.g. cron): no bars, no `\r`;
+//!   one line per failure as it happens, then the summary.
+//! - [`Mode::Quiet`] (`-q`): nothing on success; failures and a one-line count
+//!   of them.
+//!
+//! With `verbose`, every finished entry and every retry gets a line too.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::display;
+use crate::event::{EntryReport, Event, JobInfo, Outcome, SkipReason};
+use crate::pool::{Live, Observer};
+use crate::report::{FailureLine, Summary};
+
+/// How much to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Live progress bars (stderr is a terminal).
+    Bars,
+    /// Line-oriented output for pipes and logs.
+    Plain,
+    /// Failures only.
+    Quiet,
+}
+
+/// The stderr observer.
+pub struct Terminal {
+    mode: Mode,
+    verbose: bool,
+    bars: Option<Bars>,
+    entries: Option<u64>,
+    finished: u64,
+    finished_bytes: u64,
+    started: Instant,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    /// One per worker: the entry it works on and its bar.
+    active: Vec<Option<(Arc<JobInfo>, ProgressBar)>>,
+}
+
+impl Terminal {
+    /// A view for a run with `jobs` workers.
+    pub fn new(mode: Mode, verbose: bool, jobs: usize) -> Terminal {
+        let bars = (mode == Mode::Bars).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+            let overall = multi.add(ProgressBar::no_length());
+            overall.set_style(overall_style(false));
+            overall.enable_steady_tick(Duration::from_millis(100));
+            Bars {
+                multi,
+                overall,
+                active: (0..jobs).map(|_| None).collect(),
+            }
+        });
+        Terminal {
+            mode,
+            verbose,
+            bars,
+            entries: None,
+            finished: 0,
+            finished_bytes: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// Print a line without tearing the bars.
+    fn line(&self, text: &str) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.multi.println(text);
+            }
+            None => {
+                let _ = writeln!(io::stderr().lock(), "{text}");
+            }
+        }
+    }
+
+    fn finished(&mut self, report: &EntryReport) {
+        self.finished += 1;
+        self.finished_bytes += report.transferred;
+        if let Some(line) = FailureLine::from_report(report) {
+            self.line(&line.to_string());
+        } else if self.verbose {
+            self.line(&describe(report));
+        }
+        if let (Some(bars), Some(job)) = (self.bars.as_mut(), &report.job) {
+            for slot in bars.active.iter_mut() {
+                if slot.as_ref().is_some_and(|(j, _)| Arc::ptr_eq(j, job))
+                    && let Some((_, bar)) = slot.take()
+                {
+                    bar.finish_and_clear();
+                    bars.multi.remove(&bar);
+                }
+            }
+            bars.overall.set_position(self.finished);
+        }
+    }
+
+    /// Clear the bars and print the closing report.
+    pub fn finish(&mut self, summary: &Summary) {
+        if let Some(bars) = self.bars.take() {
+            for (_, bar) in bars.active.into_iter().flatten() {
+                bar.finish_and_clear();
+            }
+            bars.overall.finish_and_clear();
+            let _ = bars.multi.clear();
+        }
+        let mut err = io::stderr().lock();
+        if let Some(signal) = summary.interrupted {
+            let name = if signal == 15 { "SIGTERM" } else { "SIGINT" };
+            let _ = writeln!(
+                err,
+                "fetchq: interrupted by {name}; partial files kept as NAME.part (continue with -c)"
+            );
+        }
+        match self.mode {
+            Mode::Quiet => {
+                if summary.failed > 0 {
+                    let _ = writeln!(
+                        err,
+                        "fetchq: {} of {} entries failed",
+                        summary.failed,
+                        summary.finished()
+                    );
+                }
+            }
+            Mode::Plain => {
+                let _ = writeln!(err, "{}", summary.headline());
+            }
+            Mode::Bars => {
+                let _ = writeln!(err, "{}", summary.headline());
+                if !summary.failures.is_empty() {
+                    let _ = writeln!(err, "failed:");
+                    for failure in &summary.failures {
+                        let _ = writeln!(err, "  {failure}");
+                    }
+                    let more = summary.failed.saturating_sub(summary.failures.len() as u64);
+                    if more > 0 {
+                        let _ = writeln!(err, "  ... and {more} more");
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Observer for Terminal {
+    fn event(&mut self, event: &Event, live: &Live) {
+        match event {
+            Event::Started { worker, job } => {
+                if let Some(bars) = self.bars.as_mut() {
+                    let bar = bars.multi.add(ProgressBar::no_length());
+                    bar.set_style(file_style());
+                    bar.set_message(display::text(&job.path.to_string_lossy()).into_owned());
+                    if let Some(slot) = bars.active.get_mut(*worker)
+                        && let Some((_, old)) = slot.replace((job.clone(), bar))
+                    {
+                        old.finish_and_clear();
+                        bars.multi.remove(&old);
+                    }
+                }
+            }
+            Event::Retrying {
+                job,
+                attempt,
+                error,
+                wait,
+                resume_from,
+            } => {
+                if self.verbose {
+                    let resume = if *resume_from > 0 {
+                        format!(", continuing from byte {resume_from}")
+                    } else {
+                        String::new()
+                    };
+                    self.line(&format!(
+                        "{}: {}: attempt {attempt} failed: {}; retrying in {:.1} s{resume}",
+                        display::text(&job.origin.to_string()),
+                        display::url(&job.url),
+                        display::text(&error.to_string()),
+                        wait.as_secs_f32()
+                    ));
+                }
+            }
+            Event::Finished(report) => self.finished(report),
+            Event::InputDone { entries } => {
+                self.entries = Some(*entries);
+                if let Some(bars) = &self.bars {
+                    bars.overall.set_length(*entries);
+                    bars.overall.set_style(overall_style(true));
+                }
+            }
+        }
+        self.tick(live);
+    }
+
+    fn tick(&mut self, live: &Live) {
+        let Some(bars) = &self.bars else {
+            return;
+        };
+        let mut in_flight = 0;
+        for (slot, active) in live.slots.iter().zip(&bars.active) {
+            if let Some((_, bar)) = active {
+                let (done, total) = slot.read();
+                if let Some(total) = total {
+                    bar.set_length(total);
+                }
+                bar.set_position(done);
+                in_flight += done;
+            }
+        }
+        let bytes = self.finished_bytes + in_flight;
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        bars.overall.set_message(format!(
+            "{}  {}/s",
+            display::bytes(bytes),
+            display::bytes((bytes as f64 / secs) as u64)
+        ));
+    }
+}
+
+/// One line for a finished entry in verbose mode.
+fn describe(report: &EntryReport) -> String {
+    let origin = display::text(&report.origin.to_string()).into_owned();
+    let (url, path) = match &report.job {
+        Some(job) => (
+            display::url(&job.url),
+            display::text(&job.path.to_string_lossy()).into_owned(),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let what = match &report.outcome {
+        Outcome::Downloaded => format!(
+            "downloaded {path} ({}, {:.2} s)",
+            display::bytes(report.bytes),
+            report.elapsed.as_secs_f32()
+        ),
+        Outcome::Skipped(SkipReason::Exists) => format!("skipped: {path} already exists"),
+        Outcome::Skipped(SkipReason::Duplicate(first)) => {
+            format!("skipped: duplicate of {}", display::text(&first.to_string()))
+        }
+        Outcome::Unchanged => format!("unchanged: {path}"),
+        Outcome::Planned => format!("would write {path}"),
+        Outcome::Failed(problem) => format!("failed: {problem}"),
+    };
+    format!("{origin}: {url}: {what}")
+}
+
+fn overall_style(known_total: bool) -> ProgressStyle {
+    let template = if known_total {
+        "{spinner} [{elapsed_precise}] [{bar:30}] {pos}/{len} files  {msg}  ETA {eta}"
+    } else {
+        "{spinner} [{elapsed_precise}] {pos} files  {msg}"
+    };
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+fn file_style() -> ProgressStyle {
+    ProgressStyle::with_template("  {wide_msg} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}

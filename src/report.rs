@@ -1,0 +1,218 @@
+//! The run's [`Summary`], folded from events, and the exit code it implies.
+//!
+//! Exit codes (also in `--help` and README):
+//! - 0: every entry downloaded, unchanged, or already present
+//! - 1: at least one entry failed (all others were still done)
+//! - 2: usage error, unreadable input, unusable output directory
+//! - 130 / 143: interrupted by SIGINT / SIGTERM
+
+use std::time::{Duration, Instant};
+
+use crate::error::RunError;
+use crate::event::{EntryReport, Event, Outcome, Problem};
+
+/// Exit code: everything went fine.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: at least one entry failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: usage error or a run that could not start.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Most failures kept for the closing list; the count is always exact.
+const KEPT_FAILURES: usize = 1000;
+
+/// One failed entry as the closing report lists it.
+#[derive(Debug, Clone)]
+pub struct FailureLine {
+    /// `FILE:LINE`.
+    pub origin: String,
+    /// The URL (credentials removed) or the unusable line's text, escaped.
+    pub what: String,
+    /// The cause in plain words.
+    pub cause: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+impl FailureLine {
+    /// Build the line for a failed report; `None` if it did not fail.
+    pub fn from_report(report: &EntryReport) -> Option<FailureLine> {
+        let Outcome::Failed(problem) = &report.outcome else {
+            return None;
+        };
+        let what = match (problem, &report.job) {
+            (Problem::Line { text, .. }, _) => crate::display::line(text),
+            (_, Some(job)) => crate::display::url(&job.url),
+            (_, None) => String::new(),
+        };
+        Some(FailureLine {
+            origin: crate::display::text(&report.origin.to_string()).into_owned(),
+            what,
+            cause: crate::display::text(&problem.to_string()).into_owned(),
+            attempts: report.attempts,
+        })
+    }
+}
+
+impl std::fmt::Display for FailureLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}: {}", self.origin, self.what, self.cause)?;
+        if self.attempts > 1 {
+            write!(f, " (after {} attempts)", self.attempts)?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts and totals of a run.
+#[derive(Debug)]
+pub struct Summary {
+    /// Worker count of the run.
+    pub jobs: usize,
+    /// Entries downloaded.
+    pub downloaded: u64,
+    /// Entries skipped (already present, or duplicates).
+    pub skipped: u64,
+    /// Entries the server reported unchanged (`--update`).
+    pub unchanged: u64,
+    /// Entries planned (`--dry-run`).
+    pub planned: u64,
+    /// Entries failed (including unusable lines).
+    pub failed: u64,
+    /// Entries queued but never started because the run was interrupted.
+    pub not_started: u64,
+    /// Bytes written to finished files.
+    pub bytes: u64,
+    /// Failures, in the order they happened (at most [`KEPT_FAILURES`]).
+    pub failures: Vec<FailureLine>,
+    /// The signal that interrupted the run, if any.
+    pub interrupted: Option<i32>,
+    /// An input list that broke mid-way.
+    pub input_error: Option<RunError>,
+    /// Worker threads that panicked (a bug; reported, and the exit code says failure).
+    pub worker_panics: u32,
+    started: Instant,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// An empty summary; the clock starts now.
+    pub fn new(jobs: usize) -> Summary {
+        Summary {
+            jobs,
+            downloaded: 0,
+            skipped: 0,
+            unchanged: 0,
+            planned: 0,
+            failed: 0,
+            not_started: 0,
+            bytes: 0,
+            failures: Vec::new(),
+            interrupted: None,
+            input_error: None,
+            worker_panics: 0,
+            started: Instant::now(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Fold one event in.
+    pub fn record(&mut self, event: &Event) {
+        let Event::Finished(report) = event else {
+            return;
+        };
+        match &report.outcome {
+            Outcome::Downloaded => {
+                self.downloaded += 1;
+                self.bytes += report.bytes;
+            }
+            Outcome::Skipped(_) => self.skipped += 1,
+            Outcome::Unchanged => self.unchanged += 1,
+            Outcome::Planned => self.planned += 1,
+            Outcome::Failed(_) => {
+                self.failed += 1;
+                if self.failures.len() < KEPT_FAILURES {
+                    self.failures.extend(FailureLine::from_report(report));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn note_worker_panic(&mut self) {
+        self.worker_panics += 1;
+    }
+
+    pub(crate) fn finish(
+        &mut self,
+        not_started: u64,
+        interrupted: Option<i32>,
+        input_error: Option<RunError>,
+    ) {
+        self.not_started = not_started;
+        self.interrupted = interrupted;
+        self.input_error = input_error;
+        self.elapsed = self.started.elapsed();
+    }
+
+    /// Entries that reached an end (any outcome).
+    pub fn finished(&self) -> u64 {
+        self.downloaded + self.skipped + self.unchanged + self.planned + self.failed
+    }
+
+    /// The process exit code this run deserves.
+    pub fn exit_code(&self) -> u8 {
+        if let Some(signal) = self.interrupted {
+            return 128u8.saturating_add(signal.clamp(0, 127) as u8);
+        }
+        if self.input_error.is_some() {
+            return EXIT_USAGE;
+        }
+        if self.failed > 0 || self.worker_panics > 0 {
+            return EXIT_FAILED;
+        }
+        EXIT_OK
+    }
+
+    /// The one-line human summary: counts, bytes, time, rate.
+    pub fn headline(&self) -> String {
+        let secs = self.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 };
+        let mut parts = vec![format!("{} downloaded", self.downloaded)];
+        if self.unchanged > 0 {
+            parts.push(format!("{} unchanged", self.unchanged));
+        }
+        parts.push(format!("{} skipped", self.skipped));
+        parts.push(format!("{} failed", self.failed));
+        if self.planned > 0 {
+            parts.push(format!("{} planned", self.planned));
+        }
+        if self.not_started > 0 {
+            parts.push(format!("{} not started", self.not_started));
+        }
+        format!(
+            "{}: {} in {:.2} s ({}/s)",
+            parts.join(", "),
+            crate::display::bytes(self.bytes),
+            secs,
+            crate::display::bytes(rate as u64)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        let mut s = Summary::new(1);
+        assert_eq!(s.exit_code(), 0);
+        s.failed = 1;
+        assert_eq!(s.exit_code(), 1);
+        s.interrupted = Some(2);
+        assert_eq!(s.exit_code(), 130);
+        s.interrupted = Some(15);
+        assert_eq!(s.exit_code(), 143);
+    }
+}
