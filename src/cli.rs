@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 use fetchq::{Config, Existing, ProxyChoice};
 
 const EXAMPLES: &str = "\
@@ -60,32 +60,64 @@ Exit codes:
 /// downloads every entry with a fixed pool of workers, streaming each body to
 /// disk.
 #[derive(Debug, Parser)]
-#[command(name = "fetchq", version, after_help = EXAMPLES, after_long_help = LONG_EXAMPLES)]
+#[command(
+    name = "fetchq",
+    version,
+    after_help = EXAMPLES,
+    after_long_help = LONG_EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
-    /// The download options.
+    /// Other commands (shell completions, man page, the Redis queue).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Where the URL lists come from.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// How to download.
     #[command(flatten)]
     pub download: DownloadArgs,
+    /// What to print.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
-/// Options of a download run.
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a shell completion script to standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output.
+    Man,
+}
+
+/// The URL lists.
 #[derive(Debug, Args)]
-pub struct DownloadArgs {
+pub struct InputArgs {
     /// URL lists to read, in order; `-` is standard input.
     #[arg(value_name = "FILE", help_heading = "Input")]
     pub files: Vec<String>,
 
-    /// Number of simultaneous downloads.
-    #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Behaviour")]
-    pub jobs: u16,
+    /// Another URL list to read (repeatable; the habit of wget -i and aria2c -i).
+    ///
+    /// Lists given with -i are read before the FILE arguments.
+    #[arg(short = 'i', long = "input-file", value_name = "FILE", help_heading = "Input")]
+    pub input_files: Vec<String>,
+}
 
-    /// Directory to write into (created if missing).
-    #[arg(short, long, value_name = "DIR", default_value = ".", help_heading = "Output")]
-    pub dir: PathBuf,
+impl InputArgs {
+    /// Every list in reading order; empty if none was named.
+    pub fn names(&self) -> Vec<String> {
+        self.input_files.iter().chain(&self.files).cloned().collect()
+    }
+}
 
-    /// Replace files that already exist instead of skipping them.
-    #[arg(long, help_heading = "Output")]
-    pub overwrite: bool,
-
+/// What to print and where.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
     /// Print nothing unless an entry fails (for cron).
     #[arg(short, long, conflicts_with = "verbose", help_heading = "Output format")]
     pub quiet: bool,
@@ -93,6 +125,80 @@ pub struct DownloadArgs {
     /// Print a line for every entry and every retry.
     #[arg(short, long, help_heading = "Output format")]
     pub verbose: bool,
+
+    /// Print one JSON object per finished entry on stdout, then a summary object.
+    ///
+    /// Newline-delimited JSON (one object per line), written as each entry
+    /// finishes. Human text and progress stay on stderr. Fields are listed in
+    /// README.md.
+    #[arg(long, help_heading = "Output format")]
+    pub json: bool,
+
+    /// Append one line per event, with an RFC 3339 timestamp, to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Output format")]
+    pub log: Option<PathBuf>,
+}
+
+/// Options of a download run (also used by `fetchq worker`).
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// Number of simultaneous downloads.
+    #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Behaviour")]
+    pub jobs: u16,
+
+    /// Retries of a failed attempt (connection errors, timeouts, short bodies, 408, 429, 5xx).
+    #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Behaviour")]
+    pub retries: u32,
+
+    /// Base wait before a retry, in seconds; doubles each attempt, with full jitter.
+    ///
+    /// The n-th retry waits a random time between 0 and min(--retry-wait-max,
+    /// RETRY_WAIT * 2^(n-1)). A server's Retry-After (seconds or HTTP date)
+    /// replaces the random wait, capped at --retry-wait-max.
+    #[arg(long, value_name = "SECS", default_value = "0.5", value_parser = parse_secs, help_heading = "Behaviour")]
+    pub retry_wait: Duration,
+
+    /// Longest wait between attempts, in seconds (caps Retry-After too).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs, help_heading = "Behaviour")]
+    pub retry_wait_max: Duration,
+
+    /// Show where each entry would be written, without touching the network.
+    #[arg(long, help_heading = "Behaviour")]
+    pub dry_run: bool,
+
+    /// Directory to write into (created if missing).
+    #[arg(short, long, value_name = "DIR", default_value = ".", help_heading = "Output")]
+    pub dir: PathBuf,
+
+    /// Replace files that already exist instead of skipping them.
+    #[arg(long, conflicts_with = "update", help_heading = "Output")]
+    pub overwrite: bool,
+
+    /// Re-download an existing file only if the server's copy changed.
+    ///
+    /// Sends If-None-Match (the ETag kept from the last download) and
+    /// If-Modified-Since (the file's mtime, set from Last-Modified); a 304
+    /// counts as "unchanged". A changed file is replaced atomically.
+    #[arg(short = 'N', long, help_heading = "Output")]
+    pub update: bool,
+
+    /// Continue NAME.part files left by an earlier run instead of starting over.
+    ///
+    /// The rest is requested with a Range request; if the server sends the
+    /// whole file or a different version, the download starts over from zero.
+    /// Without -c, a leftover NAME.part is replaced.
+    #[arg(short = 'c', long = "continue", help_heading = "Output")]
+    pub resume: bool,
+
+    /// fsync each file and its folder before the final rename (durable across power loss).
+    #[arg(long, help_heading = "Output")]
+    pub sync: bool,
+
+    /// Name files from the server's Content-Disposition header when the list gives no OUT.
+    ///
+    /// The name is sanitised like any other and stays in the entry's folder.
+    #[arg(long, help_heading = "Output")]
+    pub content_disposition: bool,
 
     /// Extra request header, `Name: value` (repeatable).
     ///
@@ -117,9 +223,47 @@ pub struct DownloadArgs {
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs, help_heading = "Network")]
     pub timeout: Duration,
 
-    /// Retries of a failed attempt (connection errors, timeouts, short bodies, 408, 429, 5xx).
-    #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Behaviour")]
-    pub retries: u32,
+    /// Longest time one entry may take in all, retries included (0: no limit).
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs, help_heading = "Network")]
+    pub max_time: Duration,
+
+    /// Redirects to follow per entry; a loop fails the entry.
+    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Network")]
+    pub max_redirects: u32,
+
+    /// Most simultaneous connections to one host (host and port), across all workers.
+    ///
+    /// Equal to the default --jobs, so a one-host list uses every worker, while
+    /// -j 64 over many hosts never opens more than 8 connections to any one of
+    /// them (browsers use 6; aria2 defaults to 1 per download but runs 5
+    /// downloads at once).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..), help_heading = "Network")]
+    pub per_host: u16,
+
+    /// Total download rate across all workers, e.g. 500K or 2M (bytes/s, K = 1024).
+    #[arg(long, value_name = "RATE", value_parser = fetchq::rate::parse_rate, help_heading = "Network")]
+    pub limit_rate: Option<u64>,
+
+    /// Send every request through this proxy (overrides http_proxy/https_proxy/no_proxy).
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "no_proxy",
+        help_heading = "Network"
+    )]
+    pub proxy: Option<String>,
+
+    /// Ignore proxy settings from the environment and connect directly.
+    #[arg(long, help_heading = "Network")]
+    pub no_proxy: bool,
+
+    /// Accept any TLS certificate (prints a warning; never the default).
+    #[arg(long, help_heading = "Network")]
+    pub insecure: bool,
+
+    /// Also trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "FILE", help_heading = "Network")]
+    pub cacert: Option<PathBuf>,
 }
 
 /// Seconds as a number (fractions allowed); `0` means no limit where that makes sense.
@@ -159,11 +303,12 @@ impl DownloadArgs {
     pub fn to_config(&self) -> Result<Config, String> {
         let mut config = Config::new(&self.dir);
         config.jobs = usize::from(self.jobs);
-        config.existing = if self.overwrite {
-            Existing::Overwrite
-        } else {
-            Existing::Skip
+        config.existing = match (self.overwrite, self.update) {
+            (true, _) => Existing::Overwrite,
+            (_, true) => Existing::Update,
+            _ => Existing::Skip,
         };
+        config.resume = self.resume;
         config.headers = self
             .headers
             .iter()
@@ -174,8 +319,23 @@ impl DownloadArgs {
         }
         config.connect_timeout = non_zero(self.connect_timeout);
         config.idle_timeout = non_zero(self.timeout);
+        config.max_time = non_zero(self.max_time);
         config.retries = self.retries;
-        config.proxy = ProxyChoice::FromEnv;
+        config.retry_wait = self.retry_wait;
+        config.retry_wait_max = self.retry_wait_max.max(self.retry_wait);
+        config.max_redirects = self.max_redirects;
+        config.sync = self.sync;
+        config.content_disposition = self.content_disposition;
+        config.dry_run = self.dry_run;
+        config.insecure = self.insecure;
+        config.cacert = self.cacert.clone();
+        config.per_host = usize::from(self.per_host);
+        config.limit_rate = self.limit_rate;
+        config.proxy = match (&self.proxy, self.no_proxy) {
+            (Some(url), _) => ProxyChoice::Url(url.clone()),
+            (None, true) => ProxyChoice::Off,
+            (None, false) => ProxyChoice::FromEnv,
+        };
         Ok(config)
     }
 }

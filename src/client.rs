@@ -5,27 +5,29 @@
 //! with `-j 8` against one host five workers would reconnect for every file,
 //! so the pool is sized to the job count.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use ureq::Agent;
 use ureq::config::Config as UreqConfig;
-use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider, parse_pem};
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector, TcpConnector};
 
 use crate::cancel::Cancel;
-use crate::config::{Config, ProxyChoice};
+use crate::config::Config;
+use crate::error::RunError;
 use crate::transport::WatchConnector;
 
 /// Build the shared agent. Redirects are followed by [`crate::fetch`] itself,
 /// so it can drop credentials across origins, refuse odd schemes and name the loop.
-pub fn agent(
-    config: &Config,
-    cancel: &Cancel,
-    roots: Option<Arc<Vec<ureq::tls::Certificate<'static>>>>,
-) -> Agent {
-    let root_certs = match roots {
-        Some(certs) => RootCerts::Specific(certs),
+///
+/// Certificates are checked against the platform's store (so corporate CAs
+/// installed on the machine work) via rustls-platform-verifier; `--cacert`
+/// adds certificates on top of the system store and the built-in Mozilla roots.
+pub fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
+    let root_certs = match &config.cacert {
+        Some(path) => RootCerts::Specific(Arc::new(roots_with(path)?)),
         None => RootCerts::PlatformVerifier,
     };
     let tls = TlsConfig::builder()
@@ -33,18 +35,14 @@ pub fn agent(
         .root_certs(root_certs)
         .disable_verification(config.insecure)
         .build();
-    let proxy = match &config.proxy {
-        ProxyChoice::FromEnv => ureq::Proxy::try_from_env(),
-        ProxyChoice::Url(url) => ureq::Proxy::new(url).ok(),
-        ProxyChoice::Off => None,
-    };
     let ureq_config: UreqConfig = Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .max_redirects_will_error(false)
         .user_agent(config.user_agent.as_str())
         .tls_config(tls)
-        .proxy(proxy)
+        // Proxies are chosen per request from the URL's scheme (see crate::proxy).
+        .proxy(None)
         .timeout_connect(config.connect_timeout)
         .max_idle_connections(config.jobs.max(16))
         .max_idle_connections_per_host(config.jobs)
@@ -55,5 +53,42 @@ pub fn agent(
             .chain(TcpConnector::default())
             .chain(WatchConnector::new(config.idle_timeout, cancel.clone()))
             .chain(RustlsConnector::default());
-    Agent::with_parts(ureq_config, connector, DefaultResolver::default())
+    Ok(Agent::with_parts(
+        ureq_config,
+        connector,
+        DefaultResolver::default(),
+    ))
+}
+
+/// The certificates in `path`, plus the system store and the built-in roots.
+fn roots_with(path: &Path) -> Result<Vec<Certificate<'static>>, RunError> {
+    let fail = |reason: String| RunError::CaCert {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let mut certs = Vec::new();
+    for item in parse_pem(&pem) {
+        if let PemItem::Certificate(cert) = item.map_err(|e| fail(e.to_string()))? {
+            certs.push(cert);
+        }
+    }
+    if certs.is_empty() {
+        return Err(fail("no PEM certificate in the file".into()));
+    }
+    // A system store that cannot be read only loses its extra roots; the
+    // built-in roots and the user's certificate still apply.
+    let system = rustls_native_certs::load_native_certs();
+    certs.extend(
+        system
+            .certs
+            .iter()
+            .map(|der| Certificate::from_der(der).to_owned()),
+    );
+    certs.extend(
+        webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|der| Certificate::from_der(der).to_owned()),
+    );
+    Ok(certs)
 }

@@ -33,6 +33,17 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
+    /// A proxy setting (`--proxy` or the environment) is unusable.
+    #[error("{0}")]
+    Proxy(String),
+    /// The `--cacert` file is unusable.
+    #[error("cannot use CA certificates from {}: {reason}", path.display())]
+    CaCert {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A worker thread could not be started.
     #[error("cannot start worker thread: {0}")]
     Spawn(#[source] io::Error),

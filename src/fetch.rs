@@ -23,7 +23,10 @@ use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
 use crate::outdir::OutDir;
 use crate::part::PartFile;
 use crate::pool::Slot;
+use crate::proxy::ProxyTable;
+use crate::rate::RateLimiter;
 use crate::transport::{Cancelled, IdleTimeout};
+use crate::validators::{self, Conditional};
 
 /// Size of the buffer each worker streams through. 64 KiB: large enough that
 /// syscalls per byte stay low on a 1 GiB file, small enough for L2 cache.
@@ -42,6 +45,10 @@ pub struct Fetcher {
     pub out: Arc<OutDir>,
     /// The run's stop request.
     pub cancel: Cancel,
+    /// The run-wide `--limit-rate` bucket.
+    pub rate: Option<RateLimiter>,
+    /// Which proxy each request uses.
+    pub proxies: ProxyTable,
 }
 
 /// What one worker needs besides the entry: its progress slot and the event channel.
@@ -67,6 +74,10 @@ struct Progress {
     validator: Option<String>,
     /// The Last-Modified of the response, applied as the file's mtime.
     last_modified: Option<SystemTime>,
+    /// The response's ETag, kept on the file for the next `--update`.
+    etag: Option<String>,
+    /// `--update`: what the existing file's last download stored.
+    conditional: Option<Conditional>,
 }
 
 /// How a successful attempt ended.
@@ -131,6 +142,11 @@ impl Fetcher {
         let mode = existing
             .as_ref()
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
+        if let Some(meta) = &existing
+            && config.existing == Existing::Update
+        {
+            progress.conditional = Some(validators::load(&target, meta));
+        }
         let mut part = PartFile::open(&target, config.resume, mode, sha256.is_some())?;
         let _ = ctx.events.send(Event::Started {
             worker: ctx.worker,
@@ -191,7 +207,12 @@ impl Fetcher {
             });
         }
         let bytes = part.len();
-        part.commit(&target, config.sync, progress.last_modified)?;
+        part.commit(
+            &target,
+            config.sync,
+            progress.last_modified,
+            progress.etag.as_deref(),
+        )?;
         Ok((Outcome::Downloaded, bytes))
     }
 
@@ -212,8 +233,7 @@ impl Fetcher {
         if deadline.is_some_and(|d| d.is_zero()) {
             return Err(FetchError::Timeout("--max-time reached".into()));
         }
-        let if_range = progress.validator.clone();
-        let response = self.send(&job.url, offset, if_range.as_deref(), deadline, progress)?;
+        let response = self.send(&job.url, offset, deadline, progress)?;
         let status = response.status();
         progress.status = Some(status.as_u16());
         let headers = response.headers().clone();
@@ -241,7 +261,7 @@ impl Fetcher {
                     "server refused to resume; starting over".into(),
                 ));
             }
-            304 => return Ok(Done::NotModified),
+            304 if progress.conditional.is_some() && offset == 0 => return Ok(Done::NotModified),
             200..=299 => {
                 if offset > 0 {
                     // Range ignored or the representation changed: the whole body follows.
@@ -259,6 +279,7 @@ impl Fetcher {
         if progress.validator.is_none() || part.is_empty() {
             progress.validator = validator(&headers);
         }
+        progress.etag = header_str(&headers, header::ETAG).map(str::to_string);
         progress.last_modified =
             header_str(&headers, header::LAST_MODIFIED).and_then(|v| httpdate::parse_http_date(v).ok());
 
@@ -279,6 +300,11 @@ impl Fetcher {
             part.write(&buf[..n])?;
             progress.transferred += n as u64;
             ctx.slot.advance(n as u64);
+            if let Some(rate) = &self.rate
+                && !rate.take(n, &self.cancel)
+            {
+                return Err(FetchError::Cancelled);
+            }
             if expected.is_some_and(|total| part.len() > total) {
                 part.restart()?;
                 return Err(FetchError::BadResponse("body longer than announced".into()));
@@ -300,7 +326,6 @@ impl Fetcher {
         &self,
         url: &Url,
         offset: u64,
-        validator: Option<&str>,
         deadline: Option<Duration>,
         progress: &mut Progress,
     ) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
@@ -320,12 +345,20 @@ impl Fetcher {
             }
             if offset > 0 {
                 request = request.header("Range", format!("bytes={offset}-"));
-                if let Some(validator) = validator {
+                if let Some(validator) = &progress.validator {
                     request = request.header("If-Range", validator);
                 }
+            } else if let Some(conditional) = &progress.conditional {
+                if let Some(etag) = &conditional.etag {
+                    request = request.header("If-None-Match", etag);
+                }
+                if let Some(modified) = conditional.modified {
+                    request = request.header("If-Modified-Since", httpdate::fmt_http_date(modified));
+                }
             }
-            if let Some(deadline) = deadline {
-                request = request.config().timeout_global(Some(deadline)).build();
+            let proxy = self.proxies.for_url(&current);
+            if deadline.is_some() || proxy.is_some() {
+                request = request.config().timeout_global(deadline).proxy(proxy).build();
             }
             let response = request.call().map_err(request_error)?;
             progress.final_url = Some(current.clone());
@@ -531,7 +564,7 @@ impl Backoff {
 }
 
 /// Sleep in short slices so Ctrl-C is not held up by a backoff; false if cancelled.
-fn sleep_unless_cancelled(total: Duration, cancel: &Cancel) -> bool {
+pub(crate) fn sleep_unless_cancelled(total: Duration, cancel: &Cancel) -> bool {
     let until = Instant::now() + total;
     loop {
         if cancel.is_requested() {

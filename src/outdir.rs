@@ -46,6 +46,14 @@ impl OutDir {
         })
     }
 
+    /// The directory as given, unchecked and not created (`--dry-run` touches nothing).
+    pub fn planned(root: &Path) -> OutDir {
+        OutDir {
+            root: root.to_path_buf(),
+            made: Mutex::default(),
+        }
+    }
+
     /// The directory itself.
     pub fn root(&self) -> &Path {
         &self.root

@@ -164,7 +164,16 @@ impl PartFile {
 
     /// Make the part the final file: optional fsync, mtime, then rename.
     /// With `sync`, the directory is fsynced too so the rename survives a power loss.
-    pub fn commit(self, target: &Path, sync: bool, mtime: Option<SystemTime>) -> Result<(), FetchError> {
+    pub fn commit(
+        self,
+        target: &Path,
+        sync: bool,
+        mtime: Option<SystemTime>,
+        etag: Option<&str>,
+    ) -> Result<(), FetchError> {
+        if let Some(etag) = etag {
+            crate::validators::store(&self.file, self.len, etag);
+        }
         if let Some(mtime) = mtime {
             // A wrong mtime only weakens the next `--update`; not worth failing the file for.
             let _ = self.file.set_modified(mtime);
@@ -213,7 +222,7 @@ mod tests {
         // A fresh start removes the link itself and writes a new file.
         let mut part = PartFile::open(&target, false, None, false).unwrap();
         part.write(b"new").unwrap();
-        part.commit(&target, false, None).unwrap();
+        part.commit(&target, false, None, None).unwrap();
         assert_eq!(fs::read(&outside).unwrap(), b"precious");
         assert_eq!(fs::read(&target).unwrap(), b"new");
     }

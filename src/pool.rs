@@ -26,7 +26,10 @@ use crate::error::RunError;
 use crate::event::Event;
 use crate::feed::{Feeder, Job, Source};
 use crate::fetch::{Fetcher, WorkerCtx};
+use crate::hosts::HostGate;
 use crate::outdir::OutDir;
+use crate::proxy::ProxyTable;
+use crate::rate::RateLimiter;
 use crate::report::Summary;
 
 /// How often the observer's `tick` runs while nothing else happens.
@@ -99,14 +102,22 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<Summary, RunError> {
     let jobs = config.jobs.clamp(1, 1024);
-    let out = Arc::new(OutDir::prepare(&config.dir)?);
+    let out = Arc::new(if config.dry_run {
+        OutDir::planned(&config.dir)
+    } else {
+        OutDir::prepare(&config.dir)?
+    });
     let config = Arc::new(config);
     let fetcher = Fetcher {
-        agent: crate::client::agent(&config, cancel, None),
+        agent: crate::client::agent(&config, cancel)?,
         config: config.clone(),
         out,
         cancel: cancel.clone(),
+        rate: config.limit_rate.map(RateLimiter::new),
+        proxies: ProxyTable::new(&config.proxy, |name| std::env::var(name).ok()).map_err(RunError::Proxy)?,
     };
+    // With no more workers than the per-host limit, the limit can never bind.
+    let gate = (config.per_host < jobs).then(|| HostGate::new(config.per_host));
     let live = Live {
         slots: (0..jobs).map(|_| Slot::default()).collect(),
     };
@@ -131,11 +142,23 @@ pub fn run(
             let job_rx = job_rx.clone();
             let events = event_tx.clone();
             let (fetcher, slot, cancel, not_started) = (&fetcher, &live.slots[worker], cancel, &not_started);
+            let gate = gate.as_ref();
             let handle = thread::Builder::new()
                 .name(format!("fetchq-worker-{worker}"))
                 .spawn_scoped(scope, move || {
                     let mut buf = vec![0u8; crate::fetch::CHUNK];
-                    for job in job_rx {
+                    loop {
+                        // Dropped after the report is sent: frees the host slot.
+                        let (job, _permit) = match gate {
+                            Some(gate) => match gate.next(&job_rx) {
+                                Some((job, permit)) => (job, Some(permit)),
+                                None => break,
+                            },
+                            None => match job_rx.recv() {
+                                Ok(job) => (job, None),
+                                Err(_) => break,
+                            },
+                        };
                         if cancel.is_requested() {
                             // Stop handing out entries; the feeder is dropping its end too.
                             not_started.fetch_add(1, Ordering::Relaxed);
@@ -190,4 +213,21 @@ pub fn run(
 /// SIGTERM's number, used to stop the pool when it cannot be fully started.
 fn libc_sigterm() -> i32 {
     15
+}
+
+/// Several observers fed the same events, in order (terminal, JSON, log).
+pub struct Tee<'a>(pub Vec<&'a mut dyn Observer>);
+
+impl Observer for Tee<'_> {
+    fn event(&mut self, event: &Event, live: &Live) {
+        for observer in self.0.iter_mut() {
+            observer.event(event, live);
+        }
+    }
+
+    fn tick(&mut self, live: &Live) {
+        for observer in self.0.iter_mut() {
+            observer.tick(live);
+        }
+    }
 }

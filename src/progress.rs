@@ -43,6 +43,8 @@ pub struct Terminal {
     finished: u64,
     finished_bytes: u64,
     started: Instant,
+    /// Print `--dry-run` plans on stdout (off when stdout carries JSON).
+    plan_output: bool,
 }
 
 struct Bars {
@@ -74,7 +76,13 @@ impl Terminal {
             finished: 0,
             finished_bytes: 0,
             started: Instant::now(),
+            plan_output: true,
         }
+    }
+
+    /// Whether `--dry-run` plans go to stdout as `PATH<TAB>URL` lines.
+    pub fn set_plan_output(&mut self, on: bool) {
+        self.plan_output = on;
     }
 
     /// Print a line without tearing the bars.
@@ -92,6 +100,14 @@ impl Terminal {
     fn finished(&mut self, report: &EntryReport) {
         self.finished += 1;
         self.finished_bytes += report.transferred;
+        if let (Outcome::Planned, Some(job), true) = (&report.outcome, &report.job, self.plan_output) {
+            let _ = writeln!(
+                io::stdout().lock(),
+                "{}\t{}",
+                display::text(&job.path.to_string_lossy()),
+                display::url(&job.url)
+            );
+        }
         if let Some(line) = FailureLine::from_report(report) {
             self.line(&line.to_string());
         } else if self.verbose {

@@ -1,0 +1,99 @@
+//! `--log FILE`: one line per event, appended, each with an RFC 3339 UTC
+//! timestamp, for cron jobs that keep a history. Lines are written as events
+//! arrive, so a log of a run that is killed is still complete up to the kill.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::display;
+use crate::event::{Event, Outcome};
+use crate::pool::{Live, Observer};
+use crate::report::{FailureLine, Summary};
+
+/// Appends event lines to a file.
+pub struct EventLog {
+    file: File,
+}
+
+impl EventLog {
+    /// Open `path` for appending (created if missing).
+    pub fn open(path: &Path) -> io::Result<EventLog> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(EventLog { file })
+    }
+
+    fn line(&mut self, text: &str) {
+        let stamp = humantime::format_rfc3339_millis(SystemTime::now());
+        // One write per line: with O_APPEND, lines of concurrent runs do not interleave.
+        let _ = self.file.write_all(format!("{stamp} {text}\n").as_bytes());
+    }
+
+    /// Log the run's start.
+    pub fn start(&mut self, what: &str) {
+        self.line(&format!("start {}", display::text(what)));
+    }
+
+    /// Log the closing summary.
+    pub fn finish(&mut self, summary: &Summary) {
+        self.line(&format!(
+            "end exit={} {}",
+            summary.exit_code(),
+            summary.headline()
+        ));
+    }
+}
+
+impl Observer for EventLog {
+    fn event(&mut self, event: &Event, _: &Live) {
+        let text = match event {
+            Event::Started { job, .. } => format!(
+                "started {}: {} -> {}",
+                job.origin,
+                display::url(&job.url),
+                display::text(&job.path.to_string_lossy())
+            ),
+            Event::Retrying {
+                job,
+                attempt,
+                error,
+                wait,
+                ..
+            } => format!(
+                "retry {}: {}: attempt {attempt} failed: {}; next in {:.1} s",
+                job.origin,
+                display::url(&job.url),
+                display::text(&error.to_string()),
+                wait.as_secs_f32()
+            ),
+            Event::Finished(report) => match (&report.outcome, FailureLine::from_report(report)) {
+                (_, Some(failure)) => format!("failed {failure}"),
+                (outcome, None) => {
+                    let word = match outcome {
+                        Outcome::Downloaded => "downloaded",
+                        Outcome::Skipped(_) => "skipped",
+                        Outcome::Unchanged => "unchanged",
+                        Outcome::Planned => "planned",
+                        Outcome::Failed(_) => "failed",
+                    };
+                    let (url, path) = report.job.as_ref().map_or((String::new(), String::new()), |j| {
+                        (
+                            display::url(&j.url),
+                            display::text(&j.path.to_string_lossy()).into_owned(),
+                        )
+                    });
+                    format!(
+                        "{word} {}: {url} -> {path} ({} bytes, {} attempts, {} ms)",
+                        report.origin,
+                        report.bytes,
+                        report.attempts,
+                        report.elapsed.as_millis()
+                    )
+                }
+            },
+            Event::InputDone { entries } => format!("input done: {entries} entries"),
+        };
+        self.line(&text);
+    }
+}

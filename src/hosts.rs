@@ -1,0 +1,126 @@
+//! `--per-host`: at most N simultaneous downloads from one host (host and
+//! port), across all workers, without idling a worker while other hosts have
+//! work queued.
+//!
+//! A worker that draws an entry for a host already at its limit parks it and
+//! draws another. Whoever finishes a download for that host first takes the
+//! parked entry next. The parking lot is bounded: once it holds
+//! [`PARK_LIMIT`] entries (a list that is all one host), workers wait for a
+//! host to free up instead of draining the channel, so memory stays bounded.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use crate::feed::Job;
+
+/// Most entries held back at once.
+const PARK_LIMIT: usize = 1024;
+
+/// The shared per-host limiter.
+pub struct HostGate {
+    limit: usize,
+    state: Mutex<State>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    active: HashMap<String, usize>,
+    parked: VecDeque<(String, Job)>,
+    input_done: bool,
+}
+
+/// Holds one of a host's slots; gives it back when dropped.
+pub struct Permit<'a> {
+    gate: &'a HostGate,
+    host: String,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut state = self.gate.lock();
+        if let Some(count) = state.active.get_mut(&self.host) {
+            *count -= 1;
+            if *count == 0 {
+                state.active.remove(&self.host);
+            }
+        }
+        drop(state);
+        self.gate.freed.notify_all();
+    }
+}
+
+/// The key of a job's host: `host:port`.
+fn host_key(job: &Job) -> String {
+    let url = &job.info.url;
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+impl HostGate {
+    /// A gate allowing `limit` simultaneous downloads per host.
+    pub fn new(limit: usize) -> HostGate {
+        HostGate {
+            limit: limit.max(1),
+            state: Mutex::default(),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A worker that panicked while holding the lock left consistent counts
+        // (every update is one statement); keep going.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The next job this worker may start, with its host slot; `None` once the
+    /// channel is closed and nothing is parked.
+    pub fn next(&self, jobs: &Receiver<Job>) -> Option<(Job, Permit<'_>)> {
+        loop {
+            {
+                let mut state = self.lock();
+                let limit = self.limit;
+                let runnable = state
+                    .parked
+                    .iter()
+                    .position(|(host, _)| state.active.get(host).copied().unwrap_or(0) < limit);
+                if let Some((host, job)) = runnable.and_then(|i| state.parked.remove(i)) {
+                    return Some((job, self.acquire(&mut state, host)));
+                }
+                if state.input_done || state.parked.len() >= PARK_LIMIT {
+                    if state.input_done && state.parked.is_empty() {
+                        return None;
+                    }
+                    // Timed wait: a missed wake-up costs 100 ms, never a hang.
+                    let _ = self.freed.wait_timeout(state, Duration::from_millis(100));
+                    continue;
+                }
+            }
+            match jobs.recv() {
+                Ok(job) => {
+                    let host = host_key(&job);
+                    let mut state = self.lock();
+                    if state.active.get(&host).copied().unwrap_or(0) < self.limit {
+                        return Some((job, self.acquire(&mut state, host)));
+                    }
+                    state.parked.push_back((host, job));
+                }
+                Err(_) => {
+                    self.lock().input_done = true;
+                    self.freed.notify_all();
+                }
+            }
+        }
+    }
+
+    fn acquire(&self, state: &mut State, host: String) -> Permit<'_> {
+        *state.active.entry(host.clone()).or_default() += 1;
+        Permit { gate: self, host }
+    }
+}

@@ -1,0 +1,123 @@
+//! One queue entry: what a worker downloads, as stored in Redis (compact JSON).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// One download job as it travels through the queue.
+///
+/// Stored in Redis as compact JSON with the fields in this order:
+/// `{"id":"<32 hex>","url":"...","out":null,"sha256":null,"source":"urls.txt","line":12}`.
+/// The queue matches entries by [`id`](Self::id) (not by their exact JSON
+/// text), so a caller may hold a deserialized copy and hand it back to
+/// [`Queue::complete`](super::Queue::complete) or
+/// [`Queue::release`](super::Queue::release).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// [`QueueEntry::id_for`] of `url` and `out`: equal downloads have equal ids.
+    pub id: String,
+    /// What to download, as given in the list.
+    pub url: String,
+    /// The explicit output path from the list (relative, as given), if any.
+    pub out: Option<String>,
+    /// The expected SHA-256 in hex, if the list gave one.
+    pub sha256: Option<String>,
+    /// The list the entry came from, for messages (`-` for stdin).
+    pub source: String,
+    /// The 1-based line of `source` the entry came from.
+    pub line: u64,
+}
+
+impl QueueEntry {
+    /// An entry with its [`id`](Self::id) computed from `url` and `out`.
+    pub fn new(
+        url: impl Into<String>,
+        out: Option<String>,
+        sha256: Option<String>,
+        source: impl Into<String>,
+        line: u64,
+    ) -> QueueEntry {
+        let url = url.into();
+        let id = QueueEntry::id_for(&url, out.as_deref());
+        QueueEntry {
+            id,
+            url,
+            out,
+            sha256,
+            source: source.into(),
+            line,
+        }
+    }
+
+    /// The dedup id of a download: the first 16 bytes (32 lowercase hex
+    /// digits) of SHA-256 over `url`, a NUL byte, and `out` (empty when
+    /// `None`). 128 bits keep accidental collisions out of reach for any
+    /// realistic queue size.
+    pub fn id_for(url: &str, out: Option<&str>) -> String {
+        let mut h = Sha256::new();
+        h.update(url.as_bytes());
+        h.update([0u8]);
+        h.update(out.unwrap_or("").as_bytes());
+        let digest = h.finalize();
+        let mut id = String::with_capacity(32);
+        for b in &digest[..16] {
+            id.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+            id.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+        }
+        id
+    }
+
+    /// The compact JSON form stored in Redis.
+    pub fn to_json(&self) -> String {
+        // Serializing a struct of strings and an integer cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses the JSON form stored in Redis.
+    pub fn from_json(text: &str) -> Result<QueueEntry, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_is_stable_and_depends_on_url_and_out() {
+        let a = QueueEntry::id_for("https://e.com/a", None);
+        assert_eq!(a.len(), 32);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(a, QueueEntry::id_for("https://e.com/a", None));
+        assert_ne!(a, QueueEntry::id_for("https://e.com/a", Some("x")));
+        assert_ne!(a, QueueEntry::id_for("https://e.com/b", None));
+        // The NUL separator keeps url/out boundaries apart.
+        assert_ne!(
+            QueueEntry::id_for("https://e.com/ab", Some("c")),
+            QueueEntry::id_for("https://e.com/a", Some("bc"))
+        );
+        // Known value: first 16 bytes of sha256("u\0").
+        let full = Sha256::digest(b"u\0");
+        let hex: String = full[..16].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(QueueEntry::id_for("u", None), hex);
+    }
+
+    #[test]
+    fn json_is_compact_ordered_and_round_trips() {
+        let e = QueueEntry::new("https://e.com/a", None, None, "urls.txt", 12);
+        let json = e.to_json();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"id":"{}","url":"https://e.com/a","out":null,"sha256":null,"source":"urls.txt","line":12}}"#,
+                e.id
+            )
+        );
+        assert_eq!(QueueEntry::from_json(&json).unwrap(), e);
+        let e2 = QueueEntry::new("u", Some("d/f".into()), Some("ab".into()), "-", 1);
+        assert_eq!(QueueEntry::from_json(&e2.to_json()).unwrap(), e2);
+        assert!(QueueEntry::from_json(r#"{"url":"x"}"#).is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! What `--update` remembers between runs: the file's mtime (set from the
+//! server's Last-Modified) and its ETag, kept in an extended attribute
+//! `user.fetchq.etag` on the file itself.
+//!
+//! An attribute travels with the file: it is written on `NAME.part` before
+//! the rename, so file and validator change together; `cp -a`, `rsync -X` and
+//! `mv` keep it; and it can never be mistaken for a downloaded file the way a
+//! sidecar file could. The value is `SIZE ETAG`: if the file no longer has the
+//! size it had when the ETag was stored (someone replaced it), the ETag is
+//! ignored. Where the file system has no user attributes (some tmpfs, FAT),
+//! only the mtime is used (`If-Modified-Since`), as wget `-N` does.
+
+use std::fs::{File, Metadata};
+use std::path::Path;
+use std::time::SystemTime;
+
+const ATTR: &str = "user.fetchq.etag";
+
+/// Validators for a conditional request (RFC 9110 §13.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditional {
+    /// For `If-None-Match`.
+    pub etag: Option<String>,
+    /// For `If-Modified-Since`.
+    pub modified: Option<SystemTime>,
+}
+
+/// Read what an earlier run stored about `path`.
+pub fn load(path: &Path, meta: &Metadata) -> Conditional {
+    let etag = xattr::get(path, ATTR).ok().flatten().and_then(|raw| {
+        let text = String::from_utf8(raw).ok()?;
+        let (size, etag) = text.split_once(' ')?;
+        (size.parse::<u64>().ok()? == meta.len()).then(|| etag.to_string())
+    });
+    Conditional {
+        etag,
+        modified: meta.modified().ok(),
+    }
+}
+
+/// Remember `etag` on the file about to become the final one. Best effort: a
+/// file system without attributes only weakens the next `--update`.
+pub fn store(file: &File, size: u64, etag: &str) {
+    use xattr::FileExt;
+    let _ = file.set_xattr(ATTR, format!("{size} {etag}").as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_is_ignored_when_the_file_changed_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"12345").unwrap();
+        let file = File::options().write(true).open(&path).unwrap();
+        if !xattr::SUPPORTED_PLATFORM || file_set_fails(&file) {
+            return; // No user xattrs here; the mtime path is covered by integration tests.
+        }
+        store(&file, 5, "\"v1\"");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(load(&path, &meta).etag.as_deref(), Some("\"v1\""));
+        std::fs::write(&path, b"123456").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(load(&path, &meta).etag, None);
+    }
+
+    fn file_set_fails(file: &File) -> bool {
+        use xattr::FileExt;
+        file.set_xattr("user.fetchq.probe", b"1").is_err()
+    }
+}
