@@ -57,6 +57,9 @@ pub struct JobInfo {
     pub url: Url,
     /// Where it goes, relative to the output dir.
     pub path: PathBuf,
+    /// Whether the file name came from the URL (and so may yield to
+    /// `--content-disposition`) rather than from an explicit OUT.
+    pub named_by_url: bool,
     /// An opaque tag the job source attached (the Redis queue's entry), echoed back.
     pub ticket: Option<String>,
 }
@@ -129,6 +132,19 @@ pub struct EntryReport {
     pub attempts: u32,
     /// Wall time spent on the entry.
     pub elapsed: Duration,
+    /// Where the file was saved when that differs from the planned path
+    /// (`--content-disposition`), relative to the output dir.
+    pub saved_as: Option<PathBuf>,
+}
+
+impl EntryReport {
+    /// The path the entry's file has (or would have), relative to the output dir.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.saved_as
+            .as_deref()
+            .or(self.job.as_ref().map(|j| j.path.as_path()))
+            .filter(|p| !p.as_os_str().is_empty())
+    }
 }
 
 impl EntryReport {
@@ -144,6 +160,7 @@ impl EntryReport {
             transferred: 0,
             attempts: 0,
             elapsed: Duration::ZERO,
+            saved_as: None,
         }
     }
 

@@ -1,14 +1,14 @@
 //! The feeding end of the pipeline: where entries come from ([`Source`]), and
 //! the [`Feeder`] that names them, drops duplicates and queues them as [`Job`]s.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
 
 use crate::cancel::Cancel;
 use crate::error::{LineError, RunError};
 use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
-use crate::input::{Entry, ListInput, Origin};
+use crate::input::{Entry, ListInput, Origin, OutPath};
 use crate::naming::{Namer, Placement};
 
 /// One unit of work on the channel.
@@ -27,9 +27,10 @@ pub trait Source: Send {
 }
 
 /// Applies the naming and duplicate rules and queues jobs. Lives on the
-/// source's thread, so the namer needs no lock.
+/// source's thread; the namer's lock is only contended by workers that take a
+/// name from `Content-Disposition`.
 pub struct Feeder {
-    namer: Namer,
+    namer: Arc<Mutex<Namer>>,
     jobs: Sender<Job>,
     events: Sender<Event>,
     cancel: Cancel,
@@ -37,9 +38,14 @@ pub struct Feeder {
 }
 
 impl Feeder {
-    pub(crate) fn new(jobs: Sender<Job>, events: Sender<Event>, cancel: Cancel) -> Feeder {
+    pub(crate) fn new(
+        namer: Arc<Mutex<Namer>>,
+        jobs: Sender<Job>,
+        events: Sender<Event>,
+        cancel: Cancel,
+    ) -> Feeder {
         Feeder {
-            namer: Namer::new(),
+            namer,
             jobs,
             events,
             cancel,
@@ -61,7 +67,11 @@ impl Feeder {
             return false;
         }
         self.entries += 1;
-        let placement = self.namer.place(&entry.origin, &entry.url, entry.out.as_ref());
+        let placement = self
+            .namer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .place(&entry.origin, &entry.url, entry.out.as_ref());
         let path = match placement {
             Ok(Placement::At(path)) => path,
             Ok(Placement::Duplicate(first)) => {
@@ -69,6 +79,7 @@ impl Feeder {
                     origin: entry.origin.clone(),
                     url: entry.url,
                     path: Default::default(),
+                    named_by_url: false,
                     ticket,
                 };
                 let report = EntryReport::without_request(
@@ -84,6 +95,7 @@ impl Feeder {
             }
         };
         let info = Arc::new(JobInfo {
+            named_by_url: !matches!(entry.out, Some(OutPath::File(_))),
             origin: entry.origin,
             url: entry.url,
             path,
@@ -115,6 +127,7 @@ impl Feeder {
                 origin: origin.clone(),
                 url: url::Url::parse("invalid:").expect("static URL parses"),
                 path: Default::default(),
+                named_by_url: false,
                 ticket: Some(ticket),
             })
         });

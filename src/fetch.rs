@@ -9,7 +9,8 @@
 //! two versions are never spliced: anything unexpected restarts from byte 0.
 
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
@@ -20,6 +21,7 @@ use crate::cancel::Cancel;
 use crate::config::{Config, Existing};
 use crate::error::FetchError;
 use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
+use crate::naming::{self, Namer};
 use crate::outdir::OutDir;
 use crate::part::PartFile;
 use crate::pool::Slot;
@@ -49,6 +51,8 @@ pub struct Fetcher {
     pub rate: Option<RateLimiter>,
     /// Which proxy each request uses.
     pub proxies: ProxyTable,
+    /// The run's names, for names chosen after the request (`--content-disposition`).
+    pub namer: Arc<Mutex<Namer>>,
 }
 
 /// What one worker needs besides the entry: its progress slot and the event channel.
@@ -78,6 +82,8 @@ struct Progress {
     etag: Option<String>,
     /// `--update`: what the existing file's last download stored.
     conditional: Option<Conditional>,
+    /// The name `--content-disposition` chose, relative to the output dir.
+    saved_as: Option<PathBuf>,
 }
 
 /// How a successful attempt ended.
@@ -86,6 +92,8 @@ enum Done {
     Complete,
     /// 304 to a conditional request.
     NotModified,
+    /// The server's `Content-Disposition` name already exists (size given).
+    Exists(u64),
 }
 
 impl Fetcher {
@@ -112,6 +120,7 @@ impl Fetcher {
             transferred: progress.transferred,
             attempts: progress.attempts,
             elapsed: start.elapsed(),
+            saved_as: progress.saved_as,
         }
     }
 
@@ -164,6 +173,10 @@ impl Fetcher {
                     part.remove();
                     return Ok((Outcome::Unchanged, existing.map_or(0, |m| m.len())));
                 }
+                Ok(Done::Exists(len)) => {
+                    part.remove();
+                    return Ok((Outcome::Skipped(SkipReason::Exists), len));
+                }
                 Err(error) => error,
             };
             if self.cancel.is_requested() {
@@ -207,6 +220,10 @@ impl Fetcher {
             });
         }
         let bytes = part.len();
+        let target = match &progress.saved_as {
+            Some(path) => self.out.path_of(path),
+            None => target,
+        };
         part.commit(
             &target,
             config.sync,
@@ -274,6 +291,25 @@ impl Fetcher {
                     reason: status.canonical_reason().unwrap_or("Unknown"),
                     retry_after: retry_after(&headers),
                 });
+            }
+        }
+        if self.config.content_disposition && job.named_by_url && progress.saved_as.is_none() {
+            let offered =
+                header_str(&headers, header::CONTENT_DISPOSITION).and_then(naming::name_from_disposition);
+            if let Some(name) = offered.filter(|name| job.path.file_name() != Some(name.as_ref())) {
+                let wanted = job.path.with_file_name(name);
+                let claimed = self
+                    .namer
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .claim_late(wanted, &job.origin);
+                let target = self.out.path_of(&claimed);
+                progress.saved_as = Some(claimed);
+                if self.config.existing == Existing::Skip
+                    && let Ok(meta) = std::fs::symlink_metadata(&target)
+                {
+                    return Ok(Done::Exists(meta.len()));
+                }
             }
         }
         if progress.validator.is_none() || part.is_empty() {

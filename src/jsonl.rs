@@ -82,8 +82,7 @@ pub fn entry_json(report: &EntryReport, dir: &Path) -> Value {
     let (url, path) = match (&report.job, &report.outcome) {
         (_, Outcome::Failed(Problem::Line { text, .. })) => (Some(crate::display::line(text)), None),
         (Some(job), _) => {
-            let path = (!job.path.as_os_str().is_empty())
-                .then(|| dir.join(&job.path).to_string_lossy().into_owned());
+            let path = report.path().map(|p| dir.join(p).to_string_lossy().into_owned());
             (Some(crate::display::url(&job.url)), path)
         }
         (None, _) => (None, None),

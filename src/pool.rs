@@ -13,8 +13,8 @@
 //! when the channel is empty, and the event loop ends when the last worker
 //! drops its event sender.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use crate::event::Event;
 use crate::feed::{Feeder, Job, Source};
 use crate::fetch::{Fetcher, WorkerCtx};
 use crate::hosts::HostGate;
+use crate::naming::Namer;
 use crate::outdir::OutDir;
 use crate::proxy::ProxyTable;
 use crate::rate::RateLimiter;
@@ -108,12 +109,14 @@ pub fn run(
         OutDir::prepare(&config.dir)?
     });
     let config = Arc::new(config);
+    let namer = Arc::new(Mutex::new(Namer::new()));
     let fetcher = Fetcher {
         agent: crate::client::agent(&config, cancel)?,
         config: config.clone(),
         out,
         cancel: cancel.clone(),
         rate: config.limit_rate.map(RateLimiter::new),
+        namer: namer.clone(),
         proxies: ProxyTable::new(&config.proxy, |name| std::env::var(name).ok()).map_err(RunError::Proxy)?,
     };
     // With no more workers than the per-host limit, the limit can never bind.
@@ -127,7 +130,7 @@ pub fn run(
     let mut summary = Summary::new(jobs);
 
     let feed_result = thread::scope(|scope| -> Result<Result<(), RunError>, RunError> {
-        let mut feeder = Feeder::new(job_tx, event_tx.clone(), cancel.clone());
+        let mut feeder = Feeder::new(namer.clone(), job_tx, event_tx.clone(), cancel.clone());
         let feeder_thread = thread::Builder::new()
             .name("fetchq-input".into())
             .spawn_scoped(scope, move || {

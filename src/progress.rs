@@ -252,13 +252,15 @@ impl Observer for Terminal {
 /// One line for a finished entry in verbose mode.
 fn describe(report: &EntryReport) -> String {
     let origin = display::text(&report.origin.to_string()).into_owned();
-    let (url, path) = match &report.job {
-        Some(job) => (
-            display::url(&job.url),
-            display::text(&job.path.to_string_lossy()).into_owned(),
-        ),
-        None => (String::new(), String::new()),
-    };
+    let url = report
+        .job
+        .as_ref()
+        .map(|job| display::url(&job.url))
+        .unwrap_or_default();
+    let path = report
+        .path()
+        .map(|p| display::text(&p.to_string_lossy()).into_owned())
+        .unwrap_or_default();
     let what = match &report.outcome {
         Outcome::Downloaded => format!(
             "downloaded {path} ({}, {:.2} s)",
