@@ -1,0 +1,543 @@
+//! The Redis queue against a real `redis-server` (started per test on a free
+//! loopback port; see `support_redis`). Fails, never skips, without one.
+
+mod support_redis;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use fetchq::queue::{Queue, QueueEntry, QueueError, RetryPolicy, default_worker_id};
+use support_redis::RedisServer;
+
+const SHORT: Duration = Duration::from_millis(100);
+
+fn entry(i: u64) -> QueueEntry {
+    QueueEntry::new(format!("https://example.com/f{i}"), None, None, "urls.txt", i)
+}
+
+fn raw(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+fn pending_ids(server: &RedisServer, queue: &str) -> Vec<String> {
+    let list: Vec<String> = redis::cmd("LRANGE")
+        .arg(format!("fetchq:{queue}:pending"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut raw(server))
+        .unwrap();
+    list.iter()
+        .map(|s| QueueEntry::from_json(s).unwrap().id)
+        .collect()
+}
+
+/// Polls `cond` every 20 ms for at most `limit`.
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+#[test]
+fn enqueue_dedups_by_url_and_out() {
+    let server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "dedup").unwrap();
+    let a = entry(1);
+    assert!(q.enqueue(&a).unwrap());
+    assert!(!q.enqueue(&a).unwrap(), "same url+out is a duplicate");
+    let same_other_line = QueueEntry::new(a.url.clone(), None, None, "other.txt", 99);
+    assert!(!q.enqueue(&same_other_line).unwrap());
+    let other_out = QueueEntry::new(a.url.clone(), Some("x/y".into()), None, "urls.txt", 2);
+    assert!(q.enqueue(&other_out).unwrap(), "another out is another download");
+
+    // Batches: duplicates inside the batch and against the queue; > 1 script call.
+    let mut batch: Vec<QueueEntry> = (10..1200).map(entry).collect();
+    batch.push(entry(10));
+    batch.push(a.clone());
+    let flags = q.enqueue_many(&batch).unwrap();
+    assert_eq!(flags.len(), batch.len());
+    assert_eq!(flags.iter().filter(|f| **f).count(), 1190);
+    assert!(!flags[1190] && !flags[1191]);
+
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.seen), (1192, 1192));
+    // FIFO order: the first enqueued is at the head.
+    assert_eq!(pending_ids(&server, "dedup")[0], a.id);
+}
+
+#[test]
+fn claim_moves_to_the_workers_processing_list() {
+    let server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "claim").unwrap();
+    let w = "host:1:aaaa";
+    q.register_worker(w).unwrap();
+    for i in 0..3 {
+        q.enqueue(&entry(i)).unwrap();
+    }
+    assert_eq!(q.claim(w, SHORT).unwrap(), Some(entry(0)));
+    assert_eq!(q.claim(w, Duration::ZERO).unwrap(), Some(entry(1)));
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.processing), (1, 2));
+    assert_eq!(s.workers.len(), 1);
+    assert_eq!(s.workers[0].id, w);
+    assert!(s.workers[0].alive && s.workers[0].registered);
+    assert_eq!(s.workers[0].processing, 2);
+
+    assert_eq!(q.claim(w, SHORT).unwrap(), Some(entry(2)));
+    // Empty: BLMOVE times out after about `wait`, no longer.
+    let t = Instant::now();
+    assert_eq!(q.claim(w, Duration::from_millis(300)).unwrap(), None);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(q.claim(w, Duration::ZERO).unwrap(), None);
+    // A sub-millisecond wait must not turn into "block forever".
+    let t = Instant::now();
+    assert_eq!(q.claim(w, Duration::from_micros(10)).unwrap(), None);
+    assert!(t.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn a_push_wakes_a_blocked_claim() {
+    let server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "wake").unwrap();
+    let mut producer = q.try_clone().unwrap();
+    q.register_worker("w").unwrap();
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            producer.enqueue(&entry(7)).unwrap();
+        });
+        assert_eq!(q.claim("w", Duration::from_secs(5)).unwrap(), Some(entry(7)));
+    });
+    assert!(t.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn complete_records_done_or_failed_and_leaves_processing() {
+    let server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "complete").unwrap();
+    let w = "w1";
+    q.register_worker(w).unwrap();
+    for i in 0..3 {
+        q.enqueue(&entry(i)).unwrap();
+    }
+    let a = q.claim(w, SHORT).unwrap().unwrap();
+    let b = q.claim(w, SHORT).unwrap().unwrap();
+    assert!(q.complete(w, &a, true, r#"{"bytes":10}"#).unwrap());
+    assert!(q.complete(w, &b, false, r#"{"error":"404"}"#).unwrap());
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.processing, s.done, s.failed), (1, 0, 1, 1));
+
+    let mut con = raw(&server);
+    let done: Option<String> = redis::cmd("HGET")
+        .arg("fetchq:complete:done")
+        .arg(&a.id)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(done.as_deref(), Some(r#"{"bytes":10}"#));
+    let failed_entry: String = redis::cmd("HGET")
+        .arg("fetchq:complete:failed_entries")
+        .arg(&b.id)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(QueueEntry::from_json(&failed_entry).unwrap(), b);
+
+    // Repeating a completion (a retry after a lost reply) is harmless.
+    assert!(!q.complete(w, &a, true, r#"{"bytes":10}"#).unwrap());
+    // A failure never overwrites a success...
+    assert!(!q.complete(w, &a, false, r#"{"error":"late"}"#).unwrap());
+    // ...and a success clears a failure.
+    assert!(!q.complete(w, &b, true, "{}").unwrap());
+    let s = q.status().unwrap();
+    assert_eq!((s.done, s.failed), (2, 0));
+}
+
+#[test]
+fn release_puts_the_entry_back_at_the_head() {
+    let server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "release").unwrap();
+    q.register_worker("w").unwrap();
+    for i in 0..3 {
+        q.enqueue(&entry(i)).unwrap();
+    }
+    let a = q.claim("w", SHORT).unwrap().unwrap();
+    let b = q.claim("w", SHORT).unwrap().unwrap();
+    // Matched by id: a re-built copy works too.
+    let b_copy = QueueEntry::from_json(&b.to_json()).unwrap();
+    assert!(q.release("w", &b_copy).unwrap());
+    assert!(q.release("w", &a).unwrap());
+    assert!(!q.release("w", &a).unwrap(), "no longer in processing");
+    assert_eq!(
+        pending_ids(&server, "release"),
+        vec![a.id.clone(), b.id.clone(), entry(2).id]
+    );
+    assert_eq!(q.claim("w", SHORT).unwrap(), Some(a));
+    assert_eq!(q.status().unwrap().processing, 1);
+}
+
+#[test]
+fn requeue_stale_moves_only_dead_workers_entries() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let ttl = Duration::from_millis(300);
+    let mut dead = Queue::connect(&url, "stale").unwrap().with_heartbeat_ttl(ttl);
+    let mut live = Queue::connect(&url, "stale")
+        .unwrap()
+        .with_heartbeat_ttl(Duration::from_secs(30));
+    // Short TTL but kept alive by a heartbeat thread on its own connection.
+    let mut beating = Queue::connect(&url, "stale").unwrap().with_heartbeat_ttl(ttl);
+    let mut beater = beating.try_clone().unwrap();
+    assert_eq!(beater.heartbeat_interval(), Duration::from_millis(100));
+
+    for i in 0..6 {
+        dead.enqueue(&entry(i)).unwrap();
+    }
+    dead.register_worker("dead").unwrap();
+    live.register_worker("live").unwrap();
+    beating.register_worker("beating").unwrap();
+    let d0 = dead.claim("dead", SHORT).unwrap().unwrap();
+    let d1 = dead.claim("dead", SHORT).unwrap().unwrap();
+    let l0 = live.claim("live", SHORT).unwrap().unwrap();
+    let b0 = beating.claim("beating", SHORT).unwrap().unwrap();
+    assert_eq!(dead.requeue_stale().unwrap(), 0, "everyone is alive");
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Bounded: at most 100 beats (10 s).
+            for _ in 0..100 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                beater.heartbeat("beating").unwrap();
+                std::thread::sleep(beater.heartbeat_interval());
+            }
+        });
+        let gone = wait_until(Duration::from_secs(5), || {
+            let s = live.status().unwrap();
+            s.workers.iter().any(|w| w.id == "dead" && !w.alive)
+        });
+        assert!(gone, "the dead worker's heartbeat should expire");
+        // Well past the short TTL: the beating worker must still be alive.
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(live.requeue_stale().unwrap(), 2);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+
+    // The dead worker's entries are back at the head, in claim order.
+    let ids = pending_ids(&server, "stale");
+    assert_eq!(ids.len(), 4);
+    assert_eq!(ids[..2], [d0.id.clone(), d1.id.clone()]);
+    let s = live.status().unwrap();
+    assert_eq!((s.pending, s.processing), (4, 2));
+    let names: Vec<&str> = s.workers.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(names, ["beating", "live"], "the dead worker is forgotten");
+    assert!(s.workers.iter().all(|w| w.alive && w.processing == 1));
+    assert!(live.complete("live", &l0, true, "{}").unwrap());
+    assert!(beating.complete("beating", &b0, true, "{}").unwrap());
+    assert_eq!(live.requeue_stale().unwrap(), 0);
+    // A late completion by the presumed-dead worker is still recorded.
+    assert!(!dead.complete("dead", &d0, true, "{}").unwrap());
+    assert_eq!(live.status().unwrap().done, 3);
+}
+
+#[test]
+fn unregister_requeues_leftovers_and_is_drained_tracks_work() {
+    let server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "drain").unwrap();
+    assert!(q.is_drained().unwrap());
+    q.register_worker("w").unwrap();
+    q.enqueue(&entry(1)).unwrap();
+    q.enqueue(&entry(2)).unwrap();
+    assert!(!q.is_drained().unwrap());
+    let a = q.claim("w", SHORT).unwrap().unwrap();
+    let _orphan = q.claim("w", SHORT).unwrap().unwrap();
+    assert!(!q.is_drained().unwrap(), "in-flight entries are not done");
+    q.complete("w", &a, true, "{}").unwrap();
+    assert!(!q.is_drained().unwrap());
+    assert_eq!(q.unregister_worker("w").unwrap(), 1);
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.processing), (1, 0));
+    assert!(s.workers.is_empty());
+    let b = q.claim("w2", SHORT).unwrap().unwrap();
+    q.complete("w2", &b, true, "{}").unwrap();
+    assert!(q.is_drained().unwrap());
+}
+
+#[test]
+fn dead_workers_entries_block_drained_until_requeued() {
+    let server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "dd")
+        .unwrap()
+        .with_heartbeat_ttl(Duration::from_millis(200));
+    q.register_worker("w").unwrap();
+    q.enqueue(&entry(1)).unwrap();
+    q.claim("w", SHORT).unwrap().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        q.status().unwrap().workers.iter().all(|w| !w.alive)
+    }));
+    assert!(!q.is_drained().unwrap());
+    assert_eq!(q.requeue_stale().unwrap(), 1);
+    assert_eq!(q.status().unwrap().pending, 1);
+}
+
+#[test]
+fn retry_failed_moves_failures_back_to_pending() {
+    let server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "retry").unwrap();
+    q.register_worker("w").unwrap();
+    let n = 1203u64; // several HSCAN batches
+    let all: Vec<QueueEntry> = (0..n).map(entry).collect();
+    q.enqueue_many(&all).unwrap();
+    for _ in 0..n {
+        let e = q.claim("w", Duration::ZERO).unwrap().unwrap();
+        let ok = e.line.is_multiple_of(3);
+        q.complete("w", &e, ok, r#"{"error":"x"}"#).unwrap();
+    }
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.done, s.failed), (0, 401, 802));
+    assert_eq!(q.retry_failed().unwrap(), 802);
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.done, s.failed, s.seen), (802, 401, 0, n));
+    assert_eq!(q.retry_failed().unwrap(), 0);
+    let again = q.claim("w", Duration::ZERO).unwrap().unwrap();
+    assert!(!again.line.is_multiple_of(3), "a retried entry is a failed one");
+}
+
+#[test]
+fn status_counts_everything_and_serializes() {
+    let server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "st").unwrap();
+    q.register_worker("a").unwrap();
+    q.register_worker("b").unwrap();
+    for i in 0..10 {
+        q.enqueue(&entry(i)).unwrap();
+    }
+    q.enqueue(&entry(0)).unwrap();
+    let e = q.claim("a", SHORT).unwrap().unwrap();
+    q.complete("a", &e, true, "{}").unwrap();
+    let e = q.claim("a", SHORT).unwrap().unwrap();
+    q.complete("a", &e, false, "{}").unwrap();
+    q.claim("a", SHORT).unwrap().unwrap();
+    q.claim("b", SHORT).unwrap().unwrap();
+    q.claim("b", SHORT).unwrap().unwrap();
+    // A malformed element is set aside, not handed out again.
+    redis::cmd("LPUSH")
+        .arg("fetchq:st:pending")
+        .arg("not json")
+        .query::<()>(&mut raw(&server))
+        .unwrap();
+    match q.claim("b", SHORT) {
+        Err(e @ QueueError::BadEntry { .. }) => {
+            assert!(!e.is_connection());
+            assert!(e.to_string().contains("not json"), "{e}");
+        }
+        other => panic!("expected BadEntry, got {other:?}"),
+    }
+    let s = q.status().unwrap();
+    assert_eq!(
+        (s.pending, s.processing, s.done, s.failed, s.seen, s.bad),
+        (5, 3, 1, 1, 10, 1)
+    );
+    let per: Vec<(&str, u64)> = s.workers.iter().map(|w| (w.id.as_str(), w.processing)).collect();
+    assert_eq!(per, [("a", 1), ("b", 2)]);
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["queue"], "st");
+    assert_eq!(json["workers"][1]["processing"], 2);
+    assert_eq!(json["workers"][0]["alive"], true);
+}
+
+#[test]
+fn three_workers_claim_every_entry_exactly_once() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let mut q = Queue::connect(&url, "conc").unwrap();
+    let all: Vec<QueueEntry> = (0..300).map(entry).collect();
+    assert!(q.enqueue_many(&all).unwrap().iter().all(|f| *f));
+
+    let claimed: Vec<Vec<String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let mut q = Queue::connect(&url, "conc").unwrap();
+                    let me = default_worker_id();
+                    q.register_worker(&me).unwrap();
+                    let mut got = Vec::new();
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    // Bounded in count (300 entries + a few empty polls) and time.
+                    for _ in 0..400 {
+                        assert!(Instant::now() < deadline, "worker took too long");
+                        match q.claim(&me, SHORT).unwrap() {
+                            Some(e) => {
+                                assert!(q.complete(&me, &e, true, "{}").unwrap());
+                                got.push(e.id);
+                            }
+                            None => {
+                                if q.is_drained().unwrap() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    q.unregister_worker(&me).unwrap();
+                    got
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let total: usize = claimed.iter().map(Vec::len).sum();
+    let unique: HashSet<&String> = claimed.iter().flatten().collect();
+    assert_eq!(total, 300, "each entry claimed once: {total} claims");
+    assert_eq!(unique.len(), 300);
+    assert_eq!(unique, all.iter().map(|e| &e.id).collect::<HashSet<_>>());
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.processing, s.done), (0, 0, 300));
+    assert!(
+        claimed.iter().all(|c| !c.is_empty()),
+        "all three took part: {:?}",
+        claimed.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+}
+
+/// Redis restarts mid-run. The server runs with `appendonly yes,
+/// appendfsync always`, so the queue survives the restart and we can check
+/// that nothing was lost or duplicated, not just that calls come back.
+#[test]
+fn operations_recover_after_a_redis_restart() {
+    let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let url = server.url();
+    let mut q = Queue::connect(&url, "rs").unwrap();
+    let policy = RetryPolicy {
+        initial_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(500),
+        give_up_after: Duration::from_secs(20),
+    };
+    q.register_worker("w").unwrap();
+    for i in 0..5 {
+        q.enqueue(&entry(i)).unwrap();
+    }
+    let first = q.claim("w", SHORT).unwrap().unwrap();
+
+    // A plain restart: the next call fails as a connection error, a retry succeeds.
+    server.restart();
+    let e = q.status().unwrap_err();
+    assert!(e.is_connection(), "{e:?}");
+    let s = q.with_retry(&policy, |q| q.status()).unwrap();
+    assert_eq!((s.pending, s.processing), (4, 1), "AOF kept the queue");
+
+    // Down for a while, with a claim blocked in BLMOVE and retrying meanwhile.
+    let mut notes = 0u32;
+    let got = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            server.stop();
+            std::thread::sleep(Duration::from_secs(1));
+            server.start_again();
+        });
+        // Drain what is pending, then block on the empty queue across the outage.
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline && got.len() < 4 {
+            let r = q.with_retry_notify(
+                &policy,
+                |q| q.claim("w", Duration::from_millis(200)),
+                |_, _| notes += 1,
+            );
+            if let Some(e) = r.unwrap() {
+                got.push(e);
+            }
+        }
+        // And keep polling until the outage has surely happened and passed.
+        for _ in 0..20 {
+            let r = q.with_retry_notify(&policy, |q| q.claim("w", SHORT), |_, _| notes += 1);
+            assert!(r.unwrap().is_none());
+        }
+        got
+    });
+    assert!(notes > 0, "the outage was seen and retried through");
+    assert_eq!(got.len(), 4);
+    let s = q.with_retry(&policy, |q| q.status()).unwrap();
+    let processing = 1 + got.len() as u64;
+    assert_eq!((s.pending, s.processing), (4 - got.len() as u64, processing));
+    q.with_retry(&policy, |q| q.complete("w", &first, true, "{}"))
+        .unwrap();
+    for e in &got {
+        q.with_retry(&policy, |q| q.complete("w", e, true, "{}")).unwrap();
+    }
+    let s = q.status().unwrap();
+    assert_eq!(s.done, 1 + got.len() as u64);
+}
+
+#[test]
+fn with_retry_gives_up_in_bounded_time_and_passes_other_errors_through() {
+    let mut server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "gu").unwrap();
+    server.stop();
+    let t = Instant::now();
+    let mut notes = 0;
+    let err = q
+        .with_retry_notify(
+            &RetryPolicy::give_up_after(Duration::from_secs(1)),
+            |q| q.status(),
+            |_, _| notes += 1,
+        )
+        .unwrap_err();
+    assert!(err.is_connection(), "{err:?}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(notes >= 2, "backed off and retried: {notes}");
+    assert!(err.to_string().contains("127.0.0.1"), "{err}");
+
+    // Reconnect works once the server is back.
+    server.start_again();
+    q.reconnect().unwrap();
+    assert_eq!(q.status().unwrap().pending, 0);
+
+    // Not a connection error: returned at once.
+    let mut calls = 0;
+    let t = Instant::now();
+    let err = q
+        .with_retry(&RetryPolicy::default(), |q| {
+            calls += 1;
+            q.claim("bad id", SHORT)
+        })
+        .unwrap_err();
+    assert!(matches!(err, QueueError::BadWorkerId { .. }));
+    assert_eq!(calls, 1);
+    assert!(t.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn connect_errors_are_typed_and_hide_the_password() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = Queue::connect(&format!("redis://:s3cret@127.0.0.1:{port}/"), "q").unwrap_err();
+    assert!(matches!(err, QueueError::Connect { .. }), "{err:?}");
+    assert!(err.is_connection());
+    let msg = err.to_string();
+    assert!(
+        !msg.contains("s3cret") && msg.contains(&port.to_string()),
+        "{msg}"
+    );
+
+    let server = RedisServer::start();
+    let q = Queue::connect(&server.url(), "ok").unwrap();
+    assert!(!format!("{q:?}").contains("s3cret"));
+}
