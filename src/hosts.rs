@@ -5,7 +5,7 @@
 //! A worker that draws an entry for a host already at its limit parks it and
 //! draws another. Whoever finishes a download for that host first takes the
 //! parked entry next. The parking lot is bounded: once it holds
-//! [`PARK_LIMIT`] entries (a list that is all one host), workers wait for a
+//! `PARK_LIMIT` (1024) entries (a list that is all one host), workers wait for a
 //! host to free up instead of draining the channel, so memory stays bounded.
 
 use std::collections::{HashMap, VecDeque};

@@ -45,6 +45,8 @@ pub struct Terminal {
     started: Instant,
     /// Print `--dry-run` plans on stdout (off when stdout carries JSON).
     plan_output: bool,
+    /// Failures in red: only with bars (a terminal) and without `NO_COLOR`.
+    color: bool,
 }
 
 struct Bars {
@@ -77,6 +79,7 @@ impl Terminal {
             finished_bytes: 0,
             started: Instant::now(),
             plan_output: true,
+            color: mode == Mode::Bars && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
 
@@ -109,7 +112,11 @@ impl Terminal {
             );
         }
         if let Some(line) = FailureLine::from_report(report) {
-            self.line(&line.to_string());
+            if self.color {
+                self.line(&format!("\x1b[31m{line}\x1b[0m"));
+            } else {
+                self.line(&line.to_string());
+            }
         } else if self.verbose {
             self.line(&describe(report));
         }

@@ -83,7 +83,7 @@ pub struct Summary {
     pub not_started: u64,
     /// Bytes written to finished files.
     pub bytes: u64,
-    /// Failures, in the order they happened (at most [`KEPT_FAILURES`]).
+    /// Failures, in the order they happened (at most 1000; the count is always exact).
     pub failures: Vec<FailureLine>,
     /// The signal that interrupted the run, if any.
     pub interrupted: Option<i32>,
