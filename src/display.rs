@@ -57,6 +57,20 @@ pub fn line(s: &str) -> String {
     text(&scrubbed).into_owned()
 }
 
+/// An error with its causes, `outer: inner: innermost`, as one line. Library
+/// errors keep their source out of their own message (so `{:#}` at the edge
+/// never repeats it); this joins them for per-entry messages.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Bytes as a short human figure (binary units, as `ls -h` and curl do).
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -16,7 +16,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The output directory could not be created, or is not a writable directory.
-    #[error("output directory {}: {source}", path.display())]
+    #[error("unusable output directory {}", path.display())]
     OutputDir {
         /// The directory as the user gave it.
         path: PathBuf,
@@ -25,7 +25,7 @@ pub enum RunError {
         source: io::Error,
     },
     /// An input list could not be opened or read.
-    #[error("cannot read {name}: {source}")]
+    #[error("cannot read {name}")]
     Input {
         /// The list's name as the user gave it (`-` for stdin).
         name: String,
@@ -127,6 +127,10 @@ pub enum FetchError {
     /// The response breaks the protocol or contradicts itself.
     #[error("bad response: {0}")]
     BadResponse(String),
+    /// The server's answer to a resume contradicts what is on disk; the part
+    /// was reset and the next attempt starts from byte 0.
+    #[error("{0}; starting over")]
+    Restart(String),
     /// A redirect could not be followed.
     #[error("{0}")]
     Redirect(String),
@@ -139,7 +143,7 @@ pub enum FetchError {
         actual: String,
     },
     /// The local file system refused something.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Disk {
         /// What fetchq was doing ("cannot create", "cannot write", ...).
         action: &'static str,
@@ -166,7 +170,8 @@ impl FetchError {
             FetchError::Connect(_)
             | FetchError::Timeout(_)
             | FetchError::BodyBroken { .. }
-            | FetchError::Truncated { .. } => true,
+            | FetchError::Truncated { .. }
+            | FetchError::Restart(_) => true,
             FetchError::HostNotFound
             | FetchError::BadResponse(_)
             | FetchError::Redirect(_)
@@ -187,6 +192,7 @@ impl FetchError {
             FetchError::BodyBroken { .. } => "connection_lost",
             FetchError::Truncated { .. } => "truncated",
             FetchError::BadResponse(_) => "bad_response",
+            FetchError::Restart(_) => "resume_mismatch",
             FetchError::Redirect(_) => "redirect",
             FetchError::Checksum { .. } => "checksum",
             FetchError::Disk { .. } => "disk",

@@ -102,11 +102,12 @@ pub enum Problem {
     Fetch(FetchError),
 }
 
+/// The whole cause, source errors included (`cannot write x: No space left on device`).
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Problem::Line { error, .. } => error.fmt(f),
-            Problem::Fetch(error) => error.fmt(f),
+            Problem::Fetch(error) => f.write_str(&crate::display::chain(error)),
         }
     }
 }

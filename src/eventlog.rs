@@ -64,7 +64,7 @@ impl Observer for EventLog {
                 "retry {}: {}: attempt {attempt} failed: {}; next in {:.1} s",
                 job.origin,
                 display::url(&job.url),
-                display::text(&error.to_string()),
+                display::text(&display::chain(error)),
                 wait.as_secs_f32()
             ),
             Event::Finished(report) => match (&report.outcome, FailureLine::from_report(report)) {

@@ -84,6 +84,8 @@ struct Progress {
     conditional: Option<Conditional>,
     /// The name `--content-disposition` chose, relative to the output dir.
     saved_as: Option<PathBuf>,
+    /// The full size the last response announced, to judge a later 416.
+    announced: Option<u64>,
 }
 
 /// How a successful attempt ended.
@@ -261,22 +263,22 @@ impl Fetcher {
                 if range.start != offset {
                     part.restart()?;
                     progress.validator = None;
-                    return Err(FetchError::BadResponse(format!(
-                        "server resumed at byte {} instead of {offset}; starting over",
+                    return Err(FetchError::Restart(format!(
+                        "server resumed at byte {} instead of {offset}",
                         range.start
                     )));
                 }
             }
             416 if offset > 0 => {
-                // The part may already hold the whole file (RFC 9110 §15.5.17).
-                if content_range_total(&headers) == Some(offset) {
+                // The part may already hold the whole file (RFC 9110 §15.5.17):
+                // believable only if this run saw no other announced size.
+                let total = content_range_total(&headers);
+                if total == Some(offset) && progress.announced.is_none_or(|a| a == offset) {
                     return Ok(Done::Complete);
                 }
                 part.restart()?;
                 progress.validator = None;
-                return Err(FetchError::BadResponse(
-                    "server refused to resume; starting over".into(),
-                ));
+                return Err(FetchError::Restart("server refused to resume".into()));
             }
             304 if progress.conditional.is_some() && offset == 0 => return Ok(Done::NotModified),
             200..=299 => {
@@ -320,6 +322,9 @@ impl Fetcher {
             header_str(&headers, header::LAST_MODIFIED).and_then(|v| httpdate::parse_http_date(v).ok());
 
         let expected = expected_length(&headers, status, part.len())?;
+        if expected.is_some() {
+            progress.announced = expected;
+        }
         ctx.slot.begin_body(part.len(), expected);
         let mut reader = response.into_body().into_reader();
         let buf = &mut *ctx.buf;
@@ -331,7 +336,7 @@ impl Fetcher {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(body_error(e, progress.transferred)),
+                Err(e) => return Err(body_error(e, part.len(), expected)),
             };
             part.write(&buf[..n])?;
             progress.transferred += n as u64;
@@ -343,7 +348,7 @@ impl Fetcher {
             }
             if expected.is_some_and(|total| part.len() > total) {
                 part.restart()?;
-                return Err(FetchError::BadResponse("body longer than announced".into()));
+                return Err(FetchError::Restart("body longer than announced".into()));
             }
         }
         if let Some(total) = expected
@@ -526,7 +531,7 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 fn request_error(error: ureq::Error) -> FetchError {
     match error {
         ureq::Error::Io(e) => io_error(e, "connection failed"),
-        ureq::Error::Timeout(t) => FetchError::Timeout(format!("{t}")),
+        ureq::Error::Timeout(t) => timeout_error(t),
         ureq::Error::HostNotFound => FetchError::HostNotFound,
         ureq::Error::ConnectionFailed => FetchError::Connect("could not connect".into()),
         ureq::Error::Protocol(e) => FetchError::BadResponse(e.to_string()),
@@ -552,12 +557,12 @@ fn io_error(e: io::Error, context: &str) -> FetchError {
     }
 }
 
-/// Classify an error while reading the body.
-fn body_error(e: io::Error, received: u64) -> FetchError {
+/// Classify an error while reading the body; `received` is what the part holds.
+fn body_error(e: io::Error, received: u64, expected: Option<u64>) -> FetchError {
     // ureq reports its own errors through io::Error::other(ureq::Error).
     let e = match e.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>()) {
         Some(ureq::Error::Io(_)) | None => e,
-        Some(ureq::Error::Timeout(t)) => return FetchError::Timeout(t.to_string()),
+        Some(ureq::Error::Timeout(t)) => return timeout_error(*t),
         Some(other) => {
             return FetchError::BodyBroken {
                 received,
@@ -565,12 +570,27 @@ fn body_error(e: io::Error, received: u64) -> FetchError {
             };
         }
     };
+    // A clean close before the announced length is a short body, not a broken link.
+    if let Some(expected) = expected
+        && e.kind() == io::ErrorKind::UnexpectedEof
+    {
+        return FetchError::Truncated { received, expected };
+    }
     match io_error(e, "") {
         FetchError::Connect(message) => FetchError::BodyBroken {
             received,
             message: message.trim_start_matches(": ").to_string(),
         },
         other => other,
+    }
+}
+
+/// Name a ureq timeout in the user's terms.
+fn timeout_error(timeout: ureq::Timeout) -> FetchError {
+    match timeout {
+        ureq::Timeout::Global => FetchError::Timeout("--max-time reached".into()),
+        ureq::Timeout::Connect => FetchError::Timeout("connecting took longer than --connect-timeout".into()),
+        other => FetchError::Timeout(other.to_string()),
     }
 }
 

@@ -76,7 +76,7 @@ pub fn entry_json(report: &EntryReport, dir: &Path) -> Value {
     };
     let (error_kind, error) = match &report.outcome {
         Outcome::Failed(Problem::Line { error, .. }) => (Some("invalid_line"), Some(error.to_string())),
-        Outcome::Failed(Problem::Fetch(error)) => (Some(error.kind()), Some(error.to_string())),
+        Outcome::Failed(Problem::Fetch(error)) => (Some(error.kind()), Some(crate::display::chain(error))),
         _ => (None, None),
     };
     let (url, path) = match (&report.job, &report.outcome) {

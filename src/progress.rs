@@ -214,7 +214,7 @@ impl Observer for Terminal {
                         "{}: {}: attempt {attempt} failed: {}; retrying in {:.1} s{resume}",
                         display::text(&job.origin.to_string()),
                         display::url(&job.url),
-                        display::text(&error.to_string()),
+                        display::text(&display::chain(error)),
                         wait.as_secs_f32()
                     ));
                 }
