@@ -68,7 +68,7 @@ Exit codes:
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
-    /// Other commands (shell completions, man page, the Redis queue).
+    /// Other commands (the Redis queue, shell completions, man page).
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Where the URL lists come from.
@@ -92,6 +92,158 @@ pub enum Command {
     },
     /// Print the man page (roff) to standard output.
     Man,
+    /// Push the entries of URL lists into a Redis queue, for `fetchq worker`s on many machines.
+    ///
+    /// Reads each FILE in order (`-` or no FILE: standard input), in the list
+    /// format of a local run, and pushes every usable entry to the queue as it
+    /// is read. An entry whose URL and OUT were ever enqueued before is a
+    /// duplicate and is not pushed again (`retry-failed` re-runs failures).
+    /// Unusable lines are reported as FILE:LINE and make the exit code 1.
+    /// Prints "queued N, duplicates M, invalid K" on stderr.
+    #[command(after_help = QUEUE_HELP)]
+    Enqueue(EnqueueArgs),
+    /// Download the entries of a Redis queue, alongside workers on other machines.
+    ///
+    /// Claims entries one at a time (never more than the worker pool can
+    /// take), downloads them with the same options as a local run, and
+    /// records each outcome in the queue. Runs until stopped, or with --drain
+    /// until the queue is empty and no worker has anything in progress.
+    /// A worker whose heartbeat stops (killed, cut off) for 15 s is presumed
+    /// dead and its entries go back to the queue. Ctrl-C gives the entries
+    /// this worker holds back to the queue and exits 130.
+    #[command(after_help = WORKER_HELP)]
+    Worker(Box<WorkerArgs>),
+    /// Show a queue's counts (pending, processing, done, failed) and its workers.
+    #[command(after_help = QUEUE_HELP)]
+    Status(StatusArgs),
+    /// Move a queue's failed entries back to pending; prints how many.
+    #[command(after_help = QUEUE_HELP)]
+    RetryFailed(QueueArgs),
+}
+
+const QUEUE_HELP: &str = "\
+Queue commands:
+  fetchq enqueue --redis redis://HOST urls.txt     push a list (once per entry, ever)
+  fetchq worker --redis redis://HOST -d out -j 8   on each machine: download from the queue
+  fetchq status --redis redis://HOST               counts and workers
+  fetchq retry-failed --redis redis://HOST         give failures another round
+The Redis URL may come from FETCHQ_REDIS instead of --redis. Redis 6.2 or newer.";
+
+const WORKER_HELP: &str = "\
+Limits are per worker process: --jobs, --per-host and --limit-rate bound this
+worker only; N workers may open N x --per-host connections to one host and
+download at N x --limit-rate in all.
+
+Examples:
+  fetchq worker --redis redis://queue.lan -d /data -j 16
+  fetchq worker --redis redis://queue.lan --drain -q -d out && echo drained
+
+Exit codes: 0 stopped after --drain with every entry of this worker done,
+1 some entries failed, 2 usage, output-dir or Redis error, 130/143 stopped by
+SIGINT/SIGTERM (held entries were given back to the queue).";
+
+/// Which Redis queue.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// The Redis server: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB].
+    ///
+    /// May be given in FETCHQ_REDIS instead, which keeps a password off the
+    /// command line. Needs Redis 6.2 or newer.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FETCHQ_REDIS",
+        hide_env_values = true,
+        help_heading = "Queue"
+    )]
+    pub redis: String,
+
+    /// Queue name (1 to 64 of A-Z a-z 0-9 . _ -); one Redis can hold many queues.
+    #[arg(long, value_name = "NAME", default_value = "default", help_heading = "Queue")]
+    pub queue: String,
+}
+
+/// `fetchq enqueue`.
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+
+    /// URL lists to read, in order; `-` is standard input.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<String>,
+}
+
+/// `fetchq worker`.
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("dry_run", |a| a.hide(true)),
+    mut_arg("per_host", |a| a
+        .help("Most simultaneous connections to one host from this worker (each worker counts its own)")
+        .long_help("Most simultaneous connections to one host (host and port) from this worker.\n\n\
+            Per worker process: workers do not coordinate, so N workers may open N times this \
+            many connections to one host.")),
+    mut_arg("limit_rate", |a| a
+        .help("Download rate of this worker, e.g. 500K or 2M (bytes/s, K = 1024; each worker counts its own)")
+        .long_help("Total download rate across this worker's downloads, e.g. 500K or 2M (bytes/s, K = 1024).\n\n\
+            Per worker process: N workers together download at up to N times this rate.")),
+)]
+pub struct WorkerArgs {
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+
+    /// Exit once the queue is drained: nothing pending and nothing in progress on any worker.
+    ///
+    /// Entries of dead workers are requeued and finished first. Without
+    /// --drain the worker waits for new entries until stopped.
+    #[arg(long, help_heading = "Queue")]
+    pub drain: bool,
+
+    /// This worker's id in the queue [default: HOSTNAME:PID:RANDOM].
+    ///
+    /// Two live workers must never share an id.
+    #[arg(long, value_name = "ID", help_heading = "Queue")]
+    pub worker_id: Option<String>,
+
+    /// Heartbeat TTL in milliseconds: a worker silent this long is presumed
+    /// dead. Every worker of a queue should use the same value. For tests.
+    #[arg(
+        long,
+        value_name = "MS",
+        env = "FETCHQ_HEARTBEAT_TTL_MS",
+        hide = true,
+        value_parser = clap::value_parser!(u64).range(100..=3_600_000)
+    )]
+    pub heartbeat_ttl_ms: Option<u64>,
+
+    /// How to download.
+    #[command(flatten)]
+    pub download: DownloadArgs,
+
+    /// What to print.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `fetchq status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+
+    /// Print one JSON object instead of a table.
+    ///
+    /// Fields: queue, pending, processing, done, failed, seen, bad, and
+    /// workers: [{id, alive, registered, processing}].
+    #[arg(long)]
+    pub json: bool,
+
+    /// First move the entries of dead workers (heartbeat expired) back to pending.
+    #[arg(long)]
+    pub requeue_stale: bool,
 }
 
 /// The URL lists.
@@ -352,6 +504,35 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn worker_help_says_limits_are_per_worker() {
+        let mut cmd = Cli::command();
+        let worker = cmd.find_subcommand_mut("worker").unwrap();
+        let help = worker.render_long_help().to_string();
+        assert!(help.contains("Per worker process"), "{help}");
+        assert!(help.contains("--per-host"), "{help}");
+        assert!(!help.contains("heartbeat-ttl"), "{help}");
+    }
+
+    #[test]
+    fn queue_commands_parse() {
+        let cli =
+            Cli::try_parse_from(["fetchq", "worker", "--redis", "redis://h/", "--drain", "-j", "3"]).unwrap();
+        match cli.command {
+            Some(Command::Worker(w)) => {
+                assert!(w.drain);
+                assert_eq!(w.download.jobs, 3);
+                assert_eq!(w.queue.queue, "default");
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["fetchq", "retry-failed", "--redis", "redis://h/", "--queue", "q"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::RetryFailed(QueueArgs { ref queue, .. })) if queue == "q")
+        );
     }
 
     #[test]

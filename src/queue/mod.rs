@@ -114,10 +114,12 @@
 //! # }
 //! ```
 
+pub mod commands;
 mod entry;
 mod error;
 mod retry;
 mod scripts;
+pub mod worker;
 
 use std::time::Duration;
 

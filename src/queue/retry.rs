@@ -95,6 +95,51 @@ impl Queue {
     }
 }
 
+impl Queue {
+    /// Like [`with_retry_notify`](Self::with_retry_notify), but the waits are
+    /// cut into short slices and `stop` is asked between them: once it returns
+    /// true, the last connection error is returned instead of waiting on. For
+    /// loops that must retry for as long as it takes (a worker riding out a
+    /// Redis restart) yet notice Ctrl-C within about 50 ms.
+    /// `policy.give_up_after` still bounds the total time
+    /// (`Duration::MAX`: no bound).
+    pub fn with_retry_until<T>(
+        &mut self,
+        policy: &RetryPolicy,
+        stop: &dyn Fn() -> bool,
+        mut op: impl FnMut(&mut Queue) -> Result<T, QueueError>,
+        mut notify: impl FnMut(&QueueError, Duration),
+    ) -> Result<T, QueueError> {
+        const SLICE: Duration = Duration::from_millis(50);
+        let start = Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt = attempt.saturating_add(1);
+            let err = match op(self) {
+                Ok(v) => return Ok(v),
+                Err(e) if !e.is_connection() => return Err(e),
+                Err(e) => e,
+            };
+            let wait = policy.delay(attempt).mul_f64(0.5 + fastrand::f64() * 0.5);
+            if stop() || start.elapsed().saturating_add(wait) > policy.give_up_after {
+                return Err(err);
+            }
+            notify(&err, wait);
+            let until = Instant::now() + wait;
+            loop {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                if stop() {
+                    return Err(err);
+                }
+                std::thread::sleep(left.min(SLICE));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

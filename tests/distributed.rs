@@ -1,0 +1,545 @@
+//! Scale-out through a real Redis: `fetchq enqueue` one list, run several
+//! `fetchq worker` processes (the real binary) against the in-process HTTP
+//! test server, and check that every entry is downloaded correctly, once in
+//! the normal case, and never lost when a worker is SIGKILLed, Redis
+//! restarts, or a worker is interrupted with SIGINT.
+//!
+//! Each test starts its own `redis-server` (`tests/support_redis`) and HTTP
+//! server; workers write their stderr to a file in the test's temp dir, shown
+//! in assertion messages. Every wait is a poll with a deadline.
+
+#[allow(dead_code)]
+mod support;
+mod support_redis;
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use fetchq::queue::{Queue, QueueEntry, QueueStatus};
+use serde_json::Value;
+use support::{Route, Run, TestServer, fetchq, list_files, pattern, run, run_with_stdin};
+use support_redis::RedisServer;
+
+/// Longest any worker may take in these tests.
+const WORKER_DEADLINE: Duration = Duration::from_secs(40);
+
+/// The body of entry `i`: distinct for every `i` (length and seed differ).
+fn body(i: usize) -> Vec<u8> {
+    pattern(1000 + 37 * i, (i % 251) as u8)
+}
+
+fn path(i: usize) -> String {
+    format!("/f{i:03}.bin")
+}
+
+/// Routes `n` entries (optionally slowed down) and returns the list text.
+fn serve(server: &TestServer, n: usize, delay: Duration) -> String {
+    let mut list = String::new();
+    for i in 0..n {
+        server.route(&path(i), Route::ok(body(i)).delay(delay));
+        list.push_str(&server.url(&path(i)));
+        list.push('\n');
+    }
+    list
+}
+
+fn fetchq_in(root: &Path, args: &[&str]) -> Run {
+    run(fetchq().current_dir(root).args(args))
+}
+
+/// `fetchq enqueue` of `list` (written to `root/name`); asserts it ran.
+fn enqueue(root: &Path, redis: &str, name: &str, list: &str) -> Run {
+    fs::write(root.join(name), list).unwrap();
+    fetchq_in(root, &["enqueue", "--redis", redis, name])
+}
+
+/// `fetchq status --json`, parsed.
+fn status_json(root: &Path, redis: &str) -> Value {
+    let r = fetchq_in(root, &["status", "--redis", redis, "--json"]);
+    assert_eq!(r.code(), 0, "{r}");
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("status --json: {e}\n{r}"))
+}
+
+fn counts(v: &Value) -> [u64; 4] {
+    ["pending", "processing", "done", "failed"].map(|k| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {v}")))
+}
+
+/// A direct queue handle for polling (cheaper than running `status`).
+fn poll_status(redis: &str) -> QueueStatus {
+    let mut q = Queue::connect(redis, "default").unwrap();
+    q.status().unwrap()
+}
+
+/// Polls `cond` every 20 ms until it holds; panics with `what` after `limit`.
+fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `fetchq worker` process with its stderr in a file.
+struct Worker {
+    name: String,
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Worker {
+    fn spawn(root: &Path, redis: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Worker {
+        let stderr = root.join(format!("{name}.stderr"));
+        let mut cmd: Command = fetchq();
+        cmd.current_dir(root)
+            .args(["worker", "--redis", redis, "--worker-id", name, "-d", "out"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(File::create(&stderr).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn worker {name}: {e}"));
+        Worker {
+            name: name.to_string(),
+            child,
+            stderr,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits for the exit, killing the worker and failing the test after `limit`.
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "worker {} still running after {limit:?}; stderr:\n{}",
+                    self.name,
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the exit and returns the exit code (-1 for a signal).
+    fn code(&mut self, limit: Duration) -> i32 {
+        self.wait(limit).code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Every file `0..n` in `root/out` holds its body; no `.part` is left over.
+fn assert_all_files(root: &Path, n: usize, workers: &[Worker]) {
+    let out = root.join("out");
+    let logs = || {
+        workers
+            .iter()
+            .map(|w| format!("--- {} ---\n{}", w.name, w.stderr()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for i in 0..n {
+        let file = out.join(&path(i)[1..]);
+        let got = fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}\n{}", file.display(), logs()));
+        assert!(got == body(i), "{} has wrong content\n{}", file.display(), logs());
+    }
+    let files = list_files(&out);
+    assert_eq!(files.len(), n, "unexpected files: {files:?}\n{}", logs());
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn three_workers_share_one_list_and_fetch_each_url_once() {
+    let redis = RedisServer::start();
+    let server = TestServer::start();
+    let root = tempdir();
+    let root = root.path();
+    let url = redis.url();
+    let list = serve(&server, 300, Duration::ZERO);
+    let r = enqueue(root, &url, "urls.txt", &list);
+    assert_eq!(r.code(), 0, "{r}");
+    assert!(r.stderr.contains("queued 300, duplicates 0, invalid 0"), "{r}");
+
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::spawn(root, &url, &format!("w{i}"), &["--drain", "-j", "4"], &[]))
+        .collect();
+    for w in workers.iter_mut() {
+        let code = w.code(WORKER_DEADLINE);
+        assert_eq!(code, 0, "worker {}:\n{}", w.name, w.stderr());
+    }
+    assert_all_files(root, 300, &workers);
+    for i in 0..300 {
+        assert_eq!(server.hits(&path(i)), 1, "{} fetched more than once", path(i));
+    }
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [0, 0, 300, 0], "{s}");
+    assert_eq!(
+        s["workers"],
+        Value::Array(vec![]),
+        "drained workers unregister: {s}"
+    );
+}
+
+#[test]
+fn a_killed_workers_entries_are_finished_by_the_others() {
+    let redis = RedisServer::start();
+    let server = TestServer::start();
+    let root = tempdir();
+    let root = root.path();
+    let url = redis.url();
+    let list = serve(&server, 300, Duration::from_millis(30));
+    let r = enqueue(root, &url, "urls.txt", &list);
+    assert_eq!(r.code(), 0, "{r}");
+
+    let env = [("FETCHQ_HEARTBEAT_TTL_MS", "1000")];
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::spawn(root, &url, &format!("w{i}"), &["--drain", "-j", "4"], &env))
+        .collect();
+    // Kill w0 while it holds entries and the queue is well under way.
+    wait_for(Duration::from_secs(20), "w0 mid-run", || {
+        let s = poll_status(&url);
+        let held = s
+            .workers
+            .iter()
+            .find(|w| w.id == "w0")
+            .map_or(0, |w| w.processing);
+        s.done >= 40 && held >= 4
+    });
+    workers[0].child.kill().unwrap();
+    workers[0].wait(Duration::from_secs(5));
+    let held = poll_status(&url)
+        .workers
+        .iter()
+        .find(|w| w.id == "w0")
+        .map_or(0, |w| w.processing);
+    assert!(held > 0, "w0 should have died holding entries");
+
+    for w in workers.iter_mut().skip(1) {
+        let code = w.code(WORKER_DEADLINE);
+        assert_eq!(code, 0, "worker {}:\n{}", w.name, w.stderr());
+    }
+    assert_all_files(root, 300, &workers);
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [0, 0, 300, 0], "{s}");
+    let requeued = workers[1..]
+        .iter()
+        .any(|w| w.stderr().contains("entries of dead workers"));
+    assert!(requeued, "a survivor requeued w0's entries");
+}
+
+#[test]
+fn workers_ride_out_a_redis_restart() {
+    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let server = TestServer::start();
+    let root = tempdir();
+    let root = root.path();
+    let url = redis.url();
+    let list = serve(&server, 300, Duration::from_millis(20));
+    let r = enqueue(root, &url, "urls.txt", &list);
+    assert_eq!(r.code(), 0, "{r}");
+
+    let env = [("FETCHQ_HEARTBEAT_TTL_MS", "5000")];
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::spawn(root, &url, &format!("w{i}"), &["--drain", "-j", "4"], &env))
+        .collect();
+    wait_for(Duration::from_secs(20), "some entries done", || {
+        poll_status(&url).done >= 60
+    });
+    redis.restart();
+    // The restart happened mid-run, and the data survived it.
+    let s = poll_status(&url);
+    assert!(s.done >= 60 && s.pending + s.processing > 0, "{s:?}");
+    assert_eq!(s.seen, 300, "{s:?}");
+    for w in workers.iter_mut() {
+        let code = w.code(WORKER_DEADLINE);
+        assert_eq!(code, 0, "worker {}:\n{}", w.name, w.stderr());
+    }
+    assert_all_files(root, 300, &workers);
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [0, 0, 300, 0], "{s}");
+    // With appendfsync always no claim or result is lost, so even across the
+    // restart every URL is fetched once (an orphaned claim is returned, not
+    // downloaded by the worker that lost its reply).
+    for i in 0..300 {
+        assert_eq!(server.hits(&path(i)), 1, "{} fetch count", path(i));
+    }
+}
+
+#[test]
+fn status_counts_match_reality() {
+    let redis = RedisServer::start();
+    let server = TestServer::start();
+    let root = tempdir();
+    let root = root.path();
+    let url = redis.url();
+    let mut list = serve(&server, 50, Duration::ZERO);
+    // Two entries the server answers with 404.
+    list.push_str(&format!(
+        "{}\n{}\n",
+        server.url("/gone1.bin"),
+        server.url("/gone2.bin")
+    ));
+    let r = enqueue(root, &url, "urls.txt", &list);
+    assert_eq!(r.code(), 0, "{r}");
+
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [52, 0, 0, 0], "{s}");
+    assert_eq!(s["seen"], 52, "{s}");
+    let table = fetchq_in(root, &["status", "--redis", &url]);
+    assert_eq!(table.code(), 0, "{table}");
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.split_whitespace().eq(["pending", "52"])),
+        "{table}"
+    );
+
+    let mut workers: Vec<Worker> = (0..2)
+        .map(|i| Worker::spawn(root, &url, &format!("w{i}"), &["--drain", "-j", "4"], &[]))
+        .collect();
+    let codes: Vec<i32> = workers.iter_mut().map(|w| w.code(WORKER_DEADLINE)).collect();
+    assert!(codes.iter().all(|c| [0, 1].contains(c)), "{codes:?}");
+    assert!(
+        codes.contains(&1),
+        "a worker with a failed entry exits 1: {codes:?}"
+    );
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [0, 0, 50, 2], "{s}");
+    let stderr: String = workers.iter().map(Worker::stderr).collect();
+    assert!(
+        stderr.contains("urls.txt:51: ") && stderr.contains("HTTP 404"),
+        "{stderr}"
+    );
+
+    let r = fetchq_in(root, &["retry-failed", "--redis", &url]);
+    assert_eq!(r.code(), 0, "{r}");
+    assert!(r.stdout.contains("moved 2 "), "{r}");
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [2, 0, 50, 0], "{s}");
+}
+
+#[test]
+fn enqueueing_the_same_list_twice_queues_it_once() {
+    let redis = RedisServer::start();
+    let root = tempdir();
+    let root = root.path();
+    let url = redis.url();
+    let mut list: String = (0..40).map(|i| format!("http://h.test/f{i}.bin\n")).collect();
+    list.push_str("ftp://h.test/x\n");
+    let first = enqueue(root, &url, "urls.txt", &list);
+    assert_eq!(first.code(), 1, "an invalid line exits 1: {first}");
+    assert!(
+        first.stderr.contains("queued 40, duplicates 0, invalid 1"),
+        "{first}"
+    );
+    assert!(
+        first
+            .stderr
+            .contains("urls.txt:41: ftp://h.test/x: unsupported scheme"),
+        "{first}"
+    );
+    let second = enqueue(root, &url, "urls.txt", &list);
+    assert!(
+        second.stderr.contains("queued 0, duplicates 40, invalid 1"),
+        "{second}"
+    );
+    // Same downloads from another list (and via stdin) are duplicates too.
+    let third = run_with_stdin(
+        fetchq()
+            .current_dir(root)
+            .args(["enqueue", "--redis", &url, "urls.txt", "-"]),
+        list.as_bytes(),
+    );
+    assert!(
+        third.stderr.contains("queued 0, duplicates 80, invalid 2"),
+        "{third}"
+    );
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [40, 0, 0, 0], "{s}");
+    assert_eq!(s["seen"], 40, "{s}");
+}
+
+#[test]
+fn sigint_gives_held_entries_back_and_exits_130() {
+    let redis = RedisServer::start();
+    let server = TestServer::start();
+    let root = tempdir();
+    let root = root.path();
+    let url = redis.url();
+    let list = serve(&server, 30, Duration::from_secs(20));
+    let r = enqueue(root, &url, "urls.txt", &list);
+    assert_eq!(r.code(), 0, "{r}");
+
+    let mut worker = Worker::spawn(root, &url, "w0", &["-j", "2"], &[]);
+    // -j 2: 2 downloading + 8 in the channel + 1 waiting to be handed over.
+    let mut most = 0;
+    wait_for(Duration::from_secs(20), "w0 holding entries", || {
+        let held = poll_status(&url).processing;
+        most = most.max(held);
+        held >= 10 && server.requests().len() >= 2
+    });
+    // Claims stay bounded by what the pool can take.
+    for _ in 0..10 {
+        most = most.max(poll_status(&url).processing);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(most <= 11, "claimed {most} entries with -j 2");
+
+    let kill = Command::new("kill")
+        .args(["-INT", &worker.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let started = Instant::now();
+    let code = worker.code(Duration::from_secs(10));
+    assert_eq!(code, 130, "{}", worker.stderr());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?} to stop",
+        started.elapsed()
+    );
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [30, 0, 0, 0], "{s}\n{}", worker.stderr());
+    assert_eq!(s["workers"], Value::Array(vec![]), "{s}");
+    assert!(
+        worker.stderr().contains("back to queue default"),
+        "{}",
+        worker.stderr()
+    );
+    // The queue order is kept: the oldest entry is claimed first again.
+    let mut q = Queue::connect(&url, "default").unwrap();
+    let first = q.claim("probe", Duration::ZERO).unwrap().unwrap();
+    assert_eq!(first.line, 1, "{first:?}");
+}
+
+#[test]
+fn unusable_queue_entries_fail_like_bad_lines() {
+    let redis = RedisServer::start();
+    let server = TestServer::start();
+    let root = tempdir();
+    let root = root.path();
+    let url = redis.url();
+    let list = serve(&server, 3, Duration::ZERO);
+    assert_eq!(enqueue(root, &url, "urls.txt", &list).code(), 0);
+    // Entries pushed by another producer than `fetchq enqueue`.
+    let mut q = Queue::connect(&url, "default").unwrap();
+    let bad = QueueEntry::new("ftp://h.test/x", None, None, "feed.txt", 7);
+    let escaping = QueueEntry::new(server.url("/f000.bin"), Some("../x".into()), None, "feed.txt", 8);
+    assert_eq!(q.enqueue_many(&[bad.clone(), escaping]).unwrap(), [true, true]);
+
+    let mut worker = Worker::spawn(root, &url, "w0", &["--drain", "--json"], &[]);
+    assert_eq!(worker.code(WORKER_DEADLINE), 1, "{}", worker.stderr());
+    let stderr = worker.stderr();
+    assert!(
+        stderr.contains("feed.txt:7: ftp://h.test/x: unsupported scheme"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("feed.txt:8: "), "{stderr}");
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [0, 0, 3, 2], "{s}");
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let result: String = redis::cmd("HGET")
+        .arg("fetchq:default:failed")
+        .arg(&bad.id)
+        .query(&mut con)
+        .unwrap();
+    let result: Value = serde_json::from_str(&result).unwrap();
+    assert_eq!(result["error_kind"], "invalid_line", "{result}");
+    assert_eq!(result["line"], 7, "{result}");
+}
+
+#[test]
+fn an_orphaned_claim_is_returned_and_downloaded() {
+    let redis = RedisServer::start();
+    let server = TestServer::start();
+    let root = tempdir();
+    let root = root.path();
+    let url = redis.url();
+    let list = serve(&server, 3, Duration::ZERO);
+    assert_eq!(enqueue(root, &url, "urls.txt", &list).code(), 0);
+    // A claim whose reply w0 never saw (connection lost after BLMOVE ran).
+    let mut q = Queue::connect(&url, "default").unwrap();
+    assert!(q.claim("w0", Duration::ZERO).unwrap().is_some());
+
+    let mut worker = Worker::spawn(root, &url, "w0", &["--drain"], &[]);
+    assert_eq!(worker.code(WORKER_DEADLINE), 0, "{}", worker.stderr());
+    assert!(
+        worker.stderr().contains("returned 1 orphaned"),
+        "{}",
+        worker.stderr()
+    );
+    assert_all_files(root, 3, std::slice::from_ref(&worker));
+    assert_eq!(counts(&status_json(root, &url)), [0, 0, 3, 0]);
+}
+
+#[test]
+fn a_running_worker_downloads_retried_failures_again() {
+    let redis = RedisServer::start();
+    let server = TestServer::start();
+    let root = tempdir();
+    let root = root.path();
+    let url = redis.url();
+    // /f000.bin fails once; /f001.bin keeps the worker busy meanwhile, so
+    // the retried entry arrives in the same run of the pipeline.
+    server.route(&path(0), Route::ok(body(0)).fail_times(1, 404));
+    server.route(&path(1), Route::ok(body(1)).delay(Duration::from_secs(2)));
+    let list = format!("{}\n{}\n", server.url(&path(0)), server.url(&path(1)));
+    assert_eq!(enqueue(root, &url, "urls.txt", &list).code(), 0);
+
+    let mut worker = Worker::spawn(root, &url, "w0", &["-j", "2"], &[]);
+    wait_for(Duration::from_secs(10), "the first attempt to fail", || {
+        poll_status(&url).failed == 1
+    });
+    assert_eq!(
+        poll_status(&url).processing,
+        1,
+        "the slow entry is still in flight"
+    );
+    let r = fetchq_in(root, &["retry-failed", "--redis", &url]);
+    assert!(r.stdout.contains("moved 1 "), "{r}");
+    wait_for(Duration::from_secs(15), "both entries done", || {
+        poll_status(&url).done == 2
+    });
+    let kill = Command::new("kill")
+        .args(["-INT", &worker.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(worker.code(Duration::from_secs(10)), 130, "{}", worker.stderr());
+    assert_eq!((server.hits(&path(0)), server.hits(&path(1))), (2, 1));
+    assert_all_files(root, 2, std::slice::from_ref(&worker));
+    assert_eq!(counts(&status_json(root, &url)), [0, 0, 2, 0]);
+}
