@@ -12,12 +12,12 @@ use ureq::Agent;
 use ureq::config::Config as UreqConfig;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider, parse_pem};
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector, TcpConnector};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector};
 
 use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::error::RunError;
-use crate::transport::WatchConnector;
+use crate::transport::SocketConnector;
 
 /// Build the shared agent. Redirects are followed by [`crate::fetch`] itself,
 /// so it can drop credentials across origins, refuse odd schemes and name the loop.
@@ -47,11 +47,11 @@ pub fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
         .max_idle_connections(config.jobs.max(16))
         .max_idle_connections_per_host(config.jobs)
         .build();
-    // The default chain minus SOCKS, with the idle/cancel watch between TCP and TLS.
+    // ureq's default chain minus SOCKS, with fetchq's socket in place of ureq's
+    // (idle timeout, cancellation, a one-syscall liveness probe).
     let connector =
         ().chain(ConnectProxyConnector::default())
-            .chain(TcpConnector::default())
-            .chain(WatchConnector::new(config.idle_timeout, cancel.clone()))
+            .chain(SocketConnector::new(config.idle_timeout, cancel.clone()))
             .chain(RustlsConnector::default());
     Ok(Agent::with_parts(
         ureq_config,
