@@ -230,7 +230,12 @@ impl Fetcher {
             &target,
             config.sync,
             progress.last_modified,
-            progress.etag.as_deref(),
+            // Kept only for --update runs: it costs a syscall per file and only
+            // --update reads it.
+            progress
+                .etag
+                .as_deref()
+                .filter(|_| config.existing == Existing::Update),
         )?;
         Ok((Outcome::Downloaded, bytes))
     }

@@ -62,19 +62,20 @@ impl PartFile {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(FetchError::disk("cannot open", path, e)),
             }
-        } else {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(FetchError::disk("cannot remove stale", path, e)),
-            }
         }
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
         options.mode(mode.unwrap_or(0o666) & 0o666);
-        let file = options
-            .open(&path)
-            .map_err(|e| FetchError::disk("cannot create", &path, e))?;
+        // Usually there is no stale part: try the create first and only clean
+        // up when it is in the way (one syscall per file saved).
+        let file = match options.open(&path) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                fs::remove_file(&path).map_err(|e| FetchError::disk("cannot remove stale", &path, e))?;
+                options.open(&path)
+            }
+            other => other,
+        }
+        .map_err(|e| FetchError::disk("cannot create", &path, e))?;
         Ok(PartFile {
             path,
             file,

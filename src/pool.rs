@@ -24,7 +24,7 @@ use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::error::RunError;
 use crate::event::Event;
-use crate::feed::{Feeder, Job, Source};
+use crate::feed::{Feeder, Job, Refill, Source};
 use crate::fetch::{Fetcher, WorkerCtx};
 use crate::hosts::HostGate;
 use crate::naming::Namer;
@@ -125,18 +125,31 @@ pub fn run(
         slots: (0..jobs).map(|_| Slot::default()).collect(),
     };
     let (job_tx, job_rx) = bounded::<Job>(4 * jobs);
+    let refill = Arc::new(Refill::new(2 * jobs));
     let (event_tx, event_rx) = unbounded::<Event>();
+    // Never carries a message: it disconnects when every holder has exited.
+    let (done_tx, done_rx) = bounded::<()>(0);
     let not_started = AtomicU64::new(0);
     let mut summary = Summary::new(jobs);
 
     let feed_result = thread::scope(|scope| -> Result<Result<(), RunError>, RunError> {
-        let mut feeder = Feeder::new(namer.clone(), job_tx, event_tx.clone(), cancel.clone());
+        let mut feeder = Feeder::new(
+            namer.clone(),
+            job_tx,
+            event_tx.clone(),
+            cancel.clone(),
+            refill.clone(),
+        );
         let feeder_thread = thread::Builder::new()
             .name("fetchq-input".into())
-            .spawn_scoped(scope, move || {
-                let result = source.feed(&mut feeder);
-                feeder.finish();
-                result
+            .spawn_scoped(scope, {
+                let done_tx = done_tx.clone();
+                move || {
+                    let _done = done_tx;
+                    let result = source.feed(&mut feeder);
+                    feeder.finish();
+                    result
+                }
             })
             .map_err(RunError::Spawn)?;
 
@@ -146,9 +159,12 @@ pub fn run(
             let events = event_tx.clone();
             let (fetcher, slot, cancel, not_started) = (&fetcher, &live.slots[worker], cancel, &not_started);
             let gate = gate.as_ref();
+            let refill = &*refill;
+            let done_tx = done_tx.clone();
             let handle = thread::Builder::new()
                 .name(format!("fetchq-worker-{worker}"))
                 .spawn_scoped(scope, move || {
+                    let _done = done_tx;
                     let mut buf = vec![0u8; crate::fetch::CHUNK];
                     loop {
                         // Dropped after the report is sent: frees the host slot.
@@ -162,6 +178,7 @@ pub fn run(
                                 Err(_) => break,
                             },
                         };
+                        refill.taken(&job_rx);
                         if cancel.is_requested() {
                             // Stop handing out entries; the feeder is dropping its end too.
                             not_started.fetch_add(1, Ordering::Relaxed);
@@ -190,14 +207,21 @@ pub fn run(
         drop(event_tx);
         drop(job_rx);
 
+        drop(done_tx);
+
+        // Events are drained once per tick rather than waking this thread for
+        // each one: with thousands of small files per second, a wake-up per
+        // event cost more CPU than the downloads. The loop ends the moment the
+        // last worker (and the feeder) drop their `done` senders.
         loop {
-            match event_rx.recv_timeout(TICK) {
-                Ok(event) => {
-                    summary.record(&event);
-                    observer.event(&event, &live);
-                }
-                Err(RecvTimeoutError::Timeout) => observer.tick(&live),
-                Err(RecvTimeoutError::Disconnected) => break,
+            let all_done = matches!(done_rx.recv_timeout(TICK), Err(RecvTimeoutError::Disconnected));
+            for event in event_rx.try_iter() {
+                summary.record(&event);
+                observer.event(&event, &live);
+            }
+            observer.tick(&live);
+            if all_done {
+                break;
             }
         }
         for worker in workers {
