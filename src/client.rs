@@ -46,6 +46,8 @@ pub fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
         .timeout_connect(config.connect_timeout)
         .max_idle_connections(config.jobs.max(16))
         .max_idle_connections_per_host(config.jobs)
+        // Reads from the socket fill this buffer; match the worker's chunk.
+        .input_buffer_size(crate::fetch::CHUNK)
         .build();
     // ureq's default chain minus SOCKS, with fetchq's socket in place of ureq's
     // (idle timeout, cancellation, a one-syscall liveness probe).
