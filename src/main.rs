@@ -94,7 +94,7 @@ impl Outputs {
             log.finish(summary);
         }
         if let Some(error) = &summary.input_error {
-            eprintln!("fetchq: {error}");
+            eprintln!("fetchq: {}", fetchq::display::chain(error));
         }
     }
 }
@@ -179,7 +179,7 @@ fn enqueue(args: EnqueueArgs) -> Result<u8> {
         report.queued, report.duplicates, report.invalid
     );
     if let Some(error) = &report.input_error {
-        eprintln!("fetchq: {error}");
+        eprintln!("fetchq: {}", fetchq::display::chain(error));
         return Ok(EXIT_USAGE);
     }
     Ok(if report.invalid > 0 { EXIT_FAILED } else { EXIT_OK })
