@@ -15,7 +15,7 @@
 //!   same explicit OUT are a conflict: the later one fails.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -190,16 +190,30 @@ pub enum Placement {
     Duplicate(Origin),
 }
 
-/// The collision rules of one run. Keeps a 128-bit fingerprint per distinct
-/// entry and per claimed path rather than the strings themselves, so a list of
-/// millions of lines costs tens of bytes per entry (a fingerprint collision
-/// needs about 2^64 entries).
+/// The collision rules of one run.
+///
+/// One table maps each claimed path to the entry that claimed it and where
+/// that entry came from, all as 64-bit fingerprints: 24 bytes a slot, so a
+/// list of a million distinct lines costs about 50 MB at the table's worst
+/// fill (measured in README) instead of the strings themselves. Duplicates are
+/// found through the same table: an entry walks the names it may get (`x.bin`,
+/// `x-1.bin`, ...) and meets its own earlier claim before any free slot. A
+/// fingerprint collision could at worst give a file the next numbered name.
 #[derive(Default)]
 pub struct Namer {
     sources: Vec<Arc<str>>,
-    entries: HashMap<u128, (u32, u64)>,
-    paths: HashMap<u128, (u32, u64)>,
+    claims: HashMap<u64, Claim, BuildHasherDefault<PreHashed>>,
 }
+
+/// Who holds a path: the entry's fingerprint and its packed origin.
+#[derive(Clone, Copy)]
+struct Claim {
+    entry: u64,
+    origin: u64,
+}
+
+/// Origins packed as 16 bits of list index and 48 bits of line number.
+const LINE_BITS: u32 = 48;
 
 impl Namer {
     /// A namer with nothing claimed.
@@ -214,54 +228,77 @@ impl Namer {
         url: &Url,
         out: Option<&OutPath>,
     ) -> Result<Placement, LineError> {
-        let here = (self.source_index(&origin.source), origin.line);
-        let entry_key = fingerprint(&(url.as_str(), out));
-        if let Some(&(source, line)) = self.entries.get(&entry_key) {
-            return Ok(Placement::Duplicate(Origin {
-                source: self.sources[source as usize].clone(),
-                line,
-            }));
-        }
-        let path = match out {
-            Some(OutPath::File(path)) => {
-                let key = fingerprint(path);
-                if let Some(&(_, line)) = self.paths.get(&key) {
-                    return Err(LineError::OutTaken {
-                        path: path.display().to_string(),
-                        line,
-                    });
+        let here = self.pack(origin);
+        let entry = fingerprint(&(url.as_str(), out));
+        match out {
+            Some(OutPath::File(path)) => match self.claims.get(&fingerprint(path)) {
+                Some(claim) if claim.entry == entry => Ok(Placement::Duplicate(self.unpack(claim.origin))),
+                Some(claim) => Err(LineError::OutTaken {
+                    path: path.display().to_string(),
+                    line: claim.origin & ((1 << LINE_BITS) - 1),
+                }),
+                None => {
+                    self.claims
+                        .insert(fingerprint(path), Claim { entry, origin: here });
+                    Ok(Placement::At(path.clone()))
                 }
-                self.paths.insert(key, here);
-                path.clone()
-            }
-            Some(OutPath::Dir(dir)) => self.claim_free(dir.join(name_from_url(url)), here),
-            None => self.claim_free(PathBuf::from(name_from_url(url)), here),
-        };
-        self.entries.insert(entry_key, here);
-        Ok(Placement::At(path))
+            },
+            Some(OutPath::Dir(dir)) => Ok(self.walk(dir.join(name_from_url(url)), Some(entry), here)),
+            None => Ok(self.walk(PathBuf::from(name_from_url(url)), Some(entry), here)),
+        }
     }
 
-    /// Claim `wanted`, or the first free numbered alternative.
     /// Claim a name chosen after the request (`--content-disposition`), or
     /// the first free numbered alternative, for the entry at `origin`.
     pub fn claim_late(&mut self, wanted: PathBuf, origin: &Origin) -> PathBuf {
-        let here = (self.source_index(&origin.source), origin.line);
-        self.claim_free(wanted, here)
+        let here = self.pack(origin);
+        match self.walk(wanted, None, here) {
+            Placement::At(path) => path,
+            Placement::Duplicate(_) => unreachable!("an entry-less walk never meets its own claim"),
+        }
     }
 
-    fn claim_free(&mut self, wanted: PathBuf, here: (u32, u64)) -> PathBuf {
-        let mut candidate = wanted.clone();
+    /// Walk `wanted`, `wanted-1`, ... to the first free name, unless `entry`
+    /// already holds one of them (a duplicate).
+    fn walk(&mut self, wanted: PathBuf, entry: Option<u64>, here: u64) -> Placement {
         let name = wanted
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let mut candidate = wanted.clone();
         let mut n = 0;
-        while self.paths.contains_key(&fingerprint(&candidate)) {
-            n += 1;
-            candidate = wanted.with_file_name(numbered(&name, n));
+        loop {
+            match self.claims.get(&fingerprint(&candidate)) {
+                Some(claim) if Some(claim.entry) == entry => {
+                    return Placement::Duplicate(self.unpack(claim.origin));
+                }
+                Some(_) => {
+                    n += 1;
+                    candidate = wanted.with_file_name(numbered(&name, n));
+                }
+                None => {
+                    let claim = Claim {
+                        entry: entry.unwrap_or(0),
+                        origin: here,
+                    };
+                    self.claims.insert(fingerprint(&candidate), claim);
+                    return Placement::At(candidate);
+                }
+            }
         }
-        self.paths.insert(fingerprint(&candidate), here);
-        candidate
+    }
+
+    fn pack(&mut self, origin: &Origin) -> u64 {
+        let index = self.source_index(&origin.source).min(0xFFFF);
+        (u64::from(index) << LINE_BITS) | (origin.line & ((1 << LINE_BITS) - 1))
+    }
+
+    fn unpack(&self, packed: u64) -> Origin {
+        let index = (packed >> LINE_BITS) as usize;
+        Origin {
+            source: self.sources.get(index).cloned().unwrap_or_else(|| "?".into()),
+            line: packed & ((1 << LINE_BITS) - 1),
+        }
     }
 
     fn source_index(&mut self, source: &Arc<str>) -> u32 {
@@ -278,15 +315,32 @@ impl Namer {
     }
 }
 
-/// Two independent 64-bit SipHashes make a 128-bit fingerprint.
-fn fingerprint(value: &impl Hash) -> u128 {
-    let half = |salt: u8| {
-        let mut hasher = std::hash::DefaultHasher::new();
-        salt.hash(&mut hasher);
-        value.hash(&mut hasher);
-        hasher.finish()
-    };
-    (u128::from(half(1)) << 64) | u128::from(half(2))
+/// A SipHash fingerprint of a value (fixed keys, so stable within a run).
+fn fingerprint(value: &impl Hash) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The table's keys are already SipHash outputs: hashing them again is waste.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; fold anything else in for completeness.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 #[cfg(test)]
