@@ -14,6 +14,7 @@ use crate::error::{LineError, RunError};
 use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
 use crate::input::{Entry, ListInput, Origin, OutPath};
 use crate::naming::{Namer, Placement};
+use crate::pool::Events;
 
 /// One unit of work on the channel.
 pub struct Job {
@@ -71,7 +72,7 @@ pub struct Feeder {
     namer: Arc<Mutex<Namer>>,
     refill: Arc<Refill>,
     jobs: Sender<Job>,
-    events: Sender<Event>,
+    events: Events,
     cancel: Cancel,
     entries: u64,
 }
@@ -80,7 +81,7 @@ impl Feeder {
     pub(crate) fn new(
         namer: Arc<Mutex<Namer>>,
         jobs: Sender<Job>,
-        events: Sender<Event>,
+        events: Events,
         cancel: Cancel,
         refill: Arc<Refill>,
     ) -> Feeder {
@@ -128,7 +129,7 @@ impl Feeder {
                     Some(Arc::new(info)),
                     Outcome::Skipped(SkipReason::Duplicate(first)),
                 );
-                return self.events.send(Event::Finished(report)).is_ok();
+                return self.events.send(Event::Finished(report));
             }
             Err(error) => {
                 let text = entry.url.to_string();
@@ -194,7 +195,7 @@ impl Feeder {
         });
         let report =
             EntryReport::without_request(origin, job, Outcome::Failed(Problem::Line { text, error }));
-        self.events.send(Event::Finished(report)).is_ok() && !self.cancel.is_requested()
+        self.events.send(Event::Finished(report)) && !self.cancel.is_requested()
     }
 
     /// Whether the run is stopping.

@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::Sender;
 use ureq::http::{HeaderMap, StatusCode, header};
 use url::Url;
 
@@ -24,7 +23,7 @@ use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
 use crate::naming::{self, Namer};
 use crate::outdir::OutDir;
 use crate::part::PartFile;
-use crate::pool::Slot;
+use crate::pool::{Events, Slot};
 use crate::proxy::ProxyTable;
 use crate::rate::RateLimiter;
 use crate::transport::{Cancelled, IdleTimeout};
@@ -65,7 +64,7 @@ pub struct WorkerCtx<'a> {
     /// The worker's live byte counters.
     pub slot: &'a Slot,
     /// Where events go.
-    pub events: &'a Sender<Event>,
+    pub events: &'a Events,
     /// The worker's reusable streaming buffer.
     pub buf: &'a mut Vec<u8>,
 }

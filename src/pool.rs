@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::{RecvTimeoutError, bounded, unbounded};
+use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 
 use crate::cancel::Cancel;
 use crate::config::Config;
@@ -75,6 +75,37 @@ impl Slot {
     }
 }
 
+/// Most events waiting for the observer; a producer that finds the channel
+/// full waits, so a slow terminal slows the run instead of filling memory.
+const EVENT_CAPACITY: usize = 16 * 1024;
+/// Backlog at which producers ring the observer's doorbell rather than let
+/// events wait for the next tick.
+const RING_AT: usize = 1024;
+
+/// The sending side of the event stream, shared by the feeder and workers.
+///
+/// The observer thread is not woken per event (with thousands of small files
+/// a second, a wake-up per event cost more CPU than the downloads): it drains
+/// events once per tick, or when a producer rings the doorbell because a
+/// backlog built up. The doorbell also ends the run: it disconnects when the
+/// last producer drops its `Events`.
+#[derive(Clone)]
+pub struct Events {
+    tx: Sender<Event>,
+    bell: Sender<()>,
+}
+
+impl Events {
+    /// Send an event; false if the observer is gone.
+    pub fn send(&self, event: Event) -> bool {
+        let sent = self.tx.send(event).is_ok();
+        if self.tx.len() >= RING_AT {
+            let _ = self.bell.try_send(());
+        }
+        sent
+    }
+}
+
 /// The live counters of every worker plus run-wide totals.
 #[derive(Debug)]
 pub struct Live {
@@ -126,9 +157,12 @@ pub fn run(
     };
     let (job_tx, job_rx) = bounded::<Job>(4 * jobs);
     let refill = Arc::new(Refill::new(2 * jobs));
-    let (event_tx, event_rx) = unbounded::<Event>();
-    // Never carries a message: it disconnects when every holder has exited.
-    let (done_tx, done_rx) = bounded::<()>(0);
+    let (event_tx, event_rx) = bounded::<Event>(EVENT_CAPACITY);
+    let (bell_tx, bell_rx) = bounded::<()>(1);
+    let events = Events {
+        tx: event_tx,
+        bell: bell_tx,
+    };
     let not_started = AtomicU64::new(0);
     let mut summary = Summary::new(jobs);
 
@@ -136,16 +170,14 @@ pub fn run(
         let mut feeder = Feeder::new(
             namer.clone(),
             job_tx,
-            event_tx.clone(),
+            events.clone(),
             cancel.clone(),
             refill.clone(),
         );
         let feeder_thread = thread::Builder::new()
             .name("fetchq-input".into())
             .spawn_scoped(scope, {
-                let done_tx = done_tx.clone();
                 move || {
-                    let _done = done_tx;
                     let result = source.feed(&mut feeder);
                     feeder.finish();
                     result
@@ -156,15 +188,13 @@ pub fn run(
         let mut workers = Vec::with_capacity(jobs);
         for worker in 0..jobs {
             let job_rx = job_rx.clone();
-            let events = event_tx.clone();
+            let events = events.clone();
             let (fetcher, slot, cancel, not_started) = (&fetcher, &live.slots[worker], cancel, &not_started);
             let gate = gate.as_ref();
             let refill = &*refill;
-            let done_tx = done_tx.clone();
             let handle = thread::Builder::new()
                 .name(format!("fetchq-worker-{worker}"))
                 .spawn_scoped(scope, move || {
-                    let _done = done_tx;
                     let mut buf = vec![0u8; crate::fetch::CHUNK];
                     loop {
                         // Dropped after the report is sent: frees the host slot.
@@ -191,7 +221,7 @@ pub fn run(
                             buf: &mut buf,
                         };
                         let report = fetcher.fetch(&job.info, job.sha256, &mut ctx);
-                        if events.send(Event::Finished(report)).is_err() {
+                        if !events.send(Event::Finished(report)) {
                             break;
                         }
                     }
@@ -204,17 +234,13 @@ pub fn run(
                 }
             }
         }
-        drop(event_tx);
         drop(job_rx);
+        drop(events);
 
-        drop(done_tx);
-
-        // Events are drained once per tick rather than waking this thread for
-        // each one: with thousands of small files per second, a wake-up per
-        // event cost more CPU than the downloads. The loop ends the moment the
-        // last worker (and the feeder) drop their `done` senders.
+        // Drain events per tick or doorbell (see `Events`); the loop ends the
+        // moment the last worker and the feeder drop their `Events`.
         loop {
-            let all_done = matches!(done_rx.recv_timeout(TICK), Err(RecvTimeoutError::Disconnected));
+            let all_done = matches!(bell_rx.recv_timeout(TICK), Err(RecvTimeoutError::Disconnected));
             for event in event_rx.try_iter() {
                 summary.record(&event);
                 observer.event(&event, &live);
