@@ -153,7 +153,10 @@ pub enum FetchError {
         #[source]
         source: io::Error,
     },
-    /// A TLS or other client-side failure that no retry will mend.
+    /// The TLS handshake failed (untrusted or mismatched certificate, protocol error).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A client-side failure that no retry will mend.
     #[error("{0}")]
     Client(String),
     /// The run was interrupted while this download was in flight.
@@ -178,6 +181,7 @@ impl FetchError {
             | FetchError::Checksum { .. }
             | FetchError::Disk { .. }
             | FetchError::Client(_)
+            | FetchError::Tls(_)
             | FetchError::Cancelled => false,
         }
     }
@@ -197,6 +201,7 @@ impl FetchError {
             FetchError::Checksum { .. } => "checksum",
             FetchError::Disk { .. } => "disk",
             FetchError::Client(_) => "client",
+            FetchError::Tls(_) => "tls",
             FetchError::Cancelled => "interrupted",
         }
     }

@@ -537,7 +537,7 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 /// Classify a ureq error from sending a request or reading response headers.
 fn request_error(error: ureq::Error) -> FetchError {
     match error {
-        ureq::Error::Io(e) => io_error(e, "connection failed"),
+        ureq::Error::Io(e) => io_error(e),
         ureq::Error::Timeout(t) => timeout_error(t),
         ureq::Error::HostNotFound => FetchError::HostNotFound,
         ureq::Error::ConnectionFailed => FetchError::Connect("could not connect".into()),
@@ -549,7 +549,9 @@ fn request_error(error: ureq::Error) -> FetchError {
 }
 
 /// Classify an I/O error from the transport, recognising our own idle timeout and cancel.
-fn io_error(e: io::Error, context: &str) -> FetchError {
+/// TLS failures (an untrusted or mismatched certificate) reach us as
+/// `InvalidData` from rustls: no retry will mend them.
+fn io_error(e: io::Error) -> FetchError {
     if let Some(inner) = e.get_ref() {
         if inner.is::<Cancelled>() {
             return FetchError::Cancelled;
@@ -560,7 +562,8 @@ fn io_error(e: io::Error, context: &str) -> FetchError {
     }
     match e.kind() {
         io::ErrorKind::TimedOut => FetchError::Timeout(e.to_string()),
-        _ => FetchError::Connect(format!("{context}: {e}")),
+        io::ErrorKind::InvalidData => FetchError::Tls(e.to_string()),
+        _ => FetchError::Connect(e.to_string()),
     }
 }
 
@@ -583,11 +586,8 @@ fn body_error(e: io::Error, received: u64, expected: Option<u64>) -> FetchError 
     {
         return FetchError::Truncated { received, expected };
     }
-    match io_error(e, "") {
-        FetchError::Connect(message) => FetchError::BodyBroken {
-            received,
-            message: message.trim_start_matches(": ").to_string(),
-        },
+    match io_error(e) {
+        FetchError::Connect(message) => FetchError::BodyBroken { received, message },
         other => other,
     }
 }

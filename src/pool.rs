@@ -134,6 +134,10 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<Summary, RunError> {
     let jobs = config.jobs.clamp(1, 1024);
+    // Settings that can fail (--cacert, proxies) are checked before the
+    // output directory is created, so a usage error leaves nothing behind.
+    let agent = crate::client::agent(&config, cancel)?;
+    let proxies = ProxyTable::new(&config.proxy, |name| std::env::var(name).ok()).map_err(RunError::Proxy)?;
     let out = Arc::new(if config.dry_run {
         OutDir::planned(&config.dir)
     } else {
@@ -142,13 +146,13 @@ pub fn run(
     let config = Arc::new(config);
     let namer = Arc::new(Mutex::new(Namer::new()));
     let fetcher = Fetcher {
-        agent: crate::client::agent(&config, cancel)?,
+        agent,
         config: config.clone(),
         out,
         cancel: cancel.clone(),
         rate: config.limit_rate.map(RateLimiter::new),
         namer: namer.clone(),
-        proxies: ProxyTable::new(&config.proxy, |name| std::env::var(name).ok()).map_err(RunError::Proxy)?,
+        proxies,
     };
     // With no more workers than the per-host limit, the limit can never bind.
     let gate = (config.per_host < jobs).then(|| HostGate::new(config.per_host));
