@@ -1,0 +1,531 @@
+//! TLS tests: the real `fetchq` binary against a real HTTPS server on
+//! 127.0.0.1 — certificate verification by default, `--insecure` as an
+//! explicit opt-in with a warning, `--cacert` adding a CA on top of the
+//! system store, and host-name checking.
+//!
+//! Certificates are made at test time with the `openssl` command-line tool (a
+//! test CA with `CA:TRUE` that signs a leaf with `CA:FALSE`: webpki rejects a
+//! self-signed `CA:TRUE` certificate used as its own end entity with
+//! `CaUsedAsEndEntity`), and `openssl s_server -WWW` serves files from a
+//! directory. It answers `HTTP/1.0 200 ok` with no Content-Length and closes
+//! the connection, so every successful download here is a close-delimited
+//! body. Without `openssl` the tests fail (they never pass silently).
+//!
+//! Layout: `Fixture::tls` holds the keys, certificates, served files (`www/`)
+//! and the server log; `Fixture::root` is the working directory of each run
+//! and holds only `list.txt`, with downloads going to `root/out`. Assertion
+//! messages carry the run, the files under `root` and the server log.
+
+#[allow(dead_code)]
+mod support;
+
+use std::fs::{self, File};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Run, fetchq, list_files, pattern, run, sha256_hex};
+use tempfile::TempDir;
+
+/// The OpenSSL command-line tool, found on `PATH` (`/usr/bin/openssl` in the base image).
+const OPENSSL: &str = "openssl";
+
+/// Longest the server may take to accept connections.
+const READY_BOUND: Duration = Duration::from_secs(10);
+
+/// Short backoff so runs that retry stay fast.
+const WAIT: &str = "0.05";
+
+/// Subject alternative names of the normal test server certificate.
+const LOCAL_SAN: &str = "IP:127.0.0.1,DNS:localhost";
+
+// ---------------------------------------------------------------------------
+// Certificates
+// ---------------------------------------------------------------------------
+
+/// Runs `openssl ARGS` in `dir`; panics with its output if it fails, and with
+/// an install hint if the tool is missing.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new(OPENSSL)
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                panic!(
+                    "the TLS tests need the `openssl` command-line tool, which was not found on PATH \
+                     ({e}); install openssl (e.g. `apt-get install openssl`)"
+                )
+            }
+            panic!("cannot run openssl {args:?}: {e}")
+        });
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed ({})\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA in `dir`: `ca.pem` (`CA:TRUE`, may sign certificates) and `ca.key`.
+fn make_ca(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=fetchq test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+}
+
+/// A server certificate `NAME.pem` with key `NAME.key` in `dir`, signed by the
+/// CA of [`make_ca`], valid for the subject alternative names `san`.
+fn make_leaf(dir: &Path, name: &str, san: &str) {
+    let (key, csr, ext, pem) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+        format!("{name}.pem"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            "/CN=fetchq test server",
+        ],
+    );
+    fs::write(
+        dir.join(&ext),
+        format!(
+            "subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        ),
+    )
+    .expect("write extensions file");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "2",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &pem,
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------
+
+/// `openssl s_server -WWW` serving a directory over HTTPS on 127.0.0.1; killed
+/// (by its own id) and reaped on drop.
+struct SServer {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl SServer {
+    /// Starts the server with `cert`/`key` serving files from `www`, logging to
+    /// `log`, and waits (at most [`READY_BOUND`]) until it accepts connections.
+    fn start(www: &Path, cert: &Path, key: &Path, log: &Path) -> SServer {
+        let deadline = Instant::now() + READY_BOUND;
+        loop {
+            let port = free_port();
+            let out = File::create(log).expect("create server log");
+            let err = out.try_clone().expect("clone server log");
+            let child = Command::new(OPENSSL)
+                .current_dir(www)
+                .arg("s_server")
+                .args(["-accept", &format!("127.0.0.1:{port}")])
+                .arg("-cert")
+                .arg(cert)
+                .arg("-key")
+                .arg(key)
+                .args(["-WWW", "-quiet"])
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("cannot start `openssl s_server` ({e}); the TLS tests need openssl installed")
+                });
+            let mut server = SServer {
+                child,
+                port,
+                log: log.to_path_buf(),
+            };
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            loop {
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    // Someone else took the port between our probe and its bind: try another.
+                    let log = server.log_text();
+                    if log.contains("in use") && Instant::now() < deadline {
+                        break;
+                    }
+                    panic!("openssl s_server exited ({status}) on port {port}\n--- log ---\n{log}");
+                }
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return server;
+                }
+                if Instant::now() >= deadline {
+                    panic!(
+                        "openssl s_server did not accept connections on {addr} within {READY_BOUND:?}\n\
+                         --- log ---\n{}",
+                        server.log_text()
+                    );
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// What the server printed so far.
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+// ---------------------------------------------------------------------------
+// Fixture and assertions
+// ---------------------------------------------------------------------------
+
+/// A CA, a server certificate for given names signed by it, an HTTPS server
+/// using that certificate, and a working directory whose `list.txt` names
+/// `https://127.0.0.1:PORT/file.bin`.
+struct Fixture {
+    // Declared first so the server is stopped before its files are removed.
+    server: SServer,
+    tls: TempDir,
+    root: TempDir,
+    /// What `/file.bin` serves.
+    body: Vec<u8>,
+}
+
+impl Fixture {
+    /// The fixture with a server certificate for `san` (e.g. [`LOCAL_SAN`]).
+    fn new(san: &str) -> Fixture {
+        let tls = TempDir::new().expect("temp dir");
+        let root = TempDir::new().expect("temp dir");
+        make_ca(tls.path());
+        make_leaf(tls.path(), "server", san);
+        let www = tls.path().join("www");
+        fs::create_dir(&www).expect("create www");
+        let body = pattern(200_000, 41);
+        fs::write(www.join("file.bin"), &body).expect("write file.bin");
+        let server = SServer::start(
+            &www,
+            &tls.path().join("server.pem"),
+            &tls.path().join("server.key"),
+            &tls.path().join("s_server.log"),
+        );
+        let fixture = Fixture {
+            server,
+            tls,
+            root,
+            body,
+        };
+        fixture.list(&[&fixture.url("127.0.0.1", "file.bin")]);
+        fixture
+    }
+
+    /// `https://HOST:PORT/NAME` on the test server.
+    fn url(&self, host: &str, name: &str) -> String {
+        format!("https://{host}:{}/{name}", self.server.port)
+    }
+
+    /// Replaces `list.txt` with these URLs.
+    fn list(&self, urls: &[&str]) {
+        let text: String = urls.iter().map(|u| format!("{u}\n")).collect();
+        fs::write(self.root.path().join("list.txt"), text).expect("write list");
+    }
+
+    /// A path in the certificate directory, as a string for arguments.
+    fn tls_file(&self, name: &str) -> String {
+        self.tls.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// Runs fetchq in `root` with `-d out --retry-wait 0.05`, `args` and `list.txt` last.
+    fn fetch(&self, args: &[&str]) -> Run {
+        run(fetchq()
+            .current_dir(self.root.path())
+            .args(["-d", "out", "--retry-wait", WAIT])
+            .args(args)
+            .arg("list.txt"))
+    }
+
+    /// The run, every file under `root` and the server log, for assertion messages.
+    fn ctx(&self, run: &Run) -> String {
+        format!(
+            "{run}\nfiles under {}: {:?}\n--- s_server log ---\n{}",
+            self.root.path().display(),
+            list_files(self.root.path()),
+            self.server.log_text()
+        )
+    }
+
+    fn assert_code(&self, run: &Run, code: i32) {
+        assert_eq!(run.code(), code, "exit code\n{}", self.ctx(run));
+    }
+
+    /// Asserts the files under `root` are exactly `want` (sorted).
+    fn assert_files(&self, run: &Run, want: &[&str]) {
+        assert_eq!(
+            list_files(self.root.path()),
+            want,
+            "files under root\n{}",
+            self.ctx(run)
+        );
+    }
+
+    /// Asserts `root/rel` holds exactly `want` (compared by length and SHA-256).
+    fn assert_file(&self, run: &Run, rel: &str, want: &[u8]) {
+        let got = fs::read(self.root.path().join(rel))
+            .unwrap_or_else(|e| panic!("cannot read {rel}: {e}\n{}", self.ctx(run)));
+        assert!(
+            got == want,
+            "{rel}: got {} bytes (sha256 {}), want {} bytes (sha256 {})\n{}",
+            got.len(),
+            sha256_hex(&got),
+            want.len(),
+            sha256_hex(want),
+            self.ctx(run)
+        );
+    }
+
+    /// The stderr line naming `url`, or a panic.
+    fn error_line<'a>(&self, run: &'a Run, url: &str) -> &'a str {
+        run.stderr
+            .lines()
+            .find(|l| l.contains(url))
+            .unwrap_or_else(|| panic!("no stderr line names {url}\n{}", self.ctx(run)))
+    }
+
+    /// Asserts a failed entry: exit 1, a stderr line names the URL and says
+    /// `certificate`, nothing left under `root` but the list. Returns the line.
+    fn assert_certificate_failure<'a>(&self, run: &'a Run) -> &'a str {
+        self.assert_code(run, 1);
+        let line = self.error_line(run, &self.url("127.0.0.1", "file.bin"));
+        assert!(
+            line.to_lowercase().contains("certificate"),
+            "the error should say it is about the certificate: {line:?}\n{}",
+            self.ctx(run)
+        );
+        self.assert_files(run, &["list.txt"]);
+        line
+    }
+
+    /// The single `entry` object of a `--json` run.
+    fn json_entry(&self, run: &Run) -> Value {
+        run.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["type"] == "entry")
+            .unwrap_or_else(|| panic!("no entry object on stdout\n{}", self.ctx(run)))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Verification on by default
+// ---------------------------------------------------------------------------
+
+#[test]
+fn untrusted_certificate_fails_and_leaves_nothing() {
+    let f = Fixture::new(LOCAL_SAN);
+    let r = f.fetch(&[]);
+    let line = f.assert_certificate_failure(&r);
+    // Visible with --nocapture: what a user sees for an untrusted certificate.
+    eprintln!("untrusted certificate: {line}");
+    assert!(
+        !r.stderr.contains("--insecure: TLS certificates are NOT verified"),
+        "no --insecure warning without --insecure\n{}",
+        f.ctx(&r)
+    );
+}
+
+#[test]
+fn certificate_error_is_not_retried() {
+    // A certificate the client does not trust will not become trusted on the
+    // next attempt (FetchError::Client: "a TLS ... failure that no retry will
+    // mend"), so it should fail after one attempt, not count as a
+    // connection error that --retries repeats.
+    let f = Fixture::new(LOCAL_SAN);
+    let r = f.fetch(&["--json", "--retries", "3"]);
+    f.assert_code(&r, 1);
+    let entry = f.json_entry(&r);
+    assert_eq!(
+        entry["attempts"],
+        1,
+        "a certificate failure should not be retried: entry {entry}\n{}",
+        f.ctx(&r)
+    );
+}
+
+#[test]
+fn certificate_error_says_connection_failed_once() {
+    let f = Fixture::new(LOCAL_SAN);
+    let r = f.fetch(&["--retries", "0"]);
+    let line = f.assert_certificate_failure(&r);
+    assert!(
+        !line.contains("connection failed: connection failed"),
+        "the error repeats its prefix: {line:?}\n{}",
+        f.ctx(&r)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// --insecure
+// ---------------------------------------------------------------------------
+
+#[test]
+fn insecure_accepts_untrusted_certificate_with_warning() {
+    let f = Fixture::new(LOCAL_SAN);
+    let r = f.fetch(&["--insecure"]);
+    f.assert_code(&r, 0);
+    f.assert_file(&r, "out/file.bin", &f.body);
+    f.assert_files(&r, &["list.txt", "out/file.bin"]);
+    let warning = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("--insecure"))
+        .unwrap_or_else(|| panic!("stderr should warn about --insecure\n{}", f.ctx(&r)));
+    assert!(
+        warning.to_lowercase().contains("warning"),
+        "the --insecure line should be a warning: {warning:?}\n{}",
+        f.ctx(&r)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// --cacert
+// ---------------------------------------------------------------------------
+
+#[test]
+fn cacert_trusts_the_test_ca() {
+    let f = Fixture::new(LOCAL_SAN);
+    let r = f.fetch(&["--cacert", &f.tls_file("ca.pem")]);
+    f.assert_code(&r, 0);
+    f.assert_file(&r, "out/file.bin", &f.body);
+    f.assert_files(&r, &["list.txt", "out/file.bin"]);
+    assert!(
+        !r.stderr.contains("--insecure"),
+        "--cacert must not turn verification off\n{}",
+        f.ctx(&r)
+    );
+}
+
+#[test]
+fn cacert_verifies_dns_name_localhost() {
+    let f = Fixture::new(LOCAL_SAN);
+    f.list(&[&f.url("localhost", "file.bin")]);
+    let r = f.fetch(&["--cacert", &f.tls_file("ca.pem")]);
+    f.assert_code(&r, 0);
+    f.assert_file(&r, "out/file.bin", &f.body);
+}
+
+#[test]
+fn cacert_with_wrong_host_name_fails() {
+    // Signed by the trusted CA, but only for example.com: not for 127.0.0.1.
+    let f = Fixture::new("DNS:example.com");
+    let r = f.fetch(&["--retries", "0", "--cacert", &f.tls_file("ca.pem")]);
+    let line = f.assert_certificate_failure(&r);
+    eprintln!("wrong host name: {line}");
+    assert!(
+        line.contains("127.0.0.1") && line.contains("example.com"),
+        "the error should name the host asked for and the one the certificate is for: {line:?}\n{}",
+        f.ctx(&r)
+    );
+}
+
+#[test]
+fn cacert_without_certificate_is_usage_error() {
+    let f = Fixture::new(LOCAL_SAN);
+    fs::write(f.tls.path().join("empty.pem"), "").expect("write empty.pem");
+    // A private key is PEM too, but not a certificate.
+    for name in ["server.key", "empty.pem"] {
+        let path = f.tls_file(name);
+        let r = f.fetch(&["--cacert", &path]);
+        f.assert_code(&r, 2);
+        let line = f.error_line(&r, &path);
+        assert!(
+            line.starts_with("fetchq: ") && line.contains("no PEM certificate"),
+            "--cacert {name}: unclear message {line:?}\n{}",
+            f.ctx(&r)
+        );
+        f.assert_files(&r, &["list.txt"]);
+    }
+}
+
+#[test]
+fn cacert_missing_file_is_usage_error() {
+    let f = Fixture::new(LOCAL_SAN);
+    let path = f.tls_file("no-such-ca.pem");
+    let r = f.fetch(&["--cacert", &path]);
+    f.assert_code(&r, 2);
+    let line = f.error_line(&r, &path);
+    assert!(
+        line.starts_with("fetchq: ") && line.contains("No such file"),
+        "--cacert with a missing file: unclear message {line:?}\n{}",
+        f.ctx(&r)
+    );
+    f.assert_files(&r, &["list.txt"]);
+}
