@@ -84,10 +84,11 @@ impl Observer for EventLog {
                         )
                     });
                     format!(
-                        "{word} {}: {url} -> {path} ({} bytes, {} attempts, {} ms)",
+                        "{word} {}: {url} -> {path} ({} bytes, {} attempt{}, {} ms)",
                         report.origin,
                         report.bytes,
                         report.attempts,
+                        if report.attempts == 1 { "" } else { "s" },
                         report.elapsed.as_millis()
                     )
                 }
