@@ -114,6 +114,7 @@ fn download(cli: Cli) -> Result<u8> {
     watch_signals(&cancel)?;
     let start = format!("fetchq {} into {}", names.join(" "), config.dir.display());
     let mut outputs = Outputs::new(&cli.output, config.jobs, &config.dir, &start)?;
+    outputs.terminal.watch(&cancel);
     let summary = fetchq::run(config, Box::new(Lists(lists)), &cancel, &mut outputs.observers())?;
     outputs.finish(&summary);
     Ok(summary.exit_code())
@@ -212,6 +213,7 @@ fn worker(args: WorkerArgs) -> Result<u8> {
         config.dir.display()
     );
     let mut outputs = Outputs::new(&args.output, config.jobs, &config.dir, &start)?;
+    outputs.terminal.watch(&cancel);
     let quiet = args.output.quiet;
     let notify: Notify = Arc::new(move |notice: Notice| {
         if !(quiet && notice.level == Level::Info) {

@@ -14,10 +14,11 @@
 
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cancel::Cancel;
 use crate::display;
 use crate::event::{EntryReport, Event, JobInfo, Outcome, SkipReason};
 use crate::pool::{Live, Observer};
@@ -47,6 +48,8 @@ pub struct Terminal {
     plan_output: bool,
     /// Failures in red: only with bars (a terminal) and without `NO_COLOR`.
     color: bool,
+    /// The run's stop request, to freeze the bars on Ctrl-C.
+    cancel: Option<Cancel>,
 }
 
 struct Bars {
@@ -63,7 +66,8 @@ impl Terminal {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
             let overall = multi.add(ProgressBar::no_length());
             overall.set_style(overall_style(false));
-            overall.enable_steady_tick(Duration::from_millis(100));
+            // No steady-tick thread: the event loop ticks every 100 ms, and a
+            // second drawing thread racing the ^C echo left a stale bar on screen.
             Bars {
                 multi,
                 overall,
@@ -79,6 +83,7 @@ impl Terminal {
             finished_bytes: 0,
             started: Instant::now(),
             plan_output: true,
+            cancel: None,
             color: mode == Mode::Bars && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
@@ -86,6 +91,29 @@ impl Terminal {
     /// Whether `--dry-run` plans go to stdout as `PATH<TAB>URL` lines.
     pub fn set_plan_output(&mut self, on: bool) {
         self.plan_output = on;
+    }
+
+    /// Watch `cancel`: on Ctrl-C the bars freeze where they are (see
+    /// [`Terminal::freeze_on_cancel`]).
+    pub fn watch(&mut self, cancel: &Cancel) {
+        self.cancel = Some(cancel.clone());
+    }
+
+    /// indicatif pads every line to the terminal's full width and relies on
+    /// auto-wrap, so the cursor rests in the last column. The `^C` a terminal
+    /// echoes there wraps onto a new line, and every later redraw's relative
+    /// cursor moves land one line short, leaving a stale bar on screen. So at
+    /// the first sign of a stop request, stop drawing without clearing: the
+    /// bars stay as they were at Ctrl-C, and the report starts on a fresh line
+    /// below them.
+    fn freeze_on_cancel(&mut self) {
+        if self.bars.is_none() || !self.cancel.as_ref().is_some_and(Cancel::is_requested) {
+            return;
+        }
+        if let Some(bars) = self.bars.take() {
+            bars.multi.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let _ = writeln!(io::stderr().lock());
     }
 
     /// Print a line without tearing the bars.
@@ -183,6 +211,7 @@ impl Terminal {
 
 impl Observer for Terminal {
     fn event(&mut self, event: &Event, live: &Live) {
+        self.freeze_on_cancel();
         match event {
             Event::Started { worker, job } => {
                 if let Some(bars) = self.bars.as_mut() {
@@ -232,6 +261,7 @@ impl Observer for Terminal {
     }
 
     fn tick(&mut self, live: &Live) {
+        self.freeze_on_cancel();
         let Some(bars) = &self.bars else {
             return;
         };
