@@ -11,55 +11,14 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use support::{Route, Run, TestServer, fetchq, list_files, pattern, run, run_with_stdin};
-
-/// The output directory inside a test's temp dir.
-fn out(root: &Path) -> PathBuf {
-    root.join("out")
-}
-
-/// Writes a list file `name` into `root`.
-fn write_list(root: &Path, name: &str, content: impl AsRef<[u8]>) {
-    fs::write(root.join(name), content).expect("write list");
-}
-
-/// Runs fetchq in `root` with these arguments.
-fn fetch_in(root: &Path, args: &[&str]) -> Run {
-    run(fetchq().current_dir(root).args(args))
-}
-
-/// Runs fetchq in `root` with these arguments and `input` on stdin.
-fn fetch_in_with_stdin(root: &Path, args: &[&str], input: &[u8]) -> Run {
-    run_with_stdin(fetchq().current_dir(root).args(args), input)
-}
-
-/// The run plus every file under `root`, for assertion messages.
-fn ctx(run: &Run, root: &Path) -> String {
-    format!("{run}\nfiles under {}: {:?}", root.display(), list_files(root))
-}
-
-/// Contents of `root/out/rel`, or a panic naming what is there instead.
-fn read_out(run: &Run, root: &Path, rel: &str) -> Vec<u8> {
-    fs::read(out(root).join(rel)).unwrap_or_else(|e| panic!("cannot read out/{rel}: {e}\n{}", ctx(run, root)))
-}
-
-/// Asserts `out/rel` holds exactly `want` (compared by length and SHA-256 so
-/// a multi-MiB mismatch does not flood the message).
-fn assert_file(run: &Run, root: &Path, rel: &str, want: &[u8]) {
-    let got = read_out(run, root, rel);
-    assert!(
-        got.len() == want.len() && got == want,
-        "out/{rel}: got {} bytes (sha256 {}), want {} bytes (sha256 {})\n{}",
-        got.len(),
-        support::sha256_hex(&got),
-        want.len(),
-        support::sha256_hex(want),
-        ctx(run, root)
-    );
-}
+use support::{
+    Route, Run, TestServer, assert_code, assert_out_file, assert_stderr_has, ctx, fetch_in,
+    fetch_in_with_stdin, fetchq, list_files, out, pattern, run, serve_all, stderr_line, write_list,
+    write_out_file,
+};
 
 /// Asserts no `.part` file is left anywhere under `root`.
 fn assert_no_part(run: &Run, root: &Path) {
@@ -70,42 +29,9 @@ fn assert_no_part(run: &Run, root: &Path) {
     );
 }
 
-/// Asserts the exit code.
-fn assert_code(run: &Run, root: &Path, code: i32) {
-    assert_eq!(run.code(), code, "exit code\n{}", ctx(run, root));
-}
-
-/// Asserts stderr contains `needle`.
-fn assert_stderr_has(run: &Run, root: &Path, needle: &str) {
-    assert!(
-        run.stderr.contains(needle),
-        "stderr should contain {needle:?}\n{}",
-        ctx(run, root)
-    );
-}
-
-/// The stderr line mentioning `needle`, or a panic.
-fn stderr_line<'a>(run: &'a Run, root: &Path, needle: &str) -> &'a str {
-    run.stderr
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no stderr line contains {needle:?}\n{}", ctx(run, root)))
-}
-
 /// The last non-empty stderr line (the summary in plain mode).
 fn last_stderr_line(run: &Run) -> &str {
     run.stderr.trim_end().lines().last().unwrap_or("")
-}
-
-/// Routes `/NAME` for each `(name, body)` and returns the list text (one URL a line).
-fn serve_all(server: &TestServer, files: &[(&str, Vec<u8>)]) -> String {
-    let mut list = String::new();
-    for (name, body) in files {
-        server.route(name, Route::ok(body.clone()));
-        list.push_str(&server.url(name));
-        list.push('\n');
-    }
-    list
 }
 
 // ---------------------------------------------------------------------------
@@ -128,7 +54,7 @@ fn mixed_sizes_download_byte_for_byte_with_plain_output() {
 
     assert_code(&run, root, 0);
     for (name, body) in &files {
-        assert_file(&run, root, name, body);
+        assert_out_file(&run, root, name, body);
         assert_eq!(server.hits(name), 1, "hits for {name}\n{}", ctx(&run, root));
     }
     assert_no_part(&run, root);
@@ -178,7 +104,7 @@ fn list_on_stdin_without_file_argument() {
 
     assert_code(&run, root, 0);
     for (name, body) in &files {
-        assert_file(&run, root, name, body);
+        assert_out_file(&run, root, name, body);
     }
     assert_eq!(
         list_files(&out(root)),
@@ -210,9 +136,9 @@ fn several_lists_and_dash_are_read_in_order() {
     );
 
     assert_code(&run, root, 0);
-    assert_file(&run, root, "x.bin", b"first");
-    assert_file(&run, root, "x-1.bin", b"second");
-    assert_file(&run, root, "x-2.bin", b"third");
+    assert_out_file(&run, root, "x.bin", b"first");
+    assert_out_file(&run, root, "x-1.bin", b"second");
+    assert_out_file(&run, root, "x-2.bin", b"third");
     assert_eq!(list_files(&out(root)).len(), 3, "{}", ctx(&run, root));
     assert_stderr_has(&run, root, "3 downloaded");
 }
@@ -231,8 +157,8 @@ fn input_file_option_is_read_before_file_arguments() {
     let run = fetch_in(root, &["-d", "out", "pos.txt", "-i", "opt.txt"]);
 
     assert_code(&run, root, 0);
-    assert_file(&run, root, "x.bin", b"option");
-    assert_file(&run, root, "x-1.bin", b"positional");
+    assert_out_file(&run, root, "x.bin", b"option");
+    assert_out_file(&run, root, "x-1.bin", b"positional");
 }
 
 #[test]
@@ -249,7 +175,7 @@ fn input_file_option_alone() {
     let run = fetch_in(root, &["-d", "out", "--input-file", "l.txt"]);
 
     assert_code(&run, root, 0);
-    assert_file(&run, root, "only.txt", b"only");
+    assert_out_file(&run, root, "only.txt", b"only");
 }
 
 // ---------------------------------------------------------------------------
@@ -288,10 +214,10 @@ fn comments_blank_lines_crlf_and_bom_are_accepted() {
         "no \\r or BOM may end up in a name\n{}",
         ctx(&run, root)
     );
-    assert_file(&run, root, "one.txt", b"1");
-    assert_file(&run, root, "two.txt", b"22");
-    assert_file(&run, root, "three.txt", b"333");
-    assert_file(&run, root, "named.bin", b"4444");
+    assert_out_file(&run, root, "one.txt", b"1");
+    assert_out_file(&run, root, "two.txt", b"22");
+    assert_out_file(&run, root, "three.txt", b"333");
+    assert_out_file(&run, root, "named.bin", b"4444");
     assert_eq!(server.hits("/commented.txt"), 0, "{}", ctx(&run, root));
     assert_stderr_has(&run, root, "4 downloaded");
     assert_stderr_has(&run, root, "0 failed");
@@ -318,8 +244,8 @@ fn invalid_lines_are_reported_with_their_line_and_counted_as_failed() {
     let run = fetch_in(root, &["-d", "out", "list.txt"]);
 
     assert_code(&run, root, 1);
-    assert_file(&run, root, "good1.txt", b"good one");
-    assert_file(&run, root, "good2.txt", b"good two");
+    assert_out_file(&run, root, "good1.txt", b"good one");
+    assert_out_file(&run, root, "good2.txt", b"good two");
     assert_eq!(list_files(&out(root)).len(), 2, "{}", ctx(&run, root));
 
     let bad_url = stderr_line(&run, root, "list.txt:2:");
@@ -381,7 +307,7 @@ fn not_found_fails_the_entry_and_saves_nothing() {
         "no file and no .part for the 404\n{}",
         ctx(&run, root)
     );
-    assert_file(&run, root, "ok.txt", b"fine");
+    assert_out_file(&run, root, "ok.txt", b"fine");
     assert!(
         last_stderr_line(&run).contains("1 failed"),
         "summary\n{}",
@@ -419,9 +345,9 @@ fn different_urls_with_the_same_name_are_numbered_in_list_order() {
         "{}",
         ctx(&run, root)
     );
-    assert_file(&run, root, "x.bin", &pattern(1000, 2));
-    assert_file(&run, root, "x-1.bin", &pattern(2000, 3));
-    assert_file(&run, root, "x-2.bin", &pattern(3000, 4));
+    assert_out_file(&run, root, "x.bin", &pattern(1000, 2));
+    assert_out_file(&run, root, "x-1.bin", &pattern(2000, 3));
+    assert_out_file(&run, root, "x-2.bin", &pattern(3000, 4));
 }
 
 #[test]
@@ -438,7 +364,7 @@ fn the_same_url_twice_is_downloaded_once() {
     assert_code(&run, root, 0);
     assert_eq!(server.hits("/x.bin"), 1, "{}", ctx(&run, root));
     assert_eq!(list_files(&out(root)), vec!["x.bin"], "{}", ctx(&run, root));
-    assert_file(&run, root, "x.bin", b"once");
+    assert_out_file(&run, root, "x.bin", b"once");
     let summary = last_stderr_line(&run);
     assert!(
         summary.contains("1 downloaded") && summary.contains("1 skipped") && summary.contains("0 failed"),
@@ -458,16 +384,15 @@ fn existing_file_is_skipped_without_asking_the_server() {
     let root = root.path();
     server.route("/keep.bin", Route::ok(b"new content from the server".to_vec()));
     server.route("/fresh.bin", Route::ok(b"fresh".to_vec()));
-    fs::create_dir(out(root)).unwrap();
-    fs::write(out(root).join("keep.bin"), b"old").unwrap();
+    write_out_file(root, "keep.bin", b"old");
     let list = format!("{}\n{}\n", server.url("/keep.bin"), server.url("/fresh.bin"));
     write_list(root, "list.txt", list);
 
     let run = fetch_in(root, &["-d", "out", "list.txt"]);
 
     assert_code(&run, root, 0);
-    assert_file(&run, root, "keep.bin", b"old");
-    assert_file(&run, root, "fresh.bin", b"fresh");
+    assert_out_file(&run, root, "keep.bin", b"old");
+    assert_out_file(&run, root, "fresh.bin", b"fresh");
     assert_eq!(server.hits("/keep.bin"), 0, "{}", ctx(&run, root));
     let summary = last_stderr_line(&run);
     assert!(
@@ -484,14 +409,13 @@ fn overwrite_replaces_an_existing_file() {
     let root = root.path();
     let body = pattern(100_000, 5);
     server.route("/keep.bin", Route::ok(body.clone()));
-    fs::create_dir(out(root)).unwrap();
-    fs::write(out(root).join("keep.bin"), b"old").unwrap();
+    write_out_file(root, "keep.bin", b"old");
     write_list(root, "list.txt", format!("{}\n", server.url("/keep.bin")));
 
     let run = fetch_in(root, &["--overwrite", "-d", "out", "list.txt"]);
 
     assert_code(&run, root, 0);
-    assert_file(&run, root, "keep.bin", &body);
+    assert_out_file(&run, root, "keep.bin", &body);
     assert_eq!(server.hits("/keep.bin"), 1, "{}", ctx(&run, root));
     assert_eq!(list_files(&out(root)), vec!["keep.bin"], "{}", ctx(&run, root));
     assert!(
@@ -528,8 +452,8 @@ fn out_with_sub_folders_creates_them() {
         "{}",
         ctx(&run, root)
     );
-    assert_file(&run, root, "sub/dir/name.bin", b"deep");
-    assert_file(&run, root, "docs/folder.txt", b"in folder");
+    assert_out_file(&run, root, "sub/dir/name.bin", b"deep");
+    assert_out_file(&run, root, "docs/folder.txt", b"in folder");
 }
 
 #[test]
@@ -603,9 +527,9 @@ fn names_are_percent_decoded_without_query_and_index_html_for_slash() {
         "{}",
         ctx(&run, root)
     );
-    assert_file(&run, root, "café.txt", b"coffee");
-    assert_file(&run, root, "report.pdf", b"pdf");
-    assert_file(&run, root, "index.html", b"<html>");
+    assert_out_file(&run, root, "café.txt", b"coffee");
+    assert_out_file(&run, root, "report.pdf", b"pdf");
+    assert_out_file(&run, root, "index.html", b"<html>");
     let sent = server.requests_for("/report.pdf");
     assert!(
         sent.iter().any(|r| r.path == "/report.pdf?version=2&dl=1"),
@@ -664,7 +588,7 @@ fn jobs_8_is_parallel() {
     assert_code(&run, root, 0);
     assert_eq!(list_files(&out(root)).len(), 16, "{}", ctx(&run, root));
     for i in 0..16 {
-        assert_file(&run, root, &format!("slow{i}.bin"), &pattern(1000, i as u8));
+        assert_out_file(&run, root, &format!("slow{i}.bin"), &pattern(1000, i as u8));
     }
     let max = server.max_concurrent_requests();
     assert!(
@@ -769,8 +693,8 @@ fn quiet_success_prints_nothing() {
     assert_code(&run, root, 0);
     assert_eq!(run.stderr, "", "{}", ctx(&run, root));
     assert_eq!(run.stdout, "", "{}", ctx(&run, root));
-    assert_file(&run, root, "a.txt", b"a");
-    assert_file(&run, root, "b.txt", b"b");
+    assert_out_file(&run, root, "a.txt", b"a");
+    assert_out_file(&run, root, "b.txt", b"b");
 }
 
 #[test]
@@ -805,7 +729,7 @@ fn quiet_failure_prints_the_failure_and_a_count() {
         lines[1],
         ctx(&run, root)
     );
-    assert_file(&run, root, "a.txt", b"a");
+    assert_out_file(&run, root, "a.txt", b"a");
 }
 
 // ---------------------------------------------------------------------------
@@ -845,6 +769,19 @@ fn version_prints_the_version() {
 // 14, 15. Untrusted text in messages
 // ---------------------------------------------------------------------------
 
+/// Runs `-d out list.txt` in `root` in each output mode (plain, `-v`, `-q`);
+/// every run must exit 1 with an `HTTP 404` on stderr, then pass `check`.
+fn for_each_output_mode_failing_with_404(root: &Path, check: impl Fn(&Run)) {
+    for extra in [&[][..], &["-v"][..], &["-q"][..]] {
+        let mut args = extra.to_vec();
+        args.extend(["-d", "out", "list.txt"]);
+        let run = fetch_in(root, &args);
+        assert_code(&run, root, 1);
+        assert_stderr_has(&run, root, "HTTP 404");
+        check(&run);
+    }
+}
+
 #[test]
 fn credentials_never_appear_in_failure_messages() {
     let server = TestServer::start();
@@ -855,18 +792,13 @@ fn credentials_never_appear_in_failure_messages() {
         .replacen("http://", "http://alice:secret@", 1);
     write_list(root, "list.txt", format!("{url}\n"));
 
-    for extra in [&[][..], &["-v"][..], &["-q"][..]] {
-        let mut args = extra.to_vec();
-        args.extend(["-d", "out", "list.txt"]);
-        let run = fetch_in(root, &args);
-        assert_code(&run, root, 1);
-        assert_stderr_has(&run, root, "HTTP 404");
+    for_each_output_mode_failing_with_404(root, |run| {
         assert!(
             !run.stderr.contains("secret") && !run.stdout.contains("secret"),
             "the password leaked\n{}",
-            ctx(&run, root)
+            ctx(run, root)
         );
-    }
+    });
 }
 
 #[test]
@@ -881,18 +813,13 @@ fn ansi_escape_in_url_never_reaches_stderr_raw() {
     );
     write_list(root, "list.txt", list);
 
-    for extra in [&[][..], &["-v"][..], &["-q"][..]] {
-        let mut args = extra.to_vec();
-        args.extend(["-d", "out", "list.txt"]);
-        let run = fetch_in(root, &args);
-        assert_code(&run, root, 1);
-        assert_stderr_has(&run, root, "HTTP 404");
+    for_each_output_mode_failing_with_404(root, |run| {
         assert!(
             !run.stderr.contains('\x1b') && !run.stdout.contains('\x1b'),
             "raw ESC in output\n{}",
-            ctx(&run, root)
+            ctx(run, root)
         );
-    }
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -914,7 +841,7 @@ fn connections_are_reused_across_entries() {
 
     assert_code(&run, root, 0);
     for (name, body) in &files {
-        assert_file(&run, root, name, body);
+        assert_out_file(&run, root, name, body);
     }
     let opened = server.connections_opened();
     assert!(
@@ -942,7 +869,7 @@ fn ansi_escape_in_a_downloaded_name_is_sanitised() {
 
     assert_code(&run, root, 0);
     assert_eq!(list_files(&out(root)), vec!["e_[31m.bin"], "{}", ctx(&run, root));
-    assert_file(&run, root, "e_[31m.bin", b"red");
+    assert_out_file(&run, root, "e_[31m.bin", b"red");
     assert!(
         !run.stderr.contains('\x1b'),
         "raw ESC in output\n{}",
@@ -993,8 +920,8 @@ fn rerunning_the_same_list_skips_everything() {
     assert_code(&second, root, 0);
     assert_eq!(server.hits("/a/x.bin"), 1, "{}", ctx(&second, root));
     assert_eq!(server.hits("/b/x.bin"), 1, "{}", ctx(&second, root));
-    assert_file(&second, root, "x.bin", b"from a");
-    assert_file(&second, root, "x-1.bin", b"from b");
+    assert_out_file(&second, root, "x.bin", b"from a");
+    assert_out_file(&second, root, "x-1.bin", b"from b");
     assert!(
         last_stderr_line(&second).contains("0 downloaded, 2 skipped"),
         "{}",
@@ -1010,14 +937,13 @@ fn leftover_part_file_is_replaced_without_continue() {
     let root = root.path();
     let body = pattern(50_000, 9);
     server.route("/p.bin", Route::ok(body.clone()));
-    fs::create_dir(out(root)).unwrap();
-    fs::write(out(root).join("p.bin.part"), b"stale bytes from an old run").unwrap();
+    write_out_file(root, "p.bin.part", b"stale bytes from an old run");
     write_list(root, "list.txt", format!("{}\n", server.url("/p.bin")));
 
     let run = fetch_in(root, &["-d", "out", "list.txt"]);
 
     assert_code(&run, root, 0);
-    assert_file(&run, root, "p.bin", &body);
+    assert_out_file(&run, root, "p.bin", &body);
     assert_no_part(&run, root);
 }
 
@@ -1035,7 +961,7 @@ fn non_utf8_line_fails_with_its_line_number() {
     assert_code(&run, root, 1);
     let line = stderr_line(&run, root, "-:1:");
     assert!(line.contains("UTF-8"), "{line:?}\n{}", ctx(&run, root));
-    assert_file(&run, root, "ok.txt", b"ok");
+    assert_out_file(&run, root, "ok.txt", b"ok");
 }
 
 #[test]

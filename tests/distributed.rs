@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use fetchq::queue::{Queue, QueueEntry, QueueStatus};
 use serde_json::Value;
-use support::{Route, Run, TestServer, fetchq, list_files, pattern, run, run_with_stdin};
+use support::{
+    Route, Run, TestServer, fetch_in, fetch_in_with_stdin, fetchq, list_files, pattern, write_list,
+};
 use support_redis::RedisServer;
 
 /// Longest any worker may take in these tests.
@@ -45,19 +47,22 @@ fn serve(server: &TestServer, n: usize, delay: Duration) -> String {
     list
 }
 
-fn fetchq_in(root: &Path, args: &[&str]) -> Run {
-    run(fetchq().current_dir(root).args(args))
-}
-
 /// `fetchq enqueue` of `list` (written to `root/name`); asserts it ran.
 fn enqueue(root: &Path, redis: &str, name: &str, list: &str) -> Run {
-    fs::write(root.join(name), list).unwrap();
-    fetchq_in(root, &["enqueue", "--redis", redis, name])
+    write_list(root, name, list);
+    fetch_in(root, &["enqueue", "--redis", redis, name])
+}
+
+/// [`enqueue`] of `list` as `urls.txt`, asserting it exits 0.
+fn enqueue_ok(root: &Path, redis: &str, list: &str) -> Run {
+    let r = enqueue(root, redis, "urls.txt", list);
+    assert_eq!(r.code(), 0, "{r}");
+    r
 }
 
 /// `fetchq status --json`, parsed.
 fn status_json(root: &Path, redis: &str) -> Value {
-    let r = fetchq_in(root, &["status", "--redis", redis, "--json"]);
+    let r = fetch_in(root, &["status", "--redis", redis, "--json"]);
     assert_eq!(r.code(), 0, "{r}");
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("status --json: {e}\n{r}"))
 }
@@ -70,6 +75,11 @@ fn counts(v: &Value) -> [u64; 4] {
 fn poll_status(redis: &str) -> QueueStatus {
     let mut q = Queue::connect(redis, "default").unwrap();
     q.status().unwrap()
+}
+
+/// How many entries worker `id` holds in the status `s` (0 if it is not listed).
+fn held_by(s: &QueueStatus, id: &str) -> u64 {
+    s.workers.iter().find(|w| w.id == id).map_or(0, |w| w.processing)
 }
 
 /// Polls `cond` every 20 ms until it holds; panics with `what` after `limit`.
@@ -143,6 +153,26 @@ impl Worker {
     fn code(&mut self, limit: Duration) -> i32 {
         self.wait(limit).code().unwrap_or(-1)
     }
+
+    /// Sends SIGINT, by pid.
+    fn interrupt(&self) {
+        support::kill(self.pid(), "-INT");
+    }
+}
+
+/// Workers `w0`..`w{n-1}` running `--drain -j 4` with the extra environment `env`.
+fn spawn_drain_workers(root: &Path, redis: &str, n: usize, env: &[(&str, &str)]) -> Vec<Worker> {
+    (0..n)
+        .map(|i| Worker::spawn(root, redis, &format!("w{i}"), &["--drain", "-j", "4"], env))
+        .collect()
+}
+
+/// Waits (at most [`WORKER_DEADLINE`] each) for every worker to exit 0.
+fn assert_all_exit_0(workers: &mut [Worker]) {
+    for w in workers {
+        let code = w.code(WORKER_DEADLINE);
+        assert_eq!(code, 0, "worker {}:\n{}", w.name, w.stderr());
+    }
 }
 
 impl Drop for Worker {
@@ -185,17 +215,11 @@ fn three_workers_share_one_list_and_fetch_each_url_once() {
     let root = root.path();
     let url = redis.url();
     let list = serve(&server, 300, Duration::ZERO);
-    let r = enqueue(root, &url, "urls.txt", &list);
-    assert_eq!(r.code(), 0, "{r}");
+    let r = enqueue_ok(root, &url, &list);
     assert!(r.stderr.contains("queued 300, duplicates 0, invalid 0"), "{r}");
 
-    let mut workers: Vec<Worker> = (0..3)
-        .map(|i| Worker::spawn(root, &url, &format!("w{i}"), &["--drain", "-j", "4"], &[]))
-        .collect();
-    for w in workers.iter_mut() {
-        let code = w.code(WORKER_DEADLINE);
-        assert_eq!(code, 0, "worker {}:\n{}", w.name, w.stderr());
-    }
+    let mut workers = spawn_drain_workers(root, &url, 3, &[]);
+    assert_all_exit_0(&mut workers);
     assert_all_files(root, 300, &workers);
     for i in 0..300 {
         assert_eq!(server.hits(&path(i)), 1, "{} fetched more than once", path(i));
@@ -217,36 +241,21 @@ fn a_killed_workers_entries_are_finished_by_the_others() {
     let root = root.path();
     let url = redis.url();
     let list = serve(&server, 300, Duration::from_millis(30));
-    let r = enqueue(root, &url, "urls.txt", &list);
-    assert_eq!(r.code(), 0, "{r}");
+    enqueue_ok(root, &url, &list);
 
     let env = [("FETCHQ_HEARTBEAT_TTL_MS", "1000")];
-    let mut workers: Vec<Worker> = (0..3)
-        .map(|i| Worker::spawn(root, &url, &format!("w{i}"), &["--drain", "-j", "4"], &env))
-        .collect();
+    let mut workers = spawn_drain_workers(root, &url, 3, &env);
     // Kill w0 while it holds entries and the queue is well under way.
     wait_for(Duration::from_secs(20), "w0 mid-run", || {
         let s = poll_status(&url);
-        let held = s
-            .workers
-            .iter()
-            .find(|w| w.id == "w0")
-            .map_or(0, |w| w.processing);
-        s.done >= 40 && held >= 4
+        s.done >= 40 && held_by(&s, "w0") >= 4
     });
     workers[0].child.kill().unwrap();
     workers[0].wait(Duration::from_secs(5));
-    let held = poll_status(&url)
-        .workers
-        .iter()
-        .find(|w| w.id == "w0")
-        .map_or(0, |w| w.processing);
+    let held = held_by(&poll_status(&url), "w0");
     assert!(held > 0, "w0 should have died holding entries");
 
-    for w in workers.iter_mut().skip(1) {
-        let code = w.code(WORKER_DEADLINE);
-        assert_eq!(code, 0, "worker {}:\n{}", w.name, w.stderr());
-    }
+    assert_all_exit_0(&mut workers[1..]);
     assert_all_files(root, 300, &workers);
     let s = status_json(root, &url);
     assert_eq!(counts(&s), [0, 0, 300, 0], "{s}");
@@ -264,13 +273,10 @@ fn workers_ride_out_a_redis_restart() {
     let root = root.path();
     let url = redis.url();
     let list = serve(&server, 300, Duration::from_millis(20));
-    let r = enqueue(root, &url, "urls.txt", &list);
-    assert_eq!(r.code(), 0, "{r}");
+    enqueue_ok(root, &url, &list);
 
     let env = [("FETCHQ_HEARTBEAT_TTL_MS", "5000")];
-    let mut workers: Vec<Worker> = (0..3)
-        .map(|i| Worker::spawn(root, &url, &format!("w{i}"), &["--drain", "-j", "4"], &env))
-        .collect();
+    let mut workers = spawn_drain_workers(root, &url, 3, &env);
     wait_for(Duration::from_secs(20), "some entries done", || {
         poll_status(&url).done >= 60
     });
@@ -279,10 +285,7 @@ fn workers_ride_out_a_redis_restart() {
     let s = poll_status(&url);
     assert!(s.done >= 60 && s.pending + s.processing > 0, "{s:?}");
     assert_eq!(s.seen, 300, "{s:?}");
-    for w in workers.iter_mut() {
-        let code = w.code(WORKER_DEADLINE);
-        assert_eq!(code, 0, "worker {}:\n{}", w.name, w.stderr());
-    }
+    assert_all_exit_0(&mut workers);
     assert_all_files(root, 300, &workers);
     let s = status_json(root, &url);
     assert_eq!(counts(&s), [0, 0, 300, 0], "{s}");
@@ -308,13 +311,12 @@ fn status_counts_match_reality() {
         server.url("/gone1.bin"),
         server.url("/gone2.bin")
     ));
-    let r = enqueue(root, &url, "urls.txt", &list);
-    assert_eq!(r.code(), 0, "{r}");
+    enqueue_ok(root, &url, &list);
 
     let s = status_json(root, &url);
     assert_eq!(counts(&s), [52, 0, 0, 0], "{s}");
     assert_eq!(s["seen"], 52, "{s}");
-    let table = fetchq_in(root, &["status", "--redis", &url]);
+    let table = fetch_in(root, &["status", "--redis", &url]);
     assert_eq!(table.code(), 0, "{table}");
     assert!(
         table
@@ -324,9 +326,7 @@ fn status_counts_match_reality() {
         "{table}"
     );
 
-    let mut workers: Vec<Worker> = (0..2)
-        .map(|i| Worker::spawn(root, &url, &format!("w{i}"), &["--drain", "-j", "4"], &[]))
-        .collect();
+    let mut workers = spawn_drain_workers(root, &url, 2, &[]);
     let codes: Vec<i32> = workers.iter_mut().map(|w| w.code(WORKER_DEADLINE)).collect();
     assert!(codes.iter().all(|c| [0, 1].contains(c)), "{codes:?}");
     assert!(
@@ -341,7 +341,7 @@ fn status_counts_match_reality() {
         "{stderr}"
     );
 
-    let r = fetchq_in(root, &["retry-failed", "--redis", &url]);
+    let r = fetch_in(root, &["retry-failed", "--redis", &url]);
     assert_eq!(r.code(), 0, "{r}");
     assert!(r.stdout.contains("moved 2 "), "{r}");
     let s = status_json(root, &url);
@@ -374,10 +374,9 @@ fn enqueueing_the_same_list_twice_queues_it_once() {
         "{second}"
     );
     // Same downloads from another list (and via stdin) are duplicates too.
-    let third = run_with_stdin(
-        fetchq()
-            .current_dir(root)
-            .args(["enqueue", "--redis", &url, "urls.txt", "-"]),
+    let third = fetch_in_with_stdin(
+        root,
+        &["enqueue", "--redis", &url, "urls.txt", "-"],
         list.as_bytes(),
     );
     assert!(
@@ -397,8 +396,7 @@ fn sigint_gives_held_entries_back_and_exits_130() {
     let root = root.path();
     let url = redis.url();
     let list = serve(&server, 30, Duration::from_secs(20));
-    let r = enqueue(root, &url, "urls.txt", &list);
-    assert_eq!(r.code(), 0, "{r}");
+    enqueue_ok(root, &url, &list);
 
     let mut worker = Worker::spawn(root, &url, "w0", &["-j", "2"], &[]);
     // -j 2: 2 downloading + 8 in the channel + 1 waiting to be handed over.
@@ -415,11 +413,7 @@ fn sigint_gives_held_entries_back_and_exits_130() {
     }
     assert!(most <= 11, "claimed {most} entries with -j 2");
 
-    let kill = Command::new("kill")
-        .args(["-INT", &worker.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    worker.interrupt();
     let started = Instant::now();
     let code = worker.code(Duration::from_secs(10));
     assert_eq!(code, 130, "{}", worker.stderr());
@@ -450,7 +444,7 @@ fn unusable_queue_entries_fail_like_bad_lines() {
     let root = root.path();
     let url = redis.url();
     let list = serve(&server, 3, Duration::ZERO);
-    assert_eq!(enqueue(root, &url, "urls.txt", &list).code(), 0);
+    enqueue_ok(root, &url, &list);
     // Entries pushed by another producer than `fetchq enqueue`.
     let mut q = Queue::connect(&url, "default").unwrap();
     let bad = QueueEntry::new("ftp://h.test/x", None, None, "feed.txt", 7);
@@ -467,10 +461,7 @@ fn unusable_queue_entries_fail_like_bad_lines() {
     assert!(stderr.contains("feed.txt:8: "), "{stderr}");
     let s = status_json(root, &url);
     assert_eq!(counts(&s), [0, 0, 3, 2], "{s}");
-    let mut con = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut con = redis.connection();
     let result: String = redis::cmd("HGET")
         .arg("fetchq:default:failed")
         .arg(&bad.id)
@@ -489,7 +480,7 @@ fn an_orphaned_claim_is_returned_and_downloaded() {
     let root = root.path();
     let url = redis.url();
     let list = serve(&server, 3, Duration::ZERO);
-    assert_eq!(enqueue(root, &url, "urls.txt", &list).code(), 0);
+    enqueue_ok(root, &url, &list);
     // A claim whose reply w0 never saw (connection lost after BLMOVE ran).
     let mut q = Queue::connect(&url, "default").unwrap();
     assert!(q.claim("w0", Duration::ZERO).unwrap().is_some());
@@ -517,7 +508,7 @@ fn a_running_worker_downloads_retried_failures_again() {
     server.route(&path(0), Route::ok(body(0)).fail_times(1, 404));
     server.route(&path(1), Route::ok(body(1)).delay(Duration::from_secs(2)));
     let list = format!("{}\n{}\n", server.url(&path(0)), server.url(&path(1)));
-    assert_eq!(enqueue(root, &url, "urls.txt", &list).code(), 0);
+    enqueue_ok(root, &url, &list);
 
     let mut worker = Worker::spawn(root, &url, "w0", &["-j", "2"], &[]);
     wait_for(Duration::from_secs(10), "the first attempt to fail", || {
@@ -528,16 +519,12 @@ fn a_running_worker_downloads_retried_failures_again() {
         1,
         "the slow entry is still in flight"
     );
-    let r = fetchq_in(root, &["retry-failed", "--redis", &url]);
+    let r = fetch_in(root, &["retry-failed", "--redis", &url]);
     assert!(r.stdout.contains("moved 1 "), "{r}");
     wait_for(Duration::from_secs(15), "both entries done", || {
         poll_status(&url).done == 2
     });
-    let kill = Command::new("kill")
-        .args(["-INT", &worker.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    worker.interrupt();
     assert_eq!(worker.code(Duration::from_secs(10)), 130, "{}", worker.stderr());
     assert_eq!((server.hits(&path(0)), server.hits(&path(1))), (2, 1));
     assert_all_files(root, 2, std::slice::from_ref(&worker));

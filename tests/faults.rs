@@ -17,14 +17,15 @@ mod support;
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{RecordedRequest, Route, Run, TestServer, fetchq, list_files, pattern, run, sha256_hex};
-
-/// Short backoff so retry tests stay fast.
-const WAIT: &str = "0.05";
+use support::{
+    RecordedRequest, Route, Run, TestServer, assert_code, assert_file, assert_stderr_has, ctx, fetchq,
+    list_args, list_files, out, pattern, run, scrubbed_command, sha256_hex, stderr_line, write_list,
+    write_out_file,
+};
 
 /// Upper bound for runs that must give up on a stalled server rather than hang.
 const HANG_BOUND: Duration = Duration::from_secs(15);
@@ -33,19 +34,9 @@ const HANG_BOUND: Duration = Duration::from_secs(15);
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// The default output directory inside a test's temp dir.
-fn out(root: &Path) -> PathBuf {
-    root.join("out")
-}
-
-/// Writes `list.txt` into `root`.
-fn write_list(root: &Path, content: impl AsRef<[u8]>) {
-    fs::write(root.join("list.txt"), content).expect("write list");
-}
-
 /// Writes a one-URL `list.txt` for `url`.
 fn list_of(root: &Path, url: &str) {
-    write_list(root, format!("{url}\n"));
+    write_list(root, "list.txt", format!("{url}\n"));
 }
 
 /// Runs fetchq in `root` with `-d out --retry-wait 0.05`, these arguments and
@@ -56,30 +47,7 @@ fn fetch(root: &Path, args: &[&str]) -> Run {
 
 /// Like [`fetch`], with another output directory (relative to `root`).
 fn fetch_into(root: &Path, dir: &str, args: &[&str]) -> Run {
-    run(fetchq()
-        .current_dir(root)
-        .args(["-d", dir, "--retry-wait", WAIT])
-        .args(args)
-        .arg("list.txt"))
-}
-
-/// The run plus every file under `root`, for assertion messages.
-fn ctx(run: &Run, root: &Path) -> String {
-    format!("{run}\nfiles under {}: {:?}", root.display(), list_files(root))
-}
-
-/// Asserts the exit code.
-fn assert_code(run: &Run, root: &Path, code: i32) {
-    assert_eq!(run.code(), code, "exit code\n{}", ctx(run, root));
-}
-
-/// Asserts stderr contains `needle`.
-fn assert_stderr_has(run: &Run, root: &Path, needle: &str) {
-    assert!(
-        run.stderr.contains(needle),
-        "stderr should contain {needle:?}\n{}",
-        ctx(run, root)
-    );
+    run(fetchq().current_dir(root).args(list_args(dir, args)))
 }
 
 /// Asserts no panic message reached stderr.
@@ -87,22 +55,6 @@ fn assert_no_panic(run: &Run, root: &Path) {
     assert!(
         !run.stderr.contains("panicked"),
         "fetchq panicked\n{}",
-        ctx(run, root)
-    );
-}
-
-/// Asserts `root/rel` holds exactly `want` (compared by length and SHA-256 so
-/// a large mismatch does not flood the message).
-fn assert_file(run: &Run, root: &Path, rel: &str, want: &[u8]) {
-    let got =
-        fs::read(root.join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}\n{}", ctx(run, root)));
-    assert!(
-        got == want,
-        "{rel}: got {} bytes (sha256 {}), want {} bytes (sha256 {})\n{}",
-        got.len(),
-        sha256_hex(&got),
-        want.len(),
-        sha256_hex(want),
         ctx(run, root)
     );
 }
@@ -121,12 +73,12 @@ fn assert_files(run: &Run, root: &Path, want: &[&str]) {
     assert_eq!(list_files(root), want, "files under root\n{}", ctx(run, root));
 }
 
-/// The stderr line containing `needle`, or a panic.
-fn stderr_line<'a>(run: &'a Run, root: &Path, needle: &str) -> &'a str {
-    run.stderr
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no stderr line contains {needle:?}\n{}", ctx(run, root)))
+/// Asserts a clean success: exit 0, `root/rel` (under `out/`) holds `want`,
+/// and nothing but `list.txt` and that file is under `root`.
+fn assert_downloaded_alone(run: &Run, root: &Path, rel: &str, want: &[u8]) {
+    assert_code(run, root, 0);
+    assert_file(run, root, rel, want);
+    assert_files(run, root, &["list.txt", rel]);
 }
 
 /// All requests the server got, for messages.
@@ -153,20 +105,12 @@ fn nth_request(server: &TestServer, path: &str, n: usize, run: &Run, root: &Path
 /// Runs fetchq via `sh -c 'umask MASK; exec fetchq ...'` with the same
 /// scrubbed environment as [`fetchq`].
 fn fetch_with_umask(root: &Path, umask: &str, args: &[&str]) -> Run {
-    let mut cmd = Command::new("sh");
-    cmd.env_clear();
-    if let Some(path) = std::env::var_os("PATH") {
-        cmd.env("PATH", path);
-    }
-    cmd.env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .current_dir(root)
+    let mut cmd = scrubbed_command("sh");
+    cmd.current_dir(root)
         .arg("-c")
         .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_fetchq"))
-        .args(["-d", "out", "--retry-wait", WAIT])
-        .args(args)
-        .arg("list.txt");
+        .args(list_args("out", args));
     run(&mut cmd)
 }
 
@@ -194,9 +138,7 @@ impl Running {
         let stderr = logs.join("stderr.txt");
         let mut cmd = fetchq();
         cmd.current_dir(root)
-            .args(["-d", "out", "--retry-wait", WAIT])
-            .args(args)
-            .arg("list.txt")
+            .args(list_args("out", args))
             .stdout(File::create(&stdout).unwrap())
             .stderr(File::create(&stderr).unwrap());
         let command = format!("{cmd:?}");
@@ -220,12 +162,7 @@ impl Running {
 
     /// Sends `signal` (e.g. `-INT`) with the `kill` command, by pid.
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {signal} failed");
+        support::kill(self.child.id(), signal);
     }
 
     /// Waits at most `bound` for the exit; returns the code (-1 for a signal)
@@ -511,9 +448,7 @@ fn partial_content_at_the_wrong_offset_starts_over() {
     let run = fetch(root, &["-v", "--retries", "3"]);
 
     assert_no_panic(&run, root);
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    assert_files(&run, root, &["list.txt", "out/f.bin"]);
+    assert_downloaded_alone(&run, root, "out/f.bin", &body);
 }
 
 // ---------------------------------------------------------------------------
@@ -556,8 +491,7 @@ fn continue_requests_only_the_rest_of_a_leftover_part() {
     let body = pattern(64_000, 10);
     let half = body.len() / 2;
     server.route("/f.bin", Route::ok(body.clone()));
-    fs::create_dir(out(root)).unwrap();
-    fs::write(out(root).join("f.bin.part"), &body[..half]).unwrap();
+    write_out_file(root, "f.bin.part", &body[..half]);
     list_of(root, &server.url("/f.bin"));
 
     let run = fetch(root, &["-c"]);
@@ -582,8 +516,7 @@ fn without_continue_a_leftover_part_is_replaced_by_a_full_download() {
     let root = tmp.path();
     let body = pattern(64_000, 11);
     server.route("/f.bin", Route::ok(body.clone()));
-    fs::create_dir(out(root)).unwrap();
-    fs::write(out(root).join("f.bin.part"), &body[..32_000]).unwrap();
+    write_out_file(root, "f.bin.part", &body[..32_000]);
     list_of(root, &server.url("/f.bin"));
 
     let run = fetch(root, &[]);
@@ -607,15 +540,12 @@ fn continue_with_a_complete_part_finishes_without_the_body_again() {
     let root = tmp.path();
     let body = pattern(10_000, 12);
     server.route("/f.bin", Route::ok(body.clone()));
-    fs::create_dir(out(root)).unwrap();
-    fs::write(out(root).join("f.bin.part"), &body).unwrap();
+    write_out_file(root, "f.bin.part", &body);
     list_of(root, &server.url("/f.bin"));
 
     let run = fetch(root, &["-c"]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    assert_files(&run, root, &["list.txt", "out/f.bin"]);
+    assert_downloaded_alone(&run, root, "out/f.bin", &body);
 }
 
 /// The remote file got shorter than the leftover part: the server answers
@@ -628,16 +558,13 @@ fn continue_with_a_part_longer_than_the_file_starts_over() {
     let root = tmp.path();
     let body = pattern(10_000, 13);
     server.route("/f.bin", Route::ok(body.clone()));
-    fs::create_dir(out(root)).unwrap();
-    fs::write(out(root).join("f.bin.part"), pattern(15_000, 14)).unwrap();
+    write_out_file(root, "f.bin.part", pattern(15_000, 14));
     list_of(root, &server.url("/f.bin"));
 
     let run = fetch(root, &["-c", "-v", "--retries", "2"]);
 
     assert_no_panic(&run, root);
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    assert_files(&run, root, &["list.txt", "out/f.bin"]);
+    assert_downloaded_alone(&run, root, "out/f.bin", &body);
 }
 
 // ---------------------------------------------------------------------------
@@ -716,14 +643,13 @@ fn correct_sha256_is_accepted() {
     server.route("/f.bin", Route::ok(body.clone()));
     write_list(
         root,
+        "list.txt",
         format!("{} sha256={}\n", server.url("/f.bin"), sha256_hex(&body)),
     );
 
     let run = fetch(root, &[]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    assert_files(&run, root, &["list.txt", "out/f.bin"]);
+    assert_downloaded_alone(&run, root, "out/f.bin", &body);
 }
 
 #[test]
@@ -735,6 +661,7 @@ fn wrong_sha256_fails_and_leaves_nothing() {
     server.route("/f.bin", Route::ok(body));
     write_list(
         root,
+        "list.txt",
         format!("{} sha256={}\n", server.url("/f.bin"), sha256_hex(b"other")),
     );
 
@@ -759,6 +686,7 @@ fn sha256_covers_bytes_resumed_within_a_run() {
     );
     write_list(
         root,
+        "list.txt",
         format!("{} sha256={}\n", server.url("/f.bin"), sha256_hex(&body)),
     );
 
@@ -779,12 +707,14 @@ fn sha256_covers_bytes_resumed_within_a_run() {
 // 6. Timeouts
 // ---------------------------------------------------------------------------
 
-#[test]
-fn silent_server_before_headers_times_out() {
+/// Serves `/f.bin` with `route` (which goes silent at some point) and checks
+/// that `--timeout 1 --retries 0` fails the entry well within [`HANG_BOUND`],
+/// saying no data arrived, and leaves no file.
+fn assert_silence_times_out(route: Route) {
     let server = TestServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    server.route("/f.bin", Route::ok(b"x".to_vec()).stall_before_headers());
+    server.route("/f.bin", route);
     list_of(root, &server.url("/f.bin"));
 
     let start = Instant::now();
@@ -803,26 +733,13 @@ fn silent_server_before_headers_times_out() {
 }
 
 #[test]
+fn silent_server_before_headers_times_out() {
+    assert_silence_times_out(Route::ok(b"x".to_vec()).stall_before_headers());
+}
+
+#[test]
 fn server_stalling_mid_body_times_out() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route("/f.bin", Route::ok(pattern(5_000, 20)).stall_after(1000));
-    list_of(root, &server.url("/f.bin"));
-
-    let start = Instant::now();
-    let run = fetch(root, &["--timeout", "1", "--retries", "0"]);
-    let took = start.elapsed();
-
-    assert_code(&run, root, 1);
-    assert!(took < HANG_BOUND, "took {took:?}\n{}", ctx(&run, root));
-    let line = stderr_line(&run, root, "list.txt:1:");
-    assert!(
-        line.contains("no data"),
-        "the failure should say no data arrived: {line:?}\n{}",
-        ctx(&run, root)
-    );
-    assert_absent(&run, root, "out/f.bin");
+    assert_silence_times_out(Route::ok(pattern(5_000, 20)).stall_after(1000));
 }
 
 #[test]
@@ -1048,7 +965,7 @@ fn explicit_out_climbing_up_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     server.route("/f.bin", Route::ok(b"evil".to_vec()));
-    write_list(root, format!("{} ../x\n", server.url("/f.bin")));
+    write_list(root, "list.txt", format!("{} ../x\n", server.url("/f.bin")));
 
     let run = fetch_into(root, DEEP, &[]);
 
@@ -1093,6 +1010,7 @@ fn content_disposition_cannot_climb_out() {
     );
     write_list(
         root,
+        "list.txt",
         format!("{}\n{}\n", server.url("/plain"), server.url("/extended")),
     );
 
@@ -1104,6 +1022,15 @@ fn content_disposition_cannot_climb_out() {
     assert_file(&run, root, "a/b/out/evil2.sh", b"two");
 }
 
+/// Writes `root/outside.txt` ("precious") and plants a symlink to it at
+/// `out/name`, where fetchq will want to write.
+fn plant_symlink_to_outside(root: &Path, name: &str) {
+    let outside = root.join("outside.txt");
+    fs::write(&outside, b"precious").unwrap();
+    fs::create_dir(out(root)).unwrap();
+    std::os::unix::fs::symlink(&outside, out(root).join(name)).unwrap();
+}
+
 #[test]
 fn symlink_planted_at_the_part_is_not_followed() {
     let server = TestServer::start();
@@ -1112,10 +1039,7 @@ fn symlink_planted_at_the_part_is_not_followed() {
     let body = pattern(20_000, 24);
     server.route("/f.bin", Route::ok(body.clone()));
     list_of(root, &server.url("/f.bin"));
-    let outside = root.join("outside.txt");
-    fs::write(&outside, b"precious").unwrap();
-    fs::create_dir(out(root)).unwrap();
-    std::os::unix::fs::symlink(&outside, out(root).join("f.bin.part")).unwrap();
+    plant_symlink_to_outside(root, "f.bin.part");
 
     let run = fetch(root, &[]);
 
@@ -1133,10 +1057,7 @@ fn symlink_planted_at_the_part_is_not_followed_with_continue() {
     let body = pattern(20_000, 25);
     server.route("/f.bin", Route::ok(body.clone()));
     list_of(root, &server.url("/f.bin"));
-    let outside = root.join("outside.txt");
-    fs::write(&outside, b"precious").unwrap();
-    fs::create_dir(out(root)).unwrap();
-    std::os::unix::fs::symlink(&outside, out(root).join("f.bin.part")).unwrap();
+    plant_symlink_to_outside(root, "f.bin.part");
 
     let run = fetch(root, &["-c"]);
 
@@ -1159,10 +1080,7 @@ fn overwrite_replaces_a_symlink_instead_of_writing_through_it() {
     let body = pattern(20_000, 26);
     server.route("/f.bin", Route::ok(body.clone()));
     list_of(root, &server.url("/f.bin"));
-    let outside = root.join("outside.txt");
-    fs::write(&outside, b"precious").unwrap();
-    fs::create_dir(out(root)).unwrap();
-    std::os::unix::fs::symlink(&outside, out(root).join("f.bin")).unwrap();
+    plant_symlink_to_outside(root, "f.bin");
 
     let run = fetch(root, &["--overwrite"]);
 
@@ -1200,9 +1118,8 @@ fn overwrite_never_widens_permissions() {
     let root = tmp.path();
     server.route("/f.bin", Route::ok(b"new secret".to_vec()));
     list_of(root, &server.url("/f.bin"));
-    fs::create_dir(out(root)).unwrap();
+    write_out_file(root, "f.bin", b"old secret");
     let target = out(root).join("f.bin");
-    fs::write(&target, b"old secret").unwrap();
     fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
 
     // A permissive umask: only the old file's mode can keep it private.
@@ -1236,9 +1153,7 @@ fn chain_of_three_redirects_is_followed_and_named_from_the_original_url() {
 
     let run = fetch(root, &[]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/start.bin", b"end of chain");
-    assert_files(&run, root, &["list.txt", "out/start.bin"]);
+    assert_downloaded_alone(&run, root, "out/start.bin", b"end of chain");
 }
 
 #[test]
@@ -1417,6 +1332,7 @@ fn huge_retry_after_is_capped_by_retry_wait_max() {
     );
     write_list(
         root,
+        "list.txt",
         format!("{}\n{}\n", server.url("/a.bin"), server.url("/b.bin")),
     );
 
@@ -1446,9 +1362,7 @@ fn sync_writes_a_correct_file() {
 
     let run = fetch(root, &["--sync"]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    assert_files(&run, root, &["list.txt", "out/f.bin"]);
+    assert_downloaded_alone(&run, root, "out/f.bin", &body);
 }
 
 #[test]

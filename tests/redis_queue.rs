@@ -15,11 +15,15 @@ fn entry(i: u64) -> QueueEntry {
     QueueEntry::new(format!("https://example.com/f{i}"), None, None, "urls.txt", i)
 }
 
-fn raw(server: &RedisServer) -> redis::Connection {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_connection()
-        .unwrap()
+/// A queue `name` on `server` with worker `worker` registered and entries
+/// `0..n` enqueued in order.
+fn queue_with_entries(server: &RedisServer, name: &str, worker: &str, n: u64) -> Queue {
+    let mut q = Queue::connect(&server.url(), name).unwrap();
+    q.register_worker(worker).unwrap();
+    for i in 0..n {
+        q.enqueue(&entry(i)).unwrap();
+    }
+    q
 }
 
 fn pending_ids(server: &RedisServer, queue: &str) -> Vec<String> {
@@ -27,7 +31,7 @@ fn pending_ids(server: &RedisServer, queue: &str) -> Vec<String> {
         .arg(format!("fetchq:{queue}:pending"))
         .arg(0)
         .arg(-1)
-        .query(&mut raw(server))
+        .query(&mut server.connection())
         .unwrap();
     list.iter()
         .map(|s| QueueEntry::from_json(s).unwrap().id)
@@ -76,12 +80,8 @@ fn enqueue_dedups_by_url_and_out() {
 #[test]
 fn claim_moves_to_the_workers_processing_list() {
     let server = RedisServer::start();
-    let mut q = Queue::connect(&server.url(), "claim").unwrap();
     let w = "host:1:aaaa";
-    q.register_worker(w).unwrap();
-    for i in 0..3 {
-        q.enqueue(&entry(i)).unwrap();
-    }
+    let mut q = queue_with_entries(&server, "claim", w, 3);
     assert_eq!(q.claim(w, SHORT).unwrap(), Some(entry(0)));
     assert_eq!(q.claim(w, Duration::ZERO).unwrap(), Some(entry(1)));
     let s = q.status().unwrap();
@@ -127,12 +127,8 @@ fn a_push_wakes_a_blocked_claim() {
 #[test]
 fn complete_records_done_or_failed_and_leaves_processing() {
     let server = RedisServer::start();
-    let mut q = Queue::connect(&server.url(), "complete").unwrap();
     let w = "w1";
-    q.register_worker(w).unwrap();
-    for i in 0..3 {
-        q.enqueue(&entry(i)).unwrap();
-    }
+    let mut q = queue_with_entries(&server, "complete", w, 3);
     let a = q.claim(w, SHORT).unwrap().unwrap();
     let b = q.claim(w, SHORT).unwrap().unwrap();
     assert!(q.complete(w, &a, true, r#"{"bytes":10}"#).unwrap());
@@ -140,7 +136,7 @@ fn complete_records_done_or_failed_and_leaves_processing() {
     let s = q.status().unwrap();
     assert_eq!((s.pending, s.processing, s.done, s.failed), (1, 0, 1, 1));
 
-    let mut con = raw(&server);
+    let mut con = server.connection();
     let done: Option<String> = redis::cmd("HGET")
         .arg("fetchq:complete:done")
         .arg(&a.id)
@@ -167,11 +163,7 @@ fn complete_records_done_or_failed_and_leaves_processing() {
 #[test]
 fn release_puts_the_entry_back_at_the_head() {
     let server = RedisServer::start();
-    let mut q = Queue::connect(&server.url(), "release").unwrap();
-    q.register_worker("w").unwrap();
-    for i in 0..3 {
-        q.enqueue(&entry(i)).unwrap();
-    }
+    let mut q = queue_with_entries(&server, "release", "w", 3);
     let a = q.claim("w", SHORT).unwrap().unwrap();
     let b = q.claim("w", SHORT).unwrap().unwrap();
     // Matched by id: a re-built copy works too.
@@ -337,7 +329,7 @@ fn status_counts_everything_and_serializes() {
     redis::cmd("LPUSH")
         .arg("fetchq:st:pending")
         .arg("not json")
-        .query::<()>(&mut raw(&server))
+        .query::<()>(&mut server.connection())
         .unwrap();
     match q.claim("b", SHORT) {
         Err(e @ QueueError::BadEntry { .. }) => {
@@ -419,17 +411,12 @@ fn three_workers_claim_every_entry_exactly_once() {
 #[test]
 fn operations_recover_after_a_redis_restart() {
     let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let url = server.url();
-    let mut q = Queue::connect(&url, "rs").unwrap();
+    let mut q = queue_with_entries(&server, "rs", "w", 5);
     let policy = RetryPolicy {
         initial_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(500),
         give_up_after: Duration::from_secs(20),
     };
-    q.register_worker("w").unwrap();
-    for i in 0..5 {
-        q.enqueue(&entry(i)).unwrap();
-    }
     let first = q.claim("w", SHORT).unwrap().unwrap();
 
     // A plain restart: the next call fails as a connection error, a retry succeeds.

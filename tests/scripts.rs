@@ -14,85 +14,19 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use support::{Route, Run, TestServer, fetchq, http_date, list_files, pattern, run};
+use support::{
+    Route, Run, TestServer, assert_code, assert_out_file, assert_stderr_has, ctx, fetch_in,
+    fetch_in_with_env, fetchq, http_date, list_files, out, pattern, run, serve_all, write_list,
+    write_out_file,
+};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// The output directory inside a test's temp dir.
-fn out(root: &Path) -> PathBuf {
-    root.join("out")
-}
-
-/// Writes a list file `name` into `root`.
-fn write_list(root: &Path, name: &str, content: impl AsRef<[u8]>) {
-    fs::write(root.join(name), content).expect("write list");
-}
-
-/// Runs fetchq in `root` with these arguments.
-fn fetch_in(root: &Path, args: &[&str]) -> Run {
-    run(fetchq().current_dir(root).args(args))
-}
-
-/// Runs fetchq in `root` with these arguments and extra environment variables.
-fn fetch_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = fetchq();
-    cmd.current_dir(root).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    run(&mut cmd)
-}
-
-/// The run plus every file under `root`, for assertion messages.
-fn ctx(run: &Run, root: &Path) -> String {
-    format!("{run}\nfiles under {}: {:?}", root.display(), list_files(root))
-}
-
-/// Asserts the exit code.
-fn assert_code(run: &Run, root: &Path, code: i32) {
-    assert_eq!(run.code(), code, "exit code\n{}", ctx(run, root));
-}
-
-/// Asserts `out/rel` holds exactly `want`.
-fn assert_file(run: &Run, root: &Path, rel: &str, want: &[u8]) {
-    let got = fs::read(out(root).join(rel))
-        .unwrap_or_else(|e| panic!("cannot read out/{rel}: {e}\n{}", ctx(run, root)));
-    assert!(
-        got == want,
-        "out/{rel}: got {} bytes (sha256 {}), want {} bytes (sha256 {})\n{}",
-        got.len(),
-        support::sha256_hex(&got),
-        want.len(),
-        support::sha256_hex(want),
-        ctx(run, root)
-    );
-}
-
-/// Asserts stderr contains `needle`.
-fn assert_stderr_has(run: &Run, root: &Path, needle: &str) {
-    assert!(
-        run.stderr.contains(needle),
-        "stderr should contain {needle:?}\n{}",
-        ctx(run, root)
-    );
-}
-
-/// Routes `/NAME` for each `(name, body)` and returns the list text (one URL a line).
-fn serve_all(server: &TestServer, files: &[(&str, Vec<u8>)]) -> String {
-    let mut list = String::new();
-    for (name, body) in files {
-        server.route(name, Route::ok(body.clone()));
-        list.push_str(&server.url(name));
-        list.push('\n');
-    }
-    list
-}
 
 /// Inode and mtime of a file: both stay the same if it was not rewritten
 /// (fetchq replaces files by renaming a new one over them).
@@ -151,7 +85,7 @@ fn update_skips_unchanged_files_and_refetches_only_the_changed_one() {
     assert_code(&first, root, 0);
     assert_stderr_has(&first, root, "3 downloaded");
     for (i, name) in names.iter().enumerate() {
-        assert_file(&first, root, name, &pattern(1000 + i, i as u8));
+        assert_out_file(&first, root, name, &pattern(1000 + i, i as u8));
         assert_eq!(
             mtime(&first, root, name),
             UNIX_EPOCH + Duration::from_secs(LM + i as u64),
@@ -177,7 +111,7 @@ fn update_skips_unchanged_files_and_refetches_only_the_changed_one() {
             "out/{name} was rewritten (inode or mtime changed) although the server said 304\n{}",
             ctx(&second, root)
         );
-        assert_file(&second, root, name, &pattern(1000 + i, i as u8));
+        assert_out_file(&second, root, name, &pattern(1000 + i, i as u8));
         let reqs = server.requests_for(name);
         assert_eq!(
             reqs.len(),
@@ -227,7 +161,7 @@ fn update_skips_unchanged_files_and_refetches_only_the_changed_one() {
         "third run should re-fetch only b.bin (xattrs supported: {xattrs})\n{}",
         ctx(&third, root)
     );
-    assert_file(&third, root, "b.bin", &new_body);
+    assert_out_file(&third, root, "b.bin", &new_body);
     assert_eq!(
         mtime(&third, root, "b.bin"),
         UNIX_EPOCH + Duration::from_secs(new_lm),
@@ -244,7 +178,7 @@ fn update_skips_unchanged_files_and_refetches_only_the_changed_one() {
             "out/{name} was rewritten in the third run\n{}",
             ctx(&third, root)
         );
-        assert_file(&third, root, name, &pattern(1000 + i, i as u8));
+        assert_out_file(&third, root, name, &pattern(1000 + i, i as u8));
     }
     assert_eq!(
         list_files(&out(root)),
@@ -268,7 +202,7 @@ fn update_without_etag_uses_if_modified_since() {
     // A plain download (no -N) also takes Last-Modified as the mtime.
     let first = fetch_in(root, &["-d", "out", "list.txt"]);
     assert_code(&first, root, 0);
-    assert_file(&first, root, "lm.txt", b"version one");
+    assert_out_file(&first, root, "lm.txt", b"version one");
     assert_eq!(
         mtime(&first, root, "lm.txt"),
         UNIX_EPOCH + Duration::from_secs(LM),
@@ -312,7 +246,7 @@ fn update_without_etag_uses_if_modified_since() {
     let third = fetch_in(root, &["-N", "-d", "out", "list.txt"]);
     assert_code(&third, root, 0);
     assert_stderr_has(&third, root, "1 downloaded");
-    assert_file(&third, root, "lm.txt", b"version two");
+    assert_out_file(&third, root, "lm.txt", b"version two");
     assert_eq!(
         mtime(&third, root, "lm.txt"),
         UNIX_EPOCH + Duration::from_secs(LM + 7200),
@@ -357,8 +291,7 @@ fn json_reports_every_entry_and_a_summary() {
     server.route("ok.bin", Route::ok(ok_body.clone()));
     server.route("moved.bin", Route::redirect(302, "/target.bin"));
     server.route("target.bin", Route::ok(target_body.clone()));
-    fs::create_dir(out(root)).unwrap();
-    fs::write(out(root).join("existing.bin"), b"old!").unwrap();
+    write_out_file(root, "existing.bin", b"old!");
     let list = format!(
         "{}\n{}\nnot a url\n{}\n{}\n",
         server.url("ok.bin"),
@@ -485,7 +418,7 @@ fn json_reports_every_entry_and_a_summary() {
     check(5, "attempts", 1.into());
     check(5, "error_kind", Value::Null);
     check(5, "error", Value::Null);
-    assert_file(&run, root, "moved.bin", &target_body);
+    assert_out_file(&run, root, "moved.bin", &target_body);
 
     // Summary last.
     let want_summary = [
@@ -553,8 +486,7 @@ fn verbose_prints_a_line_per_entry() {
     let root = tmp.path();
     server.route("one.txt", Route::ok(b"1".to_vec()));
     server.route("two.txt", Route::ok(b"2".to_vec()));
-    fs::create_dir(out(root)).unwrap();
-    fs::write(out(root).join("there.txt"), b"x").unwrap();
+    write_out_file(root, "there.txt", b"x");
     let list = format!(
         "{}\n{}\n{}\n{}\n",
         server.url("one.txt"),
@@ -811,7 +743,7 @@ fn limit_rate_caps_the_total_rate() {
     let elapsed = started.elapsed();
     assert_code(&run, root, 0);
     for (name, body) in &files {
-        assert_file(&run, root, name, body);
+        assert_out_file(&run, root, name, body);
     }
     assert!(
         elapsed >= Duration::from_millis(2500) && elapsed <= Duration::from_secs(15),
@@ -836,6 +768,14 @@ fn proxy_url(proxy: &TestServer) -> String {
     format!("http://{}", proxy.addr())
 }
 
+/// Runs fetchq in `root` with `flags`, then `--retries 0 -d out list.txt`,
+/// and the environment variables `env`.
+fn fetch_proxied(root: &Path, flags: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut args = flags.to_vec();
+    args.extend(["--retries", "0", "-d", "out", "list.txt"]);
+    fetch_in_with_env(root, &args, env)
+}
+
 /// Asserts `proxy` was asked for the target (absolute-form `GET
 /// http://host:port/f.bin` or a `CONNECT host:port` tunnel) and the target
 /// itself was never contacted.
@@ -858,7 +798,7 @@ fn assert_went_through(run: &Run, root: &Path, proxy: &TestServer, target: &Test
 /// Asserts the download went straight to the target.
 fn assert_direct(run: &Run, root: &Path, proxies: &[&TestServer], target: &TestServer) {
     assert_code(run, root, 0);
-    assert_file(run, root, "f.bin", b"direct");
+    assert_out_file(run, root, "f.bin", b"direct");
     assert_eq!(target.hits("f.bin"), 1, "{}", ctx(run, root));
     for p in proxies {
         assert!(
@@ -871,32 +811,25 @@ fn assert_direct(run: &Run, root: &Path, proxies: &[&TestServer], target: &TestS
     }
 }
 
-#[test]
-fn http_proxy_env_routes_through_the_proxy() {
+/// With the environment variable `var` set to a proxy's URL, the download
+/// goes through that proxy.
+fn assert_env_var_routes_through_a_proxy(var: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let target = proxy_setup(root);
     let proxy = TestServer::start();
-    let run = fetch_env(
-        root,
-        &["--retries", "0", "-d", "out", "list.txt"],
-        &[("http_proxy", &proxy_url(&proxy))],
-    );
+    let run = fetch_proxied(root, &[], &[(var, &proxy_url(&proxy))]);
     assert_went_through(&run, root, &proxy, &target);
 }
 
 #[test]
+fn http_proxy_env_routes_through_the_proxy() {
+    assert_env_var_routes_through_a_proxy("http_proxy");
+}
+
+#[test]
 fn upper_case_http_proxy_env_works() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let target = proxy_setup(root);
-    let proxy = TestServer::start();
-    let run = fetch_env(
-        root,
-        &["--retries", "0", "-d", "out", "list.txt"],
-        &[("HTTP_PROXY", &proxy_url(&proxy))],
-    );
-    assert_went_through(&run, root, &proxy, &target);
+    assert_env_var_routes_through_a_proxy("HTTP_PROXY");
 }
 
 /// A plain-HTTP URL through an HTTP proxy goes through a CONNECT tunnel:
@@ -910,11 +843,7 @@ fn http_urls_go_to_the_proxy_through_connect() {
     let root = tmp.path();
     let target = proxy_setup(root);
     let proxy = TestServer::start();
-    let run = fetch_env(
-        root,
-        &["--retries", "0", "-d", "out", "list.txt"],
-        &[("http_proxy", &proxy_url(&proxy))],
-    );
+    let run = fetch_proxied(root, &[], &[("http_proxy", &proxy_url(&proxy))]);
     let reqs = proxy.requests();
     let authority = target
         .url("")
@@ -937,9 +866,9 @@ fn no_proxy_env_connects_directly() {
     let root = tmp.path();
     let target = proxy_setup(root);
     let proxy = TestServer::start();
-    let run = fetch_env(
+    let run = fetch_proxied(
         root,
-        &["--retries", "0", "-d", "out", "list.txt"],
+        &[],
         &[("http_proxy", &proxy_url(&proxy)), ("no_proxy", "127.0.0.1")],
     );
     assert_direct(&run, root, &[&proxy], &target);
@@ -951,9 +880,9 @@ fn no_proxy_flag_ignores_the_environment() {
     let root = tmp.path();
     let target = proxy_setup(root);
     let proxy = TestServer::start();
-    let run = fetch_env(
+    let run = fetch_proxied(
         root,
-        &["--no-proxy", "--retries", "0", "-d", "out", "list.txt"],
+        &["--no-proxy"],
         &[
             ("http_proxy", &proxy_url(&proxy)),
             ("HTTP_PROXY", &proxy_url(&proxy)),
@@ -970,17 +899,9 @@ fn proxy_flag_overrides_the_environment() {
     let target = proxy_setup(root);
     let chosen = TestServer::start();
     let from_env = TestServer::start();
-    let run = fetch_env(
+    let run = fetch_proxied(
         root,
-        &[
-            "--proxy",
-            &proxy_url(&chosen),
-            "--retries",
-            "0",
-            "-d",
-            "out",
-            "list.txt",
-        ],
+        &["--proxy", &proxy_url(&chosen)],
         &[("http_proxy", &proxy_url(&from_env)), ("no_proxy", "127.0.0.1")],
     );
     assert_went_through(&run, root, &chosen, &target);
@@ -1024,8 +945,8 @@ fn custom_headers_and_user_agent_on_every_request() {
         ],
     );
     assert_code(&run, root, 0);
-    assert_file(&run, root, "flaky.bin", b"flaky");
-    assert_file(&run, root, "moved.bin", b"dest");
+    assert_out_file(&run, root, "flaky.bin", b"flaky");
+    assert_out_file(&run, root, "moved.bin", b"dest");
     assert_eq!(server.hits("flaky.bin"), 2, "one retry\n{}", ctx(&run, root));
     assert_eq!(server.hits("dest.bin"), 1, "{}", ctx(&run, root));
     let reqs = server.requests();
@@ -1098,9 +1019,9 @@ fn input_file_option_repeated_is_read_in_order() {
         ],
     );
     assert_code(&run, root, 0);
-    assert_file(&run, root, "x.bin", b"first");
-    assert_file(&run, root, "x-1.bin", b"second");
-    assert_file(&run, root, "x-2.bin", b"third");
+    assert_out_file(&run, root, "x.bin", b"first");
+    assert_out_file(&run, root, "x-1.bin", b"second");
+    assert_out_file(&run, root, "x-2.bin", b"third");
     assert_eq!(list_files(&out(root)).len(), 3, "{}", ctx(&run, root));
 }
 
@@ -1302,7 +1223,7 @@ fn cron_all_ok_is_silent_and_exits_0() {
         "-q with everything fine must print nothing\n{}",
         ctx(&run, root)
     );
-    assert_file(&run, root, "a.txt", b"a");
+    assert_out_file(&run, root, "a.txt", b"a");
 }
 
 #[test]
@@ -1323,7 +1244,7 @@ fn cron_one_404_exits_1() {
         "-q prints the failure on stderr only\n{}",
         ctx(&quiet, root)
     );
-    assert_file(&quiet, root, "a.txt", b"a");
+    assert_out_file(&quiet, root, "a.txt", b"a");
     let plain = fetch_in(root, &["--overwrite", "-d", "out", "list.txt"]);
     assert_code(&plain, root, 1);
 }

@@ -28,7 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Run, fetchq, list_files, pattern, run, sha256_hex};
+use support::{Run, assert_file_at, fetch_in, list_args, list_files, pattern, write_list};
 use tempfile::TempDir;
 
 /// The OpenSSL command-line tool, found on `PATH` (`/usr/bin/openssl` in the base image).
@@ -36,9 +36,6 @@ const OPENSSL: &str = "openssl";
 
 /// Longest the server may take to accept connections.
 const READY_BOUND: Duration = Duration::from_secs(10);
-
-/// Short backoff so runs that retry stay fast.
-const WAIT: &str = "0.05";
 
 /// Subject alternative names of the normal test server certificate.
 const LOCAL_SAN: &str = "IP:127.0.0.1,DNS:localhost";
@@ -296,7 +293,7 @@ impl Fixture {
     /// Replaces `list.txt` with these URLs.
     fn list(&self, urls: &[&str]) {
         let text: String = urls.iter().map(|u| format!("{u}\n")).collect();
-        fs::write(self.root.path().join("list.txt"), text).expect("write list");
+        write_list(self.root.path(), "list.txt", text);
     }
 
     /// A path in the certificate directory, as a string for arguments.
@@ -306,11 +303,7 @@ impl Fixture {
 
     /// Runs fetchq in `root` with `-d out --retry-wait 0.05`, `args` and `list.txt` last.
     fn fetch(&self, args: &[&str]) -> Run {
-        run(fetchq()
-            .current_dir(self.root.path())
-            .args(["-d", "out", "--retry-wait", WAIT])
-            .args(args)
-            .arg("list.txt"))
+        fetch_in(self.root.path(), &list_args("out", args))
     }
 
     /// The run, every file under `root` and the server log, for assertion messages.
@@ -339,17 +332,15 @@ impl Fixture {
 
     /// Asserts `root/rel` holds exactly `want` (compared by length and SHA-256).
     fn assert_file(&self, run: &Run, rel: &str, want: &[u8]) {
-        let got = fs::read(self.root.path().join(rel))
-            .unwrap_or_else(|e| panic!("cannot read {rel}: {e}\n{}", self.ctx(run)));
-        assert!(
-            got == want,
-            "{rel}: got {} bytes (sha256 {}), want {} bytes (sha256 {})\n{}",
-            got.len(),
-            sha256_hex(&got),
-            want.len(),
-            sha256_hex(want),
-            self.ctx(run)
-        );
+        assert_file_at(&self.root.path().join(rel), rel, want, || self.ctx(run));
+    }
+
+    /// Asserts a clean download: exit 0, `out/file.bin` holds [`Fixture::body`],
+    /// and nothing but `list.txt` and that file is under `root`.
+    fn assert_downloaded(&self, run: &Run) {
+        self.assert_code(run, 0);
+        self.assert_file(run, "out/file.bin", &self.body);
+        self.assert_files(run, &["list.txt", "out/file.bin"]);
     }
 
     /// The stderr line naming `url`, or a panic.
@@ -372,6 +363,23 @@ impl Fixture {
         );
         self.assert_files(run, &["list.txt"]);
         line
+    }
+
+    /// Runs with `--cacert` pointing at `name` in the certificate directory
+    /// and asserts a usage error: exit 2, a `fetchq: ` line naming the path
+    /// and saying `reason`, nothing left under `root` but the list. `what`
+    /// describes the case in the message.
+    fn assert_cacert_usage_error(&self, name: &str, reason: &str, what: &str) {
+        let path = self.tls_file(name);
+        let r = self.fetch(&["--cacert", &path]);
+        self.assert_code(&r, 2);
+        let line = self.error_line(&r, &path);
+        assert!(
+            line.starts_with("fetchq: ") && line.contains(reason),
+            "{what}: unclear message {line:?}\n{}",
+            self.ctx(&r)
+        );
+        self.assert_files(&r, &["list.txt"]);
     }
 
     /// The single `entry` object of a `--json` run.
@@ -440,9 +448,7 @@ fn certificate_error_says_connection_failed_once() {
 fn insecure_accepts_untrusted_certificate_with_warning() {
     let f = Fixture::new(LOCAL_SAN);
     let r = f.fetch(&["--insecure"]);
-    f.assert_code(&r, 0);
-    f.assert_file(&r, "out/file.bin", &f.body);
-    f.assert_files(&r, &["list.txt", "out/file.bin"]);
+    f.assert_downloaded(&r);
     let warning = r
         .stderr
         .lines()
@@ -463,9 +469,7 @@ fn insecure_accepts_untrusted_certificate_with_warning() {
 fn cacert_trusts_the_test_ca() {
     let f = Fixture::new(LOCAL_SAN);
     let r = f.fetch(&["--cacert", &f.tls_file("ca.pem")]);
-    f.assert_code(&r, 0);
-    f.assert_file(&r, "out/file.bin", &f.body);
-    f.assert_files(&r, &["list.txt", "out/file.bin"]);
+    f.assert_downloaded(&r);
     assert!(
         !r.stderr.contains("--insecure"),
         "--cacert must not turn verification off\n{}",
@@ -502,30 +506,12 @@ fn cacert_without_certificate_is_usage_error() {
     fs::write(f.tls.path().join("empty.pem"), "").expect("write empty.pem");
     // A private key is PEM too, but not a certificate.
     for name in ["server.key", "empty.pem"] {
-        let path = f.tls_file(name);
-        let r = f.fetch(&["--cacert", &path]);
-        f.assert_code(&r, 2);
-        let line = f.error_line(&r, &path);
-        assert!(
-            line.starts_with("fetchq: ") && line.contains("no PEM certificate"),
-            "--cacert {name}: unclear message {line:?}\n{}",
-            f.ctx(&r)
-        );
-        f.assert_files(&r, &["list.txt"]);
+        f.assert_cacert_usage_error(name, "no PEM certificate", &format!("--cacert {name}"));
     }
 }
 
 #[test]
 fn cacert_missing_file_is_usage_error() {
     let f = Fixture::new(LOCAL_SAN);
-    let path = f.tls_file("no-such-ca.pem");
-    let r = f.fetch(&["--cacert", &path]);
-    f.assert_code(&r, 2);
-    let line = f.error_line(&r, &path);
-    assert!(
-        line.starts_with("fetchq: ") && line.contains("No such file"),
-        "--cacert with a missing file: unclear message {line:?}\n{}",
-        f.ctx(&r)
-    );
-    f.assert_files(&r, &["list.txt"]);
+    f.assert_cacert_usage_error("no-such-ca.pem", "No such file", "--cacert with a missing file");
 }

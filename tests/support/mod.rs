@@ -5,6 +5,13 @@
 //! full) and re-exports the in-process HTTP test server from [`server`].
 //! Include it from a test file with `#[allow(dead_code)] mod support;`
 //! because no single test file uses every helper.
+//!
+//! The end-to-end tests share one layout, which the helpers at the end of
+//! this module assume: a fresh temp dir `root` is the working directory of
+//! each run and holds the URL lists; downloads go to `root/out` (`-d out`),
+//! so "nothing else was written" can be checked on `root` as a whole.
+//! Assertion messages carry the full run (command, exit code, stdout,
+//! stderr) and the files under `root` (see [`ctx`]).
 
 pub mod server;
 
@@ -16,8 +23,9 @@ pub use server::{RecordedRequest, Route, TestServer, http_date, pattern, sha256_
 
 use std::ffi::OsStr;
 use std::fmt;
+use std::fs;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -33,7 +41,14 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// set so output is plain text, and stdin is null so nothing waits on a
 /// terminal. Tests add whatever else they need (`current_dir`, `env`, args).
 pub fn fetchq() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fetchq"));
+    scrubbed_command(env!("CARGO_BIN_EXE_fetchq"))
+}
+
+/// A `Command` for `program` with the same scrubbed environment as
+/// [`fetchq`]: only `PATH`, plus `NO_COLOR=1`, and stdin null. For running
+/// fetchq through a wrapper (e.g. `sh -c 'umask 077; exec fetchq ...'`).
+pub fn scrubbed_command(program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new(program);
     // env_clear() already drops http_proxy/HTTPS_PROXY/ALL_PROXY/NO_PROXY:
     // a test talking to 127.0.0.1 must never be routed through a proxy.
     cmd.env_clear();
@@ -248,4 +263,133 @@ pub fn list_files(dir: &Path) -> Vec<String> {
     walk(dir, "", &mut out);
     out.sort();
     out
+}
+
+// ---------------------------------------------------------------------------
+// The shared layout: runs in `root`, lists in `root`, downloads in `root/out`
+// ---------------------------------------------------------------------------
+
+/// Backoff between attempts (`--retry-wait`) for runs over `list.txt` that
+/// may retry: short, so retry tests stay fast.
+pub const RETRY_WAIT: &str = "0.05";
+
+/// The output directory inside a test's temp dir.
+pub fn out(root: &Path) -> PathBuf {
+    root.join("out")
+}
+
+/// Writes a list file `name` into `root`.
+pub fn write_list(root: &Path, name: &str, content: impl AsRef<[u8]>) {
+    fs::write(root.join(name), content).expect("write list");
+}
+
+/// Creates `root/out` (if need be) and writes `out/rel` there, as an earlier
+/// run would have left it (a finished file or a `.part`).
+pub fn write_out_file(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
+    fs::create_dir_all(out(root)).expect("create out");
+    fs::write(out(root).join(rel), content).expect("write a file into out");
+}
+
+/// Routes `/NAME` for each `(name, body)` and returns the list text (one URL a line).
+pub fn serve_all(server: &TestServer, files: &[(&str, Vec<u8>)]) -> String {
+    let mut list = String::new();
+    for (name, body) in files {
+        server.route(name, Route::ok(body.clone()));
+        list.push_str(&server.url(name));
+        list.push('\n');
+    }
+    list
+}
+
+/// The arguments of a run over `list.txt` into `dir`: `-d DIR --retry-wait
+/// 0.05` ([`RETRY_WAIT`]), then `args`, then `list.txt` last.
+pub fn list_args<'a>(dir: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["-d", dir, "--retry-wait", RETRY_WAIT];
+    all.extend_from_slice(args);
+    all.push("list.txt");
+    all
+}
+
+/// Runs fetchq in `root` with these arguments.
+pub fn fetch_in(root: &Path, args: &[&str]) -> Run {
+    run(fetchq().current_dir(root).args(args))
+}
+
+/// Runs fetchq in `root` with these arguments and `input` on stdin.
+pub fn fetch_in_with_stdin(root: &Path, args: &[&str], input: &[u8]) -> Run {
+    run_with_stdin(fetchq().current_dir(root).args(args), input)
+}
+
+/// Runs fetchq in `root` with these arguments and extra environment variables.
+pub fn fetch_in_with_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = fetchq();
+    cmd.current_dir(root).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
+
+/// The run plus every file under `root`, for assertion messages.
+pub fn ctx(run: &Run, root: &Path) -> String {
+    format!("{run}\nfiles under {}: {:?}", root.display(), list_files(root))
+}
+
+/// Asserts the exit code.
+pub fn assert_code(run: &Run, root: &Path, code: i32) {
+    assert_eq!(run.code(), code, "exit code\n{}", ctx(run, root));
+}
+
+/// Asserts stderr contains `needle`.
+pub fn assert_stderr_has(run: &Run, root: &Path, needle: &str) {
+    assert!(
+        run.stderr.contains(needle),
+        "stderr should contain {needle:?}\n{}",
+        ctx(run, root)
+    );
+}
+
+/// The first stderr line containing `needle`, or a panic.
+pub fn stderr_line<'a>(run: &'a Run, root: &Path, needle: &str) -> &'a str {
+    run.stderr
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no stderr line contains {needle:?}\n{}", ctx(run, root)))
+}
+
+/// Asserts the file at `path` holds exactly `want`, compared by length and
+/// SHA-256 so a large mismatch does not flood the message. `label` names the
+/// file in messages; `ctx` renders the rest of a failure message (the run,
+/// the files under `root`, ...) and is called only on failure.
+pub fn assert_file_at(path: &Path, label: &str, want: &[u8], ctx: impl Fn() -> String) {
+    let got = fs::read(path).unwrap_or_else(|e| panic!("cannot read {label}: {e}\n{}", ctx()));
+    assert!(
+        got == want,
+        "{label}: got {} bytes (sha256 {}), want {} bytes (sha256 {})\n{}",
+        got.len(),
+        sha256_hex(&got),
+        want.len(),
+        sha256_hex(want),
+        ctx()
+    );
+}
+
+/// Asserts `root/rel` holds exactly `want` (see [`assert_file_at`]).
+pub fn assert_file(run: &Run, root: &Path, rel: &str, want: &[u8]) {
+    assert_file_at(&root.join(rel), rel, want, || ctx(run, root));
+}
+
+/// Asserts `root/out/rel` holds exactly `want` (see [`assert_file_at`]).
+pub fn assert_out_file(run: &Run, root: &Path, rel: &str, want: &[u8]) {
+    assert_file(run, root, &format!("out/{rel}"), want);
+}
+
+/// Sends `signal` (e.g. `-INT`) to process `pid` with the `kill` command.
+pub fn kill(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid} failed");
 }

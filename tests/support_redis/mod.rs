@@ -59,6 +59,13 @@ impl RedisServer {
         self.port
     }
 
+    /// A plain client connection, for raw commands (`HGET`, `LRANGE`, ...).
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.url()))
+    }
+
     /// Kills the server (SIGKILL) and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
