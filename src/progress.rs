@@ -94,7 +94,7 @@ impl Terminal {
     }
 
     /// Watch `cancel`: on Ctrl-C the bars freeze where they are (see
-    /// [`Terminal::freeze_on_cancel`]).
+    /// `freeze_on_cancel`).
     pub fn watch(&mut self, cancel: &Cancel) {
         self.cancel = Some(cancel.clone());
     }
