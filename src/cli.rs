@@ -45,6 +45,8 @@ Naming:
 Existing files:
   default       an existing file is left alone and counted as skipped
   --overwrite   download again and replace it
+  -N, --update  ask the server whether it changed (ETag, Last-Modified);
+                a 304 counts as unchanged, a new version replaces the file
   Files are written as NAME.part and renamed to NAME only when complete, so a
   failed or interrupted download never leaves a partial file under NAME.
 
