@@ -71,27 +71,10 @@ impl Queue {
     pub fn with_retry_notify<T>(
         &mut self,
         policy: &RetryPolicy,
-        mut op: impl FnMut(&mut Queue) -> Result<T, QueueError>,
-        mut notify: impl FnMut(&QueueError, Duration),
+        op: impl FnMut(&mut Queue) -> Result<T, QueueError>,
+        notify: impl FnMut(&QueueError, Duration),
     ) -> Result<T, QueueError> {
-        let start = Instant::now();
-        let mut attempt: u32 = 0;
-        loop {
-            attempt = attempt.saturating_add(1);
-            let err = match op(self) {
-                Ok(v) => return Ok(v),
-                Err(e) if !e.is_connection() => return Err(e),
-                Err(e) => e,
-            };
-            let nominal = policy.delay(attempt);
-            // Jitter in [nominal/2, nominal] so restarted workers don't stampede.
-            let wait = nominal.mul_f64(0.5 + fastrand::f64() * 0.5);
-            if start.elapsed() + wait > policy.give_up_after {
-                return Err(err);
-            }
-            notify(&err, wait);
-            std::thread::sleep(wait);
-        }
+        self.with_retry_until(policy, &|| false, op, notify)
     }
 }
 
@@ -120,6 +103,7 @@ impl Queue {
                 Err(e) if !e.is_connection() => return Err(e),
                 Err(e) => e,
             };
+            // Jitter in [nominal/2, nominal] so restarted workers don't stampede.
             let wait = policy.delay(attempt).mul_f64(0.5 + fastrand::f64() * 0.5);
             if stop() || start.elapsed().saturating_add(wait) > policy.give_up_after {
                 return Err(err);
