@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use fetchq::outputs::OutputOptions;
 use fetchq::{Config, Existing, ProxyChoice};
 
 const EXAMPLES: &str = "\
@@ -291,6 +292,18 @@ pub struct OutputArgs {
     /// Append one line per event, with an RFC 3339 timestamp, to this file.
     #[arg(long, value_name = "FILE", help_heading = "Output format")]
     pub log: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    /// The library's view of these flags.
+    pub fn options(&self) -> OutputOptions {
+        OutputOptions {
+            quiet: self.quiet,
+            verbose: self.verbose,
+            json: self.json,
+            log: self.log.clone(),
+        }
+    }
 }
 
 /// Options of a download run (also used by `fetchq worker`).

@@ -38,6 +38,7 @@ pub mod input;
 pub mod jsonl;
 pub mod naming;
 pub mod outdir;
+pub mod outputs;
 pub mod part;
 pub mod pool;
 pub mod progress;

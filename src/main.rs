@@ -4,7 +4,7 @@
 
 mod cli;
 
-use std::io::{self, IsTerminal, StdoutLock, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,14 +12,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser};
-use fetchq::eventlog::EventLog;
-use fetchq::jsonl::JsonLines;
-use fetchq::pool::Tee;
-use fetchq::progress::{Mode, Terminal};
+use fetchq::outputs::Outputs;
 use fetchq::queue::worker::{Level, Notice, Notify, WorkerOptions};
 use fetchq::queue::{Queue, RetryPolicy, commands, default_worker_id};
 use fetchq::report::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use fetchq::{Cancel, ListInput, Lists, Observer, Summary};
+use fetchq::{Cancel, Config, ListInput, Lists};
 
 use cli::{Cli, Command, EnqueueArgs, OutputArgs, QueueArgs, StatusArgs, WorkerArgs};
 
@@ -43,60 +40,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// The observers of a run that print: terminal, `--json`, `--log`.
-struct Outputs {
-    terminal: Terminal,
-    json: Option<JsonLines<StdoutLock<'static>>>,
-    log: Option<EventLog>,
-}
-
-impl Outputs {
-    fn new(output: &OutputArgs, jobs: usize, dir: &Path, start: &str) -> Result<Outputs> {
-        let mode = if output.quiet {
-            Mode::Quiet
-        } else if io::stderr().is_terminal() {
-            Mode::Bars
-        } else {
-            Mode::Plain
-        };
-        let mut terminal = Terminal::new(mode, output.verbose, jobs);
-        terminal.set_plan_output(!output.json);
-        let json = output.json.then(|| JsonLines::new(io::stdout().lock(), dir));
-        let mut log = match &output.log {
-            Some(path) => {
-                Some(EventLog::open(path).with_context(|| format!("cannot open log {}", path.display()))?)
-            }
-            None => None,
-        };
-        if let Some(log) = log.as_mut() {
-            log.start(start);
-        }
-        Ok(Outputs { terminal, json, log })
-    }
-
-    fn observers(&mut self) -> Tee<'_> {
-        let mut observers: Vec<&mut dyn Observer> = vec![&mut self.terminal];
-        if let Some(json) = self.json.as_mut() {
-            observers.push(json);
-        }
-        if let Some(log) = self.log.as_mut() {
-            observers.push(log);
-        }
-        Tee(observers)
-    }
-
-    fn finish(&mut self, summary: &Summary) {
-        self.terminal.finish(summary);
-        if let Some(json) = self.json.as_mut() {
-            json.finish(summary);
-        }
-        if let Some(log) = self.log.as_mut() {
-            log.finish(summary);
-        }
-        if let Some(error) = &summary.input_error {
-            eprintln!("fetchq: {}", fetchq::display::chain(error));
-        }
-    }
+/// Set up a run's outputs; a log that cannot be opened is a usage error.
+fn outputs(output: &OutputArgs, config: &Config, start: &str, cancel: &Cancel) -> Result<Outputs> {
+    Outputs::new(&output.options(), config.jobs, &config.dir, start, cancel).with_context(|| {
+        let log = output.log.as_deref().unwrap_or(Path::new("-"));
+        format!("cannot open log {}", log.display())
+    })
 }
 
 fn download(cli: Cli) -> Result<u8> {
@@ -113,8 +62,7 @@ fn download(cli: Cli) -> Result<u8> {
     let cancel = Cancel::new();
     watch_signals(&cancel)?;
     let start = format!("fetchq {} into {}", names.join(" "), config.dir.display());
-    let mut outputs = Outputs::new(&cli.output, config.jobs, &config.dir, &start)?;
-    outputs.terminal.watch(&cancel);
+    let mut outputs = outputs(&cli.output, &config, &start, &cancel)?;
     let summary = fetchq::run(config, Box::new(Lists(lists)), &cancel, &mut outputs.observers())?;
     outputs.finish(&summary);
     Ok(summary.exit_code())
@@ -212,8 +160,7 @@ fn worker(args: WorkerArgs) -> Result<u8> {
         queue.url(),
         config.dir.display()
     );
-    let mut outputs = Outputs::new(&args.output, config.jobs, &config.dir, &start)?;
-    outputs.terminal.watch(&cancel);
+    let mut outputs = outputs(&args.output, &config, &start, &cancel)?;
     let quiet = args.output.quiet;
     let notify: Notify = Arc::new(move |notice: Notice| {
         if !(quiet && notice.level == Level::Info) {

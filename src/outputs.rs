@@ -1,0 +1,93 @@
+//! Everything a command-line run prints through, built in one place from the
+//! output options: the terminal view on stderr, `--json` on stdout and the
+//! `--log` file, fed the same events and finished together.
+
+use std::io::{self, IsTerminal, StdoutLock};
+use std::path::{Path, PathBuf};
+
+use crate::cancel::Cancel;
+use crate::eventlog::EventLog;
+use crate::jsonl::JsonLines;
+use crate::pool::{Observer, Tee};
+use crate::progress::{Mode, Terminal};
+use crate::report::Summary;
+
+/// What the user asked to see.
+#[derive(Debug, Clone, Default)]
+pub struct OutputOptions {
+    /// `-q`: failures only.
+    pub quiet: bool,
+    /// `-v`: a line per entry and per retry.
+    pub verbose: bool,
+    /// `--json`: NDJSON on stdout.
+    pub json: bool,
+    /// `--log FILE`: append timestamped event lines.
+    pub log: Option<PathBuf>,
+}
+
+/// The observers of one run.
+pub struct Outputs {
+    terminal: Terminal,
+    json: Option<JsonLines<StdoutLock<'static>>>,
+    log: Option<EventLog>,
+}
+
+impl Outputs {
+    /// Set up the outputs of a run with `jobs` workers writing into `dir`;
+    /// `start` describes the run for the log. Bars only when stderr is a
+    /// terminal; on Ctrl-C (`cancel`) they freeze rather than tear.
+    pub fn new(
+        options: &OutputOptions,
+        jobs: usize,
+        dir: &Path,
+        start: &str,
+        cancel: &Cancel,
+    ) -> io::Result<Outputs> {
+        let mode = if options.quiet {
+            Mode::Quiet
+        } else if io::stderr().is_terminal() {
+            Mode::Bars
+        } else {
+            Mode::Plain
+        };
+        let mut terminal = Terminal::new(mode, options.verbose, jobs);
+        terminal.set_plan_output(!options.json);
+        terminal.watch(cancel);
+        let json = options.json.then(|| JsonLines::new(io::stdout().lock(), dir));
+        let log = match &options.log {
+            Some(path) => {
+                let mut log = EventLog::open(path)?;
+                log.start(start);
+                Some(log)
+            }
+            None => None,
+        };
+        Ok(Outputs { terminal, json, log })
+    }
+
+    /// All of them as one observer for [`crate::run`].
+    pub fn observers(&mut self) -> Tee<'_> {
+        let mut observers: Vec<&mut dyn Observer> = vec![&mut self.terminal];
+        if let Some(json) = self.json.as_mut() {
+            observers.push(json);
+        }
+        if let Some(log) = self.log.as_mut() {
+            observers.push(log);
+        }
+        Tee(observers)
+    }
+
+    /// Print the closing report, the JSON summary and the log's last line.
+    pub fn finish(&mut self, summary: &Summary) {
+        self.terminal.finish(summary);
+        if let Some(json) = self.json.as_mut() {
+            json.finish(summary);
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.finish(summary);
+        }
+        if let Some(error) = &summary.input_error {
+            eprintln!("fetchq: {}", crate::display::chain(error));
+        }
+    }
+}
