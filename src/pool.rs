@@ -235,7 +235,8 @@ pub fn run(
             match handle {
                 Ok(handle) => workers.push(handle),
                 Err(e) => {
-                    cancel.request(libc_sigterm());
+                    // Stop the workers already started, as a SIGTERM would.
+                    cancel.request(libc::SIGTERM);
                     return Err(RunError::Spawn(e));
                 }
             }
@@ -267,11 +268,6 @@ pub fn run(
     })?;
     summary.finish(not_started.into_inner(), cancel.signal(), feed_result.err());
     Ok(summary)
-}
-
-/// SIGTERM's number, used to stop the pool when it cannot be fully started.
-fn libc_sigterm() -> i32 {
-    15
 }
 
 /// Several observers fed the same events, in order (terminal, JSON, log).
