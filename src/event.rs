@@ -136,6 +136,9 @@ pub struct EntryReport {
     /// Where the file was saved when that differs from the planned path
     /// (`--content-disposition`), relative to the output dir.
     pub saved_as: Option<PathBuf>,
+    /// The job source's tag for this entry (see [`JobInfo::ticket`]); also
+    /// set for an unusable line, which has no `JobInfo`.
+    pub ticket: Option<String>,
 }
 
 impl EntryReport {
@@ -153,7 +156,6 @@ impl EntryReport {
     pub fn without_request(origin: Origin, job: Option<Arc<JobInfo>>, outcome: Outcome) -> EntryReport {
         EntryReport {
             origin,
-            job,
             outcome,
             final_url: None,
             status: None,
@@ -162,6 +164,8 @@ impl EntryReport {
             attempts: 0,
             elapsed: Duration::ZERO,
             saved_as: None,
+            ticket: job.as_ref().and_then(|j| j.ticket.clone()),
+            job,
         }
     }
 

@@ -184,17 +184,9 @@ impl Feeder {
         text: String,
         ticket: Option<String>,
     ) -> bool {
-        let job = ticket.map(|ticket| {
-            Arc::new(JobInfo {
-                origin: origin.clone(),
-                url: url::Url::parse("invalid:").expect("static URL parses"),
-                path: Default::default(),
-                named_by_url: false,
-                ticket: Some(ticket),
-            })
-        });
-        let report =
-            EntryReport::without_request(origin, job, Outcome::Failed(Problem::Line { text, error }));
+        let mut report =
+            EntryReport::without_request(origin, None, Outcome::Failed(Problem::Line { text, error }));
+        report.ticket = ticket;
         self.events.send(Event::Finished(report)) && !self.cancel.is_requested()
     }
 

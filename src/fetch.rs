@@ -125,6 +125,7 @@ impl Fetcher {
             attempts: progress.attempts,
             elapsed: start.elapsed(),
             saved_as: progress.saved_as,
+            ticket: job.ticket.clone(),
         }
     }
 

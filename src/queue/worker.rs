@@ -431,9 +431,8 @@ impl Observer for QueueSink {
             return;
         };
         let Some(seq) = report
-            .job
-            .as_ref()
-            .and_then(|job| job.ticket.as_deref())
+            .ticket
+            .as_deref()
             .and_then(|ticket| ticket.parse::<u64>().ok())
         else {
             return;
