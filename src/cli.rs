@@ -48,8 +48,9 @@ Existing files:
   --overwrite   download again and replace it
   -N, --update  ask the server whether it changed (ETag, Last-Modified);
                 a 304 counts as unchanged, a new version replaces the file
-  Files are written as NAME.part and renamed to NAME only when complete, so a
-  failed or interrupted download never leaves a partial file under NAME.
+  A file gets its NAME only when complete, so a failed or interrupted download
+  never leaves a partial file under NAME (it is kept as NAME.part for -c), and
+  a NAME that appears meanwhile is not replaced unless you asked for that.
 
 Exit codes:
   0    every entry downloaded or already present

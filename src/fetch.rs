@@ -22,7 +22,7 @@ use crate::error::FetchError;
 use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
 use crate::naming::{self, Namer};
 use crate::outdir::OutDir;
-use crate::part::PartFile;
+use crate::part::{Committed, PartFile};
 use crate::pool::{Events, Slot};
 use crate::proxy::ProxyTable;
 use crate::rate::RateLimiter;
@@ -139,10 +139,17 @@ impl Fetcher {
     ) -> Result<(Outcome, u64), FetchError> {
         let config = &*self.config;
         let target = self.out.path_of(&job.path);
-        let existing = match std::fs::symlink_metadata(&target) {
-            Ok(meta) => Some(meta),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(FetchError::disk("cannot inspect", &target, e)),
+        // A folder that was empty when this run first used it holds nothing to
+        // skip, update or continue: no need to look (see `crate::outdir`).
+        let was_empty = !config.dry_run && self.out.ensure_parent(&job.path)?;
+        let existing = if was_empty {
+            None
+        } else {
+            match std::fs::symlink_metadata(&target) {
+                Ok(meta) => Some(meta),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(FetchError::disk("cannot inspect", &target, e)),
+            }
         };
         if let Some(meta) = &existing
             && config.existing == Existing::Skip
@@ -152,7 +159,6 @@ impl Fetcher {
         if config.dry_run {
             return Ok((Outcome::Planned, 0));
         }
-        self.out.ensure_parent(&job.path)?;
         let mode = existing
             .as_ref()
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
@@ -161,7 +167,21 @@ impl Fetcher {
         {
             progress.conditional = Some(validators::load(&target, meta));
         }
-        let mut part = PartFile::open(&target, config.resume, mode, sha256.is_some())?;
+        let hash = sha256.is_some();
+        let continued = if config.resume && !was_empty {
+            PartFile::continue_existing(&target, hash)?
+        } else {
+            None
+        };
+        let mut part = match continued {
+            Some(part) => part,
+            // Unnamed only where no stale part can be in the way: an empty
+            // folder, or `-c` just found none.
+            None => {
+                let linker = self.out.linker().filter(|_| was_empty || config.resume);
+                PartFile::create(&target, linker, mode, hash)?
+            }
+        };
         let _ = ctx.events.send(Event::Started {
             worker: ctx.worker,
             job: job.clone(),
@@ -229,8 +249,11 @@ impl Fetcher {
             Some(path) => self.out.path_of(path),
             None => target,
         };
-        part.commit(
+        let committed = part.commit(
             &target,
+            // Only --overwrite and --update replace a file; a name taken while we
+            // downloaded is left to its owner.
+            config.existing != Existing::Skip,
             config.sync,
             progress.last_modified,
             // Kept only for --update runs: it costs a syscall per file and only
@@ -240,7 +263,13 @@ impl Fetcher {
                 .as_deref()
                 .filter(|_| config.existing == Existing::Update),
         )?;
-        Ok((Outcome::Downloaded, bytes))
+        match committed {
+            Committed::Saved => Ok((Outcome::Downloaded, bytes)),
+            Committed::NameTaken => {
+                let len = std::fs::symlink_metadata(&target).map_or(0, |m| m.len());
+                Ok((Outcome::Skipped(SkipReason::Exists), len))
+            }
+        }
     }
 
     /// One request and, if it is the body we want, stream it into the part.

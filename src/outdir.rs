@@ -1,21 +1,32 @@
 //! The output directory: checked once before any download, and the only place
 //! files are written. Sub-folders are created on demand, never through a symlink.
+//!
+//! It also remembers which folders were empty when the run first used them.
+//! In such a folder no file can exist that this run did not put there (names
+//! within a run are unique), so a download there needs no existence check and
+//! no stale `NAME.part` can be in the way; a file that another process creates
+//! meanwhile is still never overwritten unasked (see [`crate::part`]).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::error::{FetchError, RunError};
+use crate::part::Linker;
 
 /// The output directory of a run.
 #[derive(Debug)]
 pub struct OutDir {
     root: PathBuf,
-    /// Sub-folders already made or checked this run: per-file work stays at one
-    /// open and one rename, not a walk of the path.
-    made: Mutex<HashSet<PathBuf>>,
+    /// Whether the directory itself was empty when the run started.
+    root_was_empty: bool,
+    /// Sub-folders already made or checked this run, and whether each was
+    /// empty then: per-file work stays at a lookup here, not a walk of the path.
+    made: Mutex<HashMap<PathBuf, bool>>,
+    /// How unnamed part files are named here; `None` where they do not work.
+    linker: Option<Linker>,
 }
 
 impl OutDir {
@@ -32,17 +43,23 @@ impl OutDir {
                 "not a directory",
             )));
         }
-        // Permission bits do not tell the whole story (read-only mounts, ACLs): try it.
-        let probe = root.join(format!(".fetchq-probe-{}", std::process::id()));
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&probe)
-            .map_err(fail)?;
-        let _ = fs::remove_file(&probe);
+        // Permission bits do not tell the whole story (read-only mounts, ACLs):
+        // try it. A working unnamed file proves it too.
+        let linker = Linker::probe(root);
+        if linker.is_none() {
+            let probe = root.join(format!(".fetchq-probe-{}", std::process::id()));
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&probe)
+                .map_err(fail)?;
+            let _ = fs::remove_file(&probe);
+        }
         Ok(OutDir {
             root: root.to_path_buf(),
+            root_was_empty: is_empty_dir(root),
             made: Mutex::default(),
+            linker,
         })
     }
 
@@ -50,7 +67,9 @@ impl OutDir {
     pub fn planned(root: &Path) -> OutDir {
         OutDir {
             root: root.to_path_buf(),
+            root_was_empty: false,
             made: Mutex::default(),
+            linker: None,
         }
     }
 
@@ -59,21 +78,28 @@ impl OutDir {
         &self.root
     }
 
+    /// How part files can start unnamed here, if they can.
+    pub fn linker(&self) -> Option<Linker> {
+        self.linker
+    }
+
     /// The absolute-or-as-given path of `rel` inside the directory.
     pub fn path_of(&self, rel: &Path) -> PathBuf {
         self.root.join(rel)
     }
 
     /// Make sure every folder above `rel` exists as a real directory (not a
-    /// symlink that could lead outside), creating what is missing.
-    pub fn ensure_parent(&self, rel: &Path) -> Result<(), FetchError> {
+    /// symlink that could lead outside), creating what is missing. Answers
+    /// whether `rel`'s folder was empty when this run first used it.
+    pub fn ensure_parent(&self, rel: &Path) -> Result<bool, FetchError> {
         let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
-            return Ok(());
+            return Ok(self.root_was_empty);
         };
-        if self.made.lock().is_ok_and(|made| made.contains(parent)) {
-            return Ok(());
+        if let Some(&was_empty) = self.made.lock().ok().as_ref().and_then(|made| made.get(parent)) {
+            return Ok(was_empty);
         }
         let mut dir = self.root.clone();
+        let mut created = false;
         for component in parent.components() {
             let Component::Normal(part) = component else {
                 // Naming already rejects these; refuse rather than trust it blindly.
@@ -84,8 +110,9 @@ impl OutDir {
                 ));
             };
             dir.push(part);
+            created = false;
             match fs::create_dir(&dir) {
-                Ok(()) => {}
+                Ok(()) => created = true,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     let meta = fs::symlink_metadata(&dir)
                         .map_err(|e| FetchError::disk("cannot inspect", &dir, e))?;
@@ -100,11 +127,18 @@ impl OutDir {
                 Err(e) => return Err(FetchError::disk("cannot create folder", &dir, e)),
             }
         }
-        if let Ok(mut made) = self.made.lock() {
-            made.insert(parent.to_path_buf());
-        }
-        Ok(())
+        // Another worker may have made it a moment ago and filled it since:
+        // the first answer recorded stands.
+        let was_empty = created || is_empty_dir(&dir);
+        Ok(self.made.lock().map_or(was_empty, |mut made| {
+            *made.entry(parent.to_path_buf()).or_insert(was_empty)
+        }))
     }
+}
+
+/// Whether `dir` has no entries (one `getdents`; an error counts as not empty).
+fn is_empty_dir(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! server's Last-Modified) and its ETag, kept in an extended attribute
 //! `user.fetchq.etag` on the file itself.
 //!
-//! An attribute travels with the file: it is written on `NAME.part` before
-//! the rename, so file and validator change together; `cp -a`, `rsync -X` and
+//! An attribute travels with the file: it is written on the in-progress file
+//! before it gets its name, so file and validator change together; `cp -a`, `rsync -X` and
 //! `mv` keep it; and it can never be mistaken for a downloaded file the way a
 //! sidecar file could. The value is `SIZE ETAG`: if the file no longer has the
 //! size it had when the ETag was stored (someone replaced it), the ETag is

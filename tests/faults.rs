@@ -194,19 +194,28 @@ impl Drop for Running {
     }
 }
 
-/// Waits until `path` exists with at least one byte; panics after 15 s.
-fn wait_for_bytes(path: &Path, running: &Running, root: &Path) -> u64 {
+/// Waits until the download of `part` (`NAME.part`) holds at least one byte;
+/// panics after 15 s. A small download has no name yet: it is an unnamed file
+/// that only shows as fetchq's open descriptor (`/proc/PID/fd`), still in the
+/// `part`'s folder.
+fn wait_for_bytes(part: &Path, running: &Running, root: &Path) -> u64 {
     let start = Instant::now();
+    let folder = part.parent().expect("a part has a folder");
+    let fds = PathBuf::from(format!("/proc/{}/fd", running.child.id()));
     loop {
-        if let Ok(meta) = fs::metadata(path)
-            && meta.len() > 0
-        {
-            return meta.len();
+        let unnamed = fs::read_dir(&fds).into_iter().flatten().flatten().find_map(|fd| {
+            let to = fs::read_link(fd.path()).ok()?;
+            let len = fs::metadata(fd.path()).ok()?.len();
+            (to.parent() == Some(folder) && to.to_string_lossy().ends_with(" (deleted)")).then_some(len)
+        });
+        let len = fs::metadata(part).map(|m| m.len()).ok().or(unnamed);
+        if let Some(len) = len.filter(|&len| len > 0) {
+            return len;
         }
         if start.elapsed() > HANG_BOUND {
             panic!(
                 "{} never got any bytes\n{}\nfiles: {:?}",
-                path.display(),
+                part.display(),
                 running.output(),
                 list_files(root)
             );
@@ -831,6 +840,61 @@ fn interrupt_slow_download(
         list_files(root)
     );
     kept
+}
+
+/// Runs a 2 s download of `/race.bin` and, once it is under way, puts another
+/// file at its name, as a second program writing to the same folder would.
+fn race_for_the_name(root: &Path, logs: &Path, args: &[&str]) -> (i32, String) {
+    let server = TestServer::start();
+    server.route(
+        "/race.bin",
+        Route::ok(pattern(20_000, 5)).drip(1_000, Duration::from_millis(100)),
+    );
+    list_of(root, &server.url("/race.bin"));
+    let mut running = Running::start(root, logs, args);
+    wait_for_bytes(&out(root).join("race.bin.part"), &running, root);
+    fs::write(out(root).join("race.bin"), b"theirs").unwrap();
+    let (code, _) = running.wait(HANG_BOUND, root);
+    (code, running.output())
+}
+
+/// In the default mode a file is never replaced, not even one that appeared
+/// while it downloaded: the entry counts as skipped and the download is dropped.
+#[test]
+fn a_name_taken_during_the_download_is_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+
+    let (code, output) = race_for_the_name(root, logs.path(), &[]);
+
+    let files = list_files(root);
+    assert_eq!(code, 0, "{output}\nfiles: {files:?}");
+    assert_eq!(
+        fs::read(out(root).join("race.bin")).unwrap(),
+        b"theirs",
+        "{output}"
+    );
+    assert!(output.contains("0 downloaded, 1 skipped"), "{output}");
+    assert_eq!(files, ["list.txt", "out/race.bin"], "no part left\n{output}");
+}
+
+/// `--overwrite` replaces whatever holds the name by the time the download ends.
+#[test]
+fn overwrite_replaces_a_name_taken_during_the_download() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+
+    let (code, output) = race_for_the_name(root, logs.path(), &["--overwrite"]);
+
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        fs::read(out(root).join("race.bin")).unwrap(),
+        pattern(20_000, 5),
+        "{output}"
+    );
+    assert_eq!(list_files(root), ["list.txt", "out/race.bin"], "{output}");
 }
 
 #[test]
