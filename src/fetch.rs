@@ -292,11 +292,11 @@ impl Fetcher {
         let response = self.send(&job.url, offset, deadline, progress)?;
         let status = response.status();
         progress.status = Some(status.as_u16());
-        let headers = response.headers().clone();
+        let headers = response.headers();
 
         match status.as_u16() {
             206 if offset > 0 => {
-                let range = content_range(&headers)?;
+                let range = content_range(headers)?;
                 if range.start != offset {
                     part.restart()?;
                     progress.validator = None;
@@ -309,7 +309,7 @@ impl Fetcher {
             416 if offset > 0 => {
                 // The part may already hold the whole file (RFC 9110 §15.5.17):
                 // believable only if this run saw no other announced size.
-                let total = content_range_total(&headers);
+                let total = content_range_total(headers);
                 if total == Some(offset) && progress.announced.is_none_or(|a| a == offset) {
                     return Ok(Done::Complete);
                 }
@@ -328,13 +328,13 @@ impl Fetcher {
                 return Err(FetchError::Status {
                     status: code,
                     reason: status.canonical_reason().unwrap_or("Unknown"),
-                    retry_after: retry_after(&headers),
+                    retry_after: retry_after(headers),
                 });
             }
         }
         if self.config.content_disposition && job.named_by_url && progress.saved_as.is_none() {
             let offered =
-                header_str(&headers, header::CONTENT_DISPOSITION).and_then(naming::name_from_disposition);
+                header_str(headers, header::CONTENT_DISPOSITION).and_then(naming::name_from_disposition);
             if let Some(name) = offered.filter(|name| job.path.file_name() != Some(name.as_ref())) {
                 let wanted = job.path.with_file_name(name);
                 let claimed = self
@@ -352,13 +352,13 @@ impl Fetcher {
             }
         }
         if progress.validator.is_none() || part.is_empty() {
-            progress.validator = validator(&headers);
+            progress.validator = validator(headers);
         }
-        progress.etag = header_str(&headers, header::ETAG).map(str::to_string);
+        progress.etag = header_str(headers, header::ETAG).map(str::to_string);
         progress.last_modified =
-            header_str(&headers, header::LAST_MODIFIED).and_then(|v| httpdate::parse_http_date(v).ok());
+            header_str(headers, header::LAST_MODIFIED).and_then(|v| httpdate::parse_http_date(v).ok());
 
-        let expected = expected_length(&headers, status, part.len())?;
+        let expected = expected_length(headers, status, part.len())?;
         if expected.is_some() {
             progress.announced = expected;
         }
