@@ -159,6 +159,36 @@ mod tests {
     }
 
     #[test]
+    fn folders_are_known_empty_only_if_they_were_at_first_use() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        fs::create_dir_all(root.join("full")).unwrap();
+        fs::write(root.join("full/old"), b"x").unwrap();
+        fs::create_dir(root.join("empty")).unwrap();
+
+        let out = OutDir::prepare(&root).unwrap();
+        assert!(
+            !out.ensure_parent(Path::new("top")).unwrap(),
+            "the root holds folders"
+        );
+        assert!(!out.ensure_parent(Path::new("full/a")).unwrap());
+        assert!(out.ensure_parent(Path::new("empty/a")).unwrap());
+        assert!(
+            out.ensure_parent(Path::new("new/deeper/a")).unwrap(),
+            "made by this run"
+        );
+        // What this run writes there later does not change the answer.
+        fs::write(root.join("empty/a"), b"x").unwrap();
+        assert!(out.ensure_parent(Path::new("empty/b")).unwrap());
+
+        let fresh = OutDir::prepare(&tmp.path().join("fresh")).unwrap();
+        assert!(fresh.ensure_parent(Path::new("a")).unwrap());
+        // A planned directory (--dry-run) has looked at nothing, so claims nothing.
+        let planned = OutDir::planned(&tmp.path().join("fresh"));
+        assert!(!planned.ensure_parent(Path::new("b")).unwrap());
+    }
+
+    #[test]
     fn unusable_root_is_an_error() {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("file");

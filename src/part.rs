@@ -443,6 +443,25 @@ mod tests {
         assert_eq!(fs::read(&target).unwrap(), b"body");
     }
 
+    /// The fallback for kernels before 6.10 without privileges (the probe
+    /// prefers `EmptyPath` wherever that works, so it is tested on its own).
+    #[test]
+    fn proc_fd_linker_names_an_unnamed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        if Linker::probe(dir.path()).is_none() {
+            return;
+        }
+        let target = dir.path().join("a");
+        let mut part = PartFile::create(&target, Some(Linker::ProcFd), None, false).unwrap();
+        part.write(b"via /proc").unwrap();
+        assert_eq!(
+            part.commit(&target, false, false, None, None).unwrap(),
+            Committed::Saved
+        );
+        assert_eq!(fs::read(&target).unwrap(), b"via /proc");
+        assert_eq!(names_in(dir.path()), ["a"]);
+    }
+
     #[test]
     fn taken_name_is_left_alone_unless_replacing() {
         let dir = tempfile::tempdir().unwrap();
