@@ -54,6 +54,7 @@ impl<W: Write> JsonLines<W> {
             "unchanged": summary.unchanged,
             "planned": summary.planned,
             "failed": summary.failed,
+            "interrupted_entries": summary.interrupted_entries,
             "not_started": summary.not_started,
             "bytes": summary.bytes,
             "elapsed_ms": summary.elapsed.as_millis() as u64,

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::RunError;
+use crate::error::{FetchError, RunError};
 use crate::event::{EntryReport, Event, Outcome, Problem};
 
 /// Exit code: everything went fine.
@@ -79,6 +79,9 @@ pub struct Summary {
     pub planned: u64,
     /// Entries failed (including unusable lines).
     pub failed: u64,
+    /// Entries cut short by an interruption (Ctrl-C, SIGTERM): not failures,
+    /// and what they had is kept as `NAME.part` for `-c`.
+    pub interrupted_entries: u64,
     /// Entries queued but never started because the run was interrupted.
     pub not_started: u64,
     /// Bytes written to finished files.
@@ -106,6 +109,7 @@ impl Summary {
             unchanged: 0,
             planned: 0,
             failed: 0,
+            interrupted_entries: 0,
             not_started: 0,
             bytes: 0,
             failures: Vec::new(),
@@ -130,6 +134,7 @@ impl Summary {
             Outcome::Skipped(_) => self.skipped += 1,
             Outcome::Unchanged => self.unchanged += 1,
             Outcome::Planned => self.planned += 1,
+            Outcome::Failed(Problem::Fetch(FetchError::Cancelled)) => self.interrupted_entries += 1,
             Outcome::Failed(_) => {
                 self.failed += 1;
                 if self.failures.len() < KEPT_FAILURES {
@@ -157,7 +162,12 @@ impl Summary {
 
     /// Entries that reached an end (any outcome).
     pub fn finished(&self) -> u64 {
-        self.downloaded + self.skipped + self.unchanged + self.planned + self.failed
+        self.downloaded
+            + self.skipped
+            + self.unchanged
+            + self.planned
+            + self.failed
+            + self.interrupted_entries
     }
 
     /// The process exit code this run deserves.
@@ -168,7 +178,7 @@ impl Summary {
         if self.input_error.is_some() {
             return EXIT_USAGE;
         }
-        if self.failed > 0 || self.worker_panics > 0 {
+        if self.failed > 0 || self.interrupted_entries > 0 || self.worker_panics > 0 {
             return EXIT_FAILED;
         }
         EXIT_OK
@@ -184,6 +194,9 @@ impl Summary {
         }
         parts.push(format!("{} skipped", self.skipped));
         parts.push(format!("{} failed", self.failed));
+        if self.interrupted_entries > 0 {
+            parts.push(format!("{} interrupted", self.interrupted_entries));
+        }
         if self.planned > 0 {
             parts.push(format!("{} planned", self.planned));
         }
@@ -208,6 +221,9 @@ mod tests {
     fn exit_codes() {
         let mut s = Summary::new(1);
         assert_eq!(s.exit_code(), 0);
+        s.interrupted_entries = 1;
+        assert_eq!(s.exit_code(), 1, "cut short without a signal is a failure");
+        s.interrupted_entries = 0;
         s.failed = 1;
         assert_eq!(s.exit_code(), 1);
         s.interrupted = Some(2);

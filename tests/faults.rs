@@ -828,6 +828,10 @@ fn interrupt_slow_download(
         "exit code after kill {signal} (took {took:?})\n{output}\nfiles: {:?}",
         list_files(root)
     );
+    assert!(
+        output.contains("0 downloaded, 0 skipped, 0 failed, 1 interrupted"),
+        "the cut-short download is counted as interrupted, not failed\n{output}"
+    );
     let kept = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     assert!(
         kept > 0,

@@ -537,6 +537,7 @@ fn absorb(total: &mut Summary, run: Summary, not_started: &mut u64, input_error:
     total.unchanged += run.unchanged;
     total.planned += run.planned;
     total.failed += run.failed;
+    total.interrupted_entries += run.interrupted_entries;
     total.bytes += run.bytes;
     total.worker_panics += run.worker_panics;
     let room = KEPT_FAILURES.saturating_sub(total.failures.len());
