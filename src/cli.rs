@@ -28,7 +28,8 @@ Examples:
       For cron: prints nothing unless an entry fails.
 
 List format:
-  One entry per line: URL [OUT] [sha256=HEX], separated by whitespace.
+  One entry per line: URL [OUT] [sha256=HEX], separated by whitespace; quote
+  a field with spaces: \"my file.pdf\" (\\\" and \\\\ inside quotes).
   OUT is a path relative to --dir (sub-folders are created; a trailing / makes
   it a folder that gets the URL's file name). It may not be absolute or use ..
   to climb out. sha256= gives the expected SHA-256 of the whole file; a mismatch

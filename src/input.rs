@@ -63,11 +63,12 @@ pub fn parse_line(text: &str) -> Result<Option<ParsedLine>, LineError> {
     if text.is_empty() || text.starts_with('#') {
         return Ok(None);
     }
-    let mut fields = text.split_whitespace();
-    let url = parse_url(fields.next().unwrap_or_default())?;
+    let mut fields = Fields(text);
+    let url = parse_url(&fields.next().transpose()?.unwrap_or_default())?;
     let mut out = None;
     let mut sha256 = None;
     for field in fields {
+        let field = field?;
         if sha256.is_some() {
             // The checksum is the trailing field: nothing may follow it.
             return Err(LineError::ExtraField(field.to_string()));
@@ -75,12 +76,73 @@ pub fn parse_line(text: &str) -> Result<Option<ParsedLine>, LineError> {
         if let Some(hex) = field.strip_prefix("sha256=") {
             sha256 = Some(parse_sha256(hex).ok_or_else(|| LineError::BadChecksum(field.to_string()))?);
         } else if out.is_none() {
-            out = Some(naming::check_out(field)?);
+            out = Some(naming::check_out(&field)?);
         } else {
             return Err(LineError::ExtraField(field.to_string()));
         }
     }
     Ok(Some((url, out, sha256)))
+}
+
+/// `text` as one list field, quoted and escaped when it needs to be (the
+/// inverse of how [`parse_line`] reads a field).
+pub fn quote_field(text: &str) -> String {
+    if !text.is_empty() && !text.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\') {
+        return text.to_string();
+    }
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        if matches!(c, '"' | '\\') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// The whitespace-separated fields of a line. A field that starts with `"`
+/// runs to the next unescaped `"` and may hold spaces (`"my file.pdf"`);
+/// inside it `\"` is a quote and `\\` a backslash.
+struct Fields<'a>(&'a str);
+
+impl Iterator for Fields<'_> {
+    type Item = Result<String, LineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.0.trim_start();
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(quoted) = rest.strip_prefix('"') else {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            self.0 = &rest[end..];
+            return Some(Ok(rest[..end].to_string()));
+        };
+        let mut field = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => {
+                    let after = &quoted[i + 1..];
+                    if after.starts_with(|c: char| !c.is_whitespace()) {
+                        break;
+                    }
+                    self.0 = after;
+                    return Some(Ok(field));
+                }
+                '\\' => match chars.next() {
+                    Some((_, c @ ('"' | '\\'))) => field.push(c),
+                    Some((_, c)) => field.extend(['\\', c]),
+                    None => break,
+                },
+                c => field.push(c),
+            }
+        }
+        self.0 = "";
+        Some(Err(LineError::BadQuote(rest.to_string())))
+    }
 }
 
 fn parse_url(text: &str) -> Result<Url, LineError> {
@@ -246,7 +308,72 @@ mod tests {
     }
 
     #[test]
+    fn quoted_out_may_hold_spaces_and_escapes() {
+        let out = |path: &str| {
+            Ok(Some((
+                "http://h/a".into(),
+                Some(OutPath::File(path.into())),
+                false,
+            )))
+        };
+        assert_eq!(parse(r#"http://h/a "my file.pdf""#), out("my file.pdf"));
+        assert_eq!(
+            parse(r#"http://h/a  "sub dir/a  b.txt"  "#),
+            out("sub dir/a  b.txt")
+        );
+        assert_eq!(parse(r#"http://h/a "say \"hi\".txt""#), out(r#"say "hi".txt"#));
+        // The unescaped backslash is then sanitised like any other in OUT.
+        assert_eq!(parse(r#"http://h/a "back\\slash""#), out("back_slash"));
+        assert_eq!(parse(r#"http://h/a "keep\n""#), out("keep_n"));
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            parse(&format!(r#""http://h/a" "a b" sha256={hex}"#)),
+            Ok(Some((
+                "http://h/a".into(),
+                Some(OutPath::File("a b".into())),
+                true
+            )))
+        );
+        assert_eq!(parse(r#"http://h/a "../x y""#), Err(LineError::OutEscapes));
+    }
+
+    #[test]
+    fn quote_field_is_read_back_as_one_field() {
+        for text in [
+            "plain",
+            "a b",
+            "say \"hi\"",
+            "back\\slash",
+            "tab\there",
+            "",
+            "\"",
+            "end\\",
+        ] {
+            let quoted = quote_field(text);
+            let fields: Vec<_> = Fields(&format!("  {quoted} next")).collect();
+            assert_eq!(
+                fields,
+                [Ok(text.to_string()), Ok("next".into())],
+                "{text:?} as {quoted}"
+            );
+        }
+        assert_eq!(quote_field("plain"), "plain");
+    }
+
+    #[test]
     fn bad_lines_say_why() {
+        assert_eq!(
+            parse(r#"http://h/a "my file.pdf"#),
+            Err(LineError::BadQuote(r#""my file.pdf"#.into()))
+        );
+        assert_eq!(
+            parse(r#"http://h/a "a"b"#),
+            Err(LineError::BadQuote(r#""a"b"#.into()))
+        );
+        assert_eq!(
+            parse(r#"http://h/a "ends in \""#),
+            Err(LineError::BadQuote(r#""ends in \""#.into()))
+        );
         assert!(matches!(parse("not a url"), Err(LineError::BadUrl(_))));
         assert_eq!(parse("ftp://h/a"), Err(LineError::Scheme("ftp".into())));
         assert_eq!(parse("file:///etc/passwd"), Err(LineError::Scheme("file".into())));

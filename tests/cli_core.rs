@@ -456,6 +456,35 @@ fn out_with_sub_folders_creates_them() {
     assert_out_file(&run, root, "docs/folder.txt", b"in folder");
 }
 
+/// A quoted OUT may hold spaces; a quote left open fails that line only.
+#[test]
+fn quoted_out_with_spaces_is_one_field() {
+    let server = TestServer::start();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    server.route("/r", Route::ok(b"may report".to_vec()));
+    server.route("/s", Route::ok(b"second".to_vec()));
+    let list = format!(
+        "{} \"reports/May 2026.pdf\"\n{} \"never closed.txt\n",
+        server.url("/r"),
+        server.url("/s")
+    );
+    write_list(root, "list.txt", list);
+
+    let run = fetch_in(root, &["-d", "out", "list.txt"]);
+
+    assert_code(&run, root, 1);
+    assert_out_file(&run, root, "reports/May 2026.pdf", b"may report");
+    let line = stderr_line(&run, root, "list.txt:2:");
+    assert!(line.contains("unbalanced quote"), "{}", ctx(&run, root));
+    assert_eq!(
+        list_files(&out(root)),
+        ["reports/May 2026.pdf"],
+        "{}",
+        ctx(&run, root)
+    );
+}
+
 #[test]
 fn out_escaping_the_output_dir_is_rejected() {
     let server = TestServer::start();

@@ -67,7 +67,7 @@ pub fn list_entry(entry: &QueueEntry) -> Result<Entry, (Origin, LineError, Strin
     let mut text = entry.url.clone();
     if let Some(out) = &entry.out {
         text.push(' ');
-        text.push_str(out);
+        text.push_str(&crate::input::quote_field(out));
     }
     if let Some(sha256) = &entry.sha256 {
         text.push_str(" sha256=");
@@ -238,6 +238,7 @@ mod tests {
             "http://h/a.txt ./",
             &format!("HTTP://H/a sha256={hex}"),
             &format!("http://h/a x sha256={hex}"),
+            r#"http://h/a "May 2026/say \"hi\".pdf""#,
         ] {
             let entry = parsed(line);
             let q = queue_entry(&entry);
