@@ -16,6 +16,8 @@
 //!   question in one. With thousands of small files this was a third of all
 //!   of fetchq's syscalls.
 //!
+//! - **A fixed receive buffer for near peers.** See [`NEAR_RTT`].
+//!
 //! Connections through a CONNECT proxy use this transport too: ureq's proxy
 //! connector runs the chain again for the hop to the proxy.
 
@@ -23,6 +25,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ureq::unversioned::transport::{
@@ -34,6 +37,43 @@ use crate::cancel::Cancel;
 /// How long one wait on the socket lasts before the cancel flag is checked again.
 /// Bounds the reaction to Ctrl-C on a stalled connection.
 pub const SLICE: Duration = Duration::from_millis(200);
+
+/// A peer whose TCP handshake took less than this is near: the same host or
+/// the same LAN (1 ms is the round trip of about 100 km of fibre).
+///
+/// Near peers get a fixed receive buffer of [`NEAR_RCVBUF`] instead of the
+/// kernel's autotuning. A fixed buffer caps a connection at buffer ÷ round
+/// trip, which for a near peer is over 16 Gbit/s, so it costs nothing there;
+/// and on 200 × 1 MiB files over loopback (-j 8) it took the run from
+/// 0.175–0.20 s to 0.11 s and 18 % less CPU, where autotuning grew each
+/// socket's buffer to 3–7 MiB of data waiting, cold in cache. A far peer keeps
+/// autotuning, which can grow the window to what a long fat link needs.
+pub const NEAR_RTT: Duration = Duration::from_millis(1);
+
+/// The receive buffer a near peer gets (`SO_RCVBUF`; the kernel doubles it
+/// for its bookkeeping): room for two of the worker's reads.
+pub const NEAR_RCVBUF: usize = 2 * crate::fetch::CHUNK;
+
+/// Whether the kernel grants a receive buffer of [`NEAR_RCVBUF`] (it silently
+/// caps `SO_RCVBUF` at `net.core.rmem_max`, 208 KiB on a stock kernel, and a
+/// capped buffer was no faster than autotuning and used more CPU).
+fn near_rcvbuf_granted() -> bool {
+    static GRANTED: OnceLock<bool> = OnceLock::new();
+    *GRANTED.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|max| max.trim().parse::<usize>().ok())
+            .is_some_and(|max| max >= NEAR_RCVBUF)
+    })
+}
+
+/// Give a near peer's socket its fixed receive buffer (see [`NEAR_RTT`]).
+/// Best effort: a refusal leaves the kernel's autotuning in place.
+fn tune_for_distance(stream: &TcpStream, handshake: Duration) {
+    if handshake < NEAR_RTT && near_rcvbuf_granted() {
+        let _ = socket2::SockRef::from(stream).set_recv_buffer_size(NEAR_RCVBUF);
+    }
+}
 
 /// The error a read reports when no byte arrived for the idle limit.
 #[derive(Debug)]
@@ -86,10 +126,11 @@ impl<In: Transport> Connector<In> for SocketConnector {
             return Ok(Some(Either::A(transport)));
         }
         let budget = details.timeout.not_zero().map(|d| *d);
-        let stream = connect_any(&details.addrs, budget)?;
+        let (stream, handshake) = connect_any(&details.addrs, budget)?;
         if details.config.no_delay() {
             stream.set_nodelay(true)?;
         }
+        tune_for_distance(&stream, handshake);
         let config = details.config;
         Ok(Some(Either::B(Socket {
             stream,
@@ -103,11 +144,13 @@ impl<In: Transport> Connector<In> for SocketConnector {
     }
 }
 
-/// Try each resolved address in turn, sharing the connect budget between them.
-fn connect_any(addrs: &[SocketAddr], budget: Option<Duration>) -> Result<TcpStream, ureq::Error> {
+/// Try each resolved address in turn, sharing the connect budget between
+/// them; also says how long the successful handshake took.
+fn connect_any(addrs: &[SocketAddr], budget: Option<Duration>) -> Result<(TcpStream, Duration), ureq::Error> {
     let start = Instant::now();
     let mut last = io::Error::new(io::ErrorKind::NotFound, "host resolved to no address");
     for (i, addr) in addrs.iter().enumerate() {
+        let attempt_start = Instant::now();
         let attempt = match budget {
             Some(budget) => {
                 let left = budget.saturating_sub(start.elapsed());
@@ -121,7 +164,7 @@ fn connect_any(addrs: &[SocketAddr], budget: Option<Duration>) -> Result<TcpStre
             None => TcpStream::connect(addr),
         };
         match attempt {
-            Ok(stream) => return Ok(stream),
+            Ok(stream) => return Ok((stream, attempt_start.elapsed())),
             Err(e) => last = e,
         }
     }
@@ -262,6 +305,27 @@ mod tests {
             just_read: false,
         };
         (socket, server)
+    }
+
+    #[test]
+    fn only_near_peers_get_a_fixed_receive_buffer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let buffer = |stream: &TcpStream| socket2::SockRef::from(stream).recv_buffer_size().unwrap();
+
+        let far = TcpStream::connect(addr).unwrap();
+        let before = buffer(&far);
+        tune_for_distance(&far, NEAR_RTT);
+        assert_eq!(buffer(&far), before, "a far peer keeps the kernel's buffer");
+
+        let near = TcpStream::connect(addr).unwrap();
+        tune_for_distance(&near, Duration::from_micros(50));
+        if near_rcvbuf_granted() {
+            // Linux reports the doubled size it reserves.
+            assert!(buffer(&near) >= NEAR_RCVBUF, "{} < {NEAR_RCVBUF}", buffer(&near));
+        } else {
+            assert_eq!(buffer(&near), before, "a capped buffer is not worth locking");
+        }
     }
 
     #[test]
