@@ -28,7 +28,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rustix::fs::{AtFlags, CWD, Mode, OFlags, RenameFlags};
 use sha2::{Digest, Sha256};
 
 use crate::error::FetchError;
@@ -73,8 +72,12 @@ impl Linker {
 
     /// Give the unnamed `file` the name `to`; fails with `AlreadyExists` if taken.
     fn link(self, file: &File, to: &Path) -> io::Result<()> {
+        use rustix::fs::{AtFlags, CWD};
         match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             Linker::EmptyPath => rustix::fs::linkat(file, "", CWD, to, AtFlags::EMPTY_PATH),
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            Linker::EmptyPath => return Err(io::ErrorKind::Unsupported.into()),
             Linker::ProcFd => {
                 let fd = format!("/proc/self/fd/{}", file.as_raw_fd());
                 rustix::fs::linkat(CWD, fd.as_str(), CWD, to, AtFlags::SYMLINK_FOLLOW)
@@ -84,11 +87,19 @@ impl Linker {
     }
 }
 
-/// An unnamed, write-only file in `dir` (`O_TMPFILE`).
+/// An unnamed, write-only file in `dir` (`O_TMPFILE`, Linux only).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn unnamed_in(dir: &Path, mode: u32) -> io::Result<File> {
+    use rustix::fs::{CWD, Mode, OFlags};
     let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(CWD, dir, flags, Mode::from_raw_mode(mode))?;
     Ok(File::from(fd))
+}
+
+/// Elsewhere there are no unnamed files: parts are named from the start.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn unnamed_in(_dir: &Path, _mode: u32) -> io::Result<File> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 /// How [`PartFile::commit`] ended.
@@ -365,12 +376,19 @@ impl Drop for PartFile {
 }
 
 /// `rename` that fails with `AlreadyExists` instead of replacing `to`, where the
-/// file system supports that; elsewhere a plain rename.
+/// system and file system support that (`renameat2`); elsewhere a plain rename.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags};
     match rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
         Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => fs::rename(from, to),
         other => other.map_err(io::Error::from),
     }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)
 }
 
 #[cfg(test)]
