@@ -359,7 +359,7 @@ pub struct DownloadArgs {
     #[arg(short = 'c', long = "continue", help_heading = "Output")]
     pub resume: bool,
 
-    /// fsync each file and its folder before the final rename (durable across power loss).
+    /// fsync each file before it gets its name, and its folder after (durable across power loss).
     #[arg(long, help_heading = "Output")]
     pub sync: bool,
 

@@ -60,7 +60,7 @@ pub struct Config {
     pub retry_wait_max: Duration,
     /// Redirects followed per entry before it fails.
     pub max_redirects: u32,
-    /// fsync the file and its directory before the final rename.
+    /// fsync the file before it gets its final name, and its directory after.
     pub sync: bool,
     /// Take the file name from the server's `Content-Disposition` when there is no OUT.
     pub content_disposition: bool,
