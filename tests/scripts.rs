@@ -255,6 +255,48 @@ fn update_without_etag_uses_if_modified_since() {
     );
 }
 
+/// With `--content-disposition` the name is only known from the response, so
+/// `-N` cannot send a conditional request; it compares the response's ETag
+/// (or Last-Modified and length) with what the file under that name stored,
+/// and leaves a current file alone.
+#[test]
+fn update_with_content_disposition_leaves_a_current_file_alone() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let route = |body: &[u8], version: u64| {
+        Route::ok(body.to_vec())
+            .header("Content-Disposition", "attachment; filename=\"report.pdf\"")
+            .etag(&format!("\"r-v{version}\""))
+            .last_modified(&http_date(LM + version))
+    };
+    server.route("/get", route(b"first report", 1));
+    write_list(root, "list.txt", format!("{}\n", server.url("/get")));
+    let args = ["-N", "--content-disposition", "-d", "out", "list.txt"];
+
+    let first = fetch_in(root, &args);
+    assert_code(&first, root, 0);
+    assert_out_file(&first, root, "report.pdf", b"first report");
+    let before = identity(&first, root, "report.pdf");
+
+    let second = fetch_in(root, &args);
+    assert_code(&second, root, 0);
+    assert_stderr_has(&second, root, "0 downloaded, 1 unchanged");
+    assert_eq!(
+        identity(&second, root, "report.pdf"),
+        before,
+        "{}",
+        ctx(&second, root)
+    );
+
+    server.route("/get", route(b"second report", 2));
+    let third = fetch_in(root, &args);
+    assert_code(&third, root, 0);
+    assert_stderr_has(&third, root, "1 downloaded");
+    assert_out_file(&third, root, "report.pdf", b"second report");
+    assert_eq!(list_files(&out(root)), ["report.pdf"], "{}", ctx(&third, root));
+}
+
 // ---------------------------------------------------------------------------
 // 2. --json
 // ---------------------------------------------------------------------------
