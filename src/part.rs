@@ -33,8 +33,9 @@ use sha2::{Digest, Sha256};
 use crate::error::FetchError;
 
 /// An unnamed download is given its `NAME.part` name once it holds more than
-/// this: a crash then loses at most this much, which costs less to fetch again
-/// than a resume's extra round trip is worth worrying about.
+/// this. A crash (or SIGKILL) loses an unnamed file, so this is the most a
+/// crash can cost to fetch again; below it, resuming saves too little to be
+/// worth a directory entry per file.
 pub const NAME_AFTER: u64 = 1024 * 1024;
 
 /// The path of the in-progress file for `target`.
