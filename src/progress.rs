@@ -16,7 +16,9 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{
+    HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle,
+};
 
 use crate::cancel::Cancel;
 use crate::display;
@@ -317,16 +319,54 @@ fn describe(report: &EntryReport) -> String {
 
 fn overall_style(known_total: bool) -> ProgressStyle {
     let template = if known_total {
-        "{spinner} [{elapsed_precise}] [{bar:30}] {pos}/{len} files  {msg}  ETA {eta}"
+        "{spinner} [{elapsed_precise}] [{bar:30}] {pos}/{len} files  {msg}{eta_once_known}"
     } else {
         "{spinner} [{elapsed_precise}] {pos} files  {msg}"
     };
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("eta_once_known", eta_once_known)
         .progress_chars("=> ")
+}
+
+/// `  ETA 16s`, once a file has finished: before that there is no rate to
+/// estimate from, and indicatif would show a confident `ETA 0s`.
+fn eta_once_known(state: &ProgressState, out: &mut dyn std::fmt::Write) {
+    if state.pos() > 0 {
+        let _ = write!(out, "  ETA {:#}", HumanDuration(state.eta()));
+    }
 }
 
 fn file_style() -> ProgressStyle {
     ProgressStyle::with_template("  {wide_msg} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indicatif::InMemoryTerm;
+
+    #[test]
+    fn overall_bar_shows_an_eta_only_once_a_file_finished() {
+        let term = InMemoryTerm::new(2, 120);
+        let bar =
+            ProgressBar::with_draw_target(Some(6), ProgressDrawTarget::term_like(Box::new(term.clone())));
+        bar.set_style(overall_style(true));
+        bar.set_message("1.0 MiB");
+        bar.force_draw();
+        assert!(!term.contents().contains("ETA"), "{}", term.contents());
+        assert!(
+            term.contents().contains("0/6 files  1.0 MiB"),
+            "{}",
+            term.contents()
+        );
+        bar.set_position(3);
+        bar.force_draw();
+        assert!(
+            term.contents().contains("3/6 files  1.0 MiB  ETA "),
+            "{}",
+            term.contents()
+        );
+    }
 }
