@@ -9,7 +9,7 @@
 //! two versions are never spliced: anything unexpected restarts from byte 0.
 
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,7 +22,7 @@ use crate::error::FetchError;
 use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
 use crate::naming::{self, Namer};
 use crate::outdir::OutDir;
-use crate::part::{Committed, PartFile};
+use crate::part::{Committed, Linker, PartFile};
 use crate::pool::{Events, Slot};
 use crate::proxy::ProxyTable;
 use crate::rate::RateLimiter;
@@ -88,6 +88,44 @@ struct Progress {
     saved_as: Option<PathBuf>,
     /// The full size the last response announced, to judge a later 416.
     announced: Option<u64>,
+}
+
+/// An entry's part file, made only once a response has a body to write: a
+/// 304, an error status or a name already taken never touches the folder
+/// (with `-N` on a mirror that is most entries of every run).
+struct Part {
+    /// The file, once made or continued (`-c`).
+    file: Option<PartFile>,
+    /// How to make it: see [`PartFile::create`].
+    linker: Option<Linker>,
+    mode: Option<u32>,
+    hash: bool,
+}
+
+impl Part {
+    fn len(&self) -> u64 {
+        self.file.as_ref().map_or(0, PartFile::len)
+    }
+
+    /// The part file for `target`, made now if there is none yet.
+    fn open(&mut self, target: &Path) -> Result<&mut PartFile, FetchError> {
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => PartFile::create(target, self.linker, self.mode, self.hash)?,
+        };
+        Ok(self.file.insert(file))
+    }
+
+    fn restart(&mut self) -> Result<(), FetchError> {
+        self.file.as_mut().map_or(Ok(()), PartFile::restart)
+    }
+
+    /// Delete what was written; dropping a `Part` instead keeps it for `-c`.
+    fn remove(self) {
+        if let Some(file) = self.file {
+            file.remove();
+        }
+    }
 }
 
 /// How a successful attempt ended.
@@ -176,14 +214,13 @@ impl Fetcher {
         } else {
             None
         };
-        let mut part = match continued {
-            Some(part) => part,
+        let mut part = Part {
+            file: continued,
             // Unnamed only where no stale part can be in the way: an empty
             // folder, or `-c` just found none.
-            None => {
-                let linker = self.out.linker().filter(|_| was_empty || config.resume);
-                PartFile::create(&target, linker, mode, hash)?
-            }
+            linker: self.out.linker().filter(|_| was_empty || config.resume),
+            mode,
+            hash,
         };
         let _ = ctx.events.send(Event::Started {
             worker: ctx.worker,
@@ -218,9 +255,7 @@ impl Fetcher {
             let out_of_time = config.max_time.is_some_and(|max| start.elapsed() >= max);
             if !error.is_transient() || progress.attempts > config.retries || out_of_time {
                 // A resumable part is kept for `-c`; anything else is removed.
-                if error.is_transient() && !part.is_empty() {
-                    drop(part);
-                } else {
+                if !error.is_transient() || part.len() == 0 {
                     part.remove();
                 }
                 return Err(error);
@@ -242,6 +277,10 @@ impl Fetcher {
             }
         }
 
+        let Some(part) = part.file else {
+            // Every `Done::Complete` follows a body written to the part.
+            return Err(FetchError::BadResponse("no body was received".into()));
+        };
         if let (Some(want), Some(got)) = (sha256, part.digest())
             && want != got
         {
@@ -283,7 +322,7 @@ impl Fetcher {
     fn attempt(
         &self,
         job: &JobInfo,
-        part: &mut PartFile,
+        part: &mut Part,
         ctx: &mut WorkerCtx<'_>,
         progress: &mut Progress,
         start: Instant,
@@ -371,7 +410,7 @@ impl Fetcher {
                 }
             }
         }
-        if progress.validator.is_none() || part.is_empty() {
+        if progress.validator.is_none() || part.len() == 0 {
             progress.validator = validator(headers);
         }
         progress.etag = header_str(headers, header::ETAG).map(str::to_string);
@@ -382,6 +421,10 @@ impl Fetcher {
         if expected.is_some() {
             progress.announced = expected;
         }
+        let target = self
+            .out
+            .path_of(progress.saved_as.as_deref().unwrap_or(&job.path));
+        let part = part.open(&target)?;
         ctx.slot.begin_body(part.len(), expected);
         let mut reader = response.into_body().into_reader();
         let buf = &mut *ctx.buf;

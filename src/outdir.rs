@@ -44,7 +44,8 @@ impl OutDir {
             )));
         }
         // Permission bits do not tell the whole story (read-only mounts, ACLs):
-        // try it. A working unnamed file proves it too.
+        // try it. Making an unnamed file proves it too, without touching the
+        // folder (a run that changes nothing leaves even its mtime alone).
         let linker = Linker::probe(root);
         if linker.is_none() {
             let probe = root.join(format!(".fetchq-probe-{}", std::process::id()));

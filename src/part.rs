@@ -57,17 +57,20 @@ pub enum Linker {
 }
 
 impl Linker {
-    /// Whether unnamed files can be made and named in `dir`, and how. Leaves
-    /// nothing behind; `None` means named parts must be used there.
+    /// Whether unnamed files can be made and named in `dir`, and how; `None`
+    /// means named parts must be used there.
+    ///
+    /// It changes nothing in `dir`, not even its mtime: making an unnamed file
+    /// adds no entry, and each way of naming it is tried on the folder's own
+    /// `.`, which the kernel refuses as taken (`EEXIST`) only after it has
+    /// accepted the file to be linked; an unusable way fails differently.
     pub fn probe(dir: &Path) -> Option<Linker> {
         let file = unnamed_in(dir, 0o600).ok()?;
-        let probe = dir.join(format!(".fetchq-probe-{}", std::process::id()));
+        let taken = dir.join(".");
         [Linker::EmptyPath, Linker::ProcFd].into_iter().find(|linker| {
-            let linked = linker.link(&file, &probe).is_ok();
-            if linked {
-                let _ = fs::remove_file(&probe);
-            }
-            linked
+            linker
+                .link(&file, &taken)
+                .is_err_and(|e| e.kind() == io::ErrorKind::AlreadyExists)
         })
     }
 
@@ -471,6 +474,13 @@ mod tests {
             return;
         }
         let target = dir.path().join("a");
+        let probe = unnamed_in(dir.path(), 0o600).unwrap();
+        let taken = Linker::ProcFd.link(&probe, &dir.path().join(".")).unwrap_err();
+        assert_eq!(
+            taken.kind(),
+            io::ErrorKind::AlreadyExists,
+            "what the probe relies on"
+        );
         let mut part = PartFile::create(&target, Some(Linker::ProcFd), None, false).unwrap();
         part.write(b"via /proc").unwrap();
         assert_eq!(

@@ -255,6 +255,43 @@ fn update_without_etag_uses_if_modified_since() {
     );
 }
 
+/// A check that changes nothing writes nothing: for a 304 or an error status no
+/// part file is made, so the folder itself is untouched (its mtime would move
+/// with any file created or removed in it).
+#[test]
+fn unchanged_and_failed_entries_leave_the_folder_untouched() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    server.route(
+        "a.bin",
+        Route::ok(pattern(3000, 1))
+            .etag("\"a1\"")
+            .last_modified(&http_date(LM)),
+    );
+    server.route("gone.bin", Route::status(404));
+    let list = format!("{}\n{}\n", server.url("a.bin"), server.url("gone.bin"));
+    write_list(root, "list.txt", list);
+    let first = fetch_in(root, &["-N", "-d", "out", "list.txt"]);
+    assert_code(&first, root, 1);
+    assert_out_file(&first, root, "a.bin", &pattern(3000, 1));
+
+    let folder = out(root);
+    let then = UNIX_EPOCH + Duration::from_secs(LM);
+    fs::File::open(&folder).unwrap().set_modified(then).unwrap();
+    let second = fetch_in(root, &["-N", "-d", "out", "list.txt"]);
+
+    assert_code(&second, root, 1);
+    assert_stderr_has(&second, root, "0 downloaded, 1 unchanged, 0 skipped, 1 failed");
+    let now = fs::metadata(&folder).unwrap().modified().unwrap();
+    assert_eq!(
+        now,
+        then,
+        "something was created or removed in out/\n{}",
+        ctx(&second, root)
+    );
+}
+
 /// With `--content-disposition` the name is only known from the response, so
 /// `-N` cannot send a conditional request; it compares the response's ETag
 /// (or Last-Modified and length) with what the file under that name stored,
