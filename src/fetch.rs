@@ -470,18 +470,20 @@ impl Fetcher {
         deadline: Option<Duration>,
         progress: &mut Progress,
     ) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
-        let origin = url.origin();
         let mut current = url.clone();
-        let mut visited = vec![current.clone()];
+        // The URLs asked for before `current`, to name a redirect loop.
+        let mut earlier: Vec<Url> = Vec::new();
         loop {
-            let same_origin = current.origin() == origin;
             let mut request = self
                 .agent
                 .get(current.as_str())
                 .header("Accept-Encoding", "identity");
-            for (name, value) in &self.config.headers {
-                if same_origin || !CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                    request = request.header(name.as_str(), value.as_str());
+            if !self.config.headers.is_empty() {
+                let same_origin = earlier.is_empty() || current.origin() == url.origin();
+                for (name, value) in &self.config.headers {
+                    if same_origin || !CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                        request = request.header(name.as_str(), value.as_str());
+                    }
                 }
             }
             if offset > 0 {
@@ -502,14 +504,14 @@ impl Fetcher {
                 request = request.config().timeout_global(deadline).proxy(proxy).build();
             }
             let response = request.call().map_err(request_error)?;
-            progress.final_url = Some(current.clone());
             let status = response.status();
-            if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
-                return Ok(response);
-            }
-            let Some(location) = header_str(response.headers(), header::LOCATION) else {
+            let location = header_str(response.headers(), header::LOCATION)
+                .filter(|_| status.is_redirection() && status != StatusCode::NOT_MODIFIED);
+            let Some(location) = location else {
+                progress.final_url = Some(current);
                 return Ok(response);
             };
+            progress.final_url = Some(current.clone());
             let next = current
                 .join(location)
                 .map_err(|e| FetchError::Redirect(format!("redirect to an invalid URL ({e})")))?;
@@ -519,21 +521,20 @@ impl Fetcher {
                     next.scheme()
                 )));
             }
-            if visited.contains(&next) {
+            if next == current || earlier.contains(&next) {
                 return Err(FetchError::Redirect(format!(
                     "redirect loop ({} redirects, back to {})",
-                    visited.len(),
+                    earlier.len() + 1,
                     crate::display::url(&next)
                 )));
             }
-            if visited.len() > self.config.max_redirects as usize {
+            if earlier.len() >= self.config.max_redirects as usize {
                 return Err(FetchError::Redirect(format!(
                     "too many redirects (more than {})",
                     self.config.max_redirects
                 )));
             }
-            visited.push(next.clone());
-            current = next;
+            earlier.push(std::mem::replace(&mut current, next));
         }
     }
 }
