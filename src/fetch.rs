@@ -378,6 +378,9 @@ impl Fetcher {
                 });
             }
         }
+        progress.etag = header_str(headers, header::ETAG).map(str::to_string);
+        progress.last_modified =
+            header_str(headers, header::LAST_MODIFIED).and_then(|v| httpdate::parse_http_date(v).ok());
         if self.config.content_disposition && job.named_by_url && progress.saved_as.is_none() {
             let offered =
                 header_str(headers, header::CONTENT_DISPOSITION).and_then(naming::name_from_disposition);
@@ -397,9 +400,10 @@ impl Fetcher {
                         // known yet): compare the answer with what the last
                         // download stored on the file instead.
                         Existing::Update
-                            if offers_stored_version(
-                                headers,
-                                &validators::load(&target, &meta),
+                            if validators::load(&target, &meta).describes(
+                                progress.etag.as_deref(),
+                                progress.last_modified,
+                                header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
                                 meta.len(),
                             ) =>
                         {
@@ -413,10 +417,6 @@ impl Fetcher {
         if progress.validator.is_none() || part.len() == 0 {
             progress.validator = validator(headers);
         }
-        progress.etag = header_str(headers, header::ETAG).map(str::to_string);
-        progress.last_modified =
-            header_str(headers, header::LAST_MODIFIED).and_then(|v| httpdate::parse_http_date(v).ok());
-
         let expected = expected_length(headers, status, part.len())?;
         if expected.is_some() {
             progress.announced = expected;
@@ -628,22 +628,6 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Whether a response offers the version an earlier download stored: the same
-/// ETag, or (without one) the same Last-Modified, to the second, and the same
-/// length. Used where a conditional request was impossible.
-fn offers_stored_version(headers: &HeaderMap, stored: &Conditional, len: u64) -> bool {
-    let etag = header_str(headers, header::ETAG);
-    if let (Some(offered), Some(stored)) = (etag, &stored.etag) {
-        return offered == stored;
-    }
-    let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs());
-    let modified = header_str(headers, header::LAST_MODIFIED)
-        .and_then(|v| httpdate::parse_http_date(v).ok())
-        .and_then(secs);
-    let length = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-    modified.is_some() && modified == stored.modified.and_then(secs) && length == Some(len)
-}
-
 /// Classify a ureq error from sending a request or reading response headers.
 fn request_error(error: ureq::Error) -> FetchError {
     match error {
@@ -802,38 +786,6 @@ mod tests {
         assert!(expected_length(&h, StatusCode::OK, 0).is_err());
         let h = headers(&[("content-length", "18446744073709551615")]);
         assert!(expected_length(&h, StatusCode::OK, 0).is_err());
-    }
-
-    #[test]
-    fn stored_version_matches_by_etag_else_by_date_and_length() {
-        let at = |secs: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
-        let date = httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000));
-        let stored = |etag: Option<&str>, secs| Conditional {
-            etag: etag.map(str::to_string),
-            modified: at(secs),
-        };
-        let offer = headers(&[
-            ("etag", "\"v1\""),
-            ("last-modified", &date),
-            ("content-length", "5"),
-        ]);
-        // The ETag decides when both sides have one, whatever the dates say.
-        assert!(offers_stored_version(&offer, &stored(Some("\"v1\""), 1), 5));
-        assert!(!offers_stored_version(
-            &offer,
-            &stored(Some("\"v2\""), 1_600_000_000),
-            5
-        ));
-        // Without a stored ETag: the date to the second and the length.
-        assert!(offers_stored_version(&offer, &stored(None, 1_600_000_000), 5));
-        assert!(!offers_stored_version(&offer, &stored(None, 1_600_000_001), 5));
-        assert!(!offers_stored_version(&offer, &stored(None, 1_600_000_000), 6));
-        // Nothing to compare: download again.
-        assert!(!offers_stored_version(
-            &headers(&[("content-length", "5")]),
-            &stored(None, 0),
-            5
-        ));
     }
 
     #[test]

@@ -25,6 +25,27 @@ pub struct Conditional {
     pub modified: Option<SystemTime>,
 }
 
+impl Conditional {
+    /// Whether a response with these validators offers the version stored here
+    /// for a file of `len` bytes: the same ETag, or (without one on either side)
+    /// the same Last-Modified, to the second, and the same length. For where a
+    /// conditional request was impossible.
+    pub fn describes(
+        &self,
+        etag: Option<&str>,
+        modified: Option<SystemTime>,
+        length: Option<u64>,
+        len: u64,
+    ) -> bool {
+        if let (Some(offered), Some(stored)) = (etag, &self.etag) {
+            return offered == stored;
+        }
+        let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs());
+        let modified = modified.and_then(secs);
+        modified.is_some() && modified == self.modified.and_then(secs) && length == Some(len)
+    }
+}
+
 /// Read what an earlier run stored about `path`.
 pub fn load(path: &Path, meta: &Metadata) -> Conditional {
     let etag = xattr::get(path, ATTR).ok().flatten().and_then(|raw| {
@@ -64,6 +85,26 @@ mod tests {
         std::fs::write(&path, b"123456").unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(load(&path, &meta).etag, None);
+    }
+
+    #[test]
+    fn a_response_describes_the_stored_version_by_etag_else_by_date_and_length() {
+        use std::time::Duration;
+        let at = |secs: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+        let stored = |etag: Option<&str>, secs| Conditional {
+            etag: etag.map(str::to_string),
+            modified: at(secs),
+        };
+        let offer = |c: &Conditional, len| c.describes(Some("\"v1\""), at(1_600_000_000), Some(5), len);
+        // The ETag decides when both sides have one, whatever the dates say.
+        assert!(offer(&stored(Some("\"v1\""), 1), 5));
+        assert!(!offer(&stored(Some("\"v2\""), 1_600_000_000), 5));
+        // Without a stored ETag: the date to the second and the length.
+        assert!(offer(&stored(None, 1_600_000_000), 5));
+        assert!(!offer(&stored(None, 1_600_000_001), 5));
+        assert!(!offer(&stored(None, 1_600_000_000), 6));
+        // Nothing to compare: download again.
+        assert!(!stored(None, 0).describes(None, None, Some(5), 5));
     }
 
     fn file_set_fails(file: &File) -> bool {
