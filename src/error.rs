@@ -71,7 +71,7 @@ pub enum LineError {
     #[error("unexpected field {0:?} (expected URL [OUT] [sha256=HEX])")]
     ExtraField(String),
     /// A `"`-quoted field without its closing quote, or with text stuck to it.
-    #[error("unbalanced quote in {0:?} (quote a field with spaces as \"my file.pdf\")")]
+    #[error("unbalanced quote in {0} (a field with spaces is written as \"my file.pdf\")")]
     BadQuote(String),
     /// A `sha256=` field whose value is not 64 hex digits.
     #[error("bad checksum {0:?} (expected sha256= and 64 hex digits)")]
