@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// A cloneable handle to one run's stop request. It records which signal asked,
-/// so the binary can exit 130 for SIGINT and 143 for SIGTERM.
+/// so the binary can exit 128 + the signal's number (130 for SIGINT, 143 for
+/// SIGTERM, 129 for SIGHUP) as shells do.
 #[derive(Debug, Clone, Default)]
 pub struct Cancel(Arc<AtomicI32>);
 
@@ -34,5 +35,29 @@ impl Cancel {
             0 => None,
             s => Some(s),
         }
+    }
+}
+
+/// The conventional name of a stop signal, for messages; `None` for a number
+/// that is not one of the signals fetchq stops on.
+pub fn signal_name(signal: i32) -> Option<&'static str> {
+    match signal {
+        libc::SIGHUP => Some("SIGHUP"),
+        libc::SIGINT => Some("SIGINT"),
+        libc::SIGTERM => Some("SIGTERM"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_signals_have_names() {
+        assert_eq!(signal_name(1), Some("SIGHUP"));
+        assert_eq!(signal_name(2), Some("SIGINT"));
+        assert_eq!(signal_name(15), Some("SIGTERM"));
+        assert_eq!(signal_name(9), None);
     }
 }

@@ -16,7 +16,7 @@ Examples:
 
 List format: one entry a line, `URL [OUT] [sha256=HEX]`; `#` starts a comment.
 Exit codes: 0 all done, 1 some entries failed, 2 usage or input/output-dir error,
-130/143 interrupted by SIGINT/SIGTERM.";
+130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP.";
 
 const LONG_EXAMPLES: &str = "\
 Examples:
@@ -57,7 +57,7 @@ Exit codes:
   0    every entry downloaded or already present
   1    at least one entry failed (all others were still done)
   2    usage error, unreadable input list, or unusable output directory
-  130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM";
+  130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM; 129 by SIGHUP";
 
 /// Download lists of URLs concurrently.
 ///
@@ -144,8 +144,8 @@ Examples:
   fetchq worker --redis redis://queue.lan --drain -q -d out && echo drained
 
 Exit codes: 0 stopped after --drain with every entry of this worker done,
-1 some entries failed, 2 usage, output-dir or Redis error, 130/143 stopped by
-SIGINT/SIGTERM (held entries were given back to the queue).";
+1 some entries failed, 2 usage, output-dir or Redis error, 130/143/129 stopped by
+SIGINT/SIGTERM/SIGHUP (held entries were given back to the queue).";
 
 /// Which Redis queue.
 #[derive(Debug, Args)]

@@ -228,12 +228,15 @@ fn print_man() -> Result<u8> {
     Ok(0)
 }
 
-/// First SIGINT/SIGTERM: ask the run to stop (in-flight parts are kept).
-/// Second: exit at once, the way a user hammering Ctrl-C expects.
+/// First SIGINT, SIGTERM or SIGHUP: ask the run to stop (in-flight parts are
+/// kept, the report is printed). SIGHUP is among them because a closed
+/// terminal or an ssh session that drops sends it, and its default action
+/// would kill the run without a report. Second signal: exit at once, the way a
+/// user hammering Ctrl-C expects.
 fn watch_signals(cancel: &Cancel) -> Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot install signal handlers")?;
     let cancel = cancel.clone();
     std::thread::Builder::new()
         .name("fetchq-signals".into())

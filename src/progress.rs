@@ -174,7 +174,8 @@ impl Terminal {
         }
         let mut err = io::stderr().lock();
         if let Some(signal) = summary.interrupted {
-            let name = if signal == 15 { "SIGTERM" } else { "SIGINT" };
+            let name =
+                crate::cancel::signal_name(signal).map_or_else(|| format!("signal {signal}"), str::to_string);
             let _ = writeln!(
                 err,
                 "fetchq: interrupted by {name}; partial files kept as NAME.part (continue with -c)"

@@ -4,7 +4,7 @@
 //! - 0: every entry downloaded, unchanged, or already present
 //! - 1: at least one entry failed (all others were still done)
 //! - 2: usage error, unreadable input, unusable output directory
-//! - 130 / 143: interrupted by SIGINT / SIGTERM
+//! - 130 / 143 / 129: interrupted by SIGINT / SIGTERM / SIGHUP
 
 use std::time::{Duration, Instant};
 
@@ -79,7 +79,7 @@ pub struct Summary {
     pub planned: u64,
     /// Entries failed (including unusable lines).
     pub failed: u64,
-    /// Entries cut short by an interruption (Ctrl-C, SIGTERM): not failures,
+    /// Entries cut short by an interruption (Ctrl-C, SIGTERM, SIGHUP): not failures,
     /// and what they had is kept as `NAME.part` for `-c`.
     pub interrupted_entries: u64,
     /// Entries queued but never started because the run was interrupted.
@@ -230,5 +230,7 @@ mod tests {
         assert_eq!(s.exit_code(), 130);
         s.interrupted = Some(15);
         assert_eq!(s.exit_code(), 143);
+        s.interrupted = Some(1);
+        assert_eq!(s.exit_code(), 129);
     }
 }

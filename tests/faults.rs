@@ -936,6 +936,19 @@ fn sigterm_keeps_the_part_and_exits_143() {
     interrupt_slow_download(&server, tmp.path(), logs.path(), "-TERM", 143);
 }
 
+/// A closed terminal or a dropped ssh session sends SIGHUP: the run stops as
+/// for SIGTERM, keeping its parts and printing its report, instead of dying
+/// silently with nothing kept for `-c`.
+#[test]
+fn sighup_keeps_the_part_prints_the_report_and_exits_129() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    interrupt_slow_download(&server, tmp.path(), logs.path(), "-HUP", 129);
+    let stderr = fs::read_to_string(logs.path().join("stderr.txt")).unwrap();
+    assert!(stderr.contains("interrupted by SIGHUP"), "{stderr}");
+}
+
 // ---------------------------------------------------------------------------
 // 8. Disk errors
 // ---------------------------------------------------------------------------
