@@ -301,7 +301,10 @@ impl Fetcher {
             // downloaded is left to its owner.
             config.existing != Existing::Skip,
             config.sync,
-            progress.last_modified,
+            // A Last-Modified in the future (a server clock ahead, or a hostile
+            // server) becomes "now": as an mtime it would make every later
+            // `-N` send an If-Modified-Since the server's real changes never pass.
+            progress.last_modified.map(|lm| lm.min(SystemTime::now())),
             // Kept only for --update runs: it costs a syscall per file and only
             // --update reads it.
             progress

@@ -1327,3 +1327,45 @@ fn cron_one_404_exits_1() {
     let plain = fetch_in(root, &["--overwrite", "-d", "out", "list.txt"]);
     assert_code(&plain, root, 1);
 }
+
+/// A server clock ahead of ours (or a hostile server) must not push a file's
+/// mtime into the future: `-N` sends that mtime as If-Modified-Since, and a
+/// date years ahead would hide every later change of the file.
+#[test]
+fn a_last_modified_in_the_future_is_applied_as_now() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let future = now() + 10 * 365 * 86_400;
+    server.route(
+        "ahead.txt",
+        Route::ok(b"from the future".to_vec()).last_modified(&http_date(future)),
+    );
+    write_list(root, "list.txt", format!("{}\n", server.url("ahead.txt")));
+
+    let first = fetch_in(root, &["-d", "out", "list.txt"]);
+    assert_code(&first, root, 0);
+    assert_out_file(&first, root, "ahead.txt", b"from the future");
+    let after = SystemTime::now();
+    let mtime = mtime(&first, root, "ahead.txt");
+    assert!(
+        mtime <= after,
+        "mtime {mtime:?} is in the future (now {after:?})\n{}",
+        ctx(&first, root)
+    );
+
+    let second = fetch_in(root, &["-N", "-d", "out", "list.txt"]);
+    assert_code(&second, root, 0);
+    let reqs = server.requests_for("ahead.txt");
+    let since = reqs
+        .last()
+        .and_then(|r| r.header("if-modified-since"))
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .unwrap_or_else(|| panic!("-N sends If-Modified-Since: {reqs:?}\n{}", ctx(&second, root)));
+    assert!(
+        since <= SystemTime::now(),
+        "If-Modified-Since {since:?} is in the future\n{}",
+        ctx(&second, root)
+    );
+}
