@@ -55,7 +55,8 @@ Existing files:
 
 Exit codes:
   0    every entry downloaded or already present
-  1    at least one entry failed (all others were still done)
+  1    at least one entry failed (all others were still done), or the --json
+       report could not be written
   2    usage error, unreadable input list, or unusable output directory
   130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM; 129 by SIGHUP";
 
@@ -521,6 +522,15 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    /// `--help` shows clap's defaults and a library caller gets `Config::new`'s:
+    /// they must be the same settings.
+    #[test]
+    fn command_line_defaults_are_the_library_defaults() {
+        let cli = Cli::try_parse_from(["fetchq"]).expect("no arguments parse");
+        let from_cli = cli.download.to_config().expect("the defaults are valid");
+        assert_eq!(format!("{from_cli:?}"), format!("{:?}", Config::new(".")));
     }
 
     #[test]
