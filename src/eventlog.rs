@@ -39,7 +39,7 @@ impl EventLog {
     pub fn finish(&mut self, summary: &Summary) {
         self.line(&format!(
             "end exit={} {}",
-            summary.exit_code(),
+            summary.exit().code(),
             summary.headline()
         ));
     }

@@ -23,6 +23,7 @@ use indicatif::{
 use crate::cancel::Cancel;
 use crate::display;
 use crate::event::{EntryReport, Event, JobInfo, Outcome, SkipReason};
+use crate::messages::PROGRAM;
 use crate::pool::{Live, Observer};
 use crate::report::{FailureLine, Summary};
 
@@ -178,7 +179,7 @@ impl Terminal {
                 crate::cancel::signal_name(signal).map_or_else(|| format!("signal {signal}"), str::to_string);
             let _ = writeln!(
                 err,
-                "fetchq: interrupted by {name}; partial files kept as NAME.part (continue with -c)"
+                "{PROGRAM}: interrupted by {name}; partial files kept as NAME.part (continue with -c)"
             );
         }
         match self.mode {
@@ -186,7 +187,7 @@ impl Terminal {
                 if summary.failed > 0 {
                     let _ = writeln!(
                         err,
-                        "fetchq: {} of {} entries failed",
+                        "{PROGRAM}: {} of {} entries failed",
                         summary.failed,
                         summary.finished()
                     );
