@@ -18,8 +18,13 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Open `path` for appending (created if missing).
+    /// Open `path` for appending, creating it and its folder if missing, as
+    /// `--dir` is created: a cron line such as `--log /srv/mirror/fetchq.log
+    /// -d /srv/mirror` must work on its first night.
     pub fn open(path: &Path) -> io::Result<EventLog> {
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)?;
+        }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(EventLog { file })
     }
