@@ -8,8 +8,10 @@
 //! means the server sent the whole (possibly new) representation. Either way
 //! two versions are never spliced: anything unexpected restarts from byte 0.
 //! `-c` continues a part an earlier run left the same way, with the validator
-//! and full length recorded on the part (see [`crate::resume`]); a part with
-//! no usable record starts over, unless the entry's SHA-256 will check it.
+//! and full length recorded on the part (see [`crate::resume`]). Bytes whose
+//! version nothing can check (no validator, no usable record) are continued
+//! only where the entry's SHA-256 will check the result, and fetched whole
+//! once more if it does not match.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -379,6 +381,25 @@ impl Fetcher {
         progress: &mut Progress,
         start: Instant,
     ) -> Result<Done, FetchError> {
+        if part.len() > 0 && progress.validator.is_none() && !progress.unrecorded {
+            // The first response had no ETag or Last-Modified: nothing can
+            // tell its version from the server's now, so only a checksum may
+            // vouch for continuing.
+            let decision = if part.hash {
+                progress.unrecorded = true;
+                Resume::Checked
+            } else {
+                Resume::StartedOver(StartOver::NoValidator)
+            };
+            let _ = ctx.events.send(Event::Resume {
+                job: job.clone(),
+                from: part.len(),
+                decision,
+            });
+            if !part.hash {
+                part.restart()?;
+            }
+        }
         let offset = part.len();
         let deadline = self
             .config

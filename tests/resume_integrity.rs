@@ -413,3 +413,44 @@ fn a_part_from_a_response_without_validators_starts_over() {
     assert_eq!(requests[0].header("range"), None, "{}", why());
     assert_stderr_has(&run, root, "no ETag or Last-Modified");
 }
+
+/// Within one run too: a retry after a cut asks for the rest only if the
+/// first response had a validator, or the list's checksum will check it.
+#[test]
+fn a_retry_without_validators_starts_over_unless_a_checksum_checks_it() {
+    for checksum in [false, true] {
+        let server = TestServer::start();
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let body = pattern(200_000, 14);
+        server.route(
+            "/f.bin",
+            Route::ok(body.clone()).fail_times_with(1, Route::ok(body.clone()).reset_after(50_000)),
+        );
+        let url = server.url("/f.bin");
+        let line = match checksum {
+            false => format!("{url}\n"),
+            true => format!("{url} sha256={}\n", sha256_hex(&body)),
+        };
+        write_list(root, "list.txt", line);
+
+        let run = fetch(root, &["-v", "--retries", "1"]);
+
+        let requests = server.requests_for("/f.bin");
+        let why = || describe(&run, root, &requests);
+        assert_code(&run, root, 0);
+        assert_out_file(&run, root, "f.bin", &body);
+        assert_eq!(requests.len(), 2, "{}", why());
+        if checksum {
+            assert_eq!(requests[1].header("range"), Some("bytes=50000-"), "{}", why());
+            assert_stderr_has(&run, root, "the sha256 will check the result");
+        } else {
+            assert_eq!(requests[1].header("range"), None, "{}", why());
+            assert_stderr_has(
+                &run,
+                root,
+                "starting over from byte 0: the part's response had no ETag",
+            );
+        }
+    }
+}
