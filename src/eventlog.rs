@@ -72,6 +72,12 @@ impl Observer for EventLog {
                 display::text(&display::chain(error)),
                 wait.as_secs_f32()
             ),
+            Event::Resume { job, from, decision } => format!(
+                "resume {}: {}: {from} bytes in {}.part: {decision}",
+                job.origin,
+                display::url(&job.url),
+                display::text(&job.path.to_string_lossy())
+            ),
             Event::Finished(report) => match (&report.outcome, FailureLine::from_report(report)) {
                 (_, Some(failure)) => format!("failed {failure}"),
                 (outcome, None) => {

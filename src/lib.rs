@@ -52,6 +52,7 @@ pub mod proxy;
 pub mod queue;
 pub mod rate;
 pub mod report;
+pub mod resume;
 pub mod transport;
 pub mod validators;
 

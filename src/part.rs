@@ -15,6 +15,10 @@
 //! files are not possible, or a stale `NAME.part` may be in the way, a named
 //! `NAME.part` is used from the start and renamed at the end, as before.
 //!
+//! A named part carries the record of the response its bytes came from (see
+//! [`crate::resume`]), put on the file before its name appears, so `-c` can
+//! tell whether the server still has that version; a finished file sheds it.
+//!
 //! Planted symlinks are never followed: a named part is created with
 //! `O_CREAT|O_EXCL` (which refuses an existing link), a continued one is opened
 //! with `O_NOFOLLOW`, and `link` and `rename` replace or refuse a link at
@@ -31,6 +35,7 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 use crate::error::FetchError;
+use crate::resume::{self, Record, Stored};
 
 /// An unnamed download is given its `NAME.part` name once it holds more than
 /// this. A crash (or SIGKILL) loses an unnamed file, so this is the most a
@@ -132,6 +137,9 @@ pub struct PartFile {
     unnamed: Option<Linker>,
     len: u64,
     hasher: Option<Sha256>,
+    /// The response the bytes come from, for `-c` (see [`crate::resume`]):
+    /// put on the file as soon as it has a name, or before it gets one.
+    record: Option<Record>,
 }
 
 impl PartFile {
@@ -182,6 +190,7 @@ impl PartFile {
             unnamed: None,
             len,
             hasher,
+            record: None,
         }))
     }
 
@@ -211,6 +220,7 @@ impl PartFile {
                 unnamed: Some(linker),
                 len: 0,
                 hasher,
+                record: None,
             });
         }
         let mut options = OpenOptions::new();
@@ -231,7 +241,24 @@ impl PartFile {
             unnamed: None,
             len: 0,
             hasher,
+            record: None,
         })
+    }
+
+    /// What an earlier run recorded on this part about where its bytes came from.
+    pub fn stored_record(&self) -> Stored {
+        resume::load(&self.file)
+    }
+
+    /// Record the response the bytes come from: on the file at once if it
+    /// has a name, else just before it gets one, so a `NAME.part` never
+    /// exists without it. Best effort: a file system without user
+    /// attributes leaves the part unrecorded, and `-c` then starts it over.
+    pub fn set_record(&mut self, record: Record) {
+        if self.unnamed.is_none() {
+            let _ = resume::store(&self.file, &record);
+        }
+        self.record = Some(record);
     }
 
     /// Bytes written so far.
@@ -270,6 +297,11 @@ impl PartFile {
             .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(drop))
             .map_err(|e| FetchError::disk("cannot truncate", &self.path, e))?;
         self.len = 0;
+        // The record described the bytes just dropped; the next response's follows.
+        self.record = None;
+        if self.unnamed.is_none() {
+            resume::clear(&self.file);
+        }
         if let Some(hasher) = self.hasher.as_mut() {
             *hasher = Sha256::new();
         }
@@ -286,6 +318,9 @@ impl PartFile {
         let Some(linker) = self.unnamed else {
             return Ok(());
         };
+        if let Some(record) = &self.record {
+            let _ = resume::store(&self.file, record);
+        }
         let linked = match linker.link(&self.file, &self.path) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 fs::remove_file(&self.path).and_then(|()| linker.link(&self.file, &self.path))
@@ -310,6 +345,10 @@ impl PartFile {
         mtime: Option<SystemTime>,
         etag: Option<&str>,
     ) -> Result<Committed, FetchError> {
+        if self.unnamed.is_none() {
+            // A finished file is no part to continue.
+            resume::clear(&self.file);
+        }
         if let Some(etag) = etag {
             crate::validators::store(&self.file, self.len, etag);
         }
@@ -512,6 +551,50 @@ mod tests {
             );
             assert_eq!(fs::read(&target).unwrap(), b"ours");
             assert_eq!(names_in(dir.path()), ["a"]);
+        }
+    }
+
+    /// The record is on a part whenever the part has a name, and not on the
+    /// finished file.
+    #[test]
+    fn a_named_part_carries_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::parse("http://h/f").unwrap();
+        let record = Record::new(&url, Some("\"v1\""), None, Some(9));
+        let target = dir.path().join("named");
+        let mut part = PartFile::create(&target, None, None, false).unwrap();
+        part.set_record(record.clone());
+        if part.stored_record() == Stored::Missing {
+            return; // No user attributes here: parts stay unrecorded and `-c` starts over.
+        }
+        assert_eq!(part.stored_record(), Stored::Found(record.clone()));
+        part.write(b"old").unwrap();
+        part.restart().unwrap();
+        assert_eq!(
+            part.stored_record(),
+            Stored::Missing,
+            "the bytes it described are gone"
+        );
+        part.set_record(record.clone());
+        part.write(b"body").unwrap();
+        assert_eq!(
+            part.commit(&target, false, false, None, None).unwrap(),
+            Committed::Saved
+        );
+        let done = File::open(&target).unwrap();
+        assert_eq!(resume::load(&done), Stored::Missing, "a finished file is no part");
+
+        let Some(linker) = Linker::probe(dir.path()) else {
+            return;
+        };
+        for (name, size) in [("big", NAME_AFTER as usize + 1), ("dropped", 5)] {
+            let target = dir.path().join(name);
+            let mut part = PartFile::create(&target, Some(linker), None, false).unwrap();
+            part.set_record(record.clone());
+            part.write(&vec![1; size]).unwrap();
+            drop(part);
+            let named = File::open(part_path(&target)).unwrap();
+            assert_eq!(resume::load(&named), Stored::Found(record.clone()), "{name}");
         }
     }
 

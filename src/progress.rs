@@ -252,6 +252,17 @@ impl Observer for Terminal {
                     ));
                 }
             }
+            Event::Resume { job, from, decision } => {
+                if self.verbose {
+                    self.line(&format!(
+                        "{}: {}: {} bytes in {}.part: {decision}",
+                        display::text(&job.origin.to_string()),
+                        display::url(&job.url),
+                        from,
+                        display::text(&job.path.to_string_lossy()),
+                    ));
+                }
+            }
             Event::Finished(report) => self.finished(report),
             Event::InputDone { entries } => {
                 self.entries = Some(*entries);
