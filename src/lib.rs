@@ -46,6 +46,7 @@ pub mod proxy;
 pub mod queue;
 pub mod rate;
 pub mod report;
+mod socks;
 pub mod transport;
 pub mod validators;
 

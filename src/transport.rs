@@ -18,21 +18,25 @@
 //!
 //! - **A fixed receive buffer for near peers.** See [`NEAR_RTT`].
 //!
-//! Connections through a CONNECT proxy use this transport too: ureq's proxy
-//! connector runs the chain again for the hop to the proxy.
+//! Connections to a proxy use this transport too: `ProxyConnector` (SOCKS)
+//! and ureq's CONNECT connector (HTTP proxies) run the chain again for the
+//! hop to the proxy.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use ureq::ProxyProtocol;
+use ureq::config::Config as UreqConfig;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
 };
 
 use crate::cancel::Cancel;
+use crate::socks;
 
 /// How long one wait on the socket lasts before the cancel flag is checked again.
 /// Bounds the reaction to Ctrl-C on a stalled connection.
@@ -141,6 +145,88 @@ impl<In: Transport> Connector<In> for SocketConnector {
             write_timeout: None,
             just_read: false,
         })))
+    }
+}
+
+/// Makes every connection through a SOCKS proxy (see [`crate::socks`]).
+/// HTTP proxies are left to ureq's CONNECT connector, next in the chain.
+///
+/// The hop to the proxy runs the agent's chain again, so it is a [`Socket`]
+/// (idle limit, cancellation).
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyConnector {
+    /// The agent's configuration, which names no proxy: the hop to the proxy
+    /// must not be proxied itself.
+    hop: Arc<UreqConfig>,
+}
+
+impl ProxyConnector {
+    /// A connector whose hops to the proxy use `agent_config` (with no proxy set).
+    pub(crate) fn new(agent_config: &UreqConfig) -> ProxyConnector {
+        ProxyConnector {
+            hop: Arc::new(agent_config.clone()),
+        }
+    }
+}
+
+impl<In: Transport> Connector<In> for ProxyConnector {
+    type Out = Either<In, Box<dyn Transport>>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if let Some(transport) = chained {
+            return Ok(Some(Either::A(transport)));
+        }
+        let Some(proxy) = details.config.proxy() else {
+            return Ok(None);
+        };
+        let protocol = proxy.protocol();
+        match protocol {
+            ProxyProtocol::Http | ProxyProtocol::Https => return Ok(None),
+            ProxyProtocol::Socks4
+            | ProxyProtocol::Socks4A
+            | ProxyProtocol::Socks5
+            | ProxyProtocol::Socks5h => {}
+            // Never a direct connection for a proxy fetchq cannot speak.
+            _ => return Err(ureq::Error::InvalidProxyUrl),
+        }
+        let authority = details
+            .uri
+            .authority()
+            .ok_or_else(|| ureq::Error::BadUri("URL has no host".into()))?;
+        let proxy_uri = proxy.uri();
+        let hop = ConnectionDetails {
+            uri: proxy_uri,
+            addrs: details.resolver.resolve(proxy_uri, &self.hop, details.timeout)?,
+            config: &self.hop,
+            request_level: false,
+            resolver: details.resolver,
+            now: details.now,
+            timeout: details.timeout,
+            current_time: details.current_time.clone(),
+            run_connector: details.run_connector.clone(),
+            register_shutdown: details.register_shutdown.clone(),
+        };
+        let mut transport = (details.run_connector)(&hop)?;
+        let credentials = (proxy.username().is_some() || proxy.password().is_some())
+            .then(|| (proxy.username().unwrap_or(""), proxy.password().unwrap_or("")));
+        let default_port = if details.needs_tls() { 443 } else { 80 };
+        let port = authority.port_u16().unwrap_or(default_port);
+        let target = socks::target(protocol, authority.host(), port, &details.addrs)?;
+        socks::handshake(&mut *transport, protocol, credentials, target, details.timeout).map_err(
+            |e| match e {
+                // Say which proxy; idle timeouts and cancellation stay as they are.
+                ureq::Error::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<socks::SocksError>()) => {
+                    let proxy = format!("{e} (proxy {}:{})", proxy.host(), proxy.port());
+                    ureq::Error::Io(io::Error::new(e.kind(), proxy))
+                }
+                other => other,
+            },
+        )?;
+        Ok(Some(Either::B(transport)))
     }
 }
 
