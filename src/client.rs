@@ -49,9 +49,9 @@ pub fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
         // Reads from the socket fill this buffer; match the worker's chunk.
         .input_buffer_size(crate::fetch::CHUNK)
         .build();
-    // fetchq's SOCKS connections, then ureq's CONNECT for HTTP proxies, then
-    // fetchq's socket in place of ureq's (idle timeout, cancellation, a
-    // one-syscall liveness probe).
+    // fetchq's proxy connections (SOCKS, absolute-form http://), then ureq's
+    // CONNECT for https:// through an HTTP proxy, then fetchq's socket in place
+    // of ureq's (idle timeout, cancellation, a one-syscall liveness probe).
     let connector =
         ().chain(ProxyConnector::new(&ureq_config))
             .chain(ConnectProxyConnector::default())

@@ -33,6 +33,7 @@ pub mod event;
 pub mod eventlog;
 pub mod feed;
 pub mod fetch;
+mod forward;
 pub mod hosts;
 pub mod input;
 pub mod jsonl;

@@ -18,9 +18,9 @@
 //!
 //! - **A fixed receive buffer for near peers.** See [`NEAR_RTT`].
 //!
-//! Connections to a proxy use this transport too: `ProxyConnector` (SOCKS)
-//! and ureq's CONNECT connector (HTTP proxies) run the chain again for the
-//! hop to the proxy.
+//! Connections to a proxy use this transport too: `ProxyConnector` (SOCKS,
+//! and http:// through an HTTP proxy) and ureq's CONNECT connector (https://
+//! through an HTTP proxy) run the chain again for the hop to the proxy.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -31,11 +31,13 @@ use std::time::{Duration, Instant};
 
 use ureq::ProxyProtocol;
 use ureq::config::Config as UreqConfig;
+use ureq::http::uri::Scheme;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
 };
 
 use crate::cancel::Cancel;
+use crate::forward::Forward;
 use crate::socks;
 
 /// How long one wait on the socket lasts before the cancel flag is checked again.
@@ -148,11 +150,13 @@ impl<In: Transport> Connector<In> for SocketConnector {
     }
 }
 
-/// Makes every connection through a SOCKS proxy (see [`crate::socks`]).
-/// HTTP proxies are left to ureq's CONNECT connector, next in the chain.
+/// Makes the connections ureq's own chain would get wrong through a proxy:
+/// every request through a SOCKS proxy, and http:// requests through an HTTP
+/// proxy (absolute form, see [`crate::forward`]). https:// through an HTTP
+/// proxy is left to ureq's CONNECT connector, next in the chain.
 ///
 /// The hop to the proxy runs the agent's chain again, so it is a [`Socket`]
-/// (idle limit, cancellation).
+/// (idle limit, cancellation), with TLS when the proxy URL is https://.
 #[derive(Debug, Clone)]
 pub(crate) struct ProxyConnector {
     /// The agent's configuration, which names no proxy: the hop to the proxy
@@ -184,15 +188,21 @@ impl<In: Transport> Connector<In> for ProxyConnector {
             return Ok(None);
         };
         let protocol = proxy.protocol();
-        match protocol {
-            ProxyProtocol::Http | ProxyProtocol::Https => return Ok(None),
+        let forward = match protocol {
+            // https:// goes through ureq's CONNECT connector.
+            ProxyProtocol::Http | ProxyProtocol::Https => {
+                if details.uri.scheme() != Some(&Scheme::HTTP) {
+                    return Ok(None);
+                }
+                true
+            }
             ProxyProtocol::Socks4
             | ProxyProtocol::Socks4A
             | ProxyProtocol::Socks5
-            | ProxyProtocol::Socks5h => {}
+            | ProxyProtocol::Socks5h => false,
             // Never a direct connection for a proxy fetchq cannot speak.
             _ => return Err(ureq::Error::InvalidProxyUrl),
-        }
+        };
         let authority = details
             .uri
             .authority()
@@ -213,6 +223,16 @@ impl<In: Transport> Connector<In> for ProxyConnector {
         let mut transport = (details.run_connector)(&hop)?;
         let credentials = (proxy.username().is_some() || proxy.password().is_some())
             .then(|| (proxy.username().unwrap_or(""), proxy.password().unwrap_or("")));
+        // The authority without userinfo: credentials for the origin travel
+        // in ureq's Authorization header, never in the request line.
+        let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+        if forward {
+            return Ok(Some(Either::B(Box::new(Forward::new(
+                transport,
+                host_port,
+                credentials,
+            )))));
+        }
         let default_port = if details.needs_tls() { 443 } else { 80 };
         let port = authority.port_u16().unwrap_or(default_port);
         let target = socks::target(protocol, authority.host(), port, &details.addrs)?;

@@ -1,19 +1,24 @@
-//! Proxies: SOCKS5/SOCKS4a on fetchq's own socket, and the exit-2 rule for
-//! proxy schemes fetchq does not speak.
+//! Proxies: SOCKS5/SOCKS4a on fetchq's own socket, http:// through an HTTP
+//! proxy in absolute form (not CONNECT), https:// through CONNECT, the exit-2
+//! rule for proxy schemes fetchq does not speak, and a real squid with its
+//! stock access rules.
 //!
-//! The SOCKS server here is minimal and in-process: it records what fetchq
-//! asked for and relays bytes to the target. Host names in the `.invalid`
-//! top-level domain (RFC 2606) never resolve, so a download of
+//! The SOCKS server and the HTTP proxy here are minimal and in-process: they
+//! record what fetchq asked for and relay bytes to the target. Host names in
+//! the `.invalid` top-level domain (RFC 2606) never resolve, so a download of
 //! `http://origin.invalid:PORT/` that works proves the proxy, not this machine,
-//! resolved the name.
+//! resolved the name. squid is the Debian package (`/usr/sbin/squid`), started
+//! per test on a loopback port; without it the squid test fails, never skips.
 
 #[allow(dead_code)]
 mod support;
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -26,6 +31,9 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A host name that never resolves (RFC 2606): only a proxy that maps it can reach it.
 const UNRESOLVABLE: &str = "origin.invalid";
+
+/// `base64("user:pass")`, the Basic credentials of `user:pass@`.
+const USER_PASS_BASIC: &str = "Basic dXNlcjpwYXNz";
 
 // ---------------------------------------------------------------------------
 // A relay shared by the test proxies
@@ -297,6 +305,134 @@ fn socks_session(
     reply.extend_from_slice(&[0, 0]);
     s.write_all(&reply)?;
     relay(s, to, &[], wires)
+}
+
+// ---------------------------------------------------------------------------
+// HTTP proxy
+// ---------------------------------------------------------------------------
+
+/// One request head as the HTTP proxy received it.
+#[derive(Debug, Clone)]
+struct ProxyRequest {
+    /// The request line, e.g. `GET http://127.0.0.1:9/f.bin HTTP/1.1`.
+    line: String,
+    /// Headers, names lower-cased.
+    headers: Vec<(String, String)>,
+}
+
+impl ProxyRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP proxy on 127.0.0.1: forwards absolute-form requests and opens
+/// CONNECT tunnels, recording every request head; answers 407 without the
+/// credentials it requires.
+struct HttpProxy {
+    addr: SocketAddr,
+    wires: Arc<Wires>,
+    log: Arc<Mutex<Vec<ProxyRequest>>>,
+}
+
+impl HttpProxy {
+    fn start(require: Option<&'static str>) -> HttpProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let wires = Arc::new(Wires::default());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let handler_log = log.clone();
+        serve(listener, wires.clone(), move |stream, wires| {
+            let _ = proxy_session(stream, require, &handler_log, wires);
+        });
+        HttpProxy { addr, wires, log }
+    }
+
+    fn url(&self, userinfo: &str) -> String {
+        format!("http://{userinfo}{}", self.addr)
+    }
+
+    fn requests(&self) -> Vec<ProxyRequest> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for HttpProxy {
+    fn drop(&mut self) {
+        self.wires.close_all();
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn proxy_session(
+    client: TcpStream,
+    require: Option<&str>,
+    log: &Mutex<Vec<ProxyRequest>>,
+    wires: &Wires,
+) -> io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let line = line.trim_end().to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h.trim_end().is_empty() {
+            break;
+        }
+        if let Some((n, v)) = h.trim_end().split_once(':') {
+            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let request = ProxyRequest { line, headers };
+    log.lock().unwrap().push(request.clone());
+    let mut client = client;
+    if let Some(want) = require
+        && request.header("proxy-authorization") != Some(want)
+    {
+        return client.write_all(
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+    }
+    let mut parts = request.line.split(' ');
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if method == "CONNECT" {
+        let Ok(to) = target.parse::<SocketAddr>() else {
+            return client.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        };
+        client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+        return relay(client, to, &[], wires);
+    }
+    // Absolute form: `http://host:port/path`. Anything else is refused, as
+    // an origin-form request to a proxy has no target.
+    let Some(rest) = target.strip_prefix("http://") else {
+        return client
+            .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Ok(to) = authority.parse::<SocketAddr>() else {
+        return client
+            .write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    };
+    // Forward in origin form, one request per connection, without the
+    // proxy's own headers (as squid does).
+    let mut head = format!(
+        "{method} {} HTTP/1.1\r\n",
+        if path.is_empty() { "/" } else { path }
+    );
+    for (n, v) in &request.headers {
+        if !matches!(
+            n.as_str(),
+            "proxy-authorization" | "proxy-connection" | "connection"
+        ) {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    relay(client, to, head.as_bytes(), wires)
 }
 
 // ---------------------------------------------------------------------------
@@ -628,5 +764,261 @@ fn unsupported_proxy_schemes_stop_the_run_naming_their_source() {
         assert_eq!(origin.requests().len(), 0, "went direct\n{}", ctx(&run, root));
         assert_eq!(trap.connections_opened(), 0, "{}", ctx(&run, root));
         assert!(!root.join("out").exists(), "{}", ctx(&run, root));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP proxy: absolute form for http://, CONNECT for https://
+// ---------------------------------------------------------------------------
+
+#[test]
+fn http_urls_reach_an_http_proxy_in_absolute_form() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let origin = origin();
+    origin.route("g.bin", Route::ok(b"second".to_vec()));
+    let proxy = HttpProxy::start(Some(USER_PASS_BASIC));
+    let list = format!("{}\n{}\n", origin.url("f.bin"), origin.url("g.bin"));
+    write_list(root, "list.txt", list);
+    let run = fetch_in_with_env(
+        root,
+        &["--retries", "0", "-j", "1", "-d", "out", "list.txt"],
+        &[("http_proxy", &proxy.url("user:pass@"))],
+    );
+    assert_code(&run, root, 0);
+    assert_out_file(&run, root, "f.bin", b"through the proxy");
+    assert_out_file(&run, root, "g.bin", b"second");
+    let requests = proxy.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}\n{}", ctx(&run, root));
+    let authority = origin.addr().to_string();
+    for (request, file) in requests.iter().zip(["f.bin", "g.bin"]) {
+        assert_eq!(
+            request.line,
+            format!("GET http://{authority}/{file} HTTP/1.1"),
+            "absolute form, not CONNECT\n{}",
+            ctx(&run, root)
+        );
+        assert_eq!(request.header("host"), Some(authority.as_str()));
+        assert_eq!(request.header("proxy-authorization"), Some(USER_PASS_BASIC));
+    }
+    assert_eq!(origin.requests().len(), 2, "{}", ctx(&run, root));
+}
+
+#[test]
+fn https_urls_still_use_connect() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let probe = TlsProbe::start();
+    let proxy = HttpProxy::start(Some(USER_PASS_BASIC));
+    let url = format!("https://{}/f.bin", probe.addr);
+    let run = fetch_via(root, &url, &["--proxy", &proxy.url("user:pass@")], &[]);
+    let requests = proxy.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}\n{}", ctx(&run, root));
+    assert_eq!(requests[0].line, format!("CONNECT {} HTTP/1.1", probe.addr));
+    assert_eq!(requests[0].header("proxy-authorization"), Some(USER_PASS_BASIC));
+    assert_eq!(
+        probe.hellos(),
+        1,
+        "TLS should start inside the tunnel\n{}",
+        ctx(&run, root)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// squid
+// ---------------------------------------------------------------------------
+
+const SQUID: &str = "/usr/sbin/squid";
+
+/// A squid on a loopback port with Debian's stock access rules, stopped on drop.
+struct Squid {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Squid {
+    fn start() -> Squid {
+        assert!(
+            Path::new(SQUID).exists(),
+            "the squid test needs {SQUID}: install the Debian package `squid` (apt-get install squid); .ci/run does"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        // Started as root, squid switches to `cache_effective_user` before it
+        // writes its logs and pid file: that user gets the folder. Started as
+        // anyone else, it keeps that user and needs no such line.
+        let effective_user = if running_as_root() {
+            chown_to_proxy_user(dir.path());
+            "cache_effective_user proxy\n"
+        } else {
+            ""
+        };
+        // The stock rules of Debian's /etc/squid/squid.conf (squid 5), then
+        // this test's port and a rule for 127.0.0.1 in place of the include.
+        let conf = format!(
+            "acl SSL_ports port 443
+acl Safe_ports port 80
+acl Safe_ports port 21
+acl Safe_ports port 443
+acl Safe_ports port 70
+acl Safe_ports port 210
+acl Safe_ports port 1025-65535
+acl Safe_ports port 280
+acl Safe_ports port 488
+acl Safe_ports port 591
+acl Safe_ports port 777
+http_access deny !Safe_ports
+http_access deny CONNECT !SSL_ports
+http_access allow localhost manager
+http_access deny manager
+acl fetchq_test src 127.0.0.1/32
+http_access allow fetchq_test
+http_access allow localhost
+http_access deny all
+http_port 127.0.0.1:{port}
+cache deny all
+cache_mem 8 MB
+pid_filename {d}/squid.pid
+cache_log {d}/cache.log
+access_log stdio:{d}/access.log
+coredump_dir {d}
+netdb_filename none
+shutdown_lifetime 0 seconds
+{effective_user}",
+        );
+        let conf_path = dir.path().join("squid.conf");
+        fs::write(&conf_path, conf).unwrap();
+        // The service name prefixes squid's shared-memory segments
+        // (/dev/shm/NAME-cf__*.shm): one per instance, so parallel or leftover
+        // squids never collide.
+        let child = Command::new(SQUID)
+            .args(["-N", "-n", &format!("fetchq{port}"), "-f"])
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {SQUID}: {e}"));
+        let mut squid = Squid { child, port, dir };
+        squid.wait_until_listening();
+        squid
+    }
+
+    fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("squid exited ({status}) before listening\n{}", self.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "squid did not listen on 127.0.0.1:{} within 20 s\n{}",
+                self.port,
+                self.logs()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn logs(&self) -> String {
+        ["stderr.log", "cache.log", "access.log"]
+            .iter()
+            .map(|name| {
+                let text = fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+                format!("--- squid {name} ---\n{text}")
+            })
+            .collect()
+    }
+}
+
+impl Drop for Squid {
+    /// SIGTERM first, so squid removes its shared memory; SIGKILL if it is
+    /// still running after 10 s.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn running_as_root() -> bool {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .is_some_and(|euid| euid == "0")
+}
+
+/// Hand `dir` to the `proxy` user (Debian's squid user), so squid can write
+/// its logs and pid file there after dropping root.
+fn chown_to_proxy_user(dir: &Path) {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let ids = passwd.lines().find_map(|l| {
+        let fields: Vec<&str> = l.split(':').collect();
+        (fields.first() == Some(&"proxy") && fields.len() > 3)
+            .then(|| (fields[2].parse::<u32>().ok(), fields[3].parse::<u32>().ok()))
+    });
+    let Some((Some(uid), Some(gid))) = ids else {
+        panic!("running as root, squid needs the `proxy` user (Debian's squid package creates it)")
+    };
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
+}
+
+#[test]
+fn squid_with_stock_rules_carries_http_downloads_on_other_ports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let origin = origin();
+    assert_ne!(origin.addr().port(), 443);
+    origin.route("g.bin", Route::ok(b"second".to_vec()));
+    let squid = Squid::start();
+    // Two files, one worker: the second request reuses the connection to squid.
+    let list = format!("{}\n{}\n", origin.url("f.bin"), origin.url("g.bin"));
+    write_list(root, "list.txt", list);
+    let proxy = format!("http://user:pass@127.0.0.1:{}", squid.port);
+    let run = fetch_in_with_env(
+        root,
+        &["--proxy", &proxy, "-j", "1", "-d", "out", "list.txt"],
+        &[],
+    );
+    let context = || format!("{}\n{}", ctx(&run, root), squid.logs());
+    assert_eq!(run.code(), 0, "{}", context());
+    for (name, want) in [("f.bin", &b"through the proxy"[..]), ("g.bin", b"second")] {
+        let body = fs::read(root.join("out").join(name)).unwrap_or_default();
+        assert_eq!(body, want, "{name}\n{}", context());
+    }
+    let requests = origin.requests();
+    assert_eq!(requests.len(), 2, "{}", context());
+    for request in &requests {
+        assert!(
+            request.header("via").is_some_and(|v| v.contains("squid")),
+            "the origin should see squid's Via header: {:?}\n{}",
+            request.headers,
+            context()
+        );
+        assert_eq!(request.header("proxy-authorization"), None, "{}", context());
     }
 }
