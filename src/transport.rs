@@ -210,7 +210,10 @@ impl<In: Transport> Connector<In> for ProxyConnector {
         let proxy_uri = proxy.uri();
         let hop = ConnectionDetails {
             uri: proxy_uri,
-            addrs: details.resolver.resolve(proxy_uri, &self.hop, details.timeout)?,
+            addrs: details
+                .resolver
+                .resolve(proxy_uri, &self.hop, details.timeout)
+                .map_err(|e| at_proxy(e, proxy))?,
             config: &self.hop,
             request_level: false,
             resolver: details.resolver,
@@ -220,7 +223,7 @@ impl<In: Transport> Connector<In> for ProxyConnector {
             run_connector: details.run_connector.clone(),
             register_shutdown: details.register_shutdown.clone(),
         };
-        let mut transport = (details.run_connector)(&hop)?;
+        let mut transport = (details.run_connector)(&hop).map_err(|e| at_proxy(e, proxy))?;
         let credentials = (proxy.username().is_some() || proxy.password().is_some())
             .then(|| (proxy.username().unwrap_or(""), proxy.password().unwrap_or("")));
         // The authority without userinfo: credentials for the origin travel
@@ -236,18 +239,29 @@ impl<In: Transport> Connector<In> for ProxyConnector {
         let default_port = if details.needs_tls() { 443 } else { 80 };
         let port = authority.port_u16().unwrap_or(default_port);
         let target = socks::target(protocol, authority.host(), port, &details.addrs)?;
-        socks::handshake(&mut *transport, protocol, credentials, target, details.timeout).map_err(
-            |e| match e {
-                // Say which proxy; idle timeouts and cancellation stay as they are.
-                ureq::Error::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<socks::SocksError>()) => {
-                    let proxy = format!("{e} (proxy {}:{})", proxy.host(), proxy.port());
-                    ureq::Error::Io(io::Error::new(e.kind(), proxy))
-                }
-                other => other,
-            },
-        )?;
+        socks::handshake(&mut *transport, protocol, credentials, target, details.timeout)
+            .map_err(|e| at_proxy(e, proxy))?;
         Ok(Some(Either::B(transport)))
     }
+}
+
+/// An error on the way to or through the proxy, saying which proxy (host and
+/// port, never the credentials), so it is not taken for the server's.
+/// Cancellation and the idle timeout pass unchanged: fetch recognises them.
+fn at_proxy(e: ureq::Error, proxy: &ureq::Proxy) -> ureq::Error {
+    let e = match e {
+        ureq::Error::HostNotFound => io::Error::new(io::ErrorKind::NotFound, "host not found"),
+        ureq::Error::Io(e)
+            if !e
+                .get_ref()
+                .is_some_and(|inner| inner.is::<Cancelled>() || inner.is::<IdleTimeout>()) =>
+        {
+            e
+        }
+        other => return other,
+    };
+    let message = format!("proxy {}:{}: {e}", proxy.host(), proxy.port());
+    ureq::Error::Io(io::Error::new(e.kind(), message))
 }
 
 /// Try each resolved address in turn, sharing the connect budget between

@@ -708,6 +708,26 @@ fn no_proxy_still_bypasses_a_socks_proxy() {
     assert_origin_served_once(&run, root, &origin);
 }
 
+#[test]
+fn an_unreachable_proxy_is_named_and_never_bypassed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let origin = origin();
+    let closed = free_port();
+    for scheme in ["socks5h", "socks5", "socks4a", "http"] {
+        let proxy = format!("{scheme}://user:Secret2@127.0.0.1:{closed}");
+        let run = fetch_via(root, &origin.url("f.bin"), &["--proxy", &proxy], &[]);
+        assert_code(&run, root, 1);
+        support::assert_stderr_has(&run, root, &format!("proxy 127.0.0.1:{closed}: "));
+        assert!(
+            !run.stderr.contains("Secret2"),
+            "credentials shown\n{}",
+            ctx(&run, root)
+        );
+        assert_eq!(origin.requests().len(), 0, "went direct\n{}", ctx(&run, root));
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Proxy schemes fetchq does not speak
 // ---------------------------------------------------------------------------
