@@ -435,6 +435,10 @@ pub struct DownloadArgs {
     pub limit_rate: Option<u64>,
 
     /// Send every request through this proxy (overrides http_proxy/https_proxy/no_proxy).
+    ///
+    /// http:// or https:// (an HTTP proxy), socks5:// (fetchq resolves names),
+    /// socks5h:// (the proxy does), socks4:// or socks4a://; `user:password@`
+    /// goes to the proxy. Any other scheme is an error (exit 2).
     #[arg(
         long,
         value_name = "URL",

@@ -38,6 +38,7 @@ pub mod eventlog;
 pub mod exit;
 pub mod feed;
 pub mod fetch;
+mod forward;
 pub mod hosts;
 pub mod input;
 pub mod jsonl;
@@ -53,6 +54,7 @@ pub mod queue;
 pub mod rate;
 pub mod report;
 pub mod resume;
+mod socks;
 pub mod transport;
 pub mod validators;
 
