@@ -71,7 +71,8 @@ Exit codes:
     version,
     after_help = EXAMPLES,
     after_long_help = LONG_EXAMPLES,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    args_override_self = true
 )]
 pub struct Cli {
     /// Other commands (the Redis queue, shell completions, man page).
@@ -86,6 +87,30 @@ pub struct Cli {
     /// What to print.
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Which config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// The config file (see `crate::config_file`).
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Read default options from FILE [default: $XDG_CONFIG_HOME/fetchq/config, else ~/.config/fetchq/config].
+    ///
+    /// One option a line as on the command line (`-j 16`, `--limit-rate 2M`,
+    /// `-H "X-Token: abc"`), `#` starts a comment. Options given on the
+    /// command line win over the file's.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "no_config",
+        help_heading = "Config file"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Do not read a config file.
+    #[arg(long, help_heading = "Config file")]
+    pub no_config: bool,
 }
 
 /// Subcommands.
@@ -184,6 +209,7 @@ pub struct EnqueueArgs {
 /// `fetchq worker`.
 #[derive(Debug, Args)]
 #[command(
+    args_override_self = true,
     mut_arg("dry_run", |a| a.hide(true)),
     mut_arg("per_host", |a| a
         .help("Most simultaneous connections to one host from this worker (each worker counts its own)")
@@ -231,6 +257,10 @@ pub struct WorkerArgs {
     /// What to print.
     #[command(flatten)]
     pub output: OutputArgs,
+
+    /// Which config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// `fetchq status`.

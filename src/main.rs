@@ -3,6 +3,7 @@
 //! printed once, as `fetchq: {error}` with their causes, and exit 2.
 
 mod cli;
+mod config_file;
 
 use std::io::{self, IsTerminal};
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use fetchq::messages::{self, StdoutError};
 use fetchq::outputs::Outputs;
 use fetchq::queue::worker::{Level, Notice, Notify, WorkerOptions};
@@ -21,7 +22,13 @@ use fetchq::{Cancel, Config, Exit, ListInput, Lists};
 use cli::{Cli, Command, EnqueueArgs, OutputArgs, QueueArgs, StatusArgs, WorkerArgs};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            messages::message(format_args!("{err:#}"));
+            return Exit::Usage.into();
+        }
+    };
     let result = match cli.command {
         Some(Command::Completions { shell }) => print_completions(shell),
         Some(Command::Man) => print_man(),
@@ -38,6 +45,14 @@ fn main() -> ExitCode {
             Exit::Usage.into()
         }
     }
+}
+
+/// The command line, with the config file's options where they apply (see
+/// [`config_file`]). clap's own errors and `--help` exit from here as usual.
+fn parse() -> Result<Cli> {
+    let argv = config_file::apply(std::env::args_os().collect())?;
+    let matches = Cli::command().get_matches_from(argv);
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
 }
 
 /// Write a command's product to stdout under the one rule of
