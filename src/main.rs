@@ -1,6 +1,6 @@
 //! The `fetchq` binary: arguments → config, signals → cancel flag, run the
 //! library with the chosen observers, summary → exit code. Fatal errors are
-//! printed once, as `fetchq: {error}`, and exit 2.
+//! printed once, with every cause, as `fetchq: {error:#}`, and exit 2.
 
 mod cli;
 
@@ -84,18 +84,13 @@ fn list_names(mut names: Vec<String>) -> Result<Vec<String>> {
 
 /// Connects at once, so a wrong address or an old server is a usage error.
 fn connect(args: &QueueArgs) -> Result<Queue> {
-    Queue::connect(&args.redis, &args.queue).map_err(flat)
-}
-
-/// A queue error as one message: its text already includes its causes, so
-/// `{:#}` must not repeat them.
-fn flat(error: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::Error::msg(error.to_string())
+    Ok(Queue::connect(&args.redis, &args.queue)?)
 }
 
 fn redis_retry_notice(error: &fetchq::queue::QueueError, wait: Duration) {
     eprintln!(
-        "fetchq: warning: Redis unavailable: {error}; retrying in {:.1} s",
+        "fetchq: warning: Redis unavailable: {}; retrying in {:.1} s",
+        fetchq::display::chain(error),
         wait.as_secs_f64()
     );
 }
@@ -121,8 +116,7 @@ fn enqueue(args: EnqueueArgs) -> Result<u8> {
             );
         },
         redis_retry_notice,
-    )
-    .map_err(flat)?;
+    )?;
     eprintln!(
         "queued {}, duplicates {}, invalid {}",
         report.queued, report.duplicates, report.invalid
@@ -169,8 +163,7 @@ fn worker(args: WorkerArgs) -> Result<u8> {
     });
     let queue_name = queue.name().to_string();
     let report =
-        fetchq::queue::worker::work(queue, config, options, &cancel, &mut outputs.observers(), notify)
-            .map_err(flat)?;
+        fetchq::queue::worker::work(queue, config, options, &cancel, &mut outputs.observers(), notify)?;
     outputs.finish(&report.summary);
     if report.released > 0 && !quiet {
         eprintln!(
@@ -185,14 +178,10 @@ fn status(args: StatusArgs) -> Result<u8> {
     let mut queue = connect(&args.queue)?;
     let retry = RetryPolicy::give_up_after(Duration::from_secs(10));
     if args.requeue_stale {
-        let n = queue
-            .with_retry_notify(&retry, |q| q.requeue_stale(), redis_retry_notice)
-            .map_err(flat)?;
+        let n = queue.with_retry_notify(&retry, |q| q.requeue_stale(), redis_retry_notice)?;
         eprintln!("requeued {n} entries of dead workers");
     }
-    let status = queue
-        .with_retry_notify(&retry, |q| q.status(), redis_retry_notice)
-        .map_err(flat)?;
+    let status = queue.with_retry_notify(&retry, |q| q.status(), redis_retry_notice)?;
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, &status)?;
@@ -207,9 +196,7 @@ fn status(args: StatusArgs) -> Result<u8> {
 fn retry_failed(args: QueueArgs) -> Result<u8> {
     let mut queue = connect(&args)?;
     let retry = RetryPolicy::give_up_after(Duration::from_secs(10));
-    let n = queue
-        .with_retry_notify(&retry, |q| q.retry_failed(), redis_retry_notice)
-        .map_err(flat)?;
+    let n = queue.with_retry_notify(&retry, |q| q.retry_failed(), redis_retry_notice)?;
     println!("moved {n} failed entries back to queue {}", queue.name());
     Ok(EXIT_OK)
 }

@@ -56,6 +56,7 @@ use super::commands::list_entry;
 use super::{Queue, QueueEntry, QueueError, RetryPolicy};
 use crate::cancel::Cancel;
 use crate::config::Config;
+use crate::display::chain;
 use crate::error::{FetchError, RunError};
 use crate::event::{Event, Outcome, Problem};
 use crate::feed::{Feeder, Source};
@@ -221,7 +222,8 @@ impl Ctx {
                     &self.notify,
                     Level::Warning,
                     format!(
-                        "Redis unavailable ({what}): {error}; retrying in {:.1} s",
+                        "Redis unavailable ({what}): {}; retrying in {:.1} s",
+                        chain(error),
                         wait.as_secs_f64()
                     ),
                 );
@@ -463,10 +465,11 @@ impl Observer for QueueSink {
                 &ctx.notify,
                 Level::Error,
                 format!(
-                    "cannot record {}: {} in the queue: {e}; it returns to pending when this worker \
+                    "cannot record {}: {} in the queue: {}; it returns to pending when this worker \
                      unregisters or its heartbeat expires",
                     crate::display::text(&report.origin.to_string()),
-                    crate::display::line(&entry.url)
+                    crate::display::line(&entry.url),
+                    chain(&e)
                 ),
             ),
         }
@@ -510,7 +513,11 @@ fn heartbeat(mut queue: Queue, ctx: Arc<Ctx>, stop: Arc<AtomicBool>) {
         }
         if let Err(e) = ctx.retry(&mut queue, "heartbeat", &FOREVER, &stopped, |q| q.heartbeat(&id)) {
             if !stopped() {
-                say(&ctx.notify, Level::Error, format!("heartbeat failed: {e}"));
+                say(
+                    &ctx.notify,
+                    Level::Error,
+                    format!("heartbeat failed: {}", chain(&e)),
+                );
             }
             continue;
         }
@@ -523,7 +530,11 @@ fn heartbeat(mut queue: Queue, ctx: Arc<Ctx>, stop: Arc<AtomicBool>) {
                     Level::Info,
                     format!("requeued {n} entries of dead workers"),
                 ),
-                Err(e) if !stopped() => say(&ctx.notify, Level::Warning, format!("requeue failed: {e}")),
+                Err(e) if !stopped() => say(
+                    &ctx.notify,
+                    Level::Warning,
+                    format!("requeue failed: {}", chain(&e)),
+                ),
                 Err(_) => {}
             }
         }
@@ -690,8 +701,9 @@ pub fn work(
                     &ctx.notify,
                     Level::Error,
                     format!(
-                        "cannot release claimed entries: {e}; they return to pending when this \
-                         worker's heartbeat expires"
+                        "cannot release claimed entries: {}; they return to pending when this \
+                         worker's heartbeat expires",
+                        chain(&e)
                     ),
                 );
                 break;
@@ -705,7 +717,10 @@ pub fn work(
         Err(e) => say(
             &ctx.notify,
             Level::Error,
-            format!("cannot unregister worker {id}: {e}; its entries return when its heartbeat expires"),
+            format!(
+                "cannot unregister worker {id}: {}; its entries return when its heartbeat expires",
+                chain(&e)
+            ),
         ),
     }
     if let Some(e) = failure {
