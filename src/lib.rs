@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backoff;
 pub mod cancel;
 pub mod client;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod event;
 pub mod eventlog;
 pub mod feed;
 pub mod fetch;
+mod hex;
 pub mod hosts;
 pub mod input;
 pub mod jsonl;

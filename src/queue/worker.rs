@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 
 use super::commands::list_entry;
 use super::{Queue, QueueEntry, QueueError, RetryPolicy};
-use crate::cancel::Cancel;
+use crate::cancel::{Cancel, sleep_unless};
 use crate::config::Config;
 use crate::display::chain;
 use crate::error::{FetchError, RunError};
@@ -500,16 +500,8 @@ fn heartbeat(mut queue: Queue, ctx: Arc<Ctx>, stop: Arc<AtomicBool>) {
     let id = ctx.worker_id.clone();
     let mut last_requeue = Instant::now();
     loop {
-        let until = Instant::now() + interval;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if stopped() {
-                return;
-            }
-            if left.is_zero() {
-                break;
-            }
-            thread::sleep(left.min(Duration::from_millis(50)));
+        if !sleep_unless(interval, stopped) {
+            return;
         }
         if let Err(e) = ctx.retry(&mut queue, "heartbeat", &FOREVER, &stopped, |q| q.heartbeat(&id)) {
             if !stopped() {
