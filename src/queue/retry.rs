@@ -6,7 +6,7 @@ use super::{Queue, QueueError};
 use crate::backoff::{self, Backoff};
 use crate::cancel::sleep_unless;
 
-/// The shortest wait ceiling, so a retry loop can never spin.
+/// The lowest wait ceiling: a policy of zeros still backs off, from 1 ms up.
 const FLOOR: Duration = Duration::from_millis(1);
 
 /// How [`Queue::with_retry`] waits between attempts: capped exponential
