@@ -147,10 +147,6 @@ impl fmt::Display for Notice {
 /// Where notices go; called from the worker's threads.
 pub type Notify = Arc<dyn Fn(Notice) + Send + Sync>;
 
-fn say(notify: &Notify, level: Level, message: String) {
-    notify(Notice { level, message });
-}
-
 /// What a worker did, once it stopped.
 #[derive(Debug)]
 pub struct WorkerReport {
@@ -192,8 +188,9 @@ impl Ctx {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Hands a notice to the caller.
     fn say(&self, level: Level, message: String) {
-        say(&self.notify, level, message);
+        (self.notify)(Notice { level, message });
     }
 
     /// `op` with connection errors retried per `policy` until `stop`, with a
@@ -303,7 +300,6 @@ pub fn work(
     observer: &mut dyn Observer,
     notify: Notify,
 ) -> Result<WorkerReport, WorkerError> {
-    let jobs = config.jobs.clamp(1, 1024);
     let ctx = Arc::new(Ctx {
         worker_id: options.worker_id.clone(),
         ttl: queue.heartbeat_ttl(),
@@ -313,18 +309,12 @@ pub fn work(
         claims: Mutex::default(),
     });
     let id = ctx.worker_id.clone();
-    let startup = RetryPolicy::default();
     let cancelled = || cancel.is_requested();
+    let startup = RetryPolicy::default();
     ctx.retry(&mut queue, "register", &startup, &cancelled, |q| {
         q.register_worker(&id)
     })?;
-    let clones = ctx
-        .retry(&mut queue, "connect", &startup, &cancelled, |q| q.try_clone())
-        .and_then(|hb| {
-            let source = ctx.retry(&mut queue, "connect", &startup, &cancelled, |q| q.try_clone())?;
-            Ok((hb, source))
-        });
-    let (hb_queue, source_queue) = match clones {
+    let (hb_queue, source_queue) = match open_connections(&ctx, &mut queue, cancel) {
         Ok(pair) => pair,
         Err(e) => {
             let _ = queue.unregister_worker(&id);
@@ -347,69 +337,99 @@ pub fn work(
     };
 
     let mut sink = QueueSink::new(queue, ctx.clone(), config.dir.clone());
+    let runs = run_series(&ctx, &config, source_queue, &mut sink, observer);
+
+    // No more heartbeats, then give back what was claimed and not recorded.
+    stop_heartbeat.store(true, Ordering::SeqCst);
+    let _ = beat.join();
+    let released = shut_down(&ctx, sink.queue());
+    let Runs {
+        mut total,
+        not_started,
+        input_error,
+        drained,
+    } = runs?;
+    total.finish(not_started, cancel.signal(), input_error);
+    Ok(WorkerReport {
+        summary: total,
+        recorded: sink.recorded(),
+        released,
+        drained,
+    })
+}
+
+/// Opens the heartbeat's and the source's connections, retrying connection
+/// errors for a bounded time.
+fn open_connections(ctx: &Ctx, queue: &mut Queue, cancel: &Cancel) -> Result<(Queue, Queue), QueueError> {
+    let startup = RetryPolicy::default();
+    let cancelled = || cancel.is_requested();
+    let heartbeat = ctx.retry(queue, "connect", &startup, &cancelled, |q| q.try_clone())?;
+    let source = ctx.retry(queue, "connect", &startup, &cancelled, |q| q.try_clone())?;
+    Ok((heartbeat, source))
+}
+
+/// What a worker's series of runs came to.
+struct Runs {
+    total: Summary,
+    not_started: u64,
+    input_error: Option<RunError>,
+    drained: bool,
+}
+
+/// Runs the pipeline again and again, each run fed by a [`QueueSource`] on
+/// `source_queue` (handed from run to run, with the carried-over entry),
+/// until a run's source ends for good.
+fn run_series(
+    ctx: &Arc<Ctx>,
+    config: &Config,
+    source_queue: Queue,
+    sink: &mut QueueSink,
+    observer: &mut dyn Observer,
+) -> Result<Runs, WorkerError> {
+    let cancel = &ctx.cancel;
+    let cancelled = || cancel.is_requested();
     let mut filtered = NoInputDone(observer);
-    let mut total = Summary::new(jobs);
-    let (mut not_started, mut input_error) = (0u64, None);
+    let mut runs = Runs {
+        total: Summary::new(config.jobs.clamp(1, 1024)),
+        not_started: 0,
+        input_error: None,
+        drained: false,
+    };
     let mut source_queue = Some(source_queue);
     let mut carry = None;
-    let mut drained = false;
-    let mut failure: Option<WorkerError> = None;
     loop {
         let queue = match source_queue.take() {
             Some(q) => q,
-            None => match ctx.retry(sink.queue(), "connect", &FOREVER, &cancelled, |q| q.try_clone()) {
-                Ok(q) => q,
-                Err(e) => {
-                    failure = Some(e.into());
-                    break;
-                }
-            },
+            None => ctx.retry(sink.queue(), "connect", &FOREVER, &cancelled, |q| q.try_clone())?,
         };
         let (back, handed_back) = mpsc::channel();
         let source = QueueSource::new(queue, ctx.clone(), carry.take(), back);
-        let result = crate::pool::run(
+        let summary = crate::pool::run(
             config.clone(),
             Box::new(source),
             cancel,
-            &mut Tee(vec![&mut sink, &mut filtered]),
+            &mut Tee(vec![&mut *sink, &mut filtered]),
+        )?;
+        absorb(
+            &mut runs.total,
+            summary,
+            &mut runs.not_started,
+            &mut runs.input_error,
         );
-        match result {
-            Ok(summary) => absorb(&mut total, summary, &mut not_started, &mut input_error),
-            Err(e) => {
-                failure = Some(e.into());
-                break;
-            }
-        }
         let Ok(back) = handed_back.try_recv() else {
-            break;
+            return Ok(runs);
         };
         source_queue = Some(back.queue);
         carry = back.carry;
         match back.end {
             End::Restart if !cancel.is_requested() => {}
             End::Drained => {
-                drained = true;
-                break;
+                runs.drained = true;
+                return Ok(runs);
             }
-            End::Restart | End::Stopped | End::Broken => break,
+            End::Restart | End::Stopped | End::Broken => return Ok(runs),
         }
     }
-
-    // No more heartbeats, then give back what was claimed and not recorded.
-    stop_heartbeat.store(true, Ordering::SeqCst);
-    let _ = beat.join();
-    let recorded = sink.recorded();
-    let released = shut_down(&ctx, sink.queue());
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    total.finish(not_started, cancel.signal(), input_error);
-    Ok(WorkerReport {
-        summary: total,
-        recorded,
-        released,
-        drained,
-    })
 }
 
 /// Releases every entry still claimed (newest first) and leaves the worker
