@@ -163,3 +163,36 @@ fn a_worker_that_loses_redis_warns_with_the_cause() {
         assert!(!parts[i + 1..].contains(part), "{part:?} repeated:\n{text}");
     }
 }
+
+/// A queue error that retrying does not cure ends the worker's input like
+/// an unreadable list, with the server's reason printed once.
+#[test]
+fn a_queue_that_breaks_mid_run_says_why_once() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // `pending` as a string: BLMOVE fails with WRONGTYPE, not a connection error.
+    let _: () = redis::cmd("SET")
+        .arg("fetchq:default:pending")
+        .arg("not a list")
+        .query(&mut redis.connection())
+        .unwrap();
+    let r = fetch_in(root, &["worker", "--redis", &redis.url(), "--drain", "-d", "out"]);
+    assert_code(&r, root, 2);
+    let line = stderr_line(&r, root, "cannot read the Redis queue");
+    assert!(
+        line.starts_with(&format!(
+            "fetchq: cannot read the Redis queue: Redis error on queue \"default\" at {}: ",
+            redis.url()
+        )),
+        "{}",
+        ctx(&r, root)
+    );
+    assert_eq!(line.matches("WRONGTYPE").count(), 1, "{}", ctx(&r, root));
+    assert_eq!(
+        line.matches("wrong kind of value").count(),
+        1,
+        "{}",
+        ctx(&r, root)
+    );
+}
