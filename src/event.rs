@@ -130,9 +130,15 @@ pub struct JobInfo {
     /// Whether the file name came from the URL (and so may yield to
     /// `--content-disposition`) rather than from an explicit OUT.
     pub named_by_url: bool,
-    /// An opaque tag the job source attached (the Redis queue's entry), echoed back.
-    pub ticket: Option<String>,
+    /// The job source's tag for this entry, echoed back in its report.
+    pub ticket: Option<Ticket>,
 }
+
+/// A job source's tag for one entry, echoed back in the entry's report so the
+/// source can match outcomes to what it handed out: the Redis worker's claim
+/// number. Not `Copy`: it stands for one claim, and is cloned where echoed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub u64);
 
 /// How an entry ended.
 #[derive(Debug)]
@@ -208,7 +214,7 @@ pub struct EntryReport {
     pub saved_as: Option<PathBuf>,
     /// The job source's tag for this entry (see [`JobInfo::ticket`]); also
     /// set for an unusable line, which has no `JobInfo`.
-    pub ticket: Option<String>,
+    pub ticket: Option<Ticket>,
 }
 
 impl EntryReport {

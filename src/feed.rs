@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::cancel::Cancel;
 use crate::error::{LineError, RunError};
-use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
+use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason, Ticket};
 use crate::input::{Entry, ListInput, Origin, OutPath};
 use crate::naming::{Namer, Placement};
 use crate::pool::Events;
@@ -104,7 +104,7 @@ impl Feeder {
 
     /// Queue an entry (blocking while the channel is full). `ticket` is echoed
     /// back in its report. Returns false when the run is stopping.
-    pub fn submit(&mut self, entry: Entry, ticket: Option<String>) -> bool {
+    pub fn submit(&mut self, entry: Entry, ticket: Option<Ticket>) -> bool {
         if self.cancel.is_requested() {
             return false;
         }
@@ -172,7 +172,7 @@ impl Feeder {
     }
 
     /// Report an unusable line as a failed entry. Returns false when the run is stopping.
-    pub fn reject(&mut self, origin: Origin, error: LineError, text: String, ticket: Option<String>) -> bool {
+    pub fn reject(&mut self, origin: Origin, error: LineError, text: String, ticket: Option<Ticket>) -> bool {
         self.entries += 1;
         self.report_line(origin, error, text, ticket)
     }
@@ -182,7 +182,7 @@ impl Feeder {
         origin: Origin,
         error: LineError,
         text: String,
-        ticket: Option<String>,
+        ticket: Option<Ticket>,
     ) -> bool {
         let mut report =
             EntryReport::without_request(origin, None, Outcome::Failed(Problem::Line { text, error }));

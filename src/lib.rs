@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backoff;
 pub mod cancel;
 pub mod client;
 pub mod config;
@@ -39,6 +40,7 @@ pub mod exit;
 pub mod feed;
 pub mod fetch;
 mod forward;
+mod hex;
 pub mod hosts;
 pub mod input;
 pub mod jsonl;

@@ -1,6 +1,6 @@
 //! The `fetchq` binary: arguments → config, signals → cancel flag, run the
 //! library with the chosen observers, summary → exit code. Fatal errors are
-//! printed once, as `fetchq: {error}` with their causes, and exit 2.
+//! printed once, with every cause, as `fetchq: {error:#}`, and exit 2.
 
 mod cli;
 mod config_file;
@@ -108,18 +108,13 @@ fn list_names(mut names: Vec<String>) -> Result<Vec<String>> {
 
 /// Connects at once, so a wrong address or an old server is a usage error.
 fn connect(args: &QueueArgs) -> Result<Queue> {
-    Queue::connect(&args.redis, &args.queue).map_err(flat)
-}
-
-/// A queue error as one message: its text already includes its causes, so
-/// `{:#}` must not repeat them.
-fn flat(error: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::Error::msg(error.to_string())
+    Ok(Queue::connect(&args.redis, &args.queue)?)
 }
 
 fn redis_retry_notice(error: &fetchq::queue::QueueError, wait: Duration) {
     messages::warning(format_args!(
-        "Redis unavailable: {error}; retrying in {:.1} s",
+        "Redis unavailable: {}; retrying in {:.1} s",
+        fetchq::display::chain(error),
         wait.as_secs_f64()
     ));
 }
@@ -145,8 +140,7 @@ fn enqueue(args: EnqueueArgs) -> Result<Exit> {
             );
         },
         redis_retry_notice,
-    )
-    .map_err(flat)?;
+    )?;
     eprintln!(
         "queued {}, duplicates {}, invalid {}",
         report.queued, report.duplicates, report.invalid
@@ -197,8 +191,7 @@ fn worker(args: WorkerArgs) -> Result<Exit> {
     });
     let queue_name = queue.name().to_string();
     let report =
-        fetchq::queue::worker::work(queue, config, options, &cancel, &mut outputs.observers(), notify)
-            .map_err(flat)?;
+        fetchq::queue::worker::work(queue, config, options, &cancel, &mut outputs.observers(), notify)?;
     let exit = outputs.finish(&report.summary);
     if report.released > 0 && !quiet {
         messages::message(format_args!(
@@ -213,14 +206,10 @@ fn status(args: StatusArgs) -> Result<Exit> {
     let mut queue = connect(&args.queue)?;
     let retry = RetryPolicy::give_up_after(Duration::from_secs(10));
     if args.requeue_stale {
-        let n = queue
-            .with_retry_notify(&retry, |q| q.requeue_stale(), redis_retry_notice)
-            .map_err(flat)?;
+        let n = queue.with_retry_notify(&retry, |q| q.requeue_stale(), redis_retry_notice)?;
         eprintln!("requeued {n} entries of dead workers");
     }
-    let status = queue
-        .with_retry_notify(&retry, |q| q.status(), redis_retry_notice)
-        .map_err(flat)?;
+    let status = queue.with_retry_notify(&retry, |q| q.status(), redis_retry_notice)?;
     let text = if args.json {
         let mut json = serde_json::to_string(&status)?;
         json.push('\n');
@@ -234,9 +223,7 @@ fn status(args: StatusArgs) -> Result<Exit> {
 fn retry_failed(args: QueueArgs) -> Result<Exit> {
     let mut queue = connect(&args)?;
     let retry = RetryPolicy::give_up_after(Duration::from_secs(10));
-    let n = queue
-        .with_retry_notify(&retry, |q| q.retry_failed(), redis_retry_notice)
-        .map_err(flat)?;
+    let n = queue.with_retry_notify(&retry, |q| q.retry_failed(), redis_retry_notice)?;
     print_stdout(format!("moved {n} failed entries back to queue {}\n", queue.name()).as_bytes())
 }
 
