@@ -508,12 +508,18 @@ mod tests {
             run.failed = 1;
             run.bytes = 100 * n;
             run.not_started = n;
-            let error = RunError::Proxy(format!("run {n}"));
+            let error = RunError::Input {
+                name: format!("run {n}"),
+                source: std::io::Error::other("unreadable"),
+            };
             run.finish(n, None, Some(error));
             absorb(&mut total, run, &mut not_started, &mut input_error);
         }
         assert_eq!((total.downloaded, total.failed, total.bytes), (6, 3, 600));
         assert_eq!(not_started, 6);
-        assert_eq!(input_error.map(|e| e.to_string()).as_deref(), Some("run 1"));
+        assert_eq!(
+            input_error.map(|e| e.to_string()).as_deref(),
+            Some("cannot read run 1")
+        );
     }
 }
