@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("fetchq: {err:#}");
+            eprintln!("fetchq: {}", fetchq::display::text(&format!("{err:#}")));
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -164,7 +164,7 @@ fn worker(args: WorkerArgs) -> Result<u8> {
     let quiet = args.output.quiet;
     let notify: Notify = Arc::new(move |notice: Notice| {
         if !(quiet && notice.level == Level::Info) {
-            eprintln!("fetchq: {notice}");
+            eprintln!("fetchq: {}", fetchq::display::text(&notice.to_string()));
         }
     });
     let queue_name = queue.name().to_string();
@@ -195,7 +195,7 @@ fn status(args: StatusArgs) -> Result<u8> {
         .map_err(flat)?;
     let mut out = io::stdout().lock();
     if args.json {
-        serde_json::to_writer(&mut out, &status)?;
+        fetchq::jsonl::to_writer(&mut out, &status)?;
         writeln!(out)?;
     } else {
         write!(out, "{}", commands::status_table(&status))?;

@@ -87,7 +87,7 @@ impl Outputs {
             log.finish(summary);
         }
         if let Some(error) = &summary.input_error {
-            eprintln!("fetchq: {}", crate::display::chain(error));
+            eprintln!("fetchq: {}", crate::display::text(&crate::display::chain(error)));
         }
     }
 }

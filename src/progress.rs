@@ -12,6 +12,7 @@
 //!
 //! With `verbose`, every finished entry and every retry gets a line too.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Instant;
@@ -118,8 +119,15 @@ impl Terminal {
         let _ = writeln!(io::stderr().lock());
     }
 
-    /// Print a line without tearing the bars.
-    fn line(&self, text: &str) {
+    /// Print a line without tearing the bars: the whole line goes through
+    /// [`display::text`], whatever its parts were built from; `red` colours it.
+    fn line(&self, text: &str, red: bool) {
+        let text = display::text(text);
+        let text = if red && self.color {
+            Cow::Owned(format!("\x1b[31m{text}\x1b[0m"))
+        } else {
+            text
+        };
         match &self.bars {
             Some(bars) => {
                 let _ = bars.multi.println(text);
@@ -142,13 +150,9 @@ impl Terminal {
             );
         }
         if let Some(line) = FailureLine::from_report(report) {
-            if self.color {
-                self.line(&format!("\x1b[31m{line}\x1b[0m"));
-            } else {
-                self.line(&line.to_string());
-            }
+            self.line(&line.to_string(), true);
         } else if self.verbose {
-            self.line(&describe(report));
+            self.line(&describe(report), false);
         }
         if let (Some(bars), Some(job)) = (self.bars.as_mut(), &report.job) {
             for slot in bars.active.iter_mut() {
@@ -241,13 +245,16 @@ impl Observer for Terminal {
                     } else {
                         String::new()
                     };
-                    self.line(&format!(
-                        "{}: {}: attempt {attempt} failed: {}; retrying in {:.1} s{resume}",
-                        display::text(&job.origin.to_string()),
-                        display::url(&job.url),
-                        display::text(&display::chain(error)),
-                        wait.as_secs_f32()
-                    ));
+                    self.line(
+                        &format!(
+                            "{}: {}: attempt {attempt} failed: {}; retrying in {:.1} s{resume}",
+                            display::text(&job.origin.to_string()),
+                            display::url(&job.url),
+                            display::text(&display::chain(error)),
+                            wait.as_secs_f32()
+                        ),
+                        false,
+                    );
                 }
             }
             Event::Finished(report) => self.finished(report),

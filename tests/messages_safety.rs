@@ -1,0 +1,130 @@
+//! What fetchq prints about hostile input: no credentials in any output
+//! (stderr, `--json`, `--log`), no control or bidi character acting on a
+//! reader (stderr, `--log`, `--dry-run`).
+
+#[allow(dead_code)]
+mod support;
+
+use std::fs;
+
+use serde_json::Value;
+use support::*;
+
+/// A right-to-left override: `a\u{202E}gpj.exe` reads as `aexe.jpg`.
+const RLO: char = '\u{202E}';
+
+/// Every character a reader must never receive raw from these runs.
+fn assert_inert(label: &str, text: &str, context: impl Fn() -> String) {
+    for c in ['\x1b', '\x07', RLO, '\u{2066}'] {
+        assert!(!text.contains(c), "{label} holds a raw {c:?}\n{}", context());
+    }
+}
+
+#[test]
+fn passwords_of_invalid_lines_never_show() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    // One stray quote; `@` inside the password; `/` inside the password.
+    write_list(
+        root,
+        "list.txt",
+        "\"http://u:SECRET@h/x\nhttp://u:pa@ss@h:1/x a b c\nhttp://u:SEC/RET@h:1/x a b\n",
+    );
+    let run = fetch_in(root, &list_args("out", &["--json", "--log", "run.log"]));
+    assert_code(&run, root, 1);
+    let log = fs::read_to_string(root.join("run.log")).unwrap();
+    for (label, text) in [("stderr", &run.stderr), ("--json", &run.stdout), ("--log", &log)] {
+        for secret in ["SECRET", "pa@ss", "ss@", "SEC", "RET"] {
+            assert!(
+                !text.contains(secret),
+                "{label} shows {secret:?}\n--log:\n{log}\n{}",
+                ctx(&run, root)
+            );
+        }
+        for line in 1..=3 {
+            assert!(
+                text.contains(&format!("list.txt:{line}: ")) || text.contains(&format!("\"line\":{line},")),
+                "{label} does not report line {line}\n--log:\n{log}\n{}",
+                ctx(&run, root)
+            );
+        }
+    }
+    // What is left is still useful: the host and path are shown.
+    assert_stderr_has(&run, root, "list.txt:2: http://***@h:1/x a b c: unexpected field");
+    assert_stderr_has(&run, root, "list.txt:3: http://***@h:1/x a b: invalid URL");
+}
+
+#[test]
+fn control_and_bidi_characters_are_shown_escaped() {
+    let server = TestServer::start();
+    server.route("/a.bin", Route::ok(b"hello".to_vec()));
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    // The list's name carries an ANSI sequence and an override, OUT an
+    // override and an isolate, and an unusable line a terminal title
+    // sequence with a bell.
+    let list = format!("l\x1b[31m{RLO}.txt");
+    write_list(
+        root,
+        &list,
+        format!(
+            "{} \"a{RLO}gpj.exe\"\nhttp://h/x b\u{2066}c \x1b]0;pwned\x07\n",
+            server.url("/a.bin")
+        ),
+    );
+    let context = |run: &Run, log: &str| format!("--log:\n{log}\n{}", ctx(run, root));
+
+    let dry = fetch_in(root, &["--dry-run", "-d", "out", &list]);
+    assert_code(&dry, root, 1);
+    assert_inert("--dry-run stdout", &dry.stdout, || context(&dry, ""));
+    assert_inert("--dry-run stderr", &dry.stderr, || context(&dry, ""));
+    assert!(
+        dry.stdout
+            .contains(&format!("a\\u{{202e}}gpj.exe\t{}\n", server.url("/a.bin"))),
+        "{}",
+        context(&dry, "")
+    );
+
+    let run = fetch_in(root, &["-v", "--log", "run.log", "-d", "out", &list]);
+    assert_code(&run, root, 1);
+    let log = fs::read_to_string(root.join("run.log")).unwrap();
+    assert_inert("stderr", &run.stderr, || context(&run, &log));
+    assert_inert("--log", &log, || context(&run, &log));
+    assert_file(&run, root, &format!("out/a{RLO}gpj.exe"), b"hello");
+    for (label, text) in [("stderr", &run.stderr), ("--log", &log)] {
+        for shown in [
+            "l\\x1b[31m\\u{202e}.txt:1: ",
+            "a\\u{202e}gpj.exe",
+            "l\\x1b[31m\\u{202e}.txt:2: http://h/x b\\u{2066}c \\x1b]0;pwned\\x07: unexpected field",
+        ] {
+            assert!(
+                text.contains(shown),
+                "{label} should show {shown:?}\n{}",
+                context(&run, &log)
+            );
+        }
+    }
+}
+
+#[test]
+fn json_escapes_bidi_controls_and_keeps_the_exact_text() {
+    let server = TestServer::start();
+    server.route("/a.bin", Route::ok(b"hello".to_vec()));
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    write_list(
+        root,
+        "list.txt",
+        format!("{} \"a{RLO}gpj.exe\"\n", server.url("/a.bin")),
+    );
+    let run = fetch_in(root, &list_args("out", &["--json"]));
+    assert_code(&run, root, 0);
+    assert_inert("--json", &run.stdout, || ctx(&run, root));
+    assert!(
+        run.stdout.contains("\"path\":\"out/a\\u202egpj.exe\""),
+        "{}",
+        ctx(&run, root)
+    );
+    let entry: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["path"], format!("out/a{RLO}gpj.exe"), "{}", ctx(&run, root));
+}
