@@ -79,6 +79,9 @@ pub enum LineError {
     /// The line is not valid UTF-8.
     #[error("line is not valid UTF-8")]
     NotUtf8,
+    /// The line is longer than [`crate::input::MAX_LINE`]; it was skipped unread.
+    #[error("line longer than {} bytes (the list format's limit)", crate::input::MAX_LINE)]
+    TooLong,
     /// Another entry of this run already writes to the same explicit path.
     #[error("output path {path} is already used by line {line}")]
     OutTaken {

@@ -93,7 +93,10 @@ pub fn entry_json(report: &EntryReport, dir: &Path) -> Value {
         _ => (None, None),
     };
     let (url, path) = match (&report.job, &report.outcome) {
-        (_, Outcome::Failed(Problem::Line { text, .. })) => (Some(text.clone()), None),
+        // An overlong line's text is not kept: null rather than "".
+        (_, Outcome::Failed(Problem::Line { text, .. })) => {
+            (Some(text.clone()).filter(|t| !t.is_empty()), None)
+        }
         (Some(job), _) => {
             let path = report.path().map(|p| dir.join(p).to_string_lossy().into_owned());
             (Some(job.url.to_string()), path)

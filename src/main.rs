@@ -113,10 +113,15 @@ fn enqueue(args: EnqueueArgs) -> Result<u8> {
         &RetryPolicy::default(),
         |origin, error, text| {
             // The same line a local run prints for an unusable entry.
+            let text = fetchq::display::line(text);
+            let text = if text.is_empty() {
+                text
+            } else {
+                format!("{text}: ")
+            };
             eprintln!(
-                "{}: {}: {}",
+                "{}: {text}{}",
                 fetchq::display::text(&origin.to_string()),
-                fetchq::display::line(text),
                 fetchq::display::text(&error.to_string())
             );
         },

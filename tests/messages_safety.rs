@@ -1,6 +1,7 @@
 //! What fetchq prints about hostile input: no credentials in any output
 //! (stderr, `--json`, `--log`), no control or bidi character acting on a
-//! reader (stderr, `--log`, `--dry-run`).
+//! reader (stderr, `--log`, `--dry-run`), and list lines too long to hold
+//! failing alone.
 
 #[allow(dead_code)]
 mod support;
@@ -127,4 +128,49 @@ fn json_escapes_bidi_controls_and_keeps_the_exact_text() {
     );
     let entry: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(entry["path"], format!("out/a{RLO}gpj.exe"), "{}", ctx(&run, root));
+}
+
+#[test]
+fn an_overlong_line_fails_alone_and_the_others_download() {
+    let server = TestServer::start();
+    server.route("/one", Route::ok(b"one".to_vec()));
+    server.route("/two", Route::ok(b"two".to_vec()));
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let mut input = format!("{}\n", server.url("/one")).into_bytes();
+    input.extend(std::iter::repeat_n(b'z', 100 * 1024 * 1024));
+    input.extend(format!("\n{}\n", server.url("/two")).into_bytes());
+    let run = fetch_in_with_stdin(root, &["-d", "out", "-"], &input);
+    // The run's text is not printed whole: without the limit it may hold the line.
+    let short = |text: &str| text.chars().take(2000).collect::<String>();
+    let context = || {
+        format!(
+            "exit {:?}\nstdout: {}\nstderr: {}\nfiles: {:?}",
+            run.code(),
+            short(&run.stdout),
+            short(&run.stderr),
+            list_files(root)
+        )
+    };
+    assert_eq!(run.code(), 1, "{}", context());
+    assert_eq!(
+        fs::read(out(root).join("one")).ok(),
+        Some(b"one".to_vec()),
+        "{}",
+        context()
+    );
+    assert_eq!(
+        fs::read(out(root).join("two")).ok(),
+        Some(b"two".to_vec()),
+        "{}",
+        context()
+    );
+    let line = run.stderr.lines().find(|l| l.starts_with("-:2: "));
+    assert_eq!(
+        line,
+        Some("-:2: line longer than 65536 bytes (the list format's limit)"),
+        "{}",
+        context()
+    );
+    assert!(run.stderr.len() < 1000, "{}", context());
 }
