@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,8 +48,9 @@ pub struct Terminal {
     finished: u64,
     finished_bytes: u64,
     started: Instant,
-    /// Print `--dry-run` plans on stdout (off when stdout carries JSON).
-    plan_output: bool,
+    /// Print `--dry-run` plans on stdout, paths joined to this output
+    /// directory (`None` when stdout carries JSON).
+    plan_dir: Option<PathBuf>,
     /// Failures in red: only with bars (a terminal) and without `NO_COLOR`.
     color: bool,
     /// The run's stop request, to freeze the bars on Ctrl-C.
@@ -85,15 +87,17 @@ impl Terminal {
             finished: 0,
             finished_bytes: 0,
             started: Instant::now(),
-            plan_output: true,
+            plan_dir: Some(PathBuf::new()),
             cancel: None,
             color: mode == Mode::Bars && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
 
-    /// Whether `--dry-run` plans go to stdout as `PATH<TAB>URL` lines.
-    pub fn set_plan_output(&mut self, on: bool) {
-        self.plan_output = on;
+    /// Whether `--dry-run` plans go to stdout as `PATH<TAB>URL` lines, and
+    /// the output directory their paths are joined to, so that PATH is the
+    /// file as seen from the current directory, the same as `--json`'s `path`.
+    pub fn set_plan_output(&mut self, dir: Option<&Path>) {
+        self.plan_dir = dir.map(Path::to_path_buf);
     }
 
     /// Watch `cancel`: on Ctrl-C the bars freeze where they are (see
@@ -141,11 +145,12 @@ impl Terminal {
     fn finished(&mut self, report: &EntryReport) {
         self.finished += 1;
         self.finished_bytes += report.transferred;
-        if let (Outcome::Planned, Some(job), true) = (&report.outcome, &report.job, self.plan_output) {
+        if let (Outcome::Planned, Some(job), Some(dir)) = (&report.outcome, &report.job, &self.plan_dir) {
+            let path = dir.join(report.path().unwrap_or(&job.path));
             let _ = writeln!(
                 io::stdout().lock(),
                 "{}\t{}",
-                display::text(&job.path.to_string_lossy()),
+                display::text(&path.to_string_lossy()),
                 display::url(&job.url)
             );
         }

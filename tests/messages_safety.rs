@@ -1,7 +1,7 @@
 //! What fetchq prints about hostile input: no credentials in any output
 //! (stderr, `--json`, `--log`), no control or bidi character acting on a
 //! reader (stderr, `--log`, `--dry-run`), and list lines too long to hold
-//! failing alone.
+//! failing alone; `--dry-run` paths as `--json` gives them.
 
 #[allow(dead_code)]
 mod support;
@@ -173,4 +173,46 @@ fn an_overlong_line_fails_alone_and_the_others_download() {
         context()
     );
     assert!(run.stderr.len() < 1000, "{}", context());
+}
+
+#[test]
+fn dry_run_paths_are_the_json_paths() {
+    let server = TestServer::start();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let list = format!(
+        "{0}\n{1} sub/\n{1} \"my file.txt\"\n",
+        server.url("/a.bin"),
+        server.url("/b.bin")
+    );
+    write_list(root, "list.txt", &list);
+    let dir = "out/nested";
+    let plain = fetch_in(root, &["--dry-run", "-d", dir, "list.txt"]);
+    assert_code(&plain, root, 0);
+    let json = fetch_in(root, &["--dry-run", "--json", "-d", dir, "list.txt"]);
+    assert_code(&json, root, 0);
+    let planned: Vec<&str> = plain
+        .stdout
+        .lines()
+        .filter_map(|l| l.split('\t').next())
+        .collect();
+    let paths: Vec<String> = json
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "entry")
+        .map(|v| v["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            "out/nested/a.bin",
+            "out/nested/sub/b.bin",
+            "out/nested/my file.txt"
+        ],
+        "{}",
+        ctx(&plain, root)
+    );
+    assert_eq!(planned, paths, "{}", ctx(&json, root));
+    assert!(!out(root).exists(), "--dry-run created the output folder");
 }
