@@ -108,27 +108,23 @@ pub fn redact(s: &str) -> Cow<'_, str> {
     if !s.contains(':') || !s.contains('@') {
         return Cow::Borrowed(s);
     }
-    let mut hidden: Vec<Range<usize>> = Vec::new();
+    let mut scan = Scan {
+        s,
+        hidden: Vec::new(),
+        parses_left: MAX_PARSES,
+        field: None,
+    };
     for (colon, _) in s.match_indices(':') {
-        if let Some(range) = credentials_after(s, colon) {
-            hidden.push(range);
-        }
+        scan.candidate(colon);
     }
-    if hidden.is_empty() {
+    if scan.hidden.is_empty() {
         return Cow::Borrowed(s);
     }
-    hidden.sort_by_key(|r| r.start);
     let mut out = String::with_capacity(s.len());
     let mut at = 0;
-    for range in hidden {
-        if range.end <= at {
-            continue;
-        }
-        let start = range.start.max(at);
-        out.push_str(&s[at..start]);
-        if range.start >= at {
-            out.push_str(HIDDEN);
-        }
+    for range in scan.hidden {
+        out.push_str(&s[at..range.start]);
+        out.push_str(HIDDEN);
         at = range.end;
     }
     out.push_str(&s[at..]);
@@ -139,42 +135,103 @@ pub fn redact(s: &str) -> Cow<'_, str> {
 /// (or backslashes, or none) may follow the colon.
 const SPECIAL: [&str; 6] = ["http", "https", "ws", "wss", "ftp", "file"];
 
-/// The byte range of the credentials of a URL whose scheme ends at the `:`
-/// at byte `colon` of `s`, if that `:` starts a URL and the URL has any.
-fn credentials_after(s: &str, colon: usize) -> Option<Range<usize>> {
-    let bytes = s.as_bytes();
-    let scheme_start = s[..colon]
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-        .map_or(0, |i| i + 1);
-    let scheme = &s[scheme_start..colon];
-    let special = SPECIAL.iter().any(|k| k.eq_ignore_ascii_case(scheme));
-    let rest = &s[colon + 1..];
-    if !special && !rest.starts_with("//") {
-        return None;
-    }
-    let slashes = rest.len() - rest.trim_start_matches(['/', '\\']).len();
-    let start = colon + 1 + slashes;
-    let quoted = scheme_start > 0 && bytes[scheme_start - 1] == b'"';
-    let end = start + token_len(&s[start..], quoted);
-    let token = &s[start..end];
-    let last_at = token.rfind('@')?;
-    let cut = match Url::parse(&s[scheme_start..end]) {
-        Ok(parsed) if parsed.username().is_empty() && parsed.password().is_none() => return None,
-        Ok(_) => {
-            let query = token.find(['?', '#']).unwrap_or(token.len());
-            token[..query].rfind('@')?
-        }
-        Err(_) => last_at,
-    };
-    Some(start..start + cut)
+/// URL parses per text. Past them a URL is treated as unparseable (hidden up
+/// to its last `@`), so a hostile 64 KiB line of nested URLs costs a bounded
+/// number of parses instead of one per `:`.
+const MAX_PARSES: u32 = 16;
+
+/// One pass of [`redact`] over `s`, candidates taken in increasing order.
+struct Scan<'a> {
+    s: &'a str,
+    /// Ranges to hide, sorted and merged (each starts after the previous ends).
+    hidden: Vec<Range<usize>>,
+    parses_left: u32,
+    /// The last unquoted field looked at: its start, its end (the next
+    /// whitespace) and its last `@`, reused by the candidates inside it, so
+    /// a line of many candidates is scanned once, not once per candidate.
+    field: Option<(usize, usize, Option<usize>)>,
 }
 
-/// How far a URL starting `s` runs: to the first whitespace, or for a
-/// `"`-quoted field to its closing `"` (not one escaped as `\"`), or to the end.
-fn token_len(s: &str, quoted: bool) -> usize {
-    if !quoted {
-        return s.find(char::is_whitespace).unwrap_or(s.len());
+impl Scan<'_> {
+    /// Hide the credentials of a URL whose scheme ends at the `:` at byte
+    /// `colon`, if that `:` starts a URL and the URL has any.
+    fn candidate(&mut self, colon: usize) {
+        let s = self.s;
+        let scheme_start = s[..colon]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |i| i + 1);
+        let scheme = &s[scheme_start..colon];
+        let special = SPECIAL.iter().any(|k| k.eq_ignore_ascii_case(scheme));
+        let rest = &s[colon + 1..];
+        if !special && !rest.starts_with("//") {
+            return;
+        }
+        let start = colon + 1 + (rest.len() - rest.trim_start_matches(['/', '\\']).len());
+        let quoted = scheme_start > 0 && s.as_bytes()[scheme_start - 1] == b'"';
+        let (end, last_at) = if quoted {
+            let end = start + quoted_len(&s[start..]);
+            (end, s[start..end].rfind('@').map(|i| start + i))
+        } else {
+            self.unquoted_field(start)
+        };
+        let Some(last_at) = last_at.filter(|&at| at >= start) else {
+            return;
+        };
+        // Already hidden as far as this URL could need: no parse.
+        if self
+            .hidden
+            .last()
+            .is_some_and(|h| start < h.end && last_at <= h.end)
+        {
+            return;
+        }
+        let cut = if self.parses_left == 0 {
+            last_at
+        } else {
+            self.parses_left -= 1;
+            match Url::parse(&s[scheme_start..end]) {
+                Ok(url) if url.username().is_empty() && url.password().is_none() => return,
+                Ok(_) => {
+                    let token = &s[start..end];
+                    let query = token.find(['?', '#']).unwrap_or(token.len());
+                    match token[..query].rfind('@') {
+                        Some(at) => start + at,
+                        None => return,
+                    }
+                }
+                Err(_) => last_at,
+            }
+        };
+        self.hide(start..cut);
     }
+
+    /// The end of the unquoted field holding byte `start` and its last `@`.
+    fn unquoted_field(&mut self, start: usize) -> (usize, Option<usize>) {
+        if let Some((from, end, last_at)) = self.field
+            && (from..=end).contains(&start)
+        {
+            return (end, last_at);
+        }
+        let end = start
+            + self.s[start..]
+                .find(char::is_whitespace)
+                .unwrap_or(self.s.len() - start);
+        let last_at = self.s[start..end].rfind('@').map(|i| start + i);
+        self.field = Some((start, end, last_at));
+        (end, last_at)
+    }
+
+    fn hide(&mut self, range: Range<usize>) {
+        match self.hidden.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => self.hidden.push(range),
+        }
+    }
+}
+
+/// How far a URL in a `"`-quoted field runs: to the closing `"` (not one
+/// escaped as `\"`), or to the end.
+fn quoted_len(s: &str) -> usize {
     let mut escaped = false;
     for (i, c) in s.char_indices() {
         match c {
@@ -298,6 +355,25 @@ mod tests {
         }
         let u = Url::parse("https://alice:s3cret@example.com/a").unwrap();
         assert_eq!(url(&u), "https://***@example.com/a");
+    }
+
+    #[test]
+    fn hostile_long_lines_are_redacted_in_bounded_work() {
+        // Thousands of candidate URLs in one 64 KiB line: few parses, no leak.
+        for unit in [
+            "http://u:SECRET@h/?n=",
+            "\"http:u:SECRET@h",
+            "http:u:SECRET@",
+            "x://u:SECRET@h ",
+        ] {
+            let line = unit.repeat(64 * 1024 / unit.len());
+            let shown = redact(&line);
+            assert!(
+                !shown.contains("SECRET"),
+                "{unit:?}: {}",
+                &shown[..200.min(shown.len())]
+            );
+        }
     }
 
     #[test]
