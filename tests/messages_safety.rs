@@ -1,15 +1,19 @@
 //! What fetchq prints about hostile input: no credentials in any output
 //! (stderr, `--json`, `--log`), no control or bidi character acting on a
-//! reader (stderr, `--log`, `--dry-run`), and list lines too long to hold
-//! failing alone; `--dry-run` paths as `--json` gives them.
+//! reader (stderr, `--log`, `--dry-run`), for local runs and queue workers
+//! alike; list lines too long to hold failing alone; `--dry-run` paths as
+//! `--json` gives them.
 
 #[allow(dead_code)]
 mod support;
+mod support_redis;
 
 use std::fs;
 
+use fetchq::queue::{Queue, QueueEntry};
 use serde_json::Value;
 use support::*;
+use support_redis::RedisServer;
 
 /// A right-to-left override: `a\u{202E}gpj.exe` reads as `aexe.jpg`.
 const RLO: char = '\u{202E}';
@@ -215,4 +219,83 @@ fn dry_run_paths_are_the_json_paths() {
     );
     assert_eq!(planned, paths, "{}", ctx(&json, root));
     assert!(!out(root).exists(), "--dry-run created the output folder");
+}
+
+#[test]
+fn queue_entries_from_another_producer_are_shown_safe() {
+    let redis = RedisServer::start();
+    let server = TestServer::start();
+    server.route("/a.bin", Route::ok(b"hello".to_vec()));
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    // Pushed by a producer other than `fetchq enqueue`: nothing was checked.
+    let with_password = server.url("/a.bin").replace("http://", "http://u:SECRET@");
+    let entries = [
+        QueueEntry::new(
+            with_password,
+            Some(format!("a{RLO}gpj.exe")),
+            None,
+            format!("feed\x1b[31m{RLO}.txt"),
+            1,
+        ),
+        QueueEntry::new("ftp://u:SEC/RET@h/x", None, None, "feed\x1b]0;t\x07.txt", 2),
+    ];
+    let mut q = Queue::connect(&redis.url(), "default").unwrap();
+    assert_eq!(q.enqueue_many(&entries).unwrap(), [true, true]);
+
+    let run = fetch_in(
+        root,
+        &[
+            "worker",
+            "--redis",
+            &redis.url(),
+            "--drain",
+            "-v",
+            "--json",
+            "--log",
+            "run.log",
+            "-d",
+            "out",
+        ],
+    );
+    let log = fs::read_to_string(root.join("run.log")).unwrap_or_default();
+    let context = || format!("--log:\n{log}\n{}", ctx(&run, root));
+    assert_code(&run, root, 1);
+    assert_file(&run, root, &format!("out/a{RLO}gpj.exe"), b"hello");
+    let mut con = redis.connection();
+    let mut results: Vec<String> = Vec::new();
+    for hash in ["done", "failed"] {
+        let values: Vec<String> = redis::cmd("HVALS")
+            .arg(format!("fetchq:default:{hash}"))
+            .query(&mut con)
+            .unwrap();
+        results.extend(values);
+    }
+    let results = results.join("\n");
+    for (label, text) in [
+        ("stderr", &run.stderr),
+        ("--log", &log),
+        ("--json", &run.stdout),
+        ("results in Redis", &results),
+    ] {
+        for secret in ["SECRET", "SEC", "RET"] {
+            assert!(!text.contains(secret), "{label} shows {secret:?}\n{}", context());
+        }
+    }
+    for (label, text) in [("stderr", &run.stderr), ("--log", &log), ("--json", &run.stdout)] {
+        assert_inert(label, text, context);
+    }
+    for (label, text) in [("stderr", &run.stderr), ("--log", &log)] {
+        for shown in [
+            "feed\\x1b[31m\\u{202e}.txt:1: http://***@127.0.0.1:",
+            "a\\u{202e}gpj.exe",
+            "feed\\x1b]0;t\\x07.txt:2: ftp://***@h/x: invalid URL",
+        ] {
+            assert!(
+                text.contains(shown),
+                "{label} should show {shown:?}\n{}",
+                context()
+            );
+        }
+    }
 }
