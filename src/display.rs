@@ -87,8 +87,9 @@ fn escape(s: &str) -> Cow<'_, str> {
 /// unbalanced field, a message that quotes several URLs. A URL starts at
 /// `SCHEME://`, or at `http:`/`https:`/`ws:`/`wss:`/`ftp:`/`file:` followed by
 /// anything, since the WHATWG URL parser reads `http:u:p@h` and `http:/u:p@h`
-/// as `http://u:p@h`. It runs to the next whitespace (control characters
-/// aside, see [`ends_field`]), or, when it opens a
+/// as `http://u:p@h`. It runs to the next visible whitespace (tab, line
+/// feed and the like do not end it: the URL parser drops or encodes them,
+/// so in `http://u:p<TAB>q@h` the password is `pq`), or, when it opens a
 /// `"`-quoted field, to the closing quote (or the end of the text, when the
 /// quote is never closed). Within it:
 /// - when it parses as a URL without credentials, it is left as it is, so
@@ -104,7 +105,9 @@ fn escape(s: &str) -> Cow<'_, str> {
 ///   may hide a host or path too; it never shows a secret.
 ///
 /// Every `:` is examined, including those inside an earlier URL, so a second
-/// URL swallowed by a quoted field is redacted too. Idempotent.
+/// URL swallowed by a quoted field or nested in a query is redacted too.
+/// Past 16 URL parses in one text the rest are taken as unparseable, which
+/// bounds the work on a hostile line. Idempotent.
 pub fn redact(s: &str) -> Cow<'_, str> {
     if !s.contains(':') || !s.contains('@') {
         return Cow::Borrowed(s);
