@@ -68,13 +68,13 @@ pub enum LineError {
     #[error("output path names no file")]
     OutEmpty,
     /// A third field was neither an output path nor a checksum, or too many fields.
-    #[error("unexpected field {0:?} (expected URL [OUT] [sha256=HEX])")]
+    #[error("unexpected field \"{0}\" (expected URL [OUT] [sha256=HEX])")]
     ExtraField(String),
     /// A `"`-quoted field without its closing quote, or with text stuck to it.
     #[error("unbalanced quote in {0} (a field with spaces is written as \"my file.pdf\")")]
     BadQuote(String),
     /// A `sha256=` field whose value is not 64 hex digits.
-    #[error("bad checksum {0:?} (expected sha256= and 64 hex digits)")]
+    #[error("bad checksum \"{0}\" (expected sha256= and 64 hex digits)")]
     BadChecksum(String),
     /// The line is not valid UTF-8.
     #[error("line is not valid UTF-8")]

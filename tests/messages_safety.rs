@@ -100,7 +100,7 @@ fn control_and_bidi_characters_are_shown_escaped() {
         for shown in [
             "l\\x1b[31m\\u{202e}.txt:1: ",
             "a\\u{202e}gpj.exe",
-            "l\\x1b[31m\\u{202e}.txt:2: http://h/x b\\u{2066}c \\x1b]0;pwned\\x07: unexpected field",
+            "l\\x1b[31m\\u{202e}.txt:2: http://h/x b\\u{2066}c \\x1b]0;pwned\\x07: unexpected field \"\\x1b]0;pwned\\x07\"",
         ] {
             assert!(
                 text.contains(shown),
