@@ -180,6 +180,61 @@ fn an_overlong_line_fails_alone_and_the_others_download() {
 }
 
 #[test]
+fn lines_from_a_pipe_start_downloading_before_the_pipe_closes() {
+    use std::io::Write;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let server = TestServer::start();
+    server.route("/one", Route::ok(b"one".to_vec()));
+    server.route("/two", Route::ok(b"two".to_vec()));
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let mut child = fetchq()
+        .current_dir(root)
+        .args(["-d", "out", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}", server.url("/one")).unwrap();
+    stdin.flush().unwrap();
+    // The first line is downloaded while the producer still holds the pipe open.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !out(root).join("one").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let streamed = out(root).join("one").exists();
+    writeln!(stdin, "{}", server.url("/two")).unwrap();
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        streamed,
+        "nothing downloaded before the pipe closed; files: {:?}",
+        list_files(root)
+    );
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "files: {:?}",
+        list_files(root)
+    );
+    assert_eq!(fs::read(out(root).join("two")).ok(), Some(b"two".to_vec()));
+}
+
+#[test]
 fn dry_run_paths_are_the_json_paths() {
     let server = TestServer::start();
     let root = tempfile::tempdir().unwrap();
