@@ -68,17 +68,20 @@ pub enum LineError {
     #[error("output path names no file")]
     OutEmpty,
     /// A third field was neither an output path nor a checksum, or too many fields.
-    #[error("unexpected field {0:?} (expected URL [OUT] [sha256=HEX])")]
+    #[error("unexpected field \"{0}\" (expected URL [OUT] [sha256=HEX])")]
     ExtraField(String),
     /// A `"`-quoted field without its closing quote, or with text stuck to it.
     #[error("unbalanced quote in {0} (a field with spaces is written as \"my file.pdf\")")]
     BadQuote(String),
     /// A `sha256=` field whose value is not 64 hex digits.
-    #[error("bad checksum {0:?} (expected sha256= and 64 hex digits)")]
+    #[error("bad checksum \"{0}\" (expected sha256= and 64 hex digits)")]
     BadChecksum(String),
     /// The line is not valid UTF-8.
     #[error("line is not valid UTF-8")]
     NotUtf8,
+    /// The line is longer than [`crate::input::MAX_LINE`]; it was skipped unread.
+    #[error("line longer than {} bytes (the list format's limit)", crate::input::MAX_LINE)]
+    TooLong,
     /// Another entry of this run already writes to the same explicit path.
     #[error("output path {path} is already used by line {line}")]
     OutTaken {

@@ -1,6 +1,9 @@
 //! `--log FILE`: one line per event, appended, each with an RFC 3339 UTC
 //! timestamp, for cron jobs that keep a history. Lines are written as events
 //! arrive, so a log of a run that is killed is still complete up to the kill.
+//! Every line passes through [`display::text`] as a whole, so no part of it
+//! (a list's name, a URL, a path, a server's message) can carry credentials,
+//! a control character or a bidi control into the file.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -31,13 +34,14 @@ impl EventLog {
 
     fn line(&mut self, text: &str) {
         let stamp = humantime::format_rfc3339_millis(SystemTime::now());
+        let text = display::text(text);
         // One write per line: with O_APPEND, lines of concurrent runs do not interleave.
         let _ = self.file.write_all(format!("{stamp} {text}\n").as_bytes());
     }
 
     /// Log the run's start.
     pub fn start(&mut self, what: &str) {
-        self.line(&format!("start {}", display::text(what)));
+        self.line(&format!("start {what}"));
     }
 
     /// Log the closing summary.

@@ -5,7 +5,9 @@
 //! ends, surrounding whitespace and a UTF-8 byte order mark are accepted.
 //! Reading is streaming: each line becomes an entry as soon as it arrives, so
 //! `producer | fetchq` starts downloading while the producer still runs, and a
-//! list of ten million lines never sits in memory.
+//! list of ten million lines never sits in memory. Nor does one huge line: a
+//! line may hold [`MAX_LINE`] bytes, and the rest of a longer one is read
+//! past without being kept.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -16,6 +18,11 @@ use url::Url;
 
 use crate::error::{LineError, RunError};
 use crate::naming;
+
+/// The longest list line, in bytes without its line end: 64 KiB, far above
+/// any URL a server accepts (common limits are 8–16 KiB) plus a path and a
+/// checksum, and small enough that holding one line costs nothing.
+pub const MAX_LINE: usize = 64 * 1024;
 
 /// One usable line of a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,18 +230,25 @@ impl ListInput {
         let mut buf = Vec::with_capacity(256);
         let mut line = 0u64;
         loop {
-            buf.clear();
-            let read = self
-                .reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|source| RunError::Input {
-                    name: self.name.to_string(),
-                    source,
-                })?;
-            if read == 0 {
+            let read = read_line(&mut self.reader, &mut buf).map_err(|source| RunError::Input {
+                name: self.name.to_string(),
+                source,
+            })?;
+            let Some(complete) = read else {
                 return Ok(());
-            }
+            };
             line += 1;
+            if !complete {
+                let origin = Origin {
+                    source: self.name.clone(),
+                    line,
+                };
+                // The text is not shown: a cut-off prefix could end inside a password.
+                if !each(Err((origin, LineError::TooLong, String::new()))) {
+                    return Ok(());
+                }
+                continue;
+            }
             let mut bytes = buf.as_slice();
             if line == 1 {
                 bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -265,6 +279,53 @@ impl ListInput {
             }
         }
     }
+}
+
+/// Read one line into `buf` (cleared first; the `\n` is not kept) with
+/// [`BufRead::fill_buf`], so a line is taken as soon as its end arrives and
+/// no more than [`MAX_LINE`] bytes of it are ever held. `None` at the end of
+/// input; `Some(false)` for a line over the limit, whose rest was consumed
+/// and dropped chunk by chunk.
+fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    buf.clear();
+    // One byte over for a `\r` before the `\n`.
+    let keep = MAX_LINE + 1;
+    let (mut seen, mut too_long) = (false, false);
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        seen = true;
+        let (part, used, ended) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], i + 1, true),
+            None => (chunk, chunk.len(), false),
+        };
+        if !too_long {
+            if buf.len() + part.len() > keep {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(part);
+            }
+        }
+        reader.consume(used);
+        if ended {
+            break;
+        }
+    }
+    if !seen {
+        return Ok(None);
+    }
+    if buf.len() > MAX_LINE && buf.last() != Some(&b'\r') {
+        too_long = true;
+        buf.clear();
+    }
+    Ok(Some(!too_long))
 }
 
 #[cfg(test)]
@@ -410,5 +471,36 @@ mod tests {
         assert!(seen[1].starts_with("4: invalid URL"), "{}", seen[1]);
         assert_eq!(seen[2], "5:http://h/2");
         assert_eq!(seen[3], "6: line is not valid UTF-8: \u{FFFD}");
+    }
+
+    #[test]
+    fn lines_over_the_limit_fail_alone_and_are_not_kept() {
+        let at_limit = "x".repeat(MAX_LINE);
+        let over = "y".repeat(MAX_LINE + 1);
+        let huge = "z".repeat(5 * MAX_LINE);
+        let data = format!("{at_limit}\n{over}\n{at_limit}\r\n{huge}\r\nshort\n{over}");
+        // A tiny buffer: lines arrive in many pieces, as from a slow pipe.
+        let mut reader = io::BufReader::with_capacity(7, io::Cursor::new(data.into_bytes()));
+        let mut buf = Vec::new();
+        let mut seen = Vec::new();
+        while let Some(complete) = read_line(&mut reader, &mut buf).unwrap() {
+            assert!(
+                buf.capacity() <= 2 * MAX_LINE + 16,
+                "held {} bytes",
+                buf.capacity()
+            );
+            seen.push((complete, buf.len()));
+        }
+        assert_eq!(
+            seen,
+            [
+                (true, MAX_LINE),
+                (false, 0),
+                (true, MAX_LINE + 1),
+                (false, 0),
+                (true, 5),
+                (false, 0)
+            ]
+        );
     }
 }

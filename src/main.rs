@@ -132,10 +132,15 @@ fn enqueue(args: EnqueueArgs) -> Result<Exit> {
         &RetryPolicy::default(),
         |origin, error, text| {
             // The same line a local run prints for an unusable entry.
+            let text = fetchq::display::line(text);
+            let text = if text.is_empty() {
+                text
+            } else {
+                format!("{text}: ")
+            };
             eprintln!(
-                "{}: {}: {}",
+                "{}: {text}{}",
                 fetchq::display::text(&origin.to_string()),
-                fetchq::display::line(text),
                 fetchq::display::text(&error.to_string())
             );
         },
@@ -211,13 +216,14 @@ fn status(args: StatusArgs) -> Result<Exit> {
     }
     let status = queue.with_retry_notify(&retry, |q| q.status(), redis_retry_notice)?;
     let text = if args.json {
-        let mut json = serde_json::to_string(&status)?;
-        json.push('\n');
+        let mut json = Vec::new();
+        fetchq::jsonl::to_writer(&mut json, &status)?;
+        json.push(b'\n');
         json
     } else {
-        commands::status_table(&status)
+        commands::status_table(&status).into_bytes()
     };
-    print_stdout(text.as_bytes())
+    print_stdout(&text)
 }
 
 fn retry_failed(args: QueueArgs) -> Result<Exit> {

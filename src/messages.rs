@@ -20,15 +20,31 @@ pub fn prefixed(message: impl Display) -> String {
     format!("{PROGRAM}: {message}")
 }
 
-/// Print `fetchq: MESSAGE` on stderr. A failing stderr has nowhere to be
-/// reported, so its error is dropped.
+/// Print `fetchq: MESSAGE` on stderr, made safe to show (see [`safe`]). A
+/// failing stderr has nowhere to be reported, so its error is dropped.
 pub fn message(message: impl Display) {
-    let _ = writeln!(io::stderr().lock(), "{PROGRAM}: {message}");
+    let _ = writeln!(io::stderr().lock(), "{PROGRAM}: {}", safe(&message.to_string()));
 }
 
-/// Print `fetchq: warning: MESSAGE` on stderr.
+/// Print `fetchq: warning: MESSAGE` on stderr, made safe to show.
 pub fn warning(message: impl Display) {
-    let _ = writeln!(io::stderr().lock(), "{PROGRAM}: warning: {message}");
+    let _ = writeln!(
+        io::stderr().lock(),
+        "{PROGRAM}: warning: {}",
+        safe(&message.to_string())
+    );
+}
+
+/// A message's text with credentials removed and control characters escaped
+/// ([`crate::display::text`]) line by line: fetchq's own multi-line messages
+/// (a usage text) keep their line breaks, and untrusted text cannot bring
+/// one, since URLs, list lines and headers never hold a raw line break.
+fn safe(message: &str) -> String {
+    message
+        .split('\n')
+        .map(|line| crate::display::text(line))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What became of a write to standard output.
@@ -80,5 +96,14 @@ mod tests {
         assert!(matches!(full, StdoutError::Failed(_)));
         assert!(full.to_string().starts_with("cannot write to standard output: "));
         assert_eq!(prefixed("x"), "fetchq: x");
+    }
+
+    #[test]
+    fn messages_are_redacted_and_escaped_but_keep_their_lines() {
+        assert_eq!(
+            safe("cannot reach http://u:SECRET@h/x\nusage: fetchq [FILE]"),
+            "cannot reach http://***@h/x\nusage: fetchq [FILE]"
+        );
+        assert_eq!(safe("a\x1b[31mb"), "a\\x1b[31mb");
     }
 }

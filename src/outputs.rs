@@ -53,7 +53,7 @@ impl Outputs {
             Mode::Plain
         };
         let mut terminal = Terminal::new(mode, options.verbose, jobs);
-        terminal.set_plan_output(!options.json);
+        terminal.set_plan_output((!options.json).then_some(dir));
         terminal.watch(cancel);
         let json = options.json.then(|| JsonLines::new(io::stdout().lock(), dir));
         let log = match &options.log {

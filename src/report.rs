@@ -44,7 +44,11 @@ impl FailureLine {
 
 impl std::fmt::Display for FailureLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}: {}", self.origin, self.what, self.cause)?;
+        write!(f, "{}: ", self.origin)?;
+        if !self.what.is_empty() {
+            write!(f, "{}: ", self.what)?;
+        }
+        write!(f, "{}", self.cause)?;
         if self.attempts > 1 {
             write!(f, " (after {} attempts)", self.attempts)?;
         }

@@ -152,24 +152,15 @@ fn preview(raw: &str) -> String {
     }
 }
 
-/// `url` with any password removed, for messages.
+/// `url` with its credentials replaced by `***`, for messages: the rule of
+/// every fetchq output, [`crate::display::redact`]. A value without `://`
+/// is not shown at all: it is known to be meant as a Redis URL, and without
+/// a scheme nothing tells a password from a host.
 pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                // Fails only for URLs that cannot have credentials at all.
-                let _ = u.set_password(None);
-            }
-            u.to_string()
-        }
-        // Unparseable: keep only what cannot be a secret.
-        Err(_) => match url.split_once("://") {
-            Some((scheme, rest)) => match rest.rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://***@{host}"),
-                None => url.to_string(),
-            },
-            None => "(unparseable URL)".to_string(),
-        },
+    if url.contains("://") {
+        crate::display::redact(url).into_owned()
+    } else {
+        "(unparseable URL)".to_string()
     }
 }
 
@@ -180,17 +171,12 @@ mod tests {
 
     #[test]
     fn redaction_drops_passwords() {
-        assert_eq!(
-            redact_url("redis://:s3cret@h:6380/2"),
-            "redis://h:6380/2".to_string()
-        );
-        assert_eq!(
-            redact_url("redis://user:s3cret@h/0"),
-            "redis://user@h/0".to_string()
-        );
-        assert_eq!(redact_url("redis://h"), "redis://h".to_string());
+        assert_eq!(redact_url("redis://:s3cret@h:6380/2"), "redis://***@h:6380/2");
+        assert_eq!(redact_url("redis://user:s3cret@h/0"), "redis://***@h/0");
+        assert_eq!(redact_url("redis://h"), "redis://h");
         assert!(!redact_url("redis://u:s3cret@[bad/0").contains("s3cret"));
-        assert!(!redact_url("nonsense s3cret").contains("s3cret"));
+        assert!(!redact_url("redis://u:s3c/ret@h/0").contains("ret"));
+        assert!(!redact_url(":s3cret@h:6379").contains("s3cret"));
     }
 
     #[test]
