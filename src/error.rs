@@ -156,6 +156,22 @@ pub enum FetchError {
         #[source]
         source: io::Error,
     },
+    /// Another process (an overlapping fetchq) holds the lock on the entry's
+    /// `NAME.part`: it is downloading the same file.
+    #[error("{} is being downloaded by another process", path.display())]
+    Busy {
+        /// The part file.
+        path: PathBuf,
+    },
+    /// Something that is not a regular file (a directory, a named pipe, a
+    /// symlink to a directory, ...) is at the entry's name.
+    #[error("{} is {what}, not a file", path.display())]
+    NotAFile {
+        /// The entry's path.
+        path: PathBuf,
+        /// What is there.
+        what: &'static str,
+    },
     /// The TLS handshake failed (untrusted or mismatched certificate, protocol error).
     #[error("TLS: {0}")]
     Tls(String),
@@ -183,6 +199,8 @@ impl FetchError {
             | FetchError::Redirect(_)
             | FetchError::Checksum { .. }
             | FetchError::Disk { .. }
+            | FetchError::Busy { .. }
+            | FetchError::NotAFile { .. }
             | FetchError::Client(_)
             | FetchError::Tls(_)
             | FetchError::Cancelled => false,
@@ -203,6 +221,8 @@ impl FetchError {
             FetchError::Redirect(_) => "redirect",
             FetchError::Checksum { .. } => "checksum",
             FetchError::Disk { .. } => "disk",
+            FetchError::Busy { .. } => "busy",
+            FetchError::NotAFile { .. } => "not_a_file",
             FetchError::Client(_) => "client",
             FetchError::Tls(_) => "tls",
             FetchError::Cancelled => "interrupted",
