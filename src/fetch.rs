@@ -356,20 +356,26 @@ impl Fetcher {
             part.remove();
             return Err(error);
         }
-        let committed = part.commit(
-            name,
-            // Only --overwrite and --update replace a file; a name taken while we
-            // downloaded is left to its owner.
-            config.existing != Existing::Skip,
-            config.sync,
-            progress.last_modified,
-            // Kept only for --update runs: it costs a syscall per file and only
-            // --update reads it.
-            progress
-                .etag
-                .as_deref()
-                .filter(|_| config.existing == Existing::Update),
-        )?;
+        let committed = part
+            .commit(
+                name,
+                // Only --overwrite and --update replace a file; a name taken while we
+                // downloaded is left to its owner.
+                config.existing != Existing::Skip,
+                config.sync,
+                progress.last_modified,
+                // Kept only for --update runs: it costs a syscall per file and only
+                // --update reads it.
+                progress
+                    .etag
+                    .as_deref()
+                    .filter(|_| config.existing == Existing::Update),
+            )
+            // A directory put at the name during the download: say so.
+            .map_err(|error| match existing_of(folder, name) {
+                Err(not_a_file @ FetchError::NotAFile { .. }) => not_a_file,
+                _ => error,
+            })?;
         match committed {
             Committed::Saved => Ok((Outcome::Downloaded, bytes)),
             Committed::NameTaken => {

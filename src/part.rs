@@ -990,6 +990,26 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_at_the_name_stays_and_the_part_goes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        fs::create_dir(tmp.path().join("x")).unwrap();
+        for linker in [Linker::probe(&dir), None] {
+            for replace in [false, true] {
+                let mut part = PartFile::create(&dir, os("x"), linker, None, false).unwrap();
+                part.write(b"body").unwrap();
+                let committed = part.commit(os("x"), replace, false, None, None);
+                assert!(
+                    !matches!(committed, Ok(Committed::Saved)),
+                    "{linker:?} {replace}"
+                );
+                assert_eq!(names_in(tmp.path()), ["x"], "{linker:?} {replace}");
+                assert!(tmp.path().join("x").is_dir());
+            }
+        }
+    }
+
+    #[test]
     fn occupants_are_told_apart() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
