@@ -11,19 +11,21 @@
 //! guarantee for a whole path in one call; the walk is needed anyway to create
 //! missing folders, and works on every kernel.
 //!
-//! Open folders are remembered for the run, so the walk happens once per
-//! folder. A remembered folder keeps pointing at the real directory even if it
-//! is renamed meanwhile: writes then go into that directory wherever it went,
-//! never through whatever took its place. To keep that visible, each new entry
-//! checks first that the folder's path still leads to the directory held
-//! ([`OutDir::ensure_parent`]), and so does each download before it gets its
-//! name ([`OutDir::check`]): a folder moved or replaced during the run fails
-//! the downloads in flight there with "the folder was moved or replaced during
-//! the download" (nothing is published), and later entries walk the path anew
-//! (a symlink now in its place fails them as "a symlink is in the way"). Only
-//! a swap in the instant between that last check and the link leaves a file in
-//! the moved folder. The output directory itself is held from the start: if it
-//! is renamed during a run, files follow it.
+//! The 64 most recently opened folders stay open between entries, so the
+//! walk happens about once per folder without holding a descriptor for each
+//! of a list's thousand folders. An open folder keeps pointing at the real
+//! directory even if it is renamed meanwhile: writes then go into that
+//! directory wherever it went, never through whatever took its place. To keep
+//! that visible, each new entry checks first that the folder's path still
+//! leads to the directory held ([`OutDir::ensure_parent`]), and so does each
+//! download before it gets its name ([`OutDir::check`]): a folder moved or
+//! replaced during the run fails the downloads in flight there with "the
+//! folder was moved or replaced during the download" (nothing is published),
+//! and later entries walk the path anew (a symlink now in its place fails
+//! them as "a file or symlink is in the way"). Only a swap in the instant
+//! between that last check and the link leaves a file in the moved folder.
+//! The output directory itself is held from the start: if it is renamed
+//! during a run, files follow it.
 //!
 //! It also remembers which folders were empty when the run first used them.
 //! In such a folder no file can exist that this run did not put there (names
@@ -31,7 +33,7 @@
 //! no stale `NAME.part` can be in the way; a file that another process creates
 //! meanwhile is still never overwritten unasked (see [`crate::part`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -51,9 +53,78 @@ pub struct OutDir {
     top: Option<Place>,
     /// Sub-folders already made or checked this run: per-file work stays at a
     /// lookup here and one `fstatat`, not a walk of the path.
-    made: Mutex<HashMap<PathBuf, Place>>,
+    made: Mutex<Made>,
     /// How unnamed part files are named here; `None` where they do not work.
     linker: Option<Linker>,
+}
+
+/// How many sub-folders stay open between entries. A list that spreads over
+/// more folders than this re-opens them (one `openat` per path component)
+/// instead of running out of file descriptors.
+const OPEN_FOLDERS: usize = 64;
+
+/// The sub-folders this run has used, by path relative to the root.
+#[derive(Debug, Default)]
+struct Made {
+    known: HashMap<PathBuf, Known>,
+    /// The paths whose folder is held open, oldest first.
+    open: VecDeque<PathBuf>,
+}
+
+/// What the run remembers of a sub-folder.
+#[derive(Debug)]
+struct Known {
+    /// Device and inode when first used: the same folder, met again, keeps
+    /// its first answer to "was it empty".
+    id: (u64, u64),
+    was_empty: bool,
+    /// The open folder, for the [`OPEN_FOLDERS`] most recently opened.
+    folder: Option<Folder>,
+}
+
+impl Made {
+    /// The folder at `parent`, if it is held open.
+    fn open_place(&self, parent: &Path) -> Option<Place> {
+        let known = self.known.get(parent)?;
+        Some(Place {
+            folder: known.folder.clone()?,
+            id: known.id,
+            was_empty: known.was_empty,
+        })
+    }
+
+    /// Remember `folder`, just opened at `parent`; `fresh` says whether it was
+    /// empty, for a folder not met before. The first answer for a folder stands.
+    fn remember(&mut self, parent: &Path, folder: Folder, id: (u64, u64), fresh: bool) -> Place {
+        let was_empty = match self.known.get(parent) {
+            Some(known) if known.id == id => known.was_empty,
+            _ => fresh,
+        };
+        let known = Known {
+            id,
+            was_empty,
+            folder: Some(folder.clone()),
+        };
+        if self
+            .known
+            .insert(parent.to_path_buf(), known)
+            .is_none_or(|old| old.folder.is_none())
+        {
+            self.open.push_back(parent.to_path_buf());
+        }
+        while self.open.len() > OPEN_FOLDERS {
+            if let Some(oldest) = self.open.pop_front()
+                && let Some(known) = self.known.get_mut(&oldest)
+            {
+                known.folder = None;
+            }
+        }
+        Place {
+            folder,
+            id,
+            was_empty,
+        }
+    }
 }
 
 /// A folder of the output directory as this run holds it.
@@ -154,16 +225,13 @@ impl OutDir {
         let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
             return Ok(top.clone());
         };
-        let known = self.made.lock().ok().and_then(|made| made.get(parent).cloned());
-        if let Some(place) = known {
-            if self.leads_to(parent, &place) {
-                return Ok(place);
-            }
-            // Moved or replaced since: forget it and walk the path anew.
-            if let Ok(mut made) = self.made.lock() {
-                made.remove(parent);
-            }
+        let held = self.made.lock().ok().and_then(|made| made.open_place(parent));
+        if let Some(place) = held
+            && self.leads_to(parent, &place)
+        {
+            return Ok(place);
         }
+        // Not open, or moved or replaced since: walk the path.
         let mut folder = top.folder.clone();
         let mut created = false;
         for component in parent.components() {
@@ -188,14 +256,20 @@ impl OutDir {
                 _ => FetchError::disk("cannot open folder", path(), e),
             })?;
         }
-        // Another worker may have made it a moment ago and filled it since:
-        // the first answer recorded stands.
-        let was_empty = created || folder.is_empty();
-        let place = Place::new(folder, was_empty)
+        let id = folder
+            .id()
             .map_err(|e| FetchError::disk("cannot inspect", self.path_of(parent), e))?;
+        let seen = |made: &Made| made.known.get(parent).is_some_and(|known| known.id == id);
+        // A folder met before keeps its first answer (another worker may have
+        // made it a moment ago and filled it since); only a new one is looked at.
+        let fresh = !self.made.lock().is_ok_and(|made| seen(&made)) && (created || folder.is_empty());
         Ok(match self.made.lock() {
-            Ok(mut made) => made.entry(parent.to_path_buf()).or_insert(place).clone(),
-            Err(_) => place,
+            Ok(mut made) => made.remember(parent, folder, id, fresh),
+            Err(_) => Place {
+                folder,
+                id,
+                was_empty: fresh,
+            },
         })
     }
 
@@ -304,6 +378,34 @@ mod tests {
         // A planned directory (--dry-run) has looked at nothing, so offers nothing.
         let planned = OutDir::planned(&tmp.path().join("fresh"));
         assert!(planned.ensure_parent(Path::new("b")).is_err());
+    }
+
+    #[test]
+    fn only_so_many_folders_stay_open_and_each_keeps_its_first_answer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        let out = OutDir::prepare(&root).unwrap();
+        for i in 0..OPEN_FOLDERS + 10 {
+            assert!(
+                out.ensure_parent(Path::new(&format!("d{i}/a")))
+                    .unwrap()
+                    .was_empty()
+            );
+        }
+        let held = |out: &OutDir| {
+            let made = out.made.lock().unwrap();
+            made.known.values().filter(|k| k.folder.is_some()).count()
+        };
+        assert_eq!(held(&out), OPEN_FOLDERS);
+        // d0 was closed; met again it is the same folder, so its answer stands.
+        fs::write(root.join("d0/a"), b"x").unwrap();
+        assert!(out.ensure_parent(Path::new("d0/b")).unwrap().was_empty());
+        assert_eq!(held(&out), OPEN_FOLDERS);
+        // A different folder at the same path is a new folder.
+        fs::rename(root.join("d1"), root.join("d1.old")).unwrap();
+        fs::create_dir(root.join("d1")).unwrap();
+        fs::write(root.join("d1/old"), b"x").unwrap();
+        assert!(!out.ensure_parent(Path::new("d1/b")).unwrap().was_empty());
     }
 
     #[test]

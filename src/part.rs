@@ -999,10 +999,7 @@ mod tests {
                 let mut part = PartFile::create(&dir, os("x"), linker, None, false).unwrap();
                 part.write(b"body").unwrap();
                 let committed = part.commit(os("x"), replace, false, None, None);
-                assert!(
-                    !matches!(committed, Ok(Committed::Saved)),
-                    "{linker:?} {replace}"
-                );
+                assert!(!matches!(committed, Ok(Committed::Saved)), "{linker:?} {replace}");
                 assert_eq!(names_in(tmp.path()), ["x"], "{linker:?} {replace}");
                 assert!(tmp.path().join("x").is_dir());
             }
