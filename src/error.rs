@@ -158,10 +158,12 @@ pub enum FetchError {
     },
     /// Another process (an overlapping fetchq) holds the lock on the entry's
     /// `NAME.part`: it is downloading the same file.
-    #[error("{} is being downloaded by another process", path.display())]
+    #[error("{} is being downloaded by another process{}", path.display(), stalled_for(*.stalled))]
     Busy {
         /// The part file.
         path: PathBuf,
+        /// Set when this run gave up waiting: how long the part did not grow.
+        stalled: Option<Duration>,
     },
     /// Something that is not a regular file (a directory, a named pipe, a
     /// symlink to a directory, ...) is at the entry's name.
@@ -237,6 +239,11 @@ impl FetchError {
         }
     }
 
+    /// Another process holds the part at `path`.
+    pub(crate) fn busy(path: PathBuf) -> Self {
+        FetchError::Busy { path, stalled: None }
+    }
+
     /// Wrap a disk error with the action and path.
     pub(crate) fn disk(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         FetchError::Disk {
@@ -245,6 +252,13 @@ impl FetchError {
             source,
         }
     }
+}
+
+/// The end of [`FetchError::Busy`]'s message for a holder that stopped writing.
+fn stalled_for(stalled: Option<Duration>) -> String {
+    stalled.map_or_else(String::new, |idle| {
+        format!(" that wrote nothing for {}", humantime::format_duration(idle))
+    })
 }
 
 #[cfg(test)]

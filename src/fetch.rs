@@ -294,15 +294,13 @@ impl Fetcher {
                 // Another process is downloading this very file (its part is
                 // made only once a body arrives, so nothing of ours is lost):
                 // not an attempt of ours; wait for it, then look again.
-                Err(FetchError::Busy { path }) if busy_rounds < BUSY_ROUNDS => {
+                Err(FetchError::Busy { .. }) if busy_rounds < BUSY_ROUNDS => {
                     busy_rounds += 1;
                     progress.attempts -= 1;
                     let name = file_name(progress.saved_as.as_deref().unwrap_or(&job.path)).to_os_string();
-                    match self.wait_for_holder(job, folder, &name, ctx, progress, start) {
-                        Ok(Some(done)) => return Ok(done),
-                        Ok(None) => continue,
-                        Err(FetchError::Busy { .. }) => return Err(FetchError::Busy { path }),
-                        Err(error) => return Err(error),
+                    match self.wait_for_holder(job, folder, &name, ctx, progress, start)? {
+                        Some(done) => return Ok(done),
+                        None => continue,
                     }
                 }
                 Err(error) => error,
@@ -416,13 +414,11 @@ impl Fetcher {
         progress: &mut Progress,
         start: Instant,
     ) -> Result<Option<(Outcome, u64)>, FetchError> {
-        let busy = || FetchError::Busy {
-            path: folder.join(&part_name(name)),
-        };
+        let path = || folder.join(&part_name(name));
         let _ = ctx.events.send(Event::Retrying {
             job: job.clone(),
             attempt: progress.attempts.max(1),
-            error: busy(),
+            error: FetchError::busy(path()),
             wait: BUSY_POLL,
             resume_from: 0,
         });
@@ -433,13 +429,16 @@ impl Fetcher {
                 seen = Some(len);
                 since = Instant::now();
             }
-            let stuck = self
-                .config
-                .idle_timeout
-                .is_some_and(|idle| since.elapsed() >= idle);
-            let out_of_time = self.config.max_time.is_some_and(|max| start.elapsed() >= max);
-            if stuck || out_of_time {
-                return Err(busy());
+            if let Some(idle) = self.config.idle_timeout
+                && since.elapsed() >= idle
+            {
+                return Err(FetchError::Busy {
+                    path: path(),
+                    stalled: Some(idle),
+                });
+            }
+            if self.config.max_time.is_some_and(|max| start.elapsed() >= max) {
+                return Err(FetchError::busy(path()));
             }
             if !sleep_unless_cancelled(BUSY_POLL, &self.cancel) {
                 return Err(FetchError::Cancelled);

@@ -384,7 +384,7 @@ fn create_named(dir: &Folder, part: &OsStr, mode: u32) -> Result<File, FetchErro
                 // instant since: then it is theirs.
                 return match try_lock(&fd) {
                     Ok(true) => Ok(File::from(fd)),
-                    Ok(false) => Err(FetchError::Busy { path: path() }),
+                    Ok(false) => Err(FetchError::busy(path())),
                     Err(e) => Err(FetchError::disk("cannot lock", path(), e)),
                 };
             }
@@ -392,7 +392,7 @@ fn create_named(dir: &Folder, part: &OsStr, mode: u32) -> Result<File, FetchErro
             Err(e) => return Err(FetchError::disk("cannot create", path(), e.into())),
         }
         let _stale = match claim(dir, part, OFlags::RDONLY) {
-            Ok(Claim::Held(_)) => return Err(FetchError::Busy { path: path() }),
+            Ok(Claim::Held(_)) => return Err(FetchError::busy(path())),
             Ok(Claim::Missing) => continue,
             Ok(Claim::Free(fd)) => Some(fd),
             // A symlink: nobody's part; the link itself goes.
@@ -451,7 +451,7 @@ impl PartFile {
         let path = dir.join(&part);
         let fd = match claim(dir, &part, OFlags::RDWR) {
             Ok(Claim::Missing) => return Ok(None),
-            Ok(Claim::Held(_)) => return Err(FetchError::Busy { path }),
+            Ok(Claim::Held(_)) => return Err(FetchError::busy(path)),
             Ok(Claim::Free(fd)) => fd,
             Err(e) => return Err(FetchError::disk("cannot open", path, e)),
         };
@@ -720,7 +720,7 @@ impl PartFile {
                 Err(e) => return Err(FetchError::disk("cannot name", self.dir.join(&private), e)),
             }
         }
-        Err(FetchError::Busy { path: self.path() })
+        Err(FetchError::busy(self.path()))
     }
 
     /// Delete the part (a failed or unwanted download).

@@ -271,6 +271,48 @@ fn two_overlapping_runs_of_one_list_both_succeed() {
     assert_eq!(list_files(&out(root)), want, "no part is left\n{ctx}");
 }
 
+/// A part locked by a live process that writes nothing (here `flock(1)`)
+/// is neither written nor replaced; the entry fails as `busy` once the part
+/// has not grown for `--timeout`.
+#[test]
+fn a_part_held_by_a_stuck_process_is_left_alone_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let server = TestServer::start();
+    server.route("/x.bin", Route::ok(pattern(64 * 1024, 5)));
+    write_list(root, "list.txt", format!("{}\n", server.url("/x.bin")));
+    write_out_file(root, "x.bin.part", b"theirs");
+    let mut holder = std::process::Command::new("flock")
+        .arg("-o")
+        .arg(out(root).join("x.bin.part"))
+        .args(["sh", "-c", "touch locked; read _"])
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run flock(1)");
+    assert!(
+        poll(Duration::from_secs(10), || root.join("locked").exists()),
+        "flock(1) never took the lock"
+    );
+    let run = fetch_in(root, &["-d", "out", "--timeout", "1", "--json", "list.txt"]);
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+
+    assert_code(&run, root, 1);
+    assert_stderr_has(
+        &run,
+        root,
+        "out/x.bin.part is being downloaded by another process that wrote nothing for 1s",
+    );
+    assert!(
+        run.stdout.contains(r#""error_kind":"busy""#),
+        "{}",
+        ctx(&run, root)
+    );
+    assert_eq!(list_files(&out(root)), ["x.bin.part"], "{}", ctx(&run, root));
+    assert_out_file(&run, root, "x.bin.part", b"theirs");
+}
+
 #[test]
 fn a_directory_at_the_name_fails_the_entry_in_every_mode() {
     let tmp = tempfile::tempdir().unwrap();
