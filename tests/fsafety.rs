@@ -142,6 +142,13 @@ fn a_subfolder_swapped_for_a_symlink_mid_run_is_not_written_through() {
     );
 }
 
+/// Whether the run logging to `log` waits for another process's `NAME.part`
+/// (fixed), or has put its own file at `part` instead of `before` (broken).
+fn reached(root: &Path, log: &str, name: &str, part: &Path, before: Option<u64>) -> bool {
+    let waiting = format!("{name}.part is being downloaded by another process");
+    fs::read_to_string(root.join(log)).is_ok_and(|log| log.contains(&waiting)) || inode(part) != before
+}
+
 /// Run B downloads x.bin into a named, locked part; run A starts on the same
 /// list and is SIGKILLed mid-way. A never touches B's part, so B publishes
 /// its own complete file.
@@ -149,12 +156,9 @@ fn a_subfolder_swapped_for_a_symlink_mid_run_is_not_written_through() {
 fn a_second_run_killed_mid_download_leaves_the_first_runs_file_whole() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let server = TestServer::start();
+    let server = GateServer::start();
     let body = pattern(256 * 1024, 7);
-    server.route(
-        "/x.bin",
-        Route::ok(body.clone()).drip(4096, Duration::from_millis(50)),
-    );
+    server.hold("/x.bin", body.clone());
     write_list(root, "list.txt", format!("{}\n", server.url("/x.bin")));
     // A folder with something in it: parts are named from the start.
     write_out_file(root, "keep.txt", b"keep");
@@ -169,15 +173,15 @@ fn a_second_run_killed_mid_download_leaves_the_first_runs_file_whole() {
     );
     let b_part = inode(&part);
     let a = Background::start(root, "a", &["-d", "out", "--log", "a.log", "list.txt"]);
-    // A is either waiting for B's part (it says so in its log) or has put
-    // its own file in B's place.
-    let a_busy = poll(Duration::from_secs(20), || {
-        fs::read_to_string(root.join("a.log"))
-            .is_ok_and(|log| log.contains("being downloaded by another process"))
-            || inode(&part) != b_part
-    });
-    assert!(a_busy, "A never reached the part\n{}", a.describe());
+    assert!(
+        poll(Duration::from_secs(20), || reached(
+            root, "a.log", "x.bin", &part, b_part
+        )),
+        "A never reached the part\n{}",
+        a.describe()
+    );
     a.kill();
+    server.release();
     let (code, ctx) = b.finish();
 
     assert_file_at(&out(root).join("x.bin"), "out/x.bin", &body, || ctx.clone());
@@ -191,12 +195,9 @@ fn a_second_run_killed_mid_download_leaves_the_first_runs_file_whole() {
 fn a_run_waiting_for_a_killed_run_finishes_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let server = TestServer::start();
+    let server = GateServer::start();
     let body = pattern(256 * 1024, 8);
-    server.route(
-        "/x.bin",
-        Route::ok(body.clone()).drip(4096, Duration::from_millis(50)),
-    );
+    server.hold("/x.bin", body.clone());
     write_list(root, "list.txt", format!("{}\n", server.url("/x.bin")));
     write_out_file(root, "keep.txt", b"keep");
     let part = out(root).join("x.bin.part");
@@ -208,18 +209,24 @@ fn a_run_waiting_for_a_killed_run_finishes_the_file() {
         "A never wrote its part\n{}",
         a.describe()
     );
+    let a_part = inode(&part);
     let b = Background::start(root, "b", &["-d", "out", "--log", "b.log", "list.txt"]);
     assert!(
-        poll(Duration::from_secs(20), || {
-            fs::read_to_string(root.join("b.log"))
-                .is_ok_and(|log| log.contains("being downloaded by another process"))
-        }),
-        "B never waited for A\n{}",
+        poll(Duration::from_secs(20), || reached(
+            root, "b.log", "x.bin", &part, a_part
+        )),
+        "B never reached the part\n{}",
         b.describe()
     );
     a.kill();
+    server.release();
     let (code, ctx) = b.finish();
 
+    let log = fs::read_to_string(root.join("b.log")).unwrap_or_default();
+    assert!(
+        log.contains("x.bin.part is being downloaded by another process"),
+        "B waited\n{log}\n{ctx}"
+    );
     assert_file_at(&out(root).join("x.bin"), "out/x.bin", &body, || ctx.clone());
     assert_eq!(code, 0, "{ctx}");
     assert!(ctx.contains("1 downloaded"), "{ctx}");
@@ -227,35 +234,49 @@ fn a_run_waiting_for_a_killed_run_finishes_the_file() {
 }
 
 /// Two runs of one list into one folder, the second started while the first
-/// is mid-way: every file whole, both runs succeed, each file counted once
-/// as downloaded by one of them and as present by the other.
+/// holds two parts: every file whole, both runs succeed, each file
+/// downloaded by one of them and found present by the other.
 #[test]
 fn two_overlapping_runs_of_one_list_both_succeed() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let server = TestServer::start();
+    let server = GateServer::start();
     let names: Vec<String> = (0..6).map(|i| format!("f{i}.bin")).collect();
     let bodies: Vec<Vec<u8>> = (0..6).map(|i| pattern(64 * 1024, 20 + i as u8)).collect();
     let mut list = String::new();
     for (name, body) in names.iter().zip(&bodies) {
-        let route = Route::ok(body.clone()).drip(4096, Duration::from_millis(30));
-        server.route(&format!("/{name}"), route);
+        server.hold(&format!("/{name}"), body.clone());
         list.push_str(&format!("{}\n", server.url(&format!("/{name}"))));
     }
     write_list(root, "list.txt", list);
     write_out_file(root, "keep.txt", b"keep");
+    let part = |i: usize| out(root).join(format!("f{i}.bin.part"));
 
     let first = Background::start(root, "first", &["-d", "out", "-j", "2", "list.txt"]);
     assert!(
-        poll(Duration::from_secs(20), || {
-            names
-                .iter()
-                .any(|n| fs::metadata(out(root).join(format!("{n}.part"))).is_ok_and(|m| m.len() > 0))
-        }),
-        "the first run never wrote a part\n{}",
+        poll(Duration::from_secs(20), || (0..2)
+            .all(|i| fs::metadata(part(i)).is_ok_and(|m| m.len() > 0))),
+        "the first run never wrote its parts\n{}",
         first.describe()
     );
-    let second = Background::start(root, "second", &["-d", "out", "-j", "2", "list.txt"]);
+    let before: Vec<Option<u64>> = (0..2).map(|i| inode(&part(i))).collect();
+    let second = Background::start(
+        root,
+        "second",
+        &["-d", "out", "-j", "2", "--log", "second.log", "list.txt"],
+    );
+    assert!(
+        poll(Duration::from_secs(20), || (0..2).all(|i| reached(
+            root,
+            "second.log",
+            &names[i],
+            &part(i),
+            before[i]
+        ))),
+        "the second run never reached the parts\n{}",
+        second.describe()
+    );
+    server.release();
     let (second_code, second_ctx) = second.finish();
     let (first_code, first_ctx) = first.finish();
     let ctx = format!("{first_ctx}\n{second_ctx}");
