@@ -175,7 +175,13 @@ impl Folder {
     /// The metadata of the file at `name` (following a symlink there: a read,
     /// for `--update`'s validators).
     pub fn metadata(&self, name: &OsStr) -> io::Result<Metadata> {
-        let fd = rustix::fs::openat(self, name, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
+        // `O_PATH` needs no permission on the file itself; elsewhere a
+        // non-blocking read-only open does the job.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let flags = OFlags::PATH | OFlags::CLOEXEC;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(self, name, flags, Mode::empty())?;
         File::from(fd).metadata()
     }
 
