@@ -34,8 +34,8 @@ pub enum RunError {
         source: io::Error,
     },
     /// A proxy setting (`--proxy` or the environment) is unusable.
-    #[error("{0}")]
-    Proxy(String),
+    #[error(transparent)]
+    Proxy(#[from] crate::proxy::ProxyError),
     /// The `--cacert` file is unusable.
     #[error("cannot use CA certificates from {}: {reason}", path.display())]
     CaCert {

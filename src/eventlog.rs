@@ -18,8 +18,13 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Open `path` for appending (created if missing).
+    /// Open `path` for appending, creating it and its folder if missing, as
+    /// `--dir` is created: a cron line such as `--log /srv/mirror/fetchq.log
+    /// -d /srv/mirror` must work on its first night.
     pub fn open(path: &Path) -> io::Result<EventLog> {
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)?;
+        }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(EventLog { file })
     }
@@ -39,7 +44,7 @@ impl EventLog {
     pub fn finish(&mut self, summary: &Summary) {
         self.line(&format!(
             "end exit={} {}",
-            summary.exit_code(),
+            summary.exit().code(),
             summary.headline()
         ));
     }
@@ -66,6 +71,12 @@ impl Observer for EventLog {
                 display::url(&job.url),
                 display::text(&display::chain(error)),
                 wait.as_secs_f32()
+            ),
+            Event::Resume { job, from, decision } => format!(
+                "resume {}: {}: {from} bytes in {}.part: {decision}",
+                job.origin,
+                display::url(&job.url),
+                display::text(&job.path.to_string_lossy())
             ),
             Event::Finished(report) => match (&report.outcome, FailureLine::from_report(report)) {
                 (_, Some(failure)) => format!("failed {failure}"),

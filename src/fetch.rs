@@ -7,6 +7,11 @@
 //! strong ETag, else its Last-Modified). A 206 must start exactly at N; a 200
 //! means the server sent the whole (possibly new) representation. Either way
 //! two versions are never spliced: anything unexpected restarts from byte 0.
+//! `-c` continues a part an earlier run left the same way, with the validator
+//! and full length recorded on the part (see [`crate::resume`]). Bytes whose
+//! version nothing can check (no validator, no usable record) are continued
+//! only where the entry's SHA-256 will check the result, and fetched whole
+//! once more if it does not match.
 
 use std::ffi::OsStr;
 use std::io::{self, Read};
@@ -20,13 +25,14 @@ use url::Url;
 use crate::cancel::Cancel;
 use crate::config::{Config, Existing};
 use crate::error::FetchError;
-use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
+use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, Resume, SkipReason, StartOver};
 use crate::naming::{self, Namer};
 use crate::outdir::OutDir;
 use crate::part::{Committed, Folder, Linker, Occupant, PartFile, occupant_at, part_holder, part_name};
 use crate::pool::{Events, Slot};
 use crate::proxy::ProxyTable;
 use crate::rate::RateLimiter;
+use crate::resume::{self, Record, Verdict};
 use crate::transport::{Cancelled, IdleTimeout};
 use crate::validators::{self, Conditional};
 
@@ -95,8 +101,12 @@ struct Progress {
     conditional: Option<Conditional>,
     /// The name `--content-disposition` chose, relative to the output dir.
     saved_as: Option<PathBuf>,
-    /// The full size the last response announced, to judge a later 416.
+    /// The full size the last response announced (or the part recorded), to
+    /// judge a later 206 or 416.
     announced: Option<u64>,
+    /// The part holds bytes continued without a record of their version
+    /// (`-c` with a checksum); cleared once the part starts from byte 0.
+    unrecorded: bool,
 }
 
 /// An entry's part file, made only once a response has a body to write: a
@@ -261,6 +271,12 @@ impl Fetcher {
                 }
             }
         }
+        // Judged only once the part is ours (locked, and still the file at
+        // `NAME.part`): its record cannot change under us.
+        let continued = match continued {
+            Some(found) if !found.is_empty() => self.judge_leftover(found, job, hash, ctx, progress),
+            other => other,
+        };
         let mut part = Part {
             folder: folder.clone(),
             file: continued,
@@ -278,6 +294,19 @@ impl Fetcher {
             progress.attempts += 1;
             let result = self.attempt(job, &mut part, ctx, progress, start);
             let error = match result {
+                Ok(Done::Complete) if progress.unrecorded && digest_differs(sha256, &part) => {
+                    // The leftover bytes were not this file's: fetch it whole.
+                    progress.unrecorded = false;
+                    let _ = ctx.events.send(Event::Resume {
+                        job: job.clone(),
+                        from: part.len(),
+                        decision: Resume::StartedOver(StartOver::ChecksumFailed),
+                    });
+                    part.restart()?;
+                    progress.validator = None;
+                    progress.announced = None;
+                    continue;
+                }
                 Ok(Done::Complete) => break,
                 Ok(Done::NotModified) => {
                     part.remove();
@@ -361,7 +390,10 @@ impl Fetcher {
                 // downloaded is left to its owner.
                 config.existing != Existing::Skip,
                 config.sync,
-                progress.last_modified,
+                // A Last-Modified in the future (a server clock ahead, or a hostile
+                // server) becomes "now": as an mtime it would make every later
+                // `-N` send an If-Modified-Since the server's real changes never pass.
+                progress.last_modified.map(|lm| lm.min(SystemTime::now())),
                 // Kept only for --update runs: it costs a syscall per file and only
                 // --update reads it.
                 progress
@@ -456,15 +488,73 @@ impl Fetcher {
         }
     }
 
+    /// `-c`: keep a leftover part (locked by us) if its record says the
+    /// server can still send the rest of its version, or the entry's checksum
+    /// will check it; otherwise remove it, by name and only while the name
+    /// still leads to it, never truncating it: the file may be another
+    /// program's. `-v` is told which.
+    fn judge_leftover(
+        &self,
+        found: PartFile,
+        job: &Arc<JobInfo>,
+        hash: bool,
+        ctx: &WorkerCtx<'_>,
+        progress: &mut Progress,
+    ) -> Option<PartFile> {
+        let from = found.len();
+        let decision = match resume::judge(found.stored_record(), &job.url, from, hash) {
+            Verdict::Continue { if_range, length } => {
+                progress.validator = Some(if_range);
+                progress.announced = length;
+                Resume::Continued
+            }
+            Verdict::Checked => {
+                progress.unrecorded = true;
+                Resume::Checked
+            }
+            Verdict::StartOver(why) => Resume::StartedOver(why),
+        };
+        let _ = ctx.events.send(Event::Resume {
+            job: job.clone(),
+            from,
+            decision,
+        });
+        if let Resume::StartedOver(_) = decision {
+            found.remove();
+            None
+        } else {
+            Some(found)
+        }
+    }
+
     /// One request and, if it is the body we want, stream it into the part.
     fn attempt(
         &self,
-        job: &JobInfo,
+        job: &Arc<JobInfo>,
         part: &mut Part,
         ctx: &mut WorkerCtx<'_>,
         progress: &mut Progress,
         start: Instant,
     ) -> Result<Done, FetchError> {
+        if part.len() > 0 && progress.validator.is_none() && !progress.unrecorded {
+            // The first response had no ETag or Last-Modified: nothing can
+            // tell its version from the server's now, so only a checksum may
+            // vouch for continuing.
+            let decision = if part.hash {
+                progress.unrecorded = true;
+                Resume::Checked
+            } else {
+                Resume::StartedOver(StartOver::NoValidator)
+            };
+            let _ = ctx.events.send(Event::Resume {
+                job: job.clone(),
+                from: part.len(),
+                decision,
+            });
+            if !part.hash {
+                part.restart()?;
+            }
+        }
         let offset = part.len();
         let deadline = self
             .config
@@ -481,13 +571,29 @@ impl Fetcher {
         match status.as_u16() {
             206 if offset > 0 => {
                 let range = content_range(headers)?;
-                if range.start != offset {
-                    part.restart()?;
-                    progress.validator = None;
-                    return Err(FetchError::Restart(format!(
+                let mismatch = if range.start != offset {
+                    Some(format!(
                         "server resumed at byte {} instead of {offset}",
                         range.start
-                    )));
+                    ))
+                } else if let (Some(total), Some(known)) = (range.total, progress.announced)
+                    && total != known
+                {
+                    Some(format!("file size changed from {known} to {total} bytes"))
+                } else if !progress
+                    .validator
+                    .as_deref()
+                    .is_none_or(|v| same_version(v, headers))
+                {
+                    Some("server sent the rest of another version".to_string())
+                } else {
+                    None
+                };
+                if let Some(mismatch) = mismatch {
+                    part.restart()?;
+                    progress.validator = None;
+                    progress.announced = None;
+                    return Err(FetchError::Restart(mismatch));
                 }
             }
             416 if offset > 0 => {
@@ -505,6 +611,11 @@ impl Fetcher {
             200..=299 => {
                 if offset > 0 {
                     // Range ignored or the representation changed: the whole body follows.
+                    let _ = ctx.events.send(Event::Resume {
+                        job: job.clone(),
+                        from: offset,
+                        decision: Resume::StartedOver(StartOver::WholeFile),
+                    });
                     part.restart()?;
                 }
             }
@@ -560,6 +671,16 @@ impl Fetcher {
             progress.announced = expected;
         }
         let part = part.open(file_name(progress.saved_as.as_deref().unwrap_or(&job.path)))?;
+        if part.is_empty() {
+            // The body starts the file: record where it comes from for `-c`.
+            progress.unrecorded = false;
+            part.set_record(Record::new(
+                &job.url,
+                progress.etag.as_deref(),
+                header_str(headers, header::LAST_MODIFIED),
+                expected,
+            ));
+        }
         ctx.slot.begin_body(part.len(), expected);
         let mut reader = response.into_body().into_reader();
         let buf = &mut *ctx.buf;
@@ -749,6 +870,17 @@ fn validator(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Whether a 206's `ETag` or `Last-Modified` (whichever `validator`, the
+/// `If-Range` sent, is) names the version asked for; a server that ignores
+/// `If-Range` may send a range of another one. Absent means no evidence.
+fn same_version(validator: &str, headers: &HeaderMap) -> bool {
+    if validator.starts_with('"') {
+        return header_str(headers, header::ETAG).is_none_or(|etag| etag == validator);
+    }
+    let date = |v: &str| httpdate::parse_http_date(v).ok();
+    header_str(headers, header::LAST_MODIFIED).is_none_or(|lm| date(lm) == date(validator))
+}
+
 /// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = header_str(headers, header::RETRY_AFTER)?.trim();
@@ -868,6 +1000,12 @@ pub(crate) fn sleep_unless_cancelled(total: Duration, cancel: &Cancel) -> bool {
         }
         std::thread::sleep((until - now).min(Duration::from_millis(100)));
     }
+}
+
+/// Whether the part's SHA-256 is known and not the `want`ed one.
+fn digest_differs(want: Option<[u8; 32]>, part: &Part) -> bool {
+    let got = part.file.as_ref().and_then(PartFile::digest);
+    matches!((want, got), (Some(want), Some(got)) if want != got)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::event::{EntryReport, Event, Outcome, Problem, SkipReason};
+use crate::messages::StdoutError;
 use crate::pool::{Live, Observer};
 use crate::report::Summary;
 
@@ -18,8 +19,9 @@ use crate::report::Summary;
 pub struct JsonLines<W: Write> {
     out: W,
     dir: std::path::PathBuf,
-    /// Set after a write error (a closed pipe): stop writing, keep downloading.
-    broken: bool,
+    /// Set after a write error: stop writing, keep downloading (see
+    /// [`crate::messages`] for what each error means).
+    stopped: Option<StdoutError>,
 }
 
 impl<W: Write> JsonLines<W> {
@@ -28,21 +30,26 @@ impl<W: Write> JsonLines<W> {
         JsonLines {
             out,
             dir: dir.to_path_buf(),
-            broken: false,
+            stopped: None,
         }
     }
 
     fn write(&mut self, value: &Value) {
-        if self.broken {
+        if self.stopped.is_some() {
             return;
         }
         let result = serde_json::to_writer(&mut self.out, value)
             .map_err(io::Error::from)
             .and_then(|()| self.out.write_all(b"\n"))
             .and_then(|()| self.out.flush());
-        if result.is_err() {
-            self.broken = true;
+        if let Err(e) = result {
+            self.stopped = Some(StdoutError::from_io(e));
         }
+    }
+
+    /// Why the stream stopped early, if it did.
+    pub fn stopped(&self) -> Option<&StdoutError> {
+        self.stopped.as_ref()
     }
 
     /// Write the closing summary object.
@@ -59,7 +66,7 @@ impl<W: Write> JsonLines<W> {
             "bytes": summary.bytes,
             "elapsed_ms": summary.elapsed.as_millis() as u64,
             "interrupted": summary.interrupted.is_some(),
-            "exit_code": summary.exit_code(),
+            "exit_code": summary.exit().code(),
         });
         self.write(&value);
     }

@@ -1,10 +1,10 @@
 //! The `fetchq` binary: arguments → config, signals → cancel flag, run the
 //! library with the chosen observers, summary → exit code. Fatal errors are
-//! printed once, as `fetchq: {error}`, and exit 2.
+//! printed once, as `fetchq: {error}` with their causes, and exit 2.
 
 mod cli;
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser};
+use fetchq::messages::{self, StdoutError};
 use fetchq::outputs::Outputs;
 use fetchq::queue::worker::{Level, Notice, Notify, WorkerOptions};
 use fetchq::queue::{Queue, RetryPolicy, commands, default_worker_id};
-use fetchq::report::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use fetchq::{Cancel, Config, ListInput, Lists};
+use fetchq::{Cancel, Config, Exit, ListInput, Lists};
 
 use cli::{Cli, Command, EnqueueArgs, OutputArgs, QueueArgs, StatusArgs, WorkerArgs};
 
@@ -32,11 +32,21 @@ fn main() -> ExitCode {
         None => download(cli),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => exit.into(),
         Err(err) => {
-            eprintln!("fetchq: {err:#}");
-            ExitCode::from(EXIT_USAGE)
+            messages::message(format_args!("{err:#}"));
+            Exit::Usage.into()
         }
+    }
+}
+
+/// Write a command's product to stdout under the one rule of
+/// [`fetchq::messages`]: a reader that went away ends the command quietly,
+/// any other write error is a failure with its cause.
+fn print_stdout(bytes: &[u8]) -> Result<Exit> {
+    match messages::write_stdout(bytes) {
+        Ok(()) | Err(StdoutError::Closed) => Ok(Exit::Ok),
+        Err(failed) => Err(anyhow::Error::msg(failed)),
     }
 }
 
@@ -48,7 +58,7 @@ fn outputs(output: &OutputArgs, config: &Config, start: &str, cancel: &Cancel) -
     })
 }
 
-fn download(cli: Cli) -> Result<u8> {
+fn download(cli: Cli) -> Result<Exit> {
     let config = cli.download.to_config().map_err(anyhow::Error::msg)?;
     let names = list_names(cli.input.names())?;
     let lists = names
@@ -56,7 +66,7 @@ fn download(cli: Cli) -> Result<u8> {
         .map(|name| ListInput::open(name))
         .collect::<Result<Vec<_>, _>>()?;
     if config.insecure {
-        eprintln!("fetchq: warning: --insecure: TLS certificates are NOT verified");
+        messages::warning("--insecure: TLS certificates are NOT verified");
     }
 
     let cancel = Cancel::new();
@@ -64,8 +74,7 @@ fn download(cli: Cli) -> Result<u8> {
     let start = format!("fetchq {} into {}", names.join(" "), config.dir.display());
     let mut outputs = outputs(&cli.output, &config, &start, &cancel)?;
     let summary = fetchq::run(config, Box::new(Lists(lists)), &cancel, &mut outputs.observers())?;
-    outputs.finish(&summary);
-    Ok(summary.exit_code())
+    Ok(outputs.finish(&summary))
 }
 
 /// The lists to read; standard input when none is named, unless it is a terminal.
@@ -94,13 +103,13 @@ fn flat(error: impl std::fmt::Display) -> anyhow::Error {
 }
 
 fn redis_retry_notice(error: &fetchq::queue::QueueError, wait: Duration) {
-    eprintln!(
-        "fetchq: warning: Redis unavailable: {error}; retrying in {:.1} s",
+    messages::warning(format_args!(
+        "Redis unavailable: {error}; retrying in {:.1} s",
         wait.as_secs_f64()
-    );
+    ));
 }
 
-fn enqueue(args: EnqueueArgs) -> Result<u8> {
+fn enqueue(args: EnqueueArgs) -> Result<Exit> {
     let names = list_names(args.files)?;
     let lists = names
         .iter()
@@ -128,13 +137,17 @@ fn enqueue(args: EnqueueArgs) -> Result<u8> {
         report.queued, report.duplicates, report.invalid
     );
     if let Some(error) = &report.input_error {
-        eprintln!("fetchq: {}", fetchq::display::chain(error));
-        return Ok(EXIT_USAGE);
+        messages::message(fetchq::display::chain(error));
+        return Ok(Exit::Usage);
     }
-    Ok(if report.invalid > 0 { EXIT_FAILED } else { EXIT_OK })
+    Ok(if report.invalid > 0 {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    })
 }
 
-fn worker(args: WorkerArgs) -> Result<u8> {
+fn worker(args: WorkerArgs) -> Result<Exit> {
     if args.download.dry_run {
         bail!(
             "--dry-run cannot be used with `worker`: it would mark queue entries done without downloading them"
@@ -142,7 +155,7 @@ fn worker(args: WorkerArgs) -> Result<u8> {
     }
     let config = args.download.to_config().map_err(anyhow::Error::msg)?;
     if config.insecure {
-        eprintln!("fetchq: warning: --insecure: TLS certificates are NOT verified");
+        messages::warning("--insecure: TLS certificates are NOT verified");
     }
     let mut queue = connect(&args.queue)?;
     if let Some(ms) = args.heartbeat_ttl_ms {
@@ -164,24 +177,24 @@ fn worker(args: WorkerArgs) -> Result<u8> {
     let quiet = args.output.quiet;
     let notify: Notify = Arc::new(move |notice: Notice| {
         if !(quiet && notice.level == Level::Info) {
-            eprintln!("fetchq: {notice}");
+            messages::message(&notice);
         }
     });
     let queue_name = queue.name().to_string();
     let report =
         fetchq::queue::worker::work(queue, config, options, &cancel, &mut outputs.observers(), notify)
             .map_err(flat)?;
-    outputs.finish(&report.summary);
+    let exit = outputs.finish(&report.summary);
     if report.released > 0 && !quiet {
-        eprintln!(
-            "fetchq: gave {} unfinished entries back to queue {queue_name}",
+        messages::message(format_args!(
+            "gave {} unfinished entries back to queue {queue_name}",
             report.released
-        );
+        ));
     }
-    Ok(report.summary.exit_code())
+    Ok(exit)
 }
 
-fn status(args: StatusArgs) -> Result<u8> {
+fn status(args: StatusArgs) -> Result<Exit> {
     let mut queue = connect(&args.queue)?;
     let retry = RetryPolicy::give_up_after(Duration::from_secs(10));
     if args.requeue_stale {
@@ -193,55 +206,58 @@ fn status(args: StatusArgs) -> Result<u8> {
     let status = queue
         .with_retry_notify(&retry, |q| q.status(), redis_retry_notice)
         .map_err(flat)?;
-    let mut out = io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &status)?;
-        writeln!(out)?;
+    let text = if args.json {
+        let mut json = serde_json::to_string(&status)?;
+        json.push('\n');
+        json
     } else {
-        write!(out, "{}", commands::status_table(&status))?;
-    }
-    out.flush()?;
-    Ok(EXIT_OK)
+        commands::status_table(&status)
+    };
+    print_stdout(text.as_bytes())
 }
 
-fn retry_failed(args: QueueArgs) -> Result<u8> {
+fn retry_failed(args: QueueArgs) -> Result<Exit> {
     let mut queue = connect(&args)?;
     let retry = RetryPolicy::give_up_after(Duration::from_secs(10));
     let n = queue
         .with_retry_notify(&retry, |q| q.retry_failed(), redis_retry_notice)
         .map_err(flat)?;
-    println!("moved {n} failed entries back to queue {}", queue.name());
-    Ok(EXIT_OK)
+    print_stdout(format!("moved {n} failed entries back to queue {}\n", queue.name()).as_bytes())
 }
 
-fn print_completions(shell: clap_complete::Shell) -> Result<u8> {
-    clap_complete::generate(shell, &mut Cli::command(), "fetchq", &mut io::stdout());
-    Ok(0)
+fn print_completions(shell: clap_complete::Shell) -> Result<Exit> {
+    // Generated in memory: clap_complete panics on a failed write.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "fetchq", &mut script);
+    print_stdout(&script)
 }
 
-fn print_man() -> Result<u8> {
-    let mut out = io::stdout().lock();
+fn print_man() -> Result<Exit> {
+    let mut page = Vec::new();
     clap_mangen::Man::new(Cli::command())
-        .render(&mut out)
-        .and_then(|()| out.flush())
-        .context("cannot write the man page")?;
-    Ok(0)
+        .render(&mut page)
+        .context("cannot render the man page")?;
+    print_stdout(&page)
 }
 
-/// First SIGINT/SIGTERM: ask the run to stop (in-flight parts are kept).
-/// Second: exit at once, the way a user hammering Ctrl-C expects.
+/// First SIGINT, SIGTERM or SIGHUP: ask the run to stop (in-flight parts are
+/// kept, the report is printed). SIGHUP is among them because a closed
+/// terminal or an ssh session that drops sends it, and its default action
+/// would kill the run without a report. Second signal: exit at once, the way a
+/// user hammering Ctrl-C expects.
 fn watch_signals(cancel: &Cancel) -> Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot install signal handlers")?;
     let cancel = cancel.clone();
     std::thread::Builder::new()
         .name("fetchq-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
                 if cancel.is_requested() {
-                    eprintln!("\nfetchq: interrupted again, exiting now");
-                    std::process::exit(128 + signal);
+                    eprintln!();
+                    messages::message("interrupted again, exiting now");
+                    std::process::exit(i32::from(Exit::Signal(signal).code()));
                 }
                 cancel.request(signal);
             }

@@ -35,6 +35,11 @@
 //! under its lock, that `NAME.part` is still that file. The lock is advisory:
 //! other programs can still write there, and on a file system without locks
 //! (some network mounts) overlapping runs are not kept apart.
+//!
+//! A named part carries the record of the response its bytes came from (see
+//! [`crate::resume`]), written through its descriptor before it has a name,
+//! so `-c` can tell whether the server still has that version and no
+//! `NAME.part` is ever seen without it; a finished file sheds it.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
@@ -49,6 +54,7 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use crate::error::FetchError;
+use crate::resume::{self, Record, Stored};
 
 /// An unnamed download is given its `NAME.part` name once it holds more than
 /// this. A crash (or SIGKILL) loses an unnamed file, so this is the most a
@@ -445,6 +451,13 @@ pub struct PartFile {
     unnamed: Option<Linker>,
     len: u64,
     hasher: Option<Sha256>,
+    /// The response the bytes come from, for `-c` (see [`crate::resume`]):
+    /// put on the file as soon as it has a name, or before it gets one.
+    record: Option<Record>,
+    /// Left by an earlier run and taken over with `-c`: not known to be only
+    /// ours (another program's file, or one with other names), so it is
+    /// never truncated; [`PartFile::restart`] puts a new file in its place.
+    adopted: bool,
 }
 
 impl PartFile {
@@ -495,6 +508,8 @@ impl PartFile {
             unnamed: None,
             len,
             hasher,
+            record: None,
+            adopted: true,
         }))
     }
 
@@ -527,7 +542,25 @@ impl PartFile {
             unnamed,
             len: 0,
             hasher,
+            record: None,
+            adopted: false,
         })
+    }
+
+    /// What an earlier run recorded on this part about where its bytes came from.
+    pub fn stored_record(&self) -> Stored {
+        resume::load(&self.file)
+    }
+
+    /// Record the response the bytes come from: on the file at once if it
+    /// has a name, else just before it gets one, so a `NAME.part` never
+    /// exists without it. Best effort: a file system without user
+    /// attributes leaves the part unrecorded, and `-c` then starts it over.
+    pub fn set_record(&mut self, record: Record) {
+        if self.unnamed.is_none() {
+            let _ = resume::store(&self.file, &record);
+        }
+        self.record = Some(record);
     }
 
     /// Bytes written so far.
@@ -565,19 +598,93 @@ impl PartFile {
 
     /// Throw away what was written and start from byte 0 (the server sent a
     /// different version, or ignored our Range): never splice two versions.
+    ///
+    /// A part this run made is truncated. One taken over with `-c` is left
+    /// intact and replaced at its name by a new, empty, locked file, so
+    /// neither another program's file nor a hard link to it is emptied.
     pub fn restart(&mut self) -> Result<(), FetchError> {
         if self.len == 0 {
             return Ok(());
         }
-        self.file
-            .set_len(0)
-            .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(drop))
-            .map_err(|e| FetchError::disk("cannot truncate", self.path(), e))?;
+        if self.adopted {
+            self.file = self.replace_adopted()?;
+            self.adopted = false;
+        } else {
+            self.file
+                .set_len(0)
+                .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(drop))
+                .map_err(|e| FetchError::disk("cannot truncate", self.path(), e))?;
+            if self.unnamed.is_none() {
+                resume::clear(&self.file);
+            }
+        }
         self.len = 0;
+        // The record described the bytes just dropped; the next response's follows.
+        self.record = None;
         if let Some(hasher) = self.hasher.as_mut() {
             *hasher = Sha256::new();
         }
         Ok(())
+    }
+
+    /// A new, empty, locked file at the adopted part's name, put there by
+    /// one rename from a private name while the lock on the old one is still
+    /// held, so no other fetchq can take `NAME.part` in between. The old file
+    /// keeps its bytes and any other name it has.
+    fn replace_adopted(&self) -> Result<File, FetchError> {
+        let stat = rustix::fs::fstat(&self.file)
+            .map_err(|e| FetchError::disk("cannot inspect", self.path(), e.into()))?;
+        #[allow(clippy::useless_conversion)]
+        let mode = Mode::from_raw_mode((u32::from(stat.st_mode) & 0o666).into());
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        for _ in 0..TRIES {
+            let private = self.private_name();
+            let fd = match rustix::fs::openat(&self.dir, &private, flags, mode) {
+                Ok(fd) => fd,
+                Err(Errno::EXIST) => continue,
+                Err(e) => {
+                    return Err(FetchError::disk(
+                        "cannot create",
+                        self.dir.join(&private),
+                        e.into(),
+                    ));
+                }
+            };
+            let placed = try_lock(&fd)
+                .and_then(|_| self.dir.holds(&self.name, &self.file))
+                .and_then(|ours| {
+                    if ours {
+                        rustix::fs::renameat(&self.dir, &private, &self.dir, &self.name)
+                            .map_err(io::Error::from)
+                    } else {
+                        Err(io::Error::other(
+                            "another program replaced it during the download",
+                        ))
+                    }
+                });
+            return match placed {
+                Ok(()) => Ok(File::from(fd)),
+                Err(e) => {
+                    let _ = self.dir.unlink(&private);
+                    Err(FetchError::disk("cannot start over", self.path(), e))
+                }
+            };
+        }
+        Err(FetchError::busy(self.path()))
+    }
+
+    /// `NAME.part.RANDOM`: a name of its own, for a file about to be renamed.
+    fn private_name(&self) -> OsString {
+        let mut private = self.name.clone();
+        private.push(format!(".{:08x}", fastrand::u32(..)));
+        private
+    }
+
+    /// Put the record on the file, just before it is given a name.
+    fn stamp(&self) {
+        if let Some(record) = &self.record {
+            let _ = resume::store(&self.file, record);
+        }
     }
 
     /// The SHA-256 of everything written, if hashing was asked for.
@@ -593,8 +700,10 @@ impl PartFile {
         let Some(linker) = self.unnamed else {
             return Ok(());
         };
-        // Locked before it has a name, so no other fetchq ever sees it unlocked.
+        // Locked and recorded before it has a name, so no other fetchq ever
+        // sees it unlocked, and `-c` never finds it without its record.
         try_lock(&self.file).map_err(|e| FetchError::disk("cannot lock", self.path(), e))?;
+        self.stamp();
         for _ in 0..TRIES {
             match linker.link(&self.file, &self.dir, &self.name) {
                 Ok(()) => {
@@ -633,9 +742,15 @@ impl PartFile {
         mtime: Option<SystemTime>,
         etag: Option<&str>,
     ) -> Result<Committed, FetchError> {
+        // Linked straight from the descriptor, the file never had a name nor
+        // a record on it; otherwise it keeps its record up to the rename
+        // (a `NAME.part` is never without it) and sheds it at once after.
+        let recorded = self.unnamed.is_none() || replace;
         let published = self.publish(name, replace, sync, mtime, etag);
-        if !matches!(published, Ok(Committed::Saved)) {
-            self.discard();
+        match published {
+            Ok(Committed::Saved) if recorded => resume::clear(&self.file),
+            Ok(Committed::Saved) => {}
+            _ => self.discard(),
         }
         published
     }
@@ -713,9 +828,9 @@ impl PartFile {
         let Some(linker) = self.unnamed else {
             return Ok(());
         };
+        self.stamp();
         for _ in 0..TRIES {
-            let mut private = self.name.clone();
-            private.push(format!(".{:08x}", fastrand::u32(..)));
+            let private = self.private_name();
             match linker.link(&self.file, &self.dir, &private) {
                 Ok(()) => {
                     self.name = private;
@@ -896,6 +1011,101 @@ mod tests {
             assert_eq!(fs::read(&target).unwrap(), b"ours");
             assert_eq!(names_in(tmp.path()), ["a"]);
         }
+    }
+
+    /// The record is on a part whenever the part has a name, and not on the
+    /// finished file.
+    #[test]
+    fn a_named_part_carries_its_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        let url = url::Url::parse("http://h/f").unwrap();
+        let record = Record::new(&url, Some("\"v1\""), None, Some(9));
+        let load = |name: &str| resume::load(&File::open(tmp.path().join(name)).unwrap());
+        let mut part = PartFile::create(&dir, os("named"), None, None, false).unwrap();
+        part.set_record(record.clone());
+        if part.stored_record() == Stored::Missing {
+            return; // No user attributes here: parts stay unrecorded and `-c` starts over.
+        }
+        assert_eq!(load("named.part"), Stored::Found(record.clone()));
+        part.write(b"old").unwrap();
+        part.restart().unwrap();
+        assert_eq!(
+            part.stored_record(),
+            Stored::Missing,
+            "the bytes it described are gone"
+        );
+        part.set_record(record.clone());
+        part.write(b"body").unwrap();
+        assert_eq!(
+            part.commit(os("named"), false, false, None, None).unwrap(),
+            Committed::Saved
+        );
+        assert_eq!(load("named"), Stored::Missing, "a finished file is no part");
+
+        let Some(linker) = Linker::probe(&dir) else {
+            return;
+        };
+        for (name, size) in [("big", NAME_AFTER as usize + 1), ("dropped", 5)] {
+            let mut part = PartFile::create(&dir, os(name), Some(linker), None, false).unwrap();
+            part.set_record(record.clone());
+            part.write(&vec![1; size]).unwrap();
+            drop(part);
+            assert_eq!(
+                load(&format!("{name}.part")),
+                Stored::Found(record.clone()),
+                "{name}"
+            );
+        }
+        // Replacing NAME: an unnamed part is named first (`NAME.part`, or a
+        // private name while another download holds that), then renamed; the
+        // finished file sheds the record either way.
+        let theirs = PartFile::create(&dir, os("held"), None, None, false).unwrap();
+        for name in ["replaced", "held"] {
+            fs::write(tmp.path().join(name), b"older").unwrap();
+            let mut part = PartFile::create(&dir, os(name), Some(linker), None, false).unwrap();
+            part.set_record(record.clone());
+            part.write(b"newer").unwrap();
+            assert_eq!(
+                part.commit(os(name), true, false, None, None).unwrap(),
+                Committed::Saved
+            );
+            assert_eq!(fs::read(tmp.path().join(name)).unwrap(), b"newer");
+            assert_eq!(load(name), Stored::Missing, "{name}: a finished file is no part");
+        }
+        drop(theirs);
+    }
+
+    /// A part taken over with `-c` is never emptied in place when its
+    /// download starts over: it may be another program's, or have other names.
+    #[test]
+    fn an_adopted_part_is_replaced_not_truncated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        fs::write(tmp.path().join("x.part"), b"theirs").unwrap();
+        fs::hard_link(tmp.path().join("x.part"), tmp.path().join("keep")).unwrap();
+        let mut part = PartFile::continue_existing(&dir, os("x"), true).unwrap().unwrap();
+        assert_eq!(part.len(), 6);
+        part.restart().unwrap();
+        assert_eq!(fs::read(tmp.path().join("keep")).unwrap(), b"theirs");
+        assert_eq!(fs::metadata(tmp.path().join("x.part")).unwrap().len(), 0);
+        assert!(
+            matches!(
+                PartFile::continue_existing(&dir, os("x"), false),
+                Err(FetchError::Busy { .. })
+            ),
+            "the new part is locked"
+        );
+        part.write(b"new").unwrap();
+        let want: [u8; 32] = Sha256::digest(b"new").into();
+        assert_eq!(part.digest(), Some(want), "the digest starts over too");
+        assert_eq!(
+            part.commit(os("x"), false, false, None, None).unwrap(),
+            Committed::Saved
+        );
+        assert_eq!(names_in(tmp.path()), ["keep", "x"]);
+        assert_eq!(fs::read(tmp.path().join("x")).unwrap(), b"new");
+        assert_eq!(fs::read(tmp.path().join("keep")).unwrap(), b"theirs");
     }
 
     #[test]

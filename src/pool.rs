@@ -235,8 +235,8 @@ pub fn run(
             match handle {
                 Ok(handle) => workers.push(handle),
                 Err(e) => {
-                    // Stop the workers already started, as a SIGTERM would.
-                    cancel.request(libc::SIGTERM);
+                    // Stop the workers already started; the error says why.
+                    cancel.stop();
                     return Err(RunError::Spawn(e));
                 }
             }

@@ -23,6 +23,7 @@ use indicatif::{
 use crate::cancel::Cancel;
 use crate::display;
 use crate::event::{EntryReport, Event, JobInfo, Outcome, SkipReason};
+use crate::messages::PROGRAM;
 use crate::pool::{Live, Observer};
 use crate::report::{FailureLine, Summary};
 
@@ -174,10 +175,11 @@ impl Terminal {
         }
         let mut err = io::stderr().lock();
         if let Some(signal) = summary.interrupted {
-            let name = if signal == 15 { "SIGTERM" } else { "SIGINT" };
+            let name =
+                crate::cancel::signal_name(signal).map_or_else(|| format!("signal {signal}"), str::to_string);
             let _ = writeln!(
                 err,
-                "fetchq: interrupted by {name}; partial files kept as NAME.part (continue with -c)"
+                "{PROGRAM}: interrupted by {name}; partial files kept as NAME.part (continue with -c)"
             );
         }
         match self.mode {
@@ -185,7 +187,7 @@ impl Terminal {
                 if summary.failed > 0 {
                     let _ = writeln!(
                         err,
-                        "fetchq: {} of {} entries failed",
+                        "{PROGRAM}: {} of {} entries failed",
                         summary.failed,
                         summary.finished()
                     );
@@ -247,6 +249,17 @@ impl Observer for Terminal {
                         display::url(&job.url),
                         display::text(&display::chain(error)),
                         wait.as_secs_f32()
+                    ));
+                }
+            }
+            Event::Resume { job, from, decision } => {
+                if self.verbose {
+                    self.line(&format!(
+                        "{}: {}: {} bytes in {}.part: {decision}",
+                        display::text(&job.origin.to_string()),
+                        display::url(&job.url),
+                        from,
+                        display::text(&job.path.to_string_lossy()),
                     ));
                 }
             }

@@ -472,6 +472,56 @@ fn unusable_queue_entries_fail_like_bad_lines() {
     assert_eq!(result["line"], 7, "{result}");
 }
 
+/// Results are stored under the entry's id, so an element whose id does not
+/// match its URL and OUT (written by hand or by a hostile producer) must not
+/// run: it would record its outcome over another entry's result.
+#[test]
+fn an_entry_whose_id_does_not_match_its_url_goes_to_bad() {
+    let redis = RedisServer::start();
+    let server = TestServer::start();
+    let root = tempdir();
+    let root = root.path();
+    let url = redis.url();
+    let list = serve(&server, 1, Duration::ZERO);
+    enqueue_ok(root, &url, &list);
+    let mut first = Worker::spawn(root, &url, "w0", &["--drain"], &[]);
+    assert_eq!(first.code(WORKER_DEADLINE), 0, "{}", first.stderr());
+    let genuine = QueueEntry::new(server.url(&path(0)), None, None, "urls.txt", 1);
+
+    server.route("/other.bin", Route::ok(b"other".to_vec()));
+    let mut forged = QueueEntry::new(server.url("/other.bin"), None, None, "feed.txt", 9);
+    forged.id = genuine.id.clone();
+    let mut con = redis.connection();
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("fetchq:default:pending")
+        .arg(forged.to_json())
+        .query(&mut con)
+        .unwrap();
+
+    let mut second = Worker::spawn(root, &url, "w1", &["--drain"], &[]);
+    second.code(WORKER_DEADLINE);
+    let stderr = second.stderr();
+    assert!(stderr.contains("moved to the `bad` list"), "{stderr}");
+    assert!(stderr.contains("does not match its URL and OUT"), "{stderr}");
+    assert!(
+        !list_files(root).iter().any(|f| f.ends_with("other.bin")),
+        "the forged entry ran: {:?}\n{stderr}",
+        list_files(root)
+    );
+    let result: String = redis::cmd("HGET")
+        .arg("fetchq:default:done")
+        .arg(&genuine.id)
+        .query(&mut con)
+        .unwrap();
+    let result: Value = serde_json::from_str(&result).unwrap();
+    assert_eq!(result["url"], server.url(&path(0)), "{result}\n{stderr}");
+    let bad: i64 = redis::cmd("LLEN")
+        .arg("fetchq:default:bad")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(bad, 1, "{stderr}");
+}
+
 #[test]
 fn an_orphaned_claim_is_returned_and_downloaded() {
     let redis = RedisServer::start();

@@ -409,11 +409,20 @@ fn server_ignoring_range_after_a_reset_restarts_from_zero() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let body = pattern(80_000, 6);
+    // With an ETag, so the retry asks for the rest (without a validator it
+    // would start over by itself).
     server.route(
         "/f.bin",
         Route::ok(body.clone())
+            .etag("\"v1\"")
             .ignore_range()
-            .fail_times_with(1, Route::ok(body.clone()).ignore_range().reset_after(25_000)),
+            .fail_times_with(
+                1,
+                Route::ok(body.clone())
+                    .etag("\"v1\"")
+                    .ignore_range()
+                    .reset_after(25_000),
+            ),
     );
     list_of(root, &server.url("/f.bin"));
 
@@ -492,6 +501,8 @@ fn etag_change_between_attempts_gives_exactly_the_new_version() {
 // 4. -c / --continue across runs
 // ---------------------------------------------------------------------------
 
+/// A part written by another program records no version: the list's
+/// checksum is what lets `-c` continue it (see `tests/resume_integrity.rs`).
 #[test]
 fn continue_requests_only_the_rest_of_a_leftover_part() {
     let server = TestServer::start();
@@ -501,7 +512,8 @@ fn continue_requests_only_the_rest_of_a_leftover_part() {
     let half = body.len() / 2;
     server.route("/f.bin", Route::ok(body.clone()));
     write_out_file(root, "f.bin.part", &body[..half]);
-    list_of(root, &server.url("/f.bin"));
+    let url = server.url("/f.bin");
+    write_list(root, "list.txt", format!("{url} sha256={}\n", sha256_hex(&body)));
 
     let run = fetch(root, &["-c"]);
 
@@ -550,7 +562,8 @@ fn continue_with_a_complete_part_finishes_without_the_body_again() {
     let body = pattern(10_000, 12);
     server.route("/f.bin", Route::ok(body.clone()));
     write_out_file(root, "f.bin.part", &body);
-    list_of(root, &server.url("/f.bin"));
+    let url = server.url("/f.bin");
+    write_list(root, "list.txt", format!("{url} sha256={}\n", sha256_hex(&body)));
 
     let run = fetch(root, &["-c"]);
 
@@ -808,10 +821,13 @@ fn interrupt_slow_download(
     signal: &str,
     want_code: i32,
 ) -> u64 {
-    // 200 pieces 100 ms apart: 20 s if nothing stops it.
+    // 200 pieces 100 ms apart: 20 s if nothing stops it. The ETag lets `-c`
+    // continue the part: without a validator it would start over.
     server.route(
         "/slow.bin",
-        Route::ok(pattern(100_000, 23)).drip(500, Duration::from_millis(100)),
+        Route::ok(pattern(100_000, 23))
+            .etag("\"slow\"")
+            .drip(500, Duration::from_millis(100)),
     );
     list_of(root, &server.url("/slow.bin"));
     let part = out(root).join("slow.bin.part");
@@ -912,7 +928,7 @@ fn sigint_keeps_the_part_exits_130_and_continue_finishes_it() {
 
     // Same content, served fast now.
     let body = pattern(100_000, 23);
-    server.route("/slow.bin", Route::ok(body.clone()));
+    server.route("/slow.bin", Route::ok(body.clone()).etag("\"slow\""));
     let before = server.requests_for("/slow.bin").len();
     let run = fetch(root, &["-c"]);
 
@@ -934,6 +950,19 @@ fn sigterm_keeps_the_part_and_exits_143() {
     let tmp = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     interrupt_slow_download(&server, tmp.path(), logs.path(), "-TERM", 143);
+}
+
+/// A closed terminal or a dropped ssh session sends SIGHUP: the run stops as
+/// for SIGTERM, keeping its parts and printing its report, instead of dying
+/// silently with nothing kept for `-c`.
+#[test]
+fn sighup_keeps_the_part_prints_the_report_and_exits_129() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    interrupt_slow_download(&server, tmp.path(), logs.path(), "-HUP", 129);
+    let stderr = fs::read_to_string(logs.path().join("stderr.txt")).unwrap();
+    assert!(stderr.contains("interrupted by SIGHUP"), "{stderr}");
 }
 
 // ---------------------------------------------------------------------------

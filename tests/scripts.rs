@@ -911,34 +911,6 @@ fn upper_case_http_proxy_env_works() {
     assert_env_var_routes_through_a_proxy("HTTP_PROXY");
 }
 
-/// A plain-HTTP URL through an HTTP proxy goes through a CONNECT tunnel:
-/// ureq, fetchq's HTTP layer, has no absolute-form mode (curl and wget send
-/// `GET http://host/path`). This pins the documented behaviour (README,
-/// "Politeness"): proxies that refuse CONNECT to port 80 (squid's default
-/// `deny CONNECT !SSL_ports`) cannot carry http:// downloads.
-#[test]
-fn http_urls_go_to_the_proxy_through_connect() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let target = proxy_setup(root);
-    let proxy = TestServer::start();
-    let run = fetch_proxied(root, &[], &[("http_proxy", &proxy_url(&proxy))]);
-    let reqs = proxy.requests();
-    let authority = target
-        .url("")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    assert!(
-        reqs.iter().any(|r| r.method == "CONNECT" && r.path == authority),
-        "the proxy should get `CONNECT {authority} HTTP/1.1`, got {:?}\n{}",
-        reqs.iter()
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect::<Vec<_>>(),
-        ctx(&run, root)
-    );
-}
-
 #[test]
 fn no_proxy_env_connects_directly() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1326,4 +1298,46 @@ fn cron_one_404_exits_1() {
     assert_out_file(&quiet, root, "a.txt", b"a");
     let plain = fetch_in(root, &["--overwrite", "-d", "out", "list.txt"]);
     assert_code(&plain, root, 1);
+}
+
+/// A server clock ahead of ours (or a hostile server) must not push a file's
+/// mtime into the future: `-N` sends that mtime as If-Modified-Since, and a
+/// date years ahead would hide every later change of the file.
+#[test]
+fn a_last_modified_in_the_future_is_applied_as_now() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let future = now() + 10 * 365 * 86_400;
+    server.route(
+        "ahead.txt",
+        Route::ok(b"from the future".to_vec()).last_modified(&http_date(future)),
+    );
+    write_list(root, "list.txt", format!("{}\n", server.url("ahead.txt")));
+
+    let first = fetch_in(root, &["-d", "out", "list.txt"]);
+    assert_code(&first, root, 0);
+    assert_out_file(&first, root, "ahead.txt", b"from the future");
+    let after = SystemTime::now();
+    let mtime = mtime(&first, root, "ahead.txt");
+    assert!(
+        mtime <= after,
+        "mtime {mtime:?} is in the future (now {after:?})\n{}",
+        ctx(&first, root)
+    );
+
+    let second = fetch_in(root, &["-N", "-d", "out", "list.txt"]);
+    assert_code(&second, root, 0);
+    let reqs = server.requests_for("ahead.txt");
+    let since = reqs
+        .last()
+        .and_then(|r| r.header("if-modified-since"))
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .unwrap_or_else(|| panic!("-N sends If-Modified-Since: {reqs:?}\n{}", ctx(&second, root)));
+    assert!(
+        since <= SystemTime::now(),
+        "If-Modified-Since {since:?} is in the future\n{}",
+        ctx(&second, root)
+    );
 }

@@ -72,10 +72,37 @@ impl QueueEntry {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Parses the JSON form stored in Redis.
-    pub fn from_json(text: &str) -> Result<QueueEntry, serde_json::Error> {
-        serde_json::from_str(text)
+    /// Parses the JSON form stored in Redis, and checks that its id is the
+    /// one its URL and OUT give. Results are stored under the id, so an entry
+    /// whose id was written by hand or by a hostile client could otherwise
+    /// record its outcome over another entry's result.
+    pub fn from_json(text: &str) -> Result<QueueEntry, MalformedEntry> {
+        let entry: QueueEntry = serde_json::from_str(text).map_err(MalformedEntry::Json)?;
+        let expected = QueueEntry::id_for(&entry.url, entry.out.as_deref());
+        if entry.id != expected {
+            return Err(MalformedEntry::IdMismatch {
+                found: entry.id,
+                expected,
+            });
+        }
+        Ok(entry)
     }
+}
+
+/// Why a queue element is not a usable entry.
+#[derive(Debug, thiserror::Error)]
+pub enum MalformedEntry {
+    /// Not the JSON object fetchq stores.
+    #[error("not a queue entry ({0})")]
+    Json(serde_json::Error),
+    /// The id is not the one its URL and OUT give.
+    #[error("its id {found:?} does not match its URL and OUT (expected {expected:?})")]
+    IdMismatch {
+        /// The id the element carries.
+        found: String,
+        /// [`QueueEntry::id_for`] of its URL and OUT.
+        expected: String,
+    },
 }
 
 #[cfg(test)]
@@ -119,5 +146,17 @@ mod tests {
         let e2 = QueueEntry::new("u", Some("d/f".into()), Some("ab".into()), "-", 1);
         assert_eq!(QueueEntry::from_json(&e2.to_json()).unwrap(), e2);
         assert!(QueueEntry::from_json(r#"{"url":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn an_id_that_does_not_match_url_and_out_is_refused() {
+        let mut e = QueueEntry::new("https://e.com/a", None, None, "urls.txt", 1);
+        e.id = QueueEntry::id_for("https://e.com/b", None);
+        assert!(matches!(
+            QueueEntry::from_json(&e.to_json()),
+            Err(MalformedEntry::IdMismatch { .. })
+        ));
+        e.id = "not-hex".into();
+        assert!(QueueEntry::from_json(&e.to_json()).is_err());
     }
 }

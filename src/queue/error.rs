@@ -2,6 +2,8 @@
 
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
+use super::entry::MalformedEntry;
+
 /// What went wrong talking to the queue.
 ///
 /// URLs in messages never carry a password. [`QueueError::is_connection`]
@@ -68,9 +70,9 @@ pub enum QueueError {
         queue: String,
         /// The entry's text as stored.
         raw: String,
-        /// Why it does not parse.
+        /// Why it is not a usable entry.
         #[source]
-        source: serde_json::Error,
+        source: MalformedEntry,
     },
 }
 

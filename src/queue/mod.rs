@@ -126,7 +126,7 @@ use std::time::Duration;
 use redis::{Client, Connection, RedisResult};
 use serde::Serialize;
 
-pub use entry::QueueEntry;
+pub use entry::{MalformedEntry, QueueEntry};
 pub use error::QueueError;
 pub use retry::RetryPolicy;
 
