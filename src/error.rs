@@ -159,6 +159,24 @@ pub enum FetchError {
         #[source]
         source: io::Error,
     },
+    /// Another process (an overlapping fetchq) holds the lock on the entry's
+    /// `NAME.part`: it is downloading the same file.
+    #[error("{} is being downloaded by another process{}", path.display(), stalled_for(*.stalled))]
+    Busy {
+        /// The part file.
+        path: PathBuf,
+        /// Set when this run gave up waiting: how long the part did not grow.
+        stalled: Option<Duration>,
+    },
+    /// Something that is not a regular file (a directory, a named pipe, a
+    /// symlink to a directory, ...) is at the entry's name.
+    #[error("{} is {what}, not a file", path.display())]
+    NotAFile {
+        /// The entry's path.
+        path: PathBuf,
+        /// What is there.
+        what: &'static str,
+    },
     /// The TLS handshake failed (untrusted or mismatched certificate, protocol error).
     #[error("TLS: {0}")]
     Tls(String),
@@ -186,6 +204,8 @@ impl FetchError {
             | FetchError::Redirect(_)
             | FetchError::Checksum { .. }
             | FetchError::Disk { .. }
+            | FetchError::Busy { .. }
+            | FetchError::NotAFile { .. }
             | FetchError::Client(_)
             | FetchError::Tls(_)
             | FetchError::Cancelled => false,
@@ -206,6 +226,8 @@ impl FetchError {
             FetchError::Redirect(_) => "redirect",
             FetchError::Checksum { .. } => "checksum",
             FetchError::Disk { .. } => "disk",
+            FetchError::Busy { .. } => "busy",
+            FetchError::NotAFile { .. } => "not_a_file",
             FetchError::Client(_) => "client",
             FetchError::Tls(_) => "tls",
             FetchError::Cancelled => "interrupted",
@@ -220,6 +242,11 @@ impl FetchError {
         }
     }
 
+    /// Another process holds the part at `path`.
+    pub(crate) fn busy(path: PathBuf) -> Self {
+        FetchError::Busy { path, stalled: None }
+    }
+
     /// Wrap a disk error with the action and path.
     pub(crate) fn disk(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         FetchError::Disk {
@@ -228,6 +255,13 @@ impl FetchError {
             source,
         }
     }
+}
+
+/// The end of [`FetchError::Busy`]'s message for a holder that stopped writing.
+fn stalled_for(stalled: Option<Duration>) -> String {
+    stalled.map_or_else(String::new, |idle| {
+        format!(" that wrote nothing for {}", humantime::format_duration(idle))
+    })
 }
 
 #[cfg(test)]

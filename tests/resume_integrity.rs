@@ -454,3 +454,42 @@ fn a_retry_without_validators_starts_over_unless_a_checksum_checks_it() {
         }
     }
 }
+
+/// A continued part that must start over (here the server sent the whole
+/// new version) is replaced at its name, never emptied in place: the file
+/// may have other names, or be another program's, and those keep its bytes.
+#[test]
+fn a_part_that_starts_over_is_replaced_not_emptied() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let old = pattern(300_000, 11);
+    let new = pattern(250_000, 12);
+    write_list(root, "list.txt", format!("{}\n", server.url("/f.bin")));
+    let kept = leave_part(&server, root, Route::ok(old.clone()).etag("\"v1\""), 100_000);
+    let other_name = root.join("other-name");
+    fs::hard_link(out(root).join("f.bin.part"), &other_name).unwrap();
+
+    server.route("/f.bin", Route::ok(new.clone()).etag("\"v2\""));
+    let before = server.requests_for("/f.bin").len();
+    let run = fetch(root, &["-c", "-v"]);
+
+    let requests = requests_since(&server, "/f.bin", before);
+    let why = || describe(&run, root, &requests);
+    assert_code(&run, root, 0);
+    assert_out_file(&run, root, "f.bin", &new);
+    assert_eq!(requests.len(), 1, "{}", why());
+    assert_eq!(requests[0].header("if-range"), Some("\"v1\""), "{}", why());
+    assert_eq!(
+        fs::read(&other_name).unwrap(),
+        &old[..kept as usize],
+        "the part's other name keeps its bytes\n{}",
+        why()
+    );
+    assert_eq!(
+        list_files(root),
+        ["list.txt", "other-name", "out/f.bin"],
+        "{}",
+        why()
+    );
+}
