@@ -87,6 +87,52 @@ pub enum LineError {
         /// The earlier line that claimed it.
         line: u64,
     },
+    /// The explicit path is the in-progress name `NAME.part` of another
+    /// entry's path.
+    #[error(
+        "output path {path} clashes with {} of line {line} (NAME and NAME.part are reserved together)",
+        .path.strip_suffix(".part").unwrap_or(.path)
+    )]
+    OutPartOf {
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The earlier line.
+        line: u64,
+    },
+    /// The explicit path's in-progress name `NAME.part` is another entry's path.
+    #[error(
+        "output path {path} clashes with {path}.part of line {line} (NAME and NAME.part are reserved together)"
+    )]
+    OutPartTaken {
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The earlier line.
+        line: u64,
+    },
+    /// The explicit path needs a folder where another entry writes a file
+    /// (the full path is in the line the message comes with).
+    #[error("output path needs {folder} as a folder, but line {line} writes it as a file")]
+    OutFolderTaken {
+        /// The folder that is a file.
+        folder: String,
+        /// The earlier line.
+        line: u64,
+    },
+    /// The explicit path is a folder of another entry's path.
+    #[error("output path {path} is used as a folder by line {line}")]
+    OutIsFolder {
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The earlier line.
+        line: u64,
+    },
+    /// A name in the explicit path is longer than file systems allow (255
+    /// bytes, and 250 for a file so that its `NAME.part` fits).
+    #[error("output path has a name of {bytes} bytes (at most 250 for a file, 255 for a folder)")]
+    OutTooLong {
+        /// The name's length.
+        bytes: usize,
+    },
 }
 
 /// Why one download failed.
