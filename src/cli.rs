@@ -367,7 +367,8 @@ pub struct DownloadArgs {
 
     /// Name files from the server's Content-Disposition header when the list gives no OUT.
     ///
-    /// The name is sanitised like any other and stays in the entry's folder.
+    /// The name is sanitised like any other and stays in the entry's folder;
+    /// colliding names are numbered in list order.
     #[arg(long, help_heading = "Output")]
     pub content_disposition: bool,
 

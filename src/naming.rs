@@ -1,5 +1,6 @@
 //! Where each entry lands on disk: names from URLs, checks on explicit paths,
-//! and the collision rules of one run.
+//! the collision rules of one run, and the list order in which names chosen
+//! after the request (`--content-disposition`) are claimed.
 //!
 //! Rules (also in `--help` and README):
 //! - The default name is the URL's last path segment, percent-decoded;
@@ -21,18 +22,20 @@
 //!   `NAME-1.EXT`, `NAME-2.EXT`, ... in list order, so the result is the same
 //!   on every run of the same list. An explicit OUT that is taken fails its
 //!   line, naming the earlier line.
-//! - Names from `Content-Disposition` follow the same rules, claimed when
-//!   the response arrives.
+//! - Names from `Content-Disposition` follow the same rules, claimed in list
+//!   order: an entry waits for every earlier entry's claim ([`Turn`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 use url::Url;
 
+use crate::cancel::Cancel;
 use crate::error::LineError;
 use crate::input::{Origin, OutPath};
 
@@ -259,6 +262,9 @@ pub struct Namer {
     next: HashMap<u64, u64, BuildHasherDefault<PreHashed>>,
     /// Entry → packed origin, for entries that got a numbered name.
     numbered: HashMap<u64, u64, BuildHasherDefault<PreHashed>>,
+    /// With `--content-disposition`: the list order of late claims.
+    late: Option<Arc<LateOrder>>,
+    turns: u64,
 }
 
 /// Who holds a path: the entry's fingerprint (or `FOLDER`, `LATE`) and its packed origin.
@@ -290,9 +296,13 @@ enum Clash {
 }
 
 impl Namer {
-    /// A namer with nothing claimed.
-    pub fn new() -> Namer {
-        Namer::default()
+    /// A namer with nothing claimed. With `late_names` (`--content-disposition`)
+    /// it hands out a [`Turn`] per entry named by its URL ([`Namer::turn`]).
+    pub fn new(late_names: bool) -> Namer {
+        Namer {
+            late: late_names.then(Arc::default),
+            ..Namer::default()
+        }
     }
 
     /// Decide where an entry goes, claiming its path for this run.
@@ -360,6 +370,15 @@ impl Namer {
     pub fn claim_late(&mut self, wanted: PathBuf, origin: &Origin) -> PathBuf {
         let here = self.pack(origin);
         self.walk(wanted, LATE, here)
+    }
+
+    /// The next entry's place in the order of late claims, when names may
+    /// come from responses; entries must ask in the order they are queued.
+    pub fn turn(&mut self) -> Option<Turn> {
+        let order = self.late.clone()?;
+        let seq = self.turns;
+        self.turns += 1;
+        Some(Turn { order, seq })
     }
 
     /// Claim `wanted`, or the first free numbered alternative after the
@@ -464,6 +483,99 @@ impl Namer {
         }
         self.sources.push(source.clone());
         (self.sources.len() - 1) as u32
+    }
+}
+
+/// The list order of names claimed from responses (`--content-disposition`).
+///
+/// Each entry named by its URL holds a [`Turn`], numbered in queue order.
+/// Before claiming a server's name, a worker waits until every earlier turn
+/// has passed: an earlier entry passes once its name is settled (after its
+/// first response with a body) or when it ends in any way, so two entries
+/// offered the same name get it and `NAME-1` in list order, whichever
+/// answers first. The wait never deadlocks the pool: entries start in queue
+/// order (per host too, see the `hosts` module), so the earliest open turn
+/// belongs to a started entry that waits for nobody, and its attempts are
+/// bounded by the timeouts and retries.
+#[derive(Default)]
+struct LateOrder {
+    turns: Mutex<Turns>,
+    passed: Condvar,
+}
+
+/// Which turns have passed: all before `open`, and those in `ahead`.
+#[derive(Default)]
+struct Turns {
+    open: u64,
+    ahead: BTreeSet<u64>,
+}
+
+impl LateOrder {
+    fn lock(&self) -> MutexGuard<'_, Turns> {
+        // Every update leaves the state consistent: keep going after a panic.
+        self.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One entry's place in the order of late claims; passes when dropped, so
+/// an entry that ends before it got a response never holds others up.
+pub struct Turn {
+    order: Arc<LateOrder>,
+    seq: u64,
+}
+
+/// A turn being taken: passes when dropped, after the name is claimed.
+pub struct Taking<'a>(&'a Turn);
+
+impl Drop for Taking<'_> {
+    fn drop(&mut self) {
+        self.0.pass();
+    }
+}
+
+impl Turn {
+    /// Wait until every earlier turn has passed; `None` if the run is
+    /// stopping first.
+    pub fn wait(&self, cancel: &Cancel) -> Option<Taking<'_>> {
+        let mut turns = self.order.lock();
+        while turns.open < self.seq {
+            if cancel.is_requested() {
+                return None;
+            }
+            // Timed, to notice a stop request; a pass wakes it at once.
+            turns = match self.order.passed.wait_timeout(turns, Duration::from_millis(50)) {
+                Ok((turns, _)) => turns,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        Some(Taking(self))
+    }
+
+    /// Let later turns go; passing twice is harmless.
+    fn pass(&self) {
+        let mut turns = self.order.lock();
+        if self.seq < turns.open {
+            return;
+        }
+        if self.seq > turns.open {
+            turns.ahead.insert(self.seq);
+            return;
+        }
+        turns.open += 1;
+        loop {
+            let next = turns.open;
+            if !turns.ahead.remove(&next) {
+                break;
+            }
+            turns.open += 1;
+        }
+        self.order.passed.notify_all();
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.pass();
     }
 }
 
@@ -622,7 +734,7 @@ mod tests {
 
     #[test]
     fn collisions_get_numbered_and_duplicates_detected() {
-        let mut namer = Namer::new();
+        let mut namer = Namer::new(false);
         let src: Arc<str> = "list".into();
         let at = |line| Origin {
             source: src.clone(),
@@ -667,7 +779,7 @@ mod tests {
 
     /// Runs `steps` (line, URL, OUT) through one namer and returns what each got.
     fn place_all(steps: &[(&str, Option<&str>)]) -> Vec<Result<Placement, LineError>> {
-        let mut namer = Namer::new();
+        let mut namer = Namer::new(false);
         let src: Arc<str> = "list".into();
         steps
             .iter()
@@ -819,7 +931,7 @@ mod tests {
 
     #[test]
     fn late_names_follow_the_same_rules() {
-        let mut namer = Namer::new();
+        let mut namer = Namer::new(true);
         let origin = Origin {
             source: "list".into(),
             line: 1,
@@ -838,5 +950,24 @@ mod tests {
             namer.claim_late("other.bin".into(), &origin),
             Path::new("other-2.bin")
         );
+    }
+
+    #[test]
+    fn turns_open_in_order_whatever_order_they_pass() {
+        let mut namer = Namer::new(true);
+        let turns: Vec<Turn> = (0..4).map(|_| namer.turn().unwrap()).collect();
+        let stopped = Cancel::new();
+        stopped.request(15);
+        assert!(turns[0].wait(&stopped).is_some(), "the first turn never waits");
+        assert!(turns[2].wait(&stopped).is_none(), "turn 2 waits for 0 and 1");
+        turns[1].pass();
+        turns[0].pass();
+        assert!(turns[2].wait(&stopped).is_some());
+        let mut turns = turns.into_iter();
+        let first_three: Vec<Turn> = turns.by_ref().take(3).collect();
+        drop(first_three);
+        let last = turns.next().unwrap();
+        assert!(last.wait(&stopped).is_some(), "dropped turns pass");
+        assert!(Namer::new(false).turn().is_none());
     }
 }

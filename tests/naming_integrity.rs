@@ -1,6 +1,8 @@
 //! Naming integrity: a file and its in-progress `NAME.part` are reserved
 //! together, one name is never both a file and a folder, explicit names are
-//! never cut, and URL names are cut by the documented rule.
+//! never cut, URL names are cut by the documented rule, and names from
+//! `Content-Disposition` are numbered in list order whatever order the
+//! responses arrive in.
 
 #[allow(dead_code)]
 mod support;
@@ -213,4 +215,86 @@ fn long_url_names_are_cut_to_leave_room_for_numbers_and_part() {
     assert_out_files(&run, root, &[first.as_str(), second.as_str()]);
     assert_out_file(&run, root, &first, b"a");
     assert_out_file(&run, root, &second, b"b");
+}
+
+/// Two entries offered the same `Content-Disposition` name, the first one
+/// answering `first_delay` later than the second (or the reverse).
+fn colliding_server_names(first_delay: Duration, second_delay: Duration) {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let offer = "attachment; filename=\"report.pdf\"";
+    server.route(
+        "/1",
+        Route::ok(b"first".to_vec())
+            .header("Content-Disposition", offer)
+            .delay(first_delay),
+    );
+    server.route(
+        "/2",
+        Route::ok(b"second".to_vec())
+            .header("Content-Disposition", offer)
+            .delay(second_delay),
+    );
+    let list = format!("{}\n{}\n", server.url("/1"), server.url("/2"));
+
+    let run = run_list(root, &list, &["-j", "2", "--content-disposition"]);
+
+    assert_code(&run, root, 0);
+    assert_out_files(&run, root, &["report-1.pdf", "report.pdf"]);
+    assert_out_file(&run, root, "report.pdf", b"first");
+    assert_out_file(&run, root, "report-1.pdf", b"second");
+}
+
+#[test]
+fn server_names_are_numbered_in_list_order_when_the_first_answers_last() {
+    colliding_server_names(Duration::from_millis(400), Duration::ZERO);
+}
+
+#[test]
+fn server_names_are_numbered_in_list_order_when_the_first_answers_first() {
+    colliding_server_names(Duration::ZERO, Duration::from_millis(400));
+}
+
+/// Entries of two hosts under `--per-host 1`, all offered one name: every
+/// entry waits for the earlier ones' names, the per-host queue never strands
+/// an earlier entry behind a waiting later one, and names follow the list.
+#[test]
+fn server_names_follow_the_list_under_per_host_limits() {
+    let servers = [TestServer::start(), TestServer::start()];
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let offer = "attachment; filename=\"same.bin\"";
+    let mut list = String::new();
+    for i in 0..8 {
+        let server = &servers[i % 2];
+        // Later entries answer sooner, so completion order is the reverse of the list.
+        let delay = Duration::from_millis(40 * (8 - i as u64));
+        let path = format!("/e{i}");
+        server.route(
+            &path,
+            Route::ok(format!("entry {i}").into_bytes())
+                .header("Content-Disposition", offer)
+                .delay(delay),
+        );
+        list.push_str(&server.url(&path));
+        list.push('\n');
+    }
+
+    let run = run_list(
+        root,
+        &list,
+        &["-j", "3", "--per-host", "1", "--content-disposition"],
+    );
+
+    assert_code(&run, root, 0);
+    assert_out_file(&run, root, "same.bin", b"entry 0");
+    for i in 1..8 {
+        assert_out_file(
+            &run,
+            root,
+            &format!("same-{i}.bin"),
+            format!("entry {i}").as_bytes(),
+        );
+    }
 }
