@@ -109,12 +109,17 @@ pub enum LineError {
         /// The earlier line.
         line: u64,
     },
-    /// The explicit path needs a folder where another entry writes a file
-    /// (the full path is in the line the message comes with).
-    #[error("output path needs {folder} as a folder, but line {line} writes it as a file")]
+    /// The explicit path needs a folder where another entry writes a file.
+    #[error(
+        "output path {path} needs {} as a folder, but line {line} writes it as a file",
+        .path.get(..*.folder).unwrap_or(.path)
+    )]
     OutFolderTaken {
-        /// The folder that is a file.
-        folder: String,
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The folder's length in bytes: `path[..folder]` is the folder that
+        /// is a file (one string, to keep every `LineError` small).
+        folder: usize,
         /// The earlier line.
         line: u64,
     },

@@ -319,7 +319,8 @@ impl Namer {
             Some(OutPath::Dir(dir)) => {
                 if let Some((folder, origin)) = self.folder_clash(dir) {
                     return Err(LineError::OutFolderTaken {
-                        folder: folder.display().to_string(),
+                        path: dir.display().to_string(),
+                        folder: folder.as_os_str().len(),
                         line: origin & LINE_MASK,
                     });
                 }
@@ -348,7 +349,8 @@ impl Namer {
         let shown = || path.display().to_string();
         if let Some((folder, origin)) = path.parent().and_then(|dir| self.folder_clash(dir)) {
             return Err(LineError::OutFolderTaken {
-                folder: folder.display().to_string(),
+                path: shown(),
+                folder: folder.as_os_str().len(),
                 line: origin & LINE_MASK,
             });
         }
@@ -854,16 +856,18 @@ mod tests {
 
     #[test]
     fn one_name_is_never_both_a_file_and_a_folder() {
-        let folder_taken = |folder: &str, line| {
+        let folder_taken = |path: &str, folder: &str, line| {
+            assert!(path.starts_with(folder));
             Err(LineError::OutFolderTaken {
-                folder: folder.into(),
+                path: path.into(),
+                folder: folder.len(),
                 line,
             })
         };
         let cases: [Case<'_>; 7] = [
             (
                 &[("http://h/x.bin", Some("a")), ("http://h/y.bin", Some("a/b"))],
-                &[at("a"), folder_taken("a", 1)],
+                &[at("a"), folder_taken("a/b", "a", 1)],
             ),
             (
                 &[("http://h/y.bin", Some("a/b")), ("http://h/x.bin", Some("a"))],
@@ -877,11 +881,11 @@ mod tests {
             ),
             (
                 &[("http://h/a", None), ("http://h/y.bin", Some("a/b/c"))],
-                &[at("a"), folder_taken("a", 1)],
+                &[at("a"), folder_taken("a/b/c", "a", 1)],
             ),
             (
                 &[("http://h/a", None), ("http://h/y.bin", Some("a/"))],
-                &[at("a"), folder_taken("a", 1)],
+                &[at("a"), folder_taken("a", "a", 1)],
             ),
             (
                 // A URL name gives way to a folder by numbering.
@@ -895,7 +899,7 @@ mod tests {
             (
                 // `x.bin.part` as a folder would block `x.bin`'s in-progress file.
                 &[("http://h/x.bin", None), ("http://h/y", Some("x.bin.part/y"))],
-                &[at("x.bin"), folder_taken("x.bin.part", 1)],
+                &[at("x.bin"), folder_taken("x.bin.part/y", "x.bin.part", 1)],
             ),
             (
                 &[("http://h/y", Some("x.bin.part/y")), ("http://h/x.bin", None)],

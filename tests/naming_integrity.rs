@@ -142,7 +142,7 @@ fn a_name_used_as_file_and_folder_fails_the_later_line_before_any_download() {
         &run,
         root,
         2,
-        "output path needs a as a folder, but line 1 writes it as a file",
+        "output path a/b needs a as a folder, but line 1 writes it as a file",
     );
     assert_eq!(server.hits("/y.bin"), 0, "{}", ctx(&run, root));
     assert_out_files(&run, root, &["a"]);
