@@ -40,9 +40,11 @@ Naming:
   Without OUT, the name is the URL's last path segment, percent-decoded
   (index.html for a path ending in /); the query string is never part of it.
   Unsafe characters (/, \\, control characters) become _, and names are cut to
-  255 bytes keeping the extension. In one run, the same URL is downloaded once;
-  different URLs that want the same name get NAME-1.EXT, NAME-2.EXT, ... in list
-  order. Two entries with the same explicit OUT: the later one fails.
+  250 bytes keeping the extension, so NAME.part fits in 255 (an explicit OUT is
+  never cut: a longer name fails its line). In one run, the same URL is
+  downloaded once; different URLs that want a taken name (NAME and NAME.part
+  are reserved together) get NAME-1.EXT, NAME-2.EXT, ... in list order. An
+  explicit OUT that is taken, or that uses a file's name as a folder, fails.
 
 Existing files:
   default       an existing file is left alone and counted as skipped
@@ -410,7 +412,8 @@ pub struct DownloadArgs {
 
     /// Name files from the server's Content-Disposition header when the list gives no OUT.
     ///
-    /// The name is sanitised like any other and stays in the entry's folder.
+    /// The name is sanitised like any other and stays in the entry's folder;
+    /// colliding names are numbered in list order.
     #[arg(long, help_heading = "Output")]
     pub content_disposition: bool,
 

@@ -90,6 +90,57 @@ pub enum LineError {
         /// The earlier line that claimed it.
         line: u64,
     },
+    /// The explicit path is the in-progress name `NAME.part` of another
+    /// entry's path.
+    #[error(
+        "output path {path} clashes with {} of line {line} (NAME and NAME.part are reserved together)",
+        .path.strip_suffix(".part").unwrap_or(.path)
+    )]
+    OutPartOf {
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The earlier line.
+        line: u64,
+    },
+    /// The explicit path's in-progress name `NAME.part` is another entry's path.
+    #[error(
+        "output path {path} clashes with {path}.part of line {line} (NAME and NAME.part are reserved together)"
+    )]
+    OutPartTaken {
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The earlier line.
+        line: u64,
+    },
+    /// The explicit path needs a folder where another entry writes a file.
+    #[error(
+        "output path {path} needs {} as a folder, but line {line} writes it as a file",
+        .path.get(..*.folder).unwrap_or(.path)
+    )]
+    OutFolderTaken {
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The folder's length in bytes: `path[..folder]` is the folder that
+        /// is a file (one string, to keep every `LineError` small).
+        folder: usize,
+        /// The earlier line.
+        line: u64,
+    },
+    /// The explicit path is a folder of another entry's path.
+    #[error("output path {path} is used as a folder by line {line}")]
+    OutIsFolder {
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The earlier line.
+        line: u64,
+    },
+    /// A name in the explicit path is longer than file systems allow (255
+    /// bytes, and 250 for a file so that its `NAME.part` fits).
+    #[error("output path has a name of {bytes} bytes (at most 250 for a file, 255 for a folder)")]
+    OutTooLong {
+        /// The name's length.
+        bytes: usize,
+    },
 }
 
 /// Why one download failed.

@@ -13,7 +13,7 @@ use crate::cancel::Cancel;
 use crate::error::{LineError, RunError};
 use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason, Ticket};
 use crate::input::{Entry, ListInput, Origin, OutPath};
-use crate::naming::{Namer, Placement};
+use crate::naming::{Namer, Placement, Turn};
 use crate::pool::Events;
 
 /// One unit of work on the channel.
@@ -22,6 +22,9 @@ pub struct Job {
     pub info: Arc<JobInfo>,
     /// Expected SHA-256, if the list gave one.
     pub sha256: Option<[u8; 32]>,
+    /// With `--content-disposition`, for an entry named by its URL: its place
+    /// in the list order of names claimed from responses.
+    pub turn: Option<Turn>,
 }
 
 /// Where entries come from: URL lists, or a shared queue.
@@ -109,11 +112,17 @@ impl Feeder {
             return false;
         }
         self.entries += 1;
-        let placement = self
-            .namer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .place(&entry.origin, &entry.url, entry.out.as_ref());
+        let named_by_url = !matches!(entry.out, Some(OutPath::File(_)));
+        let (placement, turn) = {
+            let mut namer = self.namer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let placement = namer.place(&entry.origin, &entry.url, entry.out.as_ref());
+            // Turns are handed out in queue order: this thread queues right after.
+            let turn = match placement {
+                Ok(Placement::At(_)) if named_by_url => namer.turn(),
+                _ => None,
+            };
+            (placement, turn)
+        };
         let path = match placement {
             Ok(Placement::At(path)) => path,
             Ok(Placement::Duplicate(first)) => {
@@ -137,7 +146,7 @@ impl Feeder {
             }
         };
         let info = Arc::new(JobInfo {
-            named_by_url: !matches!(entry.out, Some(OutPath::File(_))),
+            named_by_url,
             origin: entry.origin,
             url: entry.url,
             path,
@@ -146,6 +155,7 @@ impl Feeder {
         self.queue(Job {
             info,
             sha256: entry.sha256,
+            turn,
         })
     }
 

@@ -26,7 +26,7 @@ use crate::cancel::Cancel;
 use crate::config::{Config, Existing};
 use crate::error::FetchError;
 use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, Resume, SkipReason, StartOver};
-use crate::naming::{self, Namer};
+use crate::naming::{self, Namer, Turn};
 use crate::outdir::OutDir;
 use crate::part::{Committed, Folder, Linker, Occupant, PartFile, occupant_at, part_holder, part_name};
 use crate::pool::{Events, Slot};
@@ -82,6 +82,8 @@ pub struct WorkerCtx<'a> {
     pub events: &'a Events,
     /// The worker's reusable streaming buffer.
     pub buf: &'a mut Vec<u8>,
+    /// The entry's place in the order of late names (`--content-disposition`).
+    pub turn: Option<&'a Turn>,
 }
 
 /// What is known about an entry across its attempts.
@@ -631,6 +633,11 @@ impl Fetcher {
         progress.last_modified =
             header_str(headers, header::LAST_MODIFIED).and_then(|v| httpdate::parse_http_date(v).ok());
         if self.config.content_disposition && job.named_by_url && progress.saved_as.is_none() {
+            // Claimed in list order: wait for every earlier entry's name.
+            let _taking = match ctx.turn {
+                Some(turn) => Some(turn.wait(&self.cancel).ok_or(FetchError::Cancelled)?),
+                None => None,
+            };
             let offered =
                 header_str(headers, header::CONTENT_DISPOSITION).and_then(naming::name_from_disposition);
             if let Some(name) = offered.filter(|name| job.path.file_name() != Some(name.as_ref())) {
