@@ -20,7 +20,8 @@ pub fn prefixed(message: impl Display) -> String {
     format!("{PROGRAM}: {message}")
 }
 
-/// Print `fetchq: MESSAGE` on stderr, made safe to show (see [`safe`]). A
+/// Print `fetchq: MESSAGE` on stderr, credentials removed and control
+/// characters escaped (line breaks of its own are kept). A
 /// failing stderr has nowhere to be reported, so its error is dropped.
 pub fn message(message: impl Display) {
     let _ = writeln!(io::stderr().lock(), "{PROGRAM}: {}", safe(&message.to_string()));

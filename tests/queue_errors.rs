@@ -70,7 +70,7 @@ fn a_redis_connection_error_shows_its_cause_once_and_no_password() {
         assert_eq!(
             line,
             format!(
-                "fetchq: cannot connect to Redis at redis://127.0.0.1:{port}/: Connection refused (os error 111)"
+                "fetchq: cannot connect to Redis at redis://***@127.0.0.1:{port}/: Connection refused (os error 111)"
             ),
             "{}",
             ctx(&r, root)
