@@ -103,6 +103,7 @@ pub struct ConfigArgs {
     /// `-H "X-Token: abc"`), `#` starts a comment. Options given on the
     /// command line win over the file's.
     #[arg(
+        value_hint = clap::ValueHint::FilePath,
         long,
         value_name = "FILE",
         conflicts_with = "no_config",
@@ -123,8 +124,16 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to standard output.
-    Man,
+    /// Print fetchq's man page (roff), or write every page into a folder.
+    ///
+    /// Without --dir, fetchq.1 goes to standard output. With --dir, fetchq.1
+    /// and one page per subcommand (fetchq-worker.1, ...) are written there,
+    /// and their paths printed.
+    Man {
+        /// Write every page into this folder (created if missing).
+        #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+        dir: Option<PathBuf>,
+    },
     /// Push the entries of URL lists into a Redis queue, for `fetchq worker`s on many machines.
     ///
     /// Reads each FILE in order (`-` or no FILE: standard input), in the list
@@ -204,7 +213,7 @@ pub struct EnqueueArgs {
     pub queue: QueueArgs,
 
     /// URL lists to read, in order; `-` is standard input.
-    #[arg(value_name = "FILE")]
+    #[arg(value_hint = clap::ValueHint::FilePath, value_name = "FILE")]
     pub files: Vec<String>,
 }
 
@@ -288,13 +297,13 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct InputArgs {
     /// URL lists to read, in order; `-` is standard input.
-    #[arg(value_name = "FILE", help_heading = "Input")]
+    #[arg(value_hint = clap::ValueHint::FilePath, value_name = "FILE", help_heading = "Input")]
     pub files: Vec<String>,
 
     /// Another URL list to read (repeatable; the habit of wget -i and aria2c -i).
     ///
     /// Lists given with -i are read before the FILE arguments.
-    #[arg(short = 'i', long = "input-file", value_name = "FILE", help_heading = "Input")]
+    #[arg(value_hint = clap::ValueHint::FilePath, short = 'i', long = "input-file", value_name = "FILE", help_heading = "Input")]
     pub input_files: Vec<String>,
 }
 
@@ -319,13 +328,18 @@ pub struct OutputArgs {
     /// Print one JSON object per finished entry on stdout, then a summary object.
     ///
     /// Newline-delimited JSON (one object per line), written as each entry
-    /// finishes. Human text and progress stay on stderr. Fields are listed in
-    /// README.md.
+    /// finishes. Human text and progress stay on stderr. An entry object has
+    /// type "entry", source, line, url, final_url, path, outcome (downloaded,
+    /// skipped, unchanged, planned, failed), reason, status, bytes, attempts,
+    /// elapsed_ms, error_kind and error; the last object has type "summary",
+    /// the counts (downloaded, skipped, unchanged, planned, failed,
+    /// interrupted_entries, not_started), bytes, elapsed_ms, interrupted and
+    /// exit_code.
     #[arg(long, help_heading = "Output format")]
     pub json: bool,
 
     /// Append one line per event, with an RFC 3339 timestamp, to this file.
-    #[arg(long, value_name = "FILE", help_heading = "Output format")]
+    #[arg(value_hint = clap::ValueHint::FilePath, long, value_name = "FILE", help_heading = "Output format")]
     pub log: Option<PathBuf>,
 }
 
@@ -376,6 +390,7 @@ pub struct DownloadArgs {
 
     /// Directory to write into (created if missing).
     #[arg(
+        value_hint = clap::ValueHint::DirPath,
         short,
         long,
         visible_short_alias = 'P',
@@ -490,6 +505,7 @@ pub struct DownloadArgs {
 
     /// Also trust the CA certificates in this PEM file.
     #[arg(
+        value_hint = clap::ValueHint::FilePath,
         long,
         visible_alias = "ca-certificate",
         value_name = "FILE",

@@ -4,6 +4,7 @@
 
 mod cli;
 mod config_file;
+mod man;
 
 use std::io::{self, IsTerminal};
 use std::path::Path;
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Completions { shell }) => print_completions(shell),
-        Some(Command::Man) => print_man(),
+        Some(Command::Man { dir }) => print_man(dir.as_deref()),
         Some(Command::Enqueue(args)) => enqueue(args),
         Some(Command::Worker(args)) => worker(*args),
         Some(Command::Status(args)) => status(args),
@@ -240,12 +241,20 @@ fn print_completions(shell: clap_complete::Shell) -> Result<Exit> {
     print_stdout(&script)
 }
 
-fn print_man() -> Result<Exit> {
-    let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut page)
-        .context("cannot render the man page")?;
-    print_stdout(&page)
+fn print_man(dir: Option<&Path>) -> Result<Exit> {
+    let pages = man::pages().context("cannot render the man pages")?;
+    let Some(dir) = dir else {
+        let top = pages.first().map_or(&[][..], |page| &page.roff[..]);
+        return print_stdout(top);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut written = String::new();
+    for page in pages {
+        let path = dir.join(&page.file_name);
+        std::fs::write(&path, &page.roff).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push_str(&format!("{}\n", path.display()));
+    }
+    print_stdout(written.as_bytes())
 }
 
 /// First SIGINT, SIGTERM or SIGHUP: ask the run to stop (in-flight parts are
