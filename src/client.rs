@@ -47,7 +47,7 @@ pub fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
         .max_idle_connections(config.jobs.max(16))
         .max_idle_connections_per_host(config.jobs)
         // Reads from the socket fill this buffer; match the worker's chunk.
-        .input_buffer_size(crate::fetch::CHUNK)
+        .input_buffer_size(crate::transport::CHUNK)
         .build();
     // fetchq's proxy connections (SOCKS, absolute-form http://), then ureq's
     // CONNECT for https:// through an HTTP proxy, then fetchq's socket in place

@@ -35,7 +35,7 @@ pub enum RunError {
     },
     /// A proxy setting (`--proxy` or the environment) is unusable.
     #[error(transparent)]
-    Proxy(#[from] crate::proxy::ProxyError),
+    Proxy(#[from] ProxyError),
     /// The `--cacert` file is unusable.
     #[error("cannot use CA certificates from {}: {reason}", path.display())]
     CaCert {
@@ -79,9 +79,12 @@ pub enum LineError {
     /// The line is not valid UTF-8.
     #[error("line is not valid UTF-8")]
     NotUtf8,
-    /// The line is longer than [`crate::input::MAX_LINE`]; it was skipped unread.
-    #[error("line longer than {} bytes (the list format's limit)", crate::input::MAX_LINE)]
-    TooLong,
+    /// The line is longer than the list format allows; it was skipped unread.
+    #[error("line longer than {limit} bytes (the list format's limit)")]
+    TooLong {
+        /// The longest line the list format allows, in bytes.
+        limit: usize,
+    },
     /// Another entry of this run already writes to the same explicit path.
     #[error("output path {path} is already used by line {line}")]
     OutTaken {
@@ -313,6 +316,28 @@ fn stalled_for(stalled: Option<Duration>) -> String {
     stalled.map_or_else(String::new, |idle| {
         format!(" that wrote nothing for {}", humantime::format_duration(idle))
     })
+}
+
+/// A proxy setting that cannot be used. Names where the setting came from
+/// (`--proxy` or the variable), never the URL: it may hold a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    /// The URL's scheme is not one fetchq speaks.
+    #[error(
+        "{from}: unsupported proxy scheme {scheme:?} (fetchq speaks http, https, socks4, socks4a, socks5 and socks5h)"
+    )]
+    Scheme {
+        /// `--proxy` or the variable's name as set (`all_proxy`, `HTTPS_PROXY`, ...).
+        from: String,
+        /// The scheme as written.
+        scheme: String,
+    },
+    /// The URL does not parse.
+    #[error("{from}: unusable proxy URL")]
+    Url {
+        /// `--proxy` or the variable's name as set.
+        from: String,
+    },
 }
 
 #[cfg(test)]

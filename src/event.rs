@@ -2,17 +2,33 @@
 //! main thread by whoever owns the terminal (progress bars, logs, JSON).
 //!
 //! Workers never print. Byte progress is not an event: workers bump shared
-//! counters ([`crate::pool::Live`]) that the display samples a few times a
+//! counters ([`Live`]) that the display samples a few times a
 //! second, so a 64 KiB chunk costs one relaxed atomic add, not a message.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crossbeam_channel::Sender;
 use url::Url;
 
 use crate::error::{FetchError, LineError};
-use crate::input::Origin;
+
+/// Where an entry came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The list's name as the user gave it (`-` for stdin).
+    pub source: Arc<str>,
+    /// 1-based line number.
+    pub line: u64,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.source, self.line)
+    }
+}
 
 /// Something that happened in the run.
 #[derive(Debug)]
@@ -248,5 +264,110 @@ impl EntryReport {
     /// Whether this entry counts against the exit code.
     pub fn failed(&self) -> bool {
         matches!(self.outcome, Outcome::Failed(_))
+    }
+}
+
+/// Live byte counters of one worker, written by the worker after each chunk
+/// and read by the display. Relaxed atomics: a display may be a chunk behind.
+#[derive(Debug, Default)]
+pub struct Slot {
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+/// `total` value meaning "length unknown".
+const UNKNOWN: u64 = u64::MAX;
+
+impl Slot {
+    /// A new entry starts, with `from` bytes already on disk.
+    pub fn begin(&self, from: u64) {
+        self.done.store(from, Ordering::Relaxed);
+        self.total.store(UNKNOWN, Ordering::Relaxed);
+    }
+
+    /// A response body starts: `done` bytes on disk, `total` expected if known.
+    pub fn begin_body(&self, done: u64, total: Option<u64>) {
+        self.done.store(done, Ordering::Relaxed);
+        self.total.store(total.unwrap_or(UNKNOWN), Ordering::Relaxed);
+    }
+
+    /// `n` more bytes arrived.
+    pub fn advance(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Bytes on disk and expected total for the current entry.
+    pub fn read(&self) -> (u64, Option<u64>) {
+        let total = self.total.load(Ordering::Relaxed);
+        (
+            self.done.load(Ordering::Relaxed),
+            (total != UNKNOWN).then_some(total),
+        )
+    }
+}
+
+/// The live counters of every worker plus run-wide totals.
+#[derive(Debug)]
+pub struct Live {
+    /// One slot per worker.
+    pub slots: Box<[Slot]>,
+}
+
+/// Receives the run's events on the calling thread (the one that owns the terminal).
+pub trait Observer {
+    /// Something happened.
+    fn event(&mut self, event: &Event, live: &Live);
+    /// Time passed (about every 100 ms); redraw if needed.
+    fn tick(&mut self, _live: &Live) {}
+}
+
+/// Several observers fed the same events, in order (terminal, JSON, log).
+pub struct Tee<'a>(pub Vec<&'a mut dyn Observer>);
+
+impl Observer for Tee<'_> {
+    fn event(&mut self, event: &Event, live: &Live) {
+        for observer in self.0.iter_mut() {
+            observer.event(event, live);
+        }
+    }
+
+    fn tick(&mut self, live: &Live) {
+        for observer in self.0.iter_mut() {
+            observer.tick(live);
+        }
+    }
+}
+
+/// Backlog at which producers ring the observer's doorbell rather than let
+/// events wait for the next tick.
+const RING_AT: usize = 256;
+
+/// The sending side of the event stream, shared by the feeder and workers.
+///
+/// The observer thread is not woken per event (with thousands of small files
+/// a second, a wake-up per event cost more CPU than the downloads): it drains
+/// events once per tick, or when a producer rings the doorbell because a
+/// backlog built up. The doorbell also ends the run: it disconnects when the
+/// last producer drops its `Events`.
+#[derive(Clone)]
+pub struct Events {
+    tx: Sender<Event>,
+    bell: Sender<()>,
+}
+
+impl Events {
+    /// The producers' end of a run's event channel `tx`; `bell` is the
+    /// observer's doorbell (capacity 1), rung when a backlog builds up.
+    pub(crate) fn new(tx: Sender<Event>, bell: Sender<()>) -> Events {
+        Events { tx, bell }
+    }
+
+    /// Send an event; false if the observer is gone.
+    pub fn send(&self, event: Event) -> bool {
+        let sent = self.tx.send(event).is_ok();
+        if self.tx.len() >= RING_AT {
+            let _ = self.bell.try_send(());
+        }
+        sent
     }
 }

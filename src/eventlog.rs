@@ -11,8 +11,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::display;
-use crate::event::{Event, Outcome};
-use crate::pool::{Live, Observer};
+use crate::event::{Event, Live, Observer, Outcome};
 use crate::report::{FailureLine, Summary};
 
 /// Appends event lines to a file.

@@ -11,10 +11,9 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::cancel::Cancel;
 use crate::error::{LineError, RunError};
-use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason, Ticket};
-use crate::input::{Entry, ListInput, Origin, OutPath};
-use crate::naming::{Namer, Placement, Turn};
-use crate::pool::Events;
+use crate::event::{EntryReport, Event, Events, JobInfo, Origin, Outcome, Problem, SkipReason, Ticket};
+use crate::input::{Entry, ListInput};
+use crate::naming::{Namer, OutPath, Placement, Turn};
 
 /// One unit of work on the channel.
 pub struct Job {

@@ -22,26 +22,21 @@ use std::time::{Duration, Instant, SystemTime};
 use ureq::http::{HeaderMap, StatusCode, header};
 use url::Url;
 
+use crate::backoff::Backoff;
 use crate::cancel::Cancel;
 use crate::config::{Config, Existing};
 use crate::error::FetchError;
-use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, Resume, SkipReason, StartOver};
+use crate::event::{
+    EntryReport, Event, Events, JobInfo, Outcome, Problem, Resume, SkipReason, Slot, StartOver,
+};
 use crate::naming::{self, Namer, Turn};
 use crate::outdir::OutDir;
 use crate::part::{Committed, Folder, Linker, Occupant, PartFile, occupant_at, part_holder, part_name};
-use crate::pool::{Events, Slot};
 use crate::proxy::ProxyTable;
 use crate::rate::RateLimiter;
 use crate::resume::{self, Record, Verdict};
 use crate::transport::{Cancelled, IdleTimeout};
 use crate::validators::{self, Conditional};
-
-/// Size of the buffer each worker streams through, and of ureq's socket
-/// buffer (see [`crate::client`]). Measured on a 1 GiB download from a local
-/// nginx into tmpfs: 64 KiB took 1.6–2.2 s, 256 KiB 1.2–1.6 s, 512 KiB
-/// 0.87–1.3 s, 1–2 MiB about the same as 512 KiB; fewer, larger reads and
-/// writes are what counts. 512 KiB keeps 8 workers' buffers at 8 MiB.
-pub(crate) const CHUNK: usize = 512 * 1024;
 
 /// How often a worker waiting for another process's part looks at it again.
 const BUSY_POLL: Duration = Duration::from_millis(200);
@@ -360,7 +355,7 @@ impl Fetcher {
                 wait,
                 resume_from: part.len(),
             });
-            if !sleep_unless_cancelled(wait, &self.cancel) {
+            if !self.cancel.sleep(wait) {
                 return Err(FetchError::Cancelled);
             }
         }
@@ -374,8 +369,8 @@ impl Fetcher {
         {
             part.remove();
             return Err(FetchError::Checksum {
-                expected: hex(&want),
-                actual: hex(&got),
+                expected: crate::hex::encode(&want),
+                actual: crate::hex::encode(&got),
             });
         }
         let bytes = part.len();
@@ -474,7 +469,7 @@ impl Fetcher {
             if self.config.max_time.is_some_and(|max| start.elapsed() >= max) {
                 return Err(FetchError::busy(path()));
             }
-            if !sleep_unless_cancelled(BUSY_POLL, &self.cancel) {
+            if !self.cancel.sleep(BUSY_POLL) {
                 return Err(FetchError::Cancelled);
             }
         }
@@ -969,54 +964,10 @@ fn timeout_error(timeout: ureq::Timeout) -> FetchError {
     }
 }
 
-/// Exponential backoff with full jitter (AWS architecture blog, "Exponential
-/// Backoff And Jitter"): the n-th wait is uniform in `[0, min(cap, base·2^n)]`,
-/// which spreads retries of many workers apart. A server's `Retry-After` wins,
-/// capped at the same ceiling so a hostile value cannot park a worker for days.
-struct Backoff {
-    base: Duration,
-    cap: Duration,
-    step: u32,
-}
-
-impl Backoff {
-    fn new(base: Duration, cap: Duration) -> Backoff {
-        Backoff { base, cap, step: 0 }
-    }
-
-    fn next(&mut self, retry_after: Option<Duration>) -> Duration {
-        let ceiling = self.base.saturating_mul(1 << self.step.min(20)).min(self.cap);
-        self.step += 1;
-        match retry_after {
-            Some(wait) => wait.min(self.cap),
-            None => ceiling.mul_f64(fastrand::f64()),
-        }
-    }
-}
-
-/// Sleep in short slices so Ctrl-C is not held up by a backoff; false if cancelled.
-pub(crate) fn sleep_unless_cancelled(total: Duration, cancel: &Cancel) -> bool {
-    let until = Instant::now() + total;
-    loop {
-        if cancel.is_requested() {
-            return false;
-        }
-        let now = Instant::now();
-        if now >= until {
-            return true;
-        }
-        std::thread::sleep((until - now).min(Duration::from_millis(100)));
-    }
-}
-
 /// Whether the part's SHA-256 is known and not the `want`ed one.
 fn digest_differs(want: Option<[u8; 32]>, part: &Part) -> bool {
     let got = part.file.as_ref().and_then(PartFile::digest);
     matches!((want, got), (Some(want), Some(got)) if want != got)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -1083,15 +1034,5 @@ mod tests {
             "{wait:?}"
         );
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_respects_the_cap() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-        for step in 0..10 {
-            let ceiling = Duration::from_millis(100 * (1 << step)).min(Duration::from_secs(1));
-            assert!(b.next(None) <= ceiling);
-        }
-        assert_eq!(b.next(Some(Duration::from_secs(3600))), Duration::from_secs(1));
     }
 }

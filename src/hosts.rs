@@ -15,16 +15,17 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-
-use crate::feed::Job;
+use url::Url;
 
 /// Most entries held back at once.
 const PARK_LIMIT: usize = 1024;
 
-/// The shared per-host limiter.
-pub struct HostGate {
+/// The shared per-host limiter of a channel of `T`s (the pool's jobs).
+pub struct HostGate<T> {
     limit: usize,
-    state: Mutex<State>,
+    /// The URL whose host an item downloads from.
+    url_of: fn(&T) -> &Url,
+    state: Mutex<State<T>>,
     freed: Condvar,
     /// Held from drawing an entry to parking or starting it, so entries are
     /// decided in queue order (`--content-disposition` relies on it: an entry
@@ -32,20 +33,29 @@ pub struct HostGate {
     intake: Mutex<()>,
 }
 
-#[derive(Default)]
-struct State {
+struct State<T> {
     active: HashMap<String, usize>,
-    parked: VecDeque<(String, Job)>,
+    parked: VecDeque<(String, T)>,
     input_done: bool,
 }
 
+impl<T> Default for State<T> {
+    fn default() -> Self {
+        State {
+            active: HashMap::new(),
+            parked: VecDeque::new(),
+            input_done: false,
+        }
+    }
+}
+
 /// Holds one of a host's slots; gives it back when dropped.
-pub struct Permit<'a> {
-    gate: &'a HostGate,
+pub struct Permit<'a, T> {
+    gate: &'a HostGate<T>,
     host: String,
 }
 
-impl Drop for Permit<'_> {
+impl<T> Drop for Permit<'_, T> {
     /// Frees the slot without waking anyone: the worker dropping the permit
     /// goes straight back to [`HostGate::next`] and takes the parked entry the
     /// slot makes runnable (one release makes at most one entry runnable).
@@ -63,9 +73,8 @@ impl Drop for Permit<'_> {
     }
 }
 
-/// The key of a job's host: `host:port`.
-fn host_key(job: &Job) -> String {
-    let url = &job.info.url;
+/// The key of a URL's host: `host:port`.
+fn host_key(url: &Url) -> String {
     format!(
         "{}:{}",
         url.host_str().unwrap_or(""),
@@ -73,18 +82,20 @@ fn host_key(job: &Job) -> String {
     )
 }
 
-impl HostGate {
-    /// A gate allowing `limit` simultaneous downloads per host.
-    pub fn new(limit: usize) -> HostGate {
+impl<T> HostGate<T> {
+    /// A gate allowing `limit` simultaneous downloads per host, the host of
+    /// an item being that of `url_of(item)`.
+    pub fn new(limit: usize, url_of: fn(&T) -> &Url) -> HostGate<T> {
         HostGate {
             limit: limit.max(1),
+            url_of,
             state: Mutex::default(),
             freed: Condvar::new(),
             intake: Mutex::default(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A worker that panicked while holding the lock left consistent counts
         // (every update is one statement); keep going.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -92,7 +103,7 @@ impl HostGate {
 
     /// The next job this worker may start, with its host slot; `None` once the
     /// channel is closed and nothing is parked.
-    pub fn next(&self, jobs: &Receiver<Job>) -> Option<(Job, Permit<'_>)> {
+    pub fn next(&self, jobs: &Receiver<T>) -> Option<(T, Permit<'_, T>)> {
         loop {
             {
                 let mut state = self.lock();
@@ -119,7 +130,7 @@ impl HostGate {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             match jobs.recv() {
                 Ok(job) => {
-                    let host = host_key(&job);
+                    let host = host_key((self.url_of)(&job));
                     let mut state = self.lock();
                     let behind = state.parked.iter().any(|(parked, _)| *parked == host);
                     if !behind && state.active.get(&host).copied().unwrap_or(0) < self.limit {
@@ -135,7 +146,7 @@ impl HostGate {
         }
     }
 
-    fn acquire(&self, state: &mut State, host: String) -> Permit<'_> {
+    fn acquire(&self, state: &mut State<T>, host: String) -> Permit<'_, T> {
         *state.active.entry(host.clone()).or_default() += 1;
         Permit { gate: self, host }
     }

@@ -11,13 +11,13 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use url::Url;
 
 use crate::error::{LineError, RunError};
-use crate::naming;
+use crate::event::Origin;
+use crate::naming::{self, OutPath};
 
 /// The longest list line, in bytes without its line end: 64 KiB, far above
 /// any URL a server accepts (common limits are 8–16 KiB) plus a path and a
@@ -35,30 +35,6 @@ pub struct Entry {
     pub out: Option<OutPath>,
     /// The expected SHA-256 of the whole file.
     pub sha256: Option<[u8; 32]>,
-}
-
-/// An explicit output path from the list, already checked to stay inside the output dir.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum OutPath {
-    /// A file path.
-    File(PathBuf),
-    /// A folder (OUT ended with `/`): the file inside gets the URL's name.
-    Dir(PathBuf),
-}
-
-/// Where an entry came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// The list's name as the user gave it (`-` for stdin).
-    pub source: Arc<str>,
-    /// 1-based line number.
-    pub line: u64,
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.source, self.line)
-    }
 }
 
 /// The fields of one list line: URL, explicit OUT, expected SHA-256.
@@ -244,7 +220,11 @@ impl ListInput {
                     line,
                 };
                 // The text is not shown: a cut-off prefix could end inside a password.
-                if !each(Err((origin, LineError::TooLong, String::new()))) {
+                if !each(Err((
+                    origin,
+                    LineError::TooLong { limit: MAX_LINE },
+                    String::new(),
+                ))) {
                     return Ok(());
                 }
                 continue;

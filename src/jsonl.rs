@@ -22,9 +22,8 @@ use url::Url;
 
 use crate::display;
 
-use crate::event::{EntryReport, Event, Outcome, Problem, SkipReason};
+use crate::event::{EntryReport, Event, Live, Observer, Outcome, Problem, SkipReason};
 use crate::messages::StdoutError;
-use crate::pool::{Live, Observer};
 use crate::report::Summary;
 
 /// Writes the NDJSON stream.

@@ -1,10 +1,45 @@
 //! fetchq: download lists of URLs concurrently, streaming each body to disk.
 //!
+//! Data flows one way: lists (or the queue) → feed (parse, name, dedup) →
+//! bounded channel → worker pool → fetch (HTTP + part file) → events → the
+//! caller's [`Observer`]. The modules import the same way, each only from the
+//! rows below it (the binary's modules in brackets):
+//!
 //! ```text
-//!  lists / stdin / queue ─▶ feed (parse, name, dedup) ─▶ bounded channel ─▶ worker pool ─▶ fetch (HTTP + part file)
-//!                                                                              │
-//!                                                         events ─▶ caller's Observer (progress, report)
+//!  [main] ─▶ [cli] [config_file] [man]         the command line
+//!    │
+//!    ▼
+//!  outputs        queue                        what the user sees; the Redis queue worker
+//!    │              │
+//!    ▼              ▼
+//!  progress plans jsonl eventlog     pool      observers of events; threads and channels
+//!                                      │
+//!                                      ▼
+//!                            feed   hosts   fetch (mod redirect headers classify)
+//!                              │               │
+//!                              ▼               ▼
+//!                            input     client  rate  proxy
+//!                              │         │
+//!                              ▼         ▼
+//!         naming   outdir   transport                names; the output directory; sockets
+//!           │        │         │
+//!           ▼        ▼         ▼
+//!  content_disposition   part   socks  forward
+//!                          │
+//!                          ▼
+//!              resume   validators   report            what a part records; the summary
+//!                │                     │
+//!                ▼                     ▼
+//!  event   messages                                    the contract: events, observers, live counters
+//!    │        │
+//!    ▼        ▼
+//!  error  display  cancel  config  exit  backoff  hex  leaves: import nothing of fetchq
 //! ```
+//! [`event`] is the contract every stage shares: what workers report
+//! ([`Event`], [`Slot`]), how they send it ([`event::Events`]) and what
+//! observers receive ([`Observer`], [`Live`]). It imports nothing of the
+//! stages, so the orchestrator ([`pool`]) uses the contract without owning it.
+//!
 //! The engine ([`run`], the worker pool, [`queue`]) never prints: it reports
 //! events to the caller's [`Observer`]. What the command line shows is built
 //! from those events by [`outputs`] (the terminal view of [`progress`],
@@ -63,9 +98,10 @@ pub mod validators;
 pub use cancel::Cancel;
 pub use config::{Config, Existing, ProxyChoice};
 pub use error::{FetchError, LineError, RunError};
-pub use event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
+pub use event::{EntryReport, Event, JobInfo, Origin, Outcome, Problem, SkipReason};
+pub use event::{Live, Observer, Slot};
 pub use exit::Exit;
 pub use feed::{Feeder, Lists, Source};
-pub use input::{Entry, ListInput, Origin};
-pub use pool::{Live, Observer, Slot, run};
+pub use input::{Entry, ListInput};
+pub use pool::run;
 pub use report::Summary;

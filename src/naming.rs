@@ -37,7 +37,7 @@ use url::Url;
 
 use crate::cancel::Cancel;
 use crate::error::LineError;
-use crate::input::{Origin, OutPath};
+use crate::event::Origin;
 
 /// Longest file or folder name most file systems accept, in bytes.
 const MAX_NAME_BYTES: usize = 255;
@@ -47,6 +47,15 @@ const PART: &str = ".part";
 const MAX_FILE_BYTES: usize = MAX_NAME_BYTES - PART.len();
 /// Longest extension a cut keeps; a longer one is cut with the rest.
 const MAX_EXT_BYTES: usize = 16;
+
+/// An explicit output path from the list, already checked to stay inside the output dir.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OutPath {
+    /// A file path.
+    File(PathBuf),
+    /// A folder (OUT ended with `/`): the file inside gets the URL's name.
+    Dir(PathBuf),
+}
 
 /// Check an explicit OUT from a list: relative, no `..`, each part sanitised
 /// and short enough, never cut (a cut could merge two names).

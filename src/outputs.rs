@@ -6,11 +6,11 @@ use std::io::{self, IsTerminal, StdoutLock};
 use std::path::{Path, PathBuf};
 
 use crate::cancel::Cancel;
+use crate::event::{Observer, Tee};
 use crate::eventlog::EventLog;
 use crate::exit::Exit;
 use crate::jsonl::JsonLines;
 use crate::messages::{self, StdoutError};
-use crate::pool::{Observer, Tee};
 use crate::progress::{Mode, Terminal};
 use crate::report::Summary;
 

@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
+use crossbeam_channel::{RecvTimeoutError, bounded};
 
 use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::error::RunError;
-use crate::event::Event;
+use crate::event::{Event, Events, Live, Observer, Slot};
 use crate::feed::{Feeder, Job, Refill, Source};
 use crate::fetch::{Fetcher, WorkerCtx};
 use crate::hosts::HostGate;
@@ -36,92 +36,11 @@ use crate::report::Summary;
 /// How often the observer's `tick` runs while nothing else happens.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Live byte counters of one worker, written by the worker after each chunk
-/// and read by the display. Relaxed atomics: a display may be a chunk behind.
-#[derive(Debug, Default)]
-pub struct Slot {
-    done: AtomicU64,
-    total: AtomicU64,
-}
-
-/// `total` value meaning "length unknown".
-const UNKNOWN: u64 = u64::MAX;
-
-impl Slot {
-    /// A new entry starts, with `from` bytes already on disk.
-    pub fn begin(&self, from: u64) {
-        self.done.store(from, Ordering::Relaxed);
-        self.total.store(UNKNOWN, Ordering::Relaxed);
-    }
-
-    /// A response body starts: `done` bytes on disk, `total` expected if known.
-    pub fn begin_body(&self, done: u64, total: Option<u64>) {
-        self.done.store(done, Ordering::Relaxed);
-        self.total.store(total.unwrap_or(UNKNOWN), Ordering::Relaxed);
-    }
-
-    /// `n` more bytes arrived.
-    pub fn advance(&self, n: u64) {
-        self.done.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Bytes on disk and expected total for the current entry.
-    pub fn read(&self) -> (u64, Option<u64>) {
-        let total = self.total.load(Ordering::Relaxed);
-        (
-            self.done.load(Ordering::Relaxed),
-            (total != UNKNOWN).then_some(total),
-        )
-    }
-}
-
 /// Most events waiting for the observer; a producer that finds the channel
 /// full waits, so a slow terminal slows the run instead of filling memory.
 /// The channel's slots are allocated and touched up front (about 250 bytes
 /// each): 16k of them showed as 4 MiB of peak RSS in the benchmark.
 const EVENT_CAPACITY: usize = 2048;
-/// Backlog at which producers ring the observer's doorbell rather than let
-/// events wait for the next tick.
-const RING_AT: usize = 256;
-
-/// The sending side of the event stream, shared by the feeder and workers.
-///
-/// The observer thread is not woken per event (with thousands of small files
-/// a second, a wake-up per event cost more CPU than the downloads): it drains
-/// events once per tick, or when a producer rings the doorbell because a
-/// backlog built up. The doorbell also ends the run: it disconnects when the
-/// last producer drops its `Events`.
-#[derive(Clone)]
-pub struct Events {
-    tx: Sender<Event>,
-    bell: Sender<()>,
-}
-
-impl Events {
-    /// Send an event; false if the observer is gone.
-    pub fn send(&self, event: Event) -> bool {
-        let sent = self.tx.send(event).is_ok();
-        if self.tx.len() >= RING_AT {
-            let _ = self.bell.try_send(());
-        }
-        sent
-    }
-}
-
-/// The live counters of every worker plus run-wide totals.
-#[derive(Debug)]
-pub struct Live {
-    /// One slot per worker.
-    pub slots: Box<[Slot]>,
-}
-
-/// Receives the run's events on the calling thread (the one that owns the terminal).
-pub trait Observer {
-    /// Something happened.
-    fn event(&mut self, event: &Event, live: &Live);
-    /// Time passed (about every 100 ms); redraw if needed.
-    fn tick(&mut self, _live: &Live) {}
-}
 
 /// Run the whole pipeline on `source` and return the summary once every
 /// entry is finished (or the run was cancelled and in-flight entries stopped).
@@ -157,7 +76,7 @@ pub fn run(
         proxies,
     };
     // With no more workers than the per-host limit, the limit can never bind.
-    let gate = (config.per_host < jobs).then(|| HostGate::new(config.per_host));
+    let gate = (config.per_host < jobs).then(|| HostGate::new(config.per_host, |job: &Job| &job.info.url));
     let live = Live {
         slots: (0..jobs).map(|_| Slot::default()).collect(),
     };
@@ -165,10 +84,7 @@ pub fn run(
     let refill = Arc::new(Refill::new(2 * jobs));
     let (event_tx, event_rx) = bounded::<Event>(EVENT_CAPACITY);
     let (bell_tx, bell_rx) = bounded::<()>(1);
-    let events = Events {
-        tx: event_tx,
-        bell: bell_tx,
-    };
+    let events = Events::new(event_tx, bell_tx);
     let not_started = AtomicU64::new(0);
     let mut summary = Summary::new(jobs);
 
@@ -201,7 +117,7 @@ pub fn run(
             let handle = thread::Builder::new()
                 .name(format!("fetchq-worker-{worker}"))
                 .spawn_scoped(scope, move || {
-                    let mut buf = vec![0u8; crate::fetch::CHUNK];
+                    let mut buf = vec![0u8; crate::transport::CHUNK];
                     loop {
                         // Dropped after the report is sent: frees the host slot.
                         let (job, _permit) = match gate {
@@ -269,23 +185,6 @@ pub fn run(
     })?;
     summary.finish(not_started.into_inner(), cancel.signal(), feed_result.err());
     Ok(summary)
-}
-
-/// Several observers fed the same events, in order (terminal, JSON, log).
-pub struct Tee<'a>(pub Vec<&'a mut dyn Observer>);
-
-impl Observer for Tee<'_> {
-    fn event(&mut self, event: &Event, live: &Live) {
-        for observer in self.0.iter_mut() {
-            observer.event(event, live);
-        }
-    }
-
-    fn tick(&mut self, live: &Live) {
-        for observer in self.0.iter_mut() {
-            observer.tick(live);
-        }
-    }
 }
 
 #[cfg(test)]

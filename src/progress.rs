@@ -24,9 +24,8 @@ use indicatif::{
 
 use crate::cancel::Cancel;
 use crate::display;
-use crate::event::{EntryReport, Event, JobInfo, Outcome, SkipReason};
+use crate::event::{EntryReport, Event, JobInfo, Live, Observer, Outcome, SkipReason};
 use crate::messages::PROGRAM;
-use crate::pool::{Live, Observer};
 use crate::report::{FailureLine, Summary};
 
 /// How much to show.

@@ -18,31 +18,10 @@ use ureq::Proxy;
 use url::Url;
 
 use crate::config::ProxyChoice;
+use crate::error::ProxyError;
 
 /// The proxy schemes fetchq speaks.
 const SCHEMES: [&str; 6] = ["http", "https", "socks4", "socks4a", "socks5", "socks5h"];
-
-/// A proxy setting that cannot be used. Names where the setting came from
-/// (`--proxy` or the variable), never the URL: it may hold a password.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProxyError {
-    /// The URL's scheme is not one fetchq speaks.
-    #[error(
-        "{from}: unsupported proxy scheme {scheme:?} (fetchq speaks http, https, socks4, socks4a, socks5 and socks5h)"
-    )]
-    Scheme {
-        /// `--proxy` or the variable's name as set (`all_proxy`, `HTTPS_PROXY`, ...).
-        from: String,
-        /// The scheme as written.
-        scheme: String,
-    },
-    /// The URL does not parse.
-    #[error("{from}: unusable proxy URL")]
-    Url {
-        /// `--proxy` or the variable's name as set.
-        from: String,
-    },
-}
 
 /// The proxies of one run, chosen per request by the target URL.
 #[derive(Debug, Clone, Default)]

@@ -45,7 +45,7 @@ impl RateLimiter {
                 Duration::ZERO
             }
         };
-        crate::fetch::sleep_unless_cancelled(wait, cancel)
+        cancel.sleep(wait)
     }
 }
 

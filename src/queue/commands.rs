@@ -10,7 +10,9 @@ use crossbeam_channel::{RecvTimeoutError, bounded};
 
 use super::{Queue, QueueEntry, QueueError, QueueStatus, RetryPolicy};
 use crate::error::{LineError, RunError};
-use crate::input::{Entry, ListInput, Origin, OutPath};
+use crate::event::Origin;
+use crate::input::{Entry, ListInput};
+use crate::naming::OutPath;
 
 /// Entries pushed per [`Queue::enqueue_many`] call.
 const BATCH: usize = 500;

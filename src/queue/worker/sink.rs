@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use super::{Ctx, FOREVER, Level};
 use crate::display::{chain, line, text};
 use crate::error::FetchError;
-use crate::event::{EntryReport, Event, Outcome, Problem};
-use crate::pool::{Live, Observer};
+use crate::event::{EntryReport, Event, Live, Observer, Outcome, Problem};
 use crate::queue::{Queue, QueueEntry};
 
 use super::claims::Claims;
@@ -136,8 +135,8 @@ impl Observer for QueueSink {
 mod tests {
     use super::*;
     use crate::error::LineError;
+    use crate::event::Origin;
     use crate::event::Ticket;
-    use crate::input::Origin;
 
     fn report(ticket: Option<u64>, outcome: Outcome) -> EntryReport {
         let origin = Origin {
