@@ -1,6 +1,8 @@
-//! One download, from the skip check to the final rename: requests, redirects,
-//! status checks, streaming to the part file, verification, and the retry and
-//! resume decisions between attempts.
+//! One download, from the skip check to the final rename: status checks,
+//! streaming to the part file, verification, and the retry and resume
+//! decisions between attempts. Sending a request and following its redirects
+//! is in `redirect.rs`, reading response headers in `headers.rs`, naming
+//! transport errors in `classify.rs`.
 //!
 //! Resume follows RFC 9110 §14: a retry after part of the body arrived asks
 //! for the rest with `Range: bytes=N-` and `If-Range` (the first response's
@@ -13,13 +15,17 @@
 //! only where the entry's SHA-256 will check the result, and fetched whole
 //! once more if it does not match.
 
+mod classify;
+mod headers;
+mod redirect;
+
 use std::ffi::OsStr;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use ureq::http::{HeaderMap, StatusCode, header};
+use ureq::http::header;
 use url::Url;
 
 use crate::backoff::Backoff;
@@ -35,8 +41,12 @@ use crate::part::{Committed, Folder, Linker, Occupant, PartFile, occupant_at, pa
 use crate::proxy::ProxyTable;
 use crate::rate::RateLimiter;
 use crate::resume::{self, Record, Verdict};
-use crate::transport::{Cancelled, IdleTimeout};
 use crate::validators::{self, Conditional};
+
+use classify::body_error;
+use headers::{
+    content_range, content_range_total, expected_length, header_str, retry_after, same_version, validator,
+};
 
 /// How often a worker waiting for another process's part looks at it again.
 const BUSY_POLL: Duration = Duration::from_millis(200);
@@ -45,9 +55,6 @@ const BUSY_POLL: Duration = Duration::from_millis(200);
 /// gives up: each wait lasts as long as the holder makes progress, so this
 /// only bounds a pathological chain of holders.
 const BUSY_ROUNDS: usize = 100;
-
-/// Headers whose value is a credential: never sent to another origin after a redirect.
-const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
 /// Everything a worker needs to download entries; one per run, shared by reference.
 pub struct Fetcher {
@@ -719,320 +726,10 @@ impl Fetcher {
         }
         Ok(Done::Complete)
     }
-
-    /// Send a GET, following redirects by hand (see [`crate::client`]).
-    fn send(
-        &self,
-        url: &Url,
-        offset: u64,
-        deadline: Option<Duration>,
-        progress: &mut Progress,
-    ) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
-        let mut current = url.clone();
-        // The URLs asked for before `current`, to name a redirect loop.
-        let mut earlier: Vec<Url> = Vec::new();
-        loop {
-            let mut request = self
-                .agent
-                .get(current.as_str())
-                .header("Accept-Encoding", "identity");
-            if !self.config.headers.is_empty() {
-                let same_origin = earlier.is_empty() || current.origin() == url.origin();
-                for (name, value) in &self.config.headers {
-                    if same_origin || !CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                        request = request.header(name.as_str(), value.as_str());
-                    }
-                }
-            }
-            if offset > 0 {
-                request = request.header("Range", format!("bytes={offset}-"));
-                if let Some(validator) = &progress.validator {
-                    request = request.header("If-Range", validator);
-                }
-            } else if let Some(conditional) = &progress.conditional {
-                if let Some(etag) = &conditional.etag {
-                    request = request.header("If-None-Match", etag);
-                }
-                if let Some(modified) = conditional.modified {
-                    request = request.header("If-Modified-Since", httpdate::fmt_http_date(modified));
-                }
-            }
-            let proxy = self.proxies.for_url(&current);
-            if deadline.is_some() || proxy.is_some() {
-                request = request.config().timeout_global(deadline).proxy(proxy).build();
-            }
-            let response = request.call().map_err(request_error)?;
-            let status = response.status();
-            let location = header_str(response.headers(), header::LOCATION)
-                .filter(|_| status.is_redirection() && status != StatusCode::NOT_MODIFIED);
-            let Some(location) = location else {
-                progress.final_url = Some(current);
-                return Ok(response);
-            };
-            progress.final_url = Some(current.clone());
-            let next = current
-                .join(location)
-                .map_err(|e| FetchError::Redirect(format!("redirect to an invalid URL ({e})")))?;
-            if !matches!(next.scheme(), "http" | "https") {
-                return Err(FetchError::Redirect(format!(
-                    "redirect to unsupported scheme {:?}",
-                    next.scheme()
-                )));
-            }
-            if next == current || earlier.contains(&next) {
-                return Err(FetchError::Redirect(format!(
-                    "redirect loop ({} redirects, back to {})",
-                    earlier.len() + 1,
-                    crate::display::url(&next)
-                )));
-            }
-            if earlier.len() >= self.config.max_redirects as usize {
-                return Err(FetchError::Redirect(format!(
-                    "too many redirects (more than {})",
-                    self.config.max_redirects
-                )));
-            }
-            earlier.push(std::mem::replace(&mut current, next));
-        }
-    }
-}
-
-/// A `Content-Range: bytes START-END/TOTAL` header (RFC 9110 §14.4).
-struct ContentRange {
-    start: u64,
-    end: u64,
-    total: Option<u64>,
-}
-
-/// Numbers from the server are untrusted: anything beyond 2^63 or inconsistent is refused.
-const MAX_SIZE: u64 = 1 << 63;
-
-fn content_range(headers: &HeaderMap) -> Result<ContentRange, FetchError> {
-    let bad = |why: &str| FetchError::BadResponse(format!("{why} Content-Range on a 206"));
-    let value = header_str(headers, header::CONTENT_RANGE).ok_or_else(|| bad("no"))?;
-    let spec = value
-        .trim()
-        .strip_prefix("bytes ")
-        .ok_or_else(|| bad("malformed"))?;
-    let (range, total) = spec.split_once('/').ok_or_else(|| bad("malformed"))?;
-    let (start, end) = range.split_once('-').ok_or_else(|| bad("malformed"))?;
-    let number = |s: &str| s.trim().parse::<u64>().ok().filter(|n| *n < MAX_SIZE);
-    let start = number(start).ok_or_else(|| bad("out-of-range"))?;
-    let end = number(end).ok_or_else(|| bad("out-of-range"))?;
-    let total = match total.trim() {
-        "*" => None,
-        t => Some(number(t).ok_or_else(|| bad("out-of-range"))?),
-    };
-    if end < start || total.is_some_and(|t| end >= t) {
-        return Err(bad("inconsistent"));
-    }
-    Ok(ContentRange { start, end, total })
-}
-
-/// The `*/TOTAL` of a 416's Content-Range.
-fn content_range_total(headers: &HeaderMap) -> Option<u64> {
-    let value = header_str(headers, header::CONTENT_RANGE)?;
-    value.trim().strip_prefix("bytes */")?.trim().parse().ok()
-}
-
-/// The size the part file must reach, from Content-Length (and Content-Range on a 206).
-fn expected_length(headers: &HeaderMap, status: StatusCode, offset: u64) -> Result<Option<u64>, FetchError> {
-    let length = match header_str(headers, header::CONTENT_LENGTH) {
-        None => None,
-        Some(v) => Some(
-            v.trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n < MAX_SIZE)
-                .ok_or_else(|| FetchError::BadResponse(format!("unusable Content-Length {v:?}")))?,
-        ),
-    };
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        // Chunked framing wins over Content-Length (RFC 9112 §6.3); the end is the last chunk.
-        return Ok(None);
-    }
-    if status == StatusCode::PARTIAL_CONTENT {
-        let range = content_range(headers)?;
-        let span = range.end - range.start + 1;
-        if length.is_some_and(|l| l != span) {
-            return Err(FetchError::BadResponse(
-                "Content-Length contradicts Content-Range".into(),
-            ));
-        }
-        return Ok(Some(range.total.unwrap_or(range.end + 1)));
-    }
-    Ok(length.map(|l| l + offset))
-}
-
-/// The validator to send as `If-Range`: a strong ETag, else Last-Modified.
-fn validator(headers: &HeaderMap) -> Option<String> {
-    header_str(headers, header::ETAG)
-        .filter(|e| !e.starts_with("W/"))
-        .or_else(|| header_str(headers, header::LAST_MODIFIED))
-        .map(str::to_string)
-}
-
-/// Whether a 206's `ETag` or `Last-Modified` (whichever `validator`, the
-/// `If-Range` sent, is) names the version asked for; a server that ignores
-/// `If-Range` may send a range of another one. Absent means no evidence.
-fn same_version(validator: &str, headers: &HeaderMap) -> bool {
-    if validator.starts_with('"') {
-        return header_str(headers, header::ETAG).is_none_or(|etag| etag == validator);
-    }
-    let date = |v: &str| httpdate::parse_http_date(v).ok();
-    header_str(headers, header::LAST_MODIFIED).is_none_or(|lm| date(lm) == date(validator))
-}
-
-/// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = header_str(headers, header::RETRY_AFTER)?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Classify a ureq error from sending a request or reading response headers.
-fn request_error(error: ureq::Error) -> FetchError {
-    match error {
-        ureq::Error::Io(e) => io_error(e),
-        ureq::Error::Timeout(t) => timeout_error(t),
-        ureq::Error::HostNotFound => FetchError::HostNotFound,
-        ureq::Error::ConnectionFailed => FetchError::Connect("could not connect".into()),
-        ureq::Error::Protocol(e) => FetchError::BadResponse(e.to_string()),
-        ureq::Error::LargeResponseHeader(..) => FetchError::BadResponse("response headers too large".into()),
-        ureq::Error::BadUri(e) => FetchError::Client(format!("invalid URL ({e})")),
-        other => FetchError::Client(other.to_string()),
-    }
-}
-
-/// Classify an I/O error from the transport, recognising our own idle timeout and cancel.
-/// TLS failures (an untrusted or mismatched certificate) reach us as
-/// `InvalidData` from rustls: no retry will mend them.
-fn io_error(e: io::Error) -> FetchError {
-    if let Some(inner) = e.get_ref() {
-        if inner.is::<Cancelled>() {
-            return FetchError::Cancelled;
-        }
-        if let Some(idle) = inner.downcast_ref::<IdleTimeout>() {
-            return FetchError::Timeout(idle.to_string());
-        }
-    }
-    match e.kind() {
-        io::ErrorKind::TimedOut => FetchError::Timeout(e.to_string()),
-        io::ErrorKind::InvalidData => FetchError::Tls(e.to_string()),
-        _ => FetchError::Connect(e.to_string()),
-    }
-}
-
-/// Classify an error while reading the body; `received` is what the part holds.
-fn body_error(e: io::Error, received: u64, expected: Option<u64>) -> FetchError {
-    // ureq reports its own errors through io::Error::other(ureq::Error).
-    let e = match e.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>()) {
-        Some(ureq::Error::Io(_)) | None => e,
-        Some(ureq::Error::Timeout(t)) => return timeout_error(*t),
-        Some(other) => {
-            return FetchError::BodyBroken {
-                received,
-                message: other.to_string(),
-            };
-        }
-    };
-    // A clean close before the announced length is a short body, not a broken link.
-    if let Some(expected) = expected
-        && e.kind() == io::ErrorKind::UnexpectedEof
-    {
-        return FetchError::Truncated { received, expected };
-    }
-    match io_error(e) {
-        FetchError::Connect(message) => FetchError::BodyBroken { received, message },
-        other => other,
-    }
-}
-
-/// Name a ureq timeout in the user's terms.
-fn timeout_error(timeout: ureq::Timeout) -> FetchError {
-    match timeout {
-        ureq::Timeout::Global => FetchError::Timeout("--max-time reached".into()),
-        ureq::Timeout::Connect => FetchError::Timeout("connecting took longer than --connect-timeout".into()),
-        other => FetchError::Timeout(other.to_string()),
-    }
 }
 
 /// Whether the part's SHA-256 is known and not the `want`ed one.
 fn digest_differs(want: Option<[u8; 32]>, part: &Part) -> bool {
     let got = part.file.as_ref().and_then(PartFile::digest);
     matches!((want, got), (Some(want), Some(got)) if want != got)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(
-                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        map
-    }
-
-    #[test]
-    fn content_range_is_parsed_and_checked() {
-        let ok = content_range(&headers(&[("content-range", "bytes 10-19/20")])).unwrap();
-        assert_eq!((ok.start, ok.end, ok.total), (10, 19, Some(20)));
-        for bad in [
-            "bytes 10-9/20",
-            "bytes 10-20/20",
-            "bytes 0-1/99999999999999999999",
-            "bytes 0-9223372036854775808/*",
-            "items 0-1/2",
-            "bytes -1-2/3",
-        ] {
-            assert!(
-                content_range(&headers(&[("content-range", bad)])).is_err(),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn length_must_agree_with_range() {
-        let h = headers(&[("content-range", "bytes 5-9/10"), ("content-length", "4")]);
-        assert!(expected_length(&h, StatusCode::PARTIAL_CONTENT, 5).is_err());
-        let h = headers(&[("content-range", "bytes 5-9/10"), ("content-length", "5")]);
-        assert_eq!(
-            expected_length(&h, StatusCode::PARTIAL_CONTENT, 5).unwrap(),
-            Some(10)
-        );
-        let h = headers(&[("content-length", "-5")]);
-        assert!(expected_length(&h, StatusCode::OK, 0).is_err());
-        let h = headers(&[("content-length", "18446744073709551615")]);
-        assert!(expected_length(&h, StatusCode::OK, 0).is_err());
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_and_dates() {
-        assert_eq!(
-            retry_after(&headers(&[("retry-after", "7")])),
-            Some(Duration::from_secs(7))
-        );
-        let past = headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]);
-        assert_eq!(retry_after(&past), Some(Duration::ZERO));
-        let soon = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(100));
-        let wait = retry_after(&headers(&[("retry-after", &soon)])).unwrap();
-        assert!(
-            wait > Duration::from_secs(95) && wait <= Duration::from_secs(100),
-            "{wait:?}"
-        );
-        assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
-    }
 }

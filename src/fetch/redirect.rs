@@ -1,0 +1,95 @@
+//! Sending one GET and following its redirects by hand (ureq's own
+//! following is off, see [`crate::client`]): each hop is checked (scheme,
+//! loops, `--max-redirects`), and credential headers given with `-H` go only
+//! to the origin of the entry's URL.
+
+use std::time::Duration;
+
+use ureq::http::{StatusCode, header};
+use url::Url;
+
+use super::classify::request_error;
+use super::headers::header_str;
+use super::{Fetcher, Progress};
+use crate::error::FetchError;
+
+/// Headers whose value is a credential: never sent to another origin after a redirect.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
+impl Fetcher {
+    /// Send a GET, following redirects by hand (see [`crate::client`]).
+    pub(super) fn send(
+        &self,
+        url: &Url,
+        offset: u64,
+        deadline: Option<Duration>,
+        progress: &mut Progress,
+    ) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
+        let mut current = url.clone();
+        // The URLs asked for before `current`, to name a redirect loop.
+        let mut earlier: Vec<Url> = Vec::new();
+        loop {
+            let mut request = self
+                .agent
+                .get(current.as_str())
+                .header("Accept-Encoding", "identity");
+            if !self.config.headers.is_empty() {
+                let same_origin = earlier.is_empty() || current.origin() == url.origin();
+                for (name, value) in &self.config.headers {
+                    if same_origin || !CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                        request = request.header(name.as_str(), value.as_str());
+                    }
+                }
+            }
+            if offset > 0 {
+                request = request.header("Range", format!("bytes={offset}-"));
+                if let Some(validator) = &progress.validator {
+                    request = request.header("If-Range", validator);
+                }
+            } else if let Some(conditional) = &progress.conditional {
+                if let Some(etag) = &conditional.etag {
+                    request = request.header("If-None-Match", etag);
+                }
+                if let Some(modified) = conditional.modified {
+                    request = request.header("If-Modified-Since", httpdate::fmt_http_date(modified));
+                }
+            }
+            let proxy = self.proxies.for_url(&current);
+            if deadline.is_some() || proxy.is_some() {
+                request = request.config().timeout_global(deadline).proxy(proxy).build();
+            }
+            let response = request.call().map_err(request_error)?;
+            let status = response.status();
+            let location = header_str(response.headers(), header::LOCATION)
+                .filter(|_| status.is_redirection() && status != StatusCode::NOT_MODIFIED);
+            let Some(location) = location else {
+                progress.final_url = Some(current);
+                return Ok(response);
+            };
+            progress.final_url = Some(current.clone());
+            let next = current
+                .join(location)
+                .map_err(|e| FetchError::Redirect(format!("redirect to an invalid URL ({e})")))?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(FetchError::Redirect(format!(
+                    "redirect to unsupported scheme {:?}",
+                    next.scheme()
+                )));
+            }
+            if next == current || earlier.contains(&next) {
+                return Err(FetchError::Redirect(format!(
+                    "redirect loop ({} redirects, back to {})",
+                    earlier.len() + 1,
+                    crate::display::url(&next)
+                )));
+            }
+            if earlier.len() >= self.config.max_redirects as usize {
+                return Err(FetchError::Redirect(format!(
+                    "too many redirects (more than {})",
+                    self.config.max_redirects
+                )));
+            }
+            earlier.push(std::mem::replace(&mut current, next));
+        }
+    }
+}
