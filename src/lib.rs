@@ -67,6 +67,7 @@ mod backoff;
 pub mod cancel;
 pub mod client;
 pub mod config;
+mod content_disposition;
 pub mod display;
 pub mod error;
 pub mod event;
