@@ -85,6 +85,7 @@ pub mod naming;
 pub mod outdir;
 pub mod outputs;
 pub mod part;
+mod plans;
 pub mod pool;
 pub mod progress;
 pub mod proxy;

@@ -11,6 +11,7 @@ use crate::eventlog::EventLog;
 use crate::exit::Exit;
 use crate::jsonl::JsonLines;
 use crate::messages::{self, StdoutError};
+use crate::plans::Plans;
 use crate::progress::{Mode, Terminal};
 use crate::report::Summary;
 
@@ -29,6 +30,7 @@ pub struct OutputOptions {
 
 /// The observers of one run.
 pub struct Outputs {
+    plans: Option<Plans>,
     terminal: Terminal,
     json: Option<JsonLines<StdoutLock<'static>>>,
     log: Option<EventLog>,
@@ -53,8 +55,9 @@ impl Outputs {
             Mode::Plain
         };
         let mut terminal = Terminal::new(mode, options.verbose, jobs);
-        terminal.set_plan_output((!options.json).then_some(dir));
         terminal.watch(cancel);
+        // --json carries the plans itself.
+        let plans = (!options.json).then(|| Plans::new(dir.to_path_buf()));
         let json = options.json.then(|| JsonLines::new(io::stdout().lock(), dir));
         let log = match &options.log {
             Some(path) => {
@@ -64,12 +67,23 @@ impl Outputs {
             }
             None => None,
         };
-        Ok(Outputs { terminal, json, log })
+        Ok(Outputs {
+            plans,
+            terminal,
+            json,
+            log,
+        })
     }
 
     /// All of them as one observer for [`crate::run`].
     pub fn observers(&mut self) -> Tee<'_> {
-        let mut observers: Vec<&mut dyn Observer> = vec![&mut self.terminal];
+        // Plans first: a plan line is on stdout before the terminal's line
+        // about the same entry is on stderr.
+        let mut observers: Vec<&mut dyn Observer> = Vec::new();
+        if let Some(plans) = self.plans.as_mut() {
+            observers.push(plans);
+        }
+        observers.push(&mut self.terminal);
         if let Some(json) = self.json.as_mut() {
             observers.push(json);
         }

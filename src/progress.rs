@@ -14,7 +14,6 @@
 
 use std::borrow::Cow;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -48,9 +47,6 @@ pub struct Terminal {
     finished: u64,
     finished_bytes: u64,
     started: Instant,
-    /// Print `--dry-run` plans on stdout, paths joined to this output
-    /// directory (`None` when stdout carries JSON).
-    plan_dir: Option<PathBuf>,
     /// Failures in red: only with bars (a terminal) and without `NO_COLOR`.
     color: bool,
     /// The run's stop request, to freeze the bars on Ctrl-C.
@@ -87,17 +83,9 @@ impl Terminal {
             finished: 0,
             finished_bytes: 0,
             started: Instant::now(),
-            plan_dir: Some(PathBuf::new()),
             cancel: None,
             color: mode == Mode::Bars && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
-    }
-
-    /// Whether `--dry-run` plans go to stdout as `PATH<TAB>URL` lines, and
-    /// the output directory their paths are joined to, so that PATH is the
-    /// file as seen from the current directory, the same as `--json`'s `path`.
-    pub fn set_plan_output(&mut self, dir: Option<&Path>) {
-        self.plan_dir = dir.map(Path::to_path_buf);
     }
 
     /// Watch `cancel`: on Ctrl-C the bars freeze where they are (see
@@ -145,15 +133,6 @@ impl Terminal {
     fn finished(&mut self, report: &EntryReport) {
         self.finished += 1;
         self.finished_bytes += report.transferred;
-        if let (Outcome::Planned, Some(job), Some(dir)) = (&report.outcome, &report.job, &self.plan_dir) {
-            let path = dir.join(report.path().unwrap_or(&job.path));
-            let _ = writeln!(
-                io::stdout().lock(),
-                "{}\t{}",
-                display::text(&path.to_string_lossy()),
-                display::url(&job.url)
-            );
-        }
         if let Some(line) = FailureLine::from_report(report) {
             self.line(&line.to_string(), true);
         } else if self.verbose {
