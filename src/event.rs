@@ -180,6 +180,32 @@ pub enum SkipReason {
     Duplicate(Origin),
 }
 
+impl Outcome {
+    /// The outcome as one word, the same in every output (`--json`'s
+    /// `outcome`, `--log`, the queue's records): `downloaded`, `skipped`,
+    /// `unchanged`, `planned` or `failed`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Downloaded => "downloaded",
+            Outcome::Skipped(_) => "skipped",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Planned => "planned",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// The reason in words: `exists`, or `duplicate of LIST:LINE` (`--json`'s
+/// `reason`).
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::Exists => f.write_str("exists"),
+            SkipReason::Duplicate(first) => write!(f, "duplicate of {first}"),
+        }
+    }
+}
+
 /// What went wrong with a failed entry.
 #[derive(Debug)]
 pub enum Problem {
@@ -369,5 +395,42 @@ impl Events {
             let _ = self.bell.try_send(());
         }
         sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_and_reasons_in_words() {
+        let first = Origin {
+            source: "list.txt".into(),
+            line: 3,
+        };
+        let cases = [
+            (Outcome::Downloaded, "downloaded", None),
+            (Outcome::Skipped(SkipReason::Exists), "skipped", Some("exists")),
+            (
+                Outcome::Skipped(SkipReason::Duplicate(first)),
+                "skipped",
+                Some("duplicate of list.txt:3"),
+            ),
+            (Outcome::Unchanged, "unchanged", None),
+            (Outcome::Planned, "planned", None),
+            (
+                Outcome::Failed(Problem::Fetch(FetchError::Cancelled)),
+                "failed",
+                None,
+            ),
+        ];
+        for (outcome, word, reason) in cases {
+            assert_eq!(outcome.word(), word);
+            let shown = match &outcome {
+                Outcome::Skipped(reason) => Some(reason.to_string()),
+                _ => None,
+            };
+            assert_eq!(shown.as_deref(), reason, "{word}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::display;
-use crate::event::{Event, Live, Observer, Outcome};
+use crate::event::{Event, Live, Observer};
 use crate::report::{FailureLine, Summary};
 
 /// Appends event lines to a file.
@@ -84,13 +84,7 @@ impl Observer for EventLog {
             Event::Finished(report) => match (&report.outcome, FailureLine::from_report(report)) {
                 (_, Some(failure)) => format!("failed {failure}"),
                 (outcome, None) => {
-                    let word = match outcome {
-                        Outcome::Downloaded => "downloaded",
-                        Outcome::Skipped(_) => "skipped",
-                        Outcome::Unchanged => "unchanged",
-                        Outcome::Planned => "planned",
-                        Outcome::Failed(_) => "failed",
-                    };
+                    let word = outcome.word();
                     let (url, path) = report.job.as_ref().map_or((String::new(), String::new()), |j| {
                         (
                             display::url(&j.url),

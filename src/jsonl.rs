@@ -22,7 +22,7 @@ use url::Url;
 
 use crate::display;
 
-use crate::event::{EntryReport, Event, Live, Observer, Outcome, Problem, SkipReason};
+use crate::event::{EntryReport, Event, Live, Observer, Outcome, Problem};
 use crate::messages::StdoutError;
 use crate::report::Summary;
 
@@ -85,13 +85,10 @@ impl<W: Write> JsonLines<W> {
 
 /// The JSON object for one finished entry.
 pub fn entry_json(report: &EntryReport, dir: &Path) -> Value {
-    let (outcome, reason) = match &report.outcome {
-        Outcome::Downloaded => ("downloaded", None),
-        Outcome::Skipped(SkipReason::Exists) => ("skipped", Some("exists".to_string())),
-        Outcome::Skipped(SkipReason::Duplicate(first)) => ("skipped", Some(format!("duplicate of {first}"))),
-        Outcome::Unchanged => ("unchanged", None),
-        Outcome::Planned => ("planned", None),
-        Outcome::Failed(_) => ("failed", None),
+    let outcome = report.outcome.word();
+    let reason = match &report.outcome {
+        Outcome::Skipped(reason) => Some(reason.to_string()),
+        _ => None,
     };
     let (error_kind, error) = match &report.outcome {
         Outcome::Failed(Problem::Line { error, .. }) => (Some("invalid_line"), Some(error.to_string())),
