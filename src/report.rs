@@ -1,5 +1,6 @@
 //! The run's [`Summary`], folded from events, and the [`Exit`] it implies.
 
+use std::ops::AddAssign;
 use std::time::{Duration, Instant};
 
 use crate::error::{FetchError, RunError};
@@ -205,6 +206,32 @@ impl Summary {
     }
 }
 
+/// Folds another run's summary in (a queue worker's runs, one after
+/// another): counts, bytes and panics add up, failures are kept up to the
+/// same limit, and the first input error and signal win. The worker count,
+/// clock and elapsed time stay this summary's.
+impl AddAssign for Summary {
+    fn add_assign(&mut self, run: Summary) {
+        self.downloaded += run.downloaded;
+        self.skipped += run.skipped;
+        self.unchanged += run.unchanged;
+        self.planned += run.planned;
+        self.failed += run.failed;
+        self.interrupted_entries += run.interrupted_entries;
+        self.not_started += run.not_started;
+        self.bytes += run.bytes;
+        self.worker_panics += run.worker_panics;
+        let room = KEPT_FAILURES.saturating_sub(self.failures.len());
+        self.failures.extend(run.failures.into_iter().take(room));
+        if self.input_error.is_none() {
+            self.input_error = run.input_error;
+        }
+        if self.interrupted.is_none() {
+            self.interrupted = run.interrupted;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +251,54 @@ mod tests {
         assert_eq!(s.exit().code(), 143);
         s.interrupted = Some(1);
         assert_eq!(s.exit().code(), 129);
+    }
+
+    #[test]
+    fn summaries_add_up() {
+        let failure = |n: u32| FailureLine {
+            origin: format!("l:{n}"),
+            what: String::new(),
+            cause: "x".into(),
+            attempts: n,
+        };
+        let mut total = Summary::new(4);
+        total.downloaded = 1;
+        total.failed = 1;
+        total.failures = (0..KEPT_FAILURES as u32 - 1).map(failure).collect();
+        let mut run = Summary::new(2);
+        run.downloaded = 2;
+        run.skipped = 3;
+        run.unchanged = 4;
+        run.planned = 5;
+        run.failed = 2;
+        run.interrupted_entries = 6;
+        run.not_started = 7;
+        run.bytes = 8;
+        run.worker_panics = 1;
+        run.failures = vec![failure(1000), failure(1001)];
+        run.input_error = Some(RunError::Spawn(std::io::Error::other("first")));
+        run.interrupted = Some(15);
+        total += run;
+        let mut later = Summary::new(2);
+        later.input_error = Some(RunError::Spawn(std::io::Error::other("second")));
+        later.interrupted = Some(2);
+        total += later;
+        let counts = (
+            total.downloaded,
+            total.skipped,
+            total.unchanged,
+            total.planned,
+            total.failed,
+            total.interrupted_entries,
+            total.not_started,
+            total.bytes,
+            total.worker_panics,
+        );
+        assert_eq!(counts, (3, 3, 4, 5, 3, 6, 7, 8, 1));
+        assert_eq!(total.failures.len(), KEPT_FAILURES, "kept up to the limit");
+        assert_eq!(total.failures.last().map(|f| f.attempts), Some(1000));
+        assert!(matches!(&total.input_error, Some(RunError::Spawn(e)) if e.to_string() == "first"));
+        assert_eq!(total.interrupted, Some(15));
+        assert_eq!(total.jobs, 4);
     }
 }

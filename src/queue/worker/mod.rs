@@ -72,8 +72,6 @@ use source::{End, QueueSource};
 /// How long one blocking claim waits: the longest a stop request or an idle
 /// check waits on an empty queue.
 pub const CLAIM_WAIT: Duration = Duration::from_secs(1);
-/// Most failures kept in the merged summary (the count is always exact).
-const KEPT_FAILURES: usize = 1000;
 /// Repeat a "Redis unavailable" warning at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 /// Retry for as long as it takes (a stop request still ends it).
@@ -265,24 +263,6 @@ impl Observer for NoInputDone<'_> {
     }
 }
 
-/// Folds one run's summary into the worker's.
-fn absorb(total: &mut Summary, run: Summary, not_started: &mut u64, input_error: &mut Option<RunError>) {
-    total.downloaded += run.downloaded;
-    total.skipped += run.skipped;
-    total.unchanged += run.unchanged;
-    total.planned += run.planned;
-    total.failed += run.failed;
-    total.interrupted_entries += run.interrupted_entries;
-    total.bytes += run.bytes;
-    total.worker_panics += run.worker_panics;
-    let room = KEPT_FAILURES.saturating_sub(total.failures.len());
-    total.failures.extend(run.failures.into_iter().take(room));
-    *not_started += run.not_started;
-    if input_error.is_none() {
-        *input_error = run.input_error;
-    }
-}
-
 /// Runs a worker on `queue` until it is stopped (`cancel`), the queue is
 /// drained (`options.drain`), or the queue fails for good. Every event goes
 /// to `observer` as in a local run (except `InputDone`); messages about the
@@ -342,12 +322,8 @@ pub fn work(
     stop_heartbeat.store(true, Ordering::SeqCst);
     let _ = beat.join();
     let released = shut_down(&ctx, sink.queue());
-    let Runs {
-        mut total,
-        not_started,
-        input_error,
-        drained,
-    } = runs?;
+    let Runs { mut total, drained } = runs?;
+    let (not_started, input_error) = (total.not_started, total.input_error.take());
     total.finish(not_started, cancel.signal(), input_error);
     Ok(WorkerReport {
         summary: total,
@@ -370,8 +346,6 @@ fn open_connections(ctx: &Ctx, queue: &mut Queue, cancel: &Cancel) -> Result<(Qu
 /// What a worker's series of runs came to.
 struct Runs {
     total: Summary,
-    not_started: u64,
-    input_error: Option<RunError>,
     drained: bool,
 }
 
@@ -390,8 +364,6 @@ fn run_series(
     let mut filtered = NoInputDone(observer);
     let mut runs = Runs {
         total: Summary::new(config.jobs.clamp(1, 1024)),
-        not_started: 0,
-        input_error: None,
         drained: false,
     };
     let mut source_queue = Some(source_queue);
@@ -409,12 +381,7 @@ fn run_series(
             cancel,
             &mut Tee(vec![&mut *sink, &mut filtered]),
         )?;
-        absorb(
-            &mut runs.total,
-            summary,
-            &mut runs.not_started,
-            &mut runs.input_error,
-        );
+        runs.total += summary;
         let Ok(back) = handed_back.try_recv() else {
             return Ok(runs);
         };
@@ -495,30 +462,5 @@ mod tests {
             assert_eq!(w.failed(secs(at)), want, "failure at {at} s");
         }
         assert!(w.given());
-    }
-
-    #[test]
-    fn run_summaries_add_up_and_the_first_input_error_stays() {
-        let mut total = Summary::new(4);
-        let (mut not_started, mut input_error) = (0, None);
-        for n in 1..=3u64 {
-            let mut run = Summary::new(4);
-            run.downloaded = n;
-            run.failed = 1;
-            run.bytes = 100 * n;
-            run.not_started = n;
-            let error = RunError::Input {
-                name: format!("run {n}"),
-                source: std::io::Error::other("unreadable"),
-            };
-            run.finish(n, None, Some(error));
-            absorb(&mut total, run, &mut not_started, &mut input_error);
-        }
-        assert_eq!((total.downloaded, total.failed, total.bytes), (6, 3, 600));
-        assert_eq!(not_started, 6);
-        assert_eq!(
-            input_error.map(|e| e.to_string()).as_deref(),
-            Some("cannot read run 1")
-        );
     }
 }
