@@ -50,7 +50,7 @@ pub struct Config {
     pub connect_timeout: Option<Duration>,
     /// Longest wait for the next byte of a response; a steady trickle never trips it.
     pub idle_timeout: Option<Duration>,
-    /// Longest time one attempt may take as a whole (`--max-time`).
+    /// Longest time one entry may take in all, retries included (`--max-time`).
     pub max_time: Option<Duration>,
     /// Attempts after the first for transient failures.
     pub retries: u32,

@@ -3,7 +3,8 @@
 //!
 //! Workers never print. Byte progress is not an event: workers bump shared
 //! counters ([`Live`]) that the display samples a few times a
-//! second, so a 64 KiB chunk costs one relaxed atomic add, not a message.
+//! second, so a chunk (512 KiB, the transport's read size) costs one relaxed
+//! atomic add, not a message.
 
 use std::path::PathBuf;
 use std::sync::Arc;

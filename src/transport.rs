@@ -1,5 +1,5 @@
 //! fetchq's own TCP transport for ureq. It replaces ureq's `TcpConnector` to
-//! give three things ureq's does not:
+//! give four things ureq's does not:
 //!
 //! - **A real idle timeout.** ureq's timeouts are deadlines per phase or for
 //!   the whole body, so one used as `--timeout` would kill a healthy 10 GiB
