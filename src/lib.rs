@@ -6,7 +6,7 @@
 //! rows below it (the binary's modules in brackets):
 //!
 //! ```text
-//!  [main] ─▶ [cli] [config_file] [man]         the command line
+//!  [main] ─▶ [config_file] [man] ─▶ [cli]     the command line
 //!    │
 //!    ▼
 //!  outputs        queue                        what the user sees; the Redis queue worker
@@ -43,7 +43,8 @@
 //! The engine ([`run`], the worker pool, [`queue`]) never prints: it reports
 //! events to the caller's [`Observer`]. What the command line shows is built
 //! from those events by [`outputs`] (the terminal view of [`progress`],
-//! `--json` in [`jsonl`], `--log` in [`eventlog`]) and [`messages`], which
+//! `--dry-run` plans, `--json` in [`jsonl`], `--log` in [`eventlog`]) and
+//! [`messages`], which
 //! live here so the binary and a library caller (see `examples/demo.rs`)
 //! print the same way; only they write to stderr or stdout. A minimal use:
 //!
