@@ -13,7 +13,11 @@
 //! Assertion messages carry the full run (command, exit code, stdout,
 //! stderr) and the files under `root` (see [`ctx`]).
 
+mod fixture;
+pub mod redis;
 pub mod server;
+
+pub use fixture::*;
 
 // Re-exports for convenience; a test file that uses none of them would
 // otherwise warn, and `#[allow(dead_code)]` on `mod support;` does not
@@ -71,6 +75,9 @@ pub struct Run {
     pub stdout: String,
     /// Everything written to stderr (lossily decoded as UTF-8).
     pub stderr: String,
+    /// The directory whose files failure messages list: the working
+    /// directory of runs made by [`fetch_in`] and [`Setup`], else `None`.
+    pub dir: Option<PathBuf>,
 }
 
 impl Run {
@@ -172,6 +179,7 @@ fn run_inner(cmd: &mut Command, input: Option<&[u8]>) -> Run {
         status,
         stdout: text(&stdout),
         stderr: text(&stderr),
+        dir: None,
     }
 }
 
@@ -312,12 +320,12 @@ pub fn list_args<'a>(dir: &'a str, args: &[&'a str]) -> Vec<&'a str> {
 
 /// Runs fetchq in `root` with these arguments.
 pub fn fetch_in(root: &Path, args: &[&str]) -> Run {
-    run(fetchq().current_dir(root).args(args))
+    in_dir(run(fetchq().current_dir(root).args(args)), root)
 }
 
 /// Runs fetchq in `root` with these arguments and `input` on stdin.
 pub fn fetch_in_with_stdin(root: &Path, args: &[&str], input: &[u8]) -> Run {
-    run_with_stdin(fetchq().current_dir(root).args(args), input)
+    in_dir(run_with_stdin(fetchq().current_dir(root).args(args), input), root)
 }
 
 /// Runs fetchq in `root` with these arguments and extra environment variables.
@@ -327,7 +335,15 @@ pub fn fetch_in_with_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Ru
     for (k, v) in env {
         cmd.env(k, v);
     }
-    run(&mut cmd)
+    in_dir(run(&mut cmd), root)
+}
+
+/// `run`, knowing it ran in `root` (for the assertion methods of [`Run`]).
+fn in_dir(run: Run, root: &Path) -> Run {
+    Run {
+        dir: Some(root.to_path_buf()),
+        ..run
+    }
 }
 
 /// The run plus every file under `root`, for assertion messages.

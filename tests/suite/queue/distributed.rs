@@ -4,25 +4,23 @@
 //! the normal case, and never lost when a worker is SIGKILLed, Redis
 //! restarts, or a worker is interrupted with SIGINT.
 //!
-//! Each test starts its own `redis-server` (`tests/support_redis`) and HTTP
+//! Each test starts its own `redis-server` (`tests/support/redis.rs`) and HTTP
 //! server; workers write their stderr to a file in the test's temp dir, shown
 //! in assertion messages. Every wait is a poll with a deadline.
 
-#[allow(dead_code)]
-mod support;
-mod support_redis;
+use crate::support;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::redis::RedisServer;
 use fetchq::queue::{Queue, QueueEntry, QueueStatus};
 use serde_json::Value;
 use support::{
     Route, Run, TestServer, fetch_in, fetch_in_with_stdin, fetchq, list_files, pattern, write_list,
 };
-use support_redis::RedisServer;
 
 /// Longest any worker may take in these tests.
 const WORKER_DEADLINE: Duration = Duration::from_secs(40);

@@ -2,8 +2,7 @@
 //! raw `TcpStream` requests so the server is checked independently of the
 //! HTTP client fetchq uses.
 
-#[allow(dead_code)]
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

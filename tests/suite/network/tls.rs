@@ -16,8 +16,7 @@
 //! and holds only `list.txt`, with downloads going to `root/out`. Assertion
 //! messages carry the run, the files under `root` and the server log.
 
-#[allow(dead_code)]
-mod support;
+use crate::support;
 
 use std::fs::{self, File};
 use std::io::ErrorKind;

@@ -1,13 +1,11 @@
 //! The Redis queue against a real `redis-server` (started per test on a free
-//! loopback port; see `support_redis`). Fails, never skips, without one.
-
-mod support_redis;
+//! loopback port; see `support::redis`). Fails, never skips, without one.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::support::redis::RedisServer;
 use fetchq::queue::{Queue, QueueEntry, QueueError, RetryPolicy, default_worker_id};
-use support_redis::RedisServer;
 
 const SHORT: Duration = Duration::from_millis(100);
 

@@ -1,0 +1,635 @@
+//! What a run prints: plain output on pipes, `-q`, `-v`, `--json`, `--log`,
+//! `--dry-run`, and no colour where it does not belong.
+
+use serde_json::Value;
+use std::fs;
+use std::path::Path;
+
+use crate::support::*;
+
+/// Parses every stdout line as a JSON object; panics on anything else.
+fn json_lines(run: &Run, root: &Path) -> Vec<Value> {
+    assert!(
+        run.stdout.ends_with('\n'),
+        "stdout should end with a newline\n{}",
+        ctx(run, root)
+    );
+    run.stdout
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("stdout line {line:?} is not JSON: {e}\n{}", ctx(run, root)));
+            assert!(
+                v.is_object(),
+                "stdout line {line:?} is not an object\n{}",
+                ctx(run, root)
+            );
+            v
+        })
+        .collect()
+}
+
+/// True if `token` is an RFC 3339 date-time: `YYYY-MM-DDTHH:MM:SS`, optional
+/// fraction, then `Z` or `±HH:MM`.
+fn is_rfc3339(token: &str) -> bool {
+    let b = token.as_bytes();
+    if b.len() < 20 {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let num = |r: std::ops::Range<usize>| token[r].parse::<u32>().unwrap_or(99);
+    let shape = digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && (b[10] == b'T' || b[10] == b't')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19);
+    if !shape
+        || !(1..=12).contains(&num(5..7))
+        || !(1..=31).contains(&num(8..10))
+        || num(11..13) > 23
+        || num(14..16) > 59
+        || num(17..19) > 60
+    {
+        return false;
+    }
+    let mut rest = &token[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    match rest.as_bytes() {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Plain output
+// ---------------------------------------------------------------------------
+
+#[test]
+fn mixed_sizes_download_byte_for_byte_with_plain_output() {
+    let server = TestServer::start();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let files = [
+        ("empty.bin", Vec::new()),
+        ("small.txt", b"hello, fetchq\n".to_vec()),
+        ("big.bin", pattern(5 << 20, 1)),
+    ];
+    write_list(root, "list.txt", serve_all(&server, &files));
+
+    let run = fetch_in(root, &["-d", "out", "list.txt"]);
+
+    assert_code(&run, root, 0);
+    for (name, body) in &files {
+        assert_out_file(&run, root, name, body);
+        assert_eq!(server.hits(name), 1, "hits for {name}\n{}", ctx(&run, root));
+    }
+    assert_no_part(&run, root);
+    assert_eq!(
+        list_files(&out(root)),
+        vec!["big.bin", "empty.bin", "small.txt"],
+        "{}",
+        ctx(&run, root)
+    );
+    assert!(!run.stderr.contains('\r'), "stderr has \\r\n{}", ctx(&run, root));
+    assert!(
+        !run.stderr.contains('\x1b'),
+        "stderr has ESC\n{}",
+        ctx(&run, root)
+    );
+    assert!(
+        run.stderr.ends_with('\n'),
+        "stderr ends mid-line\n{}",
+        ctx(&run, root)
+    );
+    let summary = last_stderr_line(&run);
+    assert!(
+        summary.contains("3 downloaded") && summary.contains("0 failed"),
+        "last stderr line should be the summary, got {summary:?}\n{}",
+        ctx(&run, root)
+    );
+    assert!(
+        run.stdout.is_empty(),
+        "stdout should be empty\n{}",
+        ctx(&run, root)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Quiet mode
+// ---------------------------------------------------------------------------
+
+#[test]
+fn quiet_success_prints_nothing() {
+    let server = TestServer::start();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    write_list(
+        root,
+        "list.txt",
+        serve_all(&server, &[("a.txt", b"a".to_vec()), ("b.txt", b"b".to_vec())]),
+    );
+
+    let run = fetch_in(root, &["-q", "-d", "out", "list.txt"]);
+
+    assert_code(&run, root, 0);
+    assert_eq!(run.stderr, "", "{}", ctx(&run, root));
+    assert_eq!(run.stdout, "", "{}", ctx(&run, root));
+    assert_out_file(&run, root, "a.txt", b"a");
+    assert_out_file(&run, root, "b.txt", b"b");
+}
+
+#[test]
+fn quiet_failure_prints_the_failure_and_a_count() {
+    let server = TestServer::start();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    server.route("/a.txt", Route::ok(b"a".to_vec()));
+    let list = format!("{}\n{}\n", server.url("/a.txt"), server.url("/gone.txt"));
+    write_list(root, "list.txt", list);
+
+    let run = fetch_in(root, &["-q", "-d", "out", "list.txt"]);
+
+    assert_code(&run, root, 1);
+    assert_eq!(run.stdout, "", "{}", ctx(&run, root));
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one failure line and one count line\n{}",
+        ctx(&run, root)
+    );
+    assert!(
+        lines[0].starts_with("list.txt:2: ") && lines[0].contains("HTTP 404"),
+        "failure line {:?}\n{}",
+        lines[0],
+        ctx(&run, root)
+    );
+    assert!(
+        lines[1].contains("1 of 2") && lines[1].contains("failed"),
+        "count line {:?}\n{}",
+        lines[1],
+        ctx(&run, root)
+    );
+    assert_out_file(&run, root, "a.txt", b"a");
+}
+
+// ---------------------------------------------------------------------------
+// -v
+// ---------------------------------------------------------------------------
+
+#[test]
+fn verbose_shows_every_attempt() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let body = pattern(1000, 30);
+    server.route("/f.bin", Route::ok(body.clone()).fail_times(2, 503));
+    list_of(root, &server.url("/f.bin"));
+
+    let run = fetch(root, &["-v", "--retries", "3"]);
+
+    assert_code(&run, root, 0);
+    assert_file(&run, root, "out/f.bin", &body);
+    for attempt in 1..=2 {
+        let line = stderr_line(&run, root, &format!("attempt {attempt} failed"));
+        assert!(
+            line.contains("503") && line.contains("retrying in"),
+            "attempt {attempt}: {line:?}\n{}",
+            ctx(&run, root)
+        );
+    }
+    assert!(!run.stderr.contains("attempt 3 failed"), "{}", ctx(&run, root));
+    assert_stderr_has(&run, root, "downloaded");
+}
+
+// ---------------------------------------------------------------------------
+// --json
+// ---------------------------------------------------------------------------
+
+#[test]
+fn json_reports_every_entry_and_a_summary() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let ok_body = pattern(3000, 7);
+    let target_body = b"the redirect target".to_vec();
+    server.route("ok.bin", Route::ok(ok_body.clone()));
+    server.route("moved.bin", Route::redirect(302, "/target.bin"));
+    server.route("target.bin", Route::ok(target_body.clone()));
+    write_out_file(root, "existing.bin", b"old!");
+    let list = format!(
+        "{}\n{}\nnot a url\n{}\n{}\n",
+        server.url("ok.bin"),
+        server.url("missing.bin"),
+        server.url("existing.bin"),
+        server.url("moved.bin"),
+    );
+    write_list(root, "list.txt", list);
+
+    let run = fetch_in(root, &["--json", "-d", "out", "list.txt"]);
+    assert_code(&run, root, 1);
+    let lines = json_lines(&run, root);
+    assert_eq!(lines.len(), 6, "5 entries + 1 summary\n{}", ctx(&run, root));
+    let (summary, entries) = lines.split_last().unwrap();
+    assert!(
+        entries.iter().all(|e| e["type"] == "entry"),
+        "all but the last object must have type=entry\n{}",
+        ctx(&run, root)
+    );
+    let entry = |line: u64| -> &Value {
+        entries
+            .iter()
+            .find(|e| e["line"] == line)
+            .unwrap_or_else(|| panic!("no entry object for line {line}\n{}", ctx(&run, root)))
+    };
+    let check = |line: u64, field: &str, want: Value| {
+        let got = &entry(line)[field];
+        assert_eq!(
+            *got,
+            want,
+            "line {line}: field {field:?}\nobject: {}\n{}",
+            entry(line),
+            ctx(&run, root)
+        );
+    };
+    for e in entries {
+        for field in [
+            "type",
+            "source",
+            "line",
+            "url",
+            "final_url",
+            "path",
+            "outcome",
+            "status",
+            "bytes",
+            "attempts",
+            "elapsed_ms",
+            "error_kind",
+            "error",
+        ] {
+            assert!(
+                e.get(field).is_some(),
+                "entry object lacks field {field:?}: {e}\n{}",
+                ctx(&run, root)
+            );
+        }
+        assert_eq!(e["source"], "list.txt", "source of {e}\n{}", ctx(&run, root));
+        assert!(e["elapsed_ms"].is_u64(), "elapsed_ms of {e}\n{}", ctx(&run, root));
+    }
+
+    // 1: plain download.
+    check(1, "url", server.url("ok.bin").into());
+    check(1, "final_url", server.url("ok.bin").into());
+    check(1, "path", "out/ok.bin".into());
+    check(1, "outcome", "downloaded".into());
+    check(1, "status", 200.into());
+    check(1, "bytes", ok_body.len().into());
+    check(1, "attempts", 1.into());
+    check(1, "error_kind", Value::Null);
+    check(1, "error", Value::Null);
+
+    // 2: 404.
+    check(2, "url", server.url("missing.bin").into());
+    check(2, "final_url", server.url("missing.bin").into());
+    check(2, "path", "out/missing.bin".into());
+    check(2, "outcome", "failed".into());
+    check(2, "status", 404.into());
+    check(2, "bytes", 0.into());
+    check(2, "attempts", 1.into());
+    check(2, "error_kind", "http_status".into());
+    let error = entry(2)["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("404"),
+        "line 2 error {error:?}\n{}",
+        ctx(&run, root)
+    );
+
+    // 3: the unusable line.
+    check(3, "url", "not a url".into());
+    check(3, "final_url", Value::Null);
+    check(3, "path", Value::Null);
+    check(3, "outcome", "failed".into());
+    check(3, "status", Value::Null);
+    check(3, "bytes", 0.into());
+    check(3, "attempts", 0.into());
+    check(3, "error_kind", "invalid_line".into());
+    let error = entry(3)["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("invalid URL"),
+        "line 3 error {error:?}\n{}",
+        ctx(&run, root)
+    );
+
+    // 4: already there, skipped without a request.
+    check(4, "url", server.url("existing.bin").into());
+    check(4, "final_url", Value::Null);
+    check(4, "path", "out/existing.bin".into());
+    check(4, "outcome", "skipped".into());
+    check(4, "status", Value::Null);
+    check(4, "bytes", 4.into());
+    check(4, "attempts", 0.into());
+    check(4, "error_kind", Value::Null);
+    check(4, "error", Value::Null);
+    assert_eq!(server.hits("existing.bin"), 0, "{}", ctx(&run, root));
+
+    // 5: redirect: final_url differs, the name comes from the original URL.
+    check(5, "url", server.url("moved.bin").into());
+    check(5, "final_url", server.url("target.bin").into());
+    check(5, "path", "out/moved.bin".into());
+    check(5, "outcome", "downloaded".into());
+    check(5, "status", 200.into());
+    check(5, "bytes", target_body.len().into());
+    check(5, "attempts", 1.into());
+    check(5, "error_kind", Value::Null);
+    check(5, "error", Value::Null);
+    assert_out_file(&run, root, "moved.bin", &target_body);
+
+    // Summary last.
+    let want_summary = [
+        ("type", Value::from("summary")),
+        ("downloaded", 2.into()),
+        ("skipped", 1.into()),
+        ("unchanged", 0.into()),
+        ("failed", 2.into()),
+        ("bytes", (ok_body.len() + target_body.len()).into()),
+        ("exit_code", 1.into()),
+    ];
+    for (field, want) in want_summary {
+        assert_eq!(
+            summary[field],
+            want,
+            "summary field {field:?}: {summary}\n{}",
+            ctx(&run, root)
+        );
+    }
+
+    // The human summary goes to stderr.
+    assert_stderr_has(&run, root, "2 downloaded");
+    assert!(
+        !run.stderr.contains("\"type\""),
+        "JSON leaked onto stderr\n{}",
+        ctx(&run, root)
+    );
+}
+
+#[test]
+fn json_stdout_has_only_json_even_with_verbose_and_dry_run() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write_list(
+        root,
+        "list.txt",
+        serve_all(&server, &[("a.txt", b"A".to_vec()), ("b.txt", b"B".to_vec())]),
+    );
+
+    let verbose = fetch_in(root, &["--json", "-v", "-d", "out", "list.txt"]);
+    assert_code(&verbose, root, 0);
+    let lines = json_lines(&verbose, root);
+    assert_eq!(lines.len(), 3, "{}", ctx(&verbose, root));
+    assert_eq!(lines[2]["type"], "summary", "{}", ctx(&verbose, root));
+    assert_eq!(lines[2]["exit_code"], 0, "{}", ctx(&verbose, root));
+
+    let dry = fetch_in(
+        root,
+        &["--json", "--dry-run", "--overwrite", "-d", "out", "list.txt"],
+    );
+    assert_code(&dry, root, 0);
+    let lines = json_lines(&dry, root);
+    assert_eq!(lines.len(), 3, "{}", ctx(&dry, root));
+}
+
+// ---------------------------------------------------------------------------
+// -v and --log
+// ---------------------------------------------------------------------------
+
+#[test]
+fn verbose_prints_a_line_per_entry() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    server.route("one.txt", Route::ok(b"1".to_vec()));
+    server.route("two.txt", Route::ok(b"2".to_vec()));
+    write_out_file(root, "there.txt", b"x");
+    let list = format!(
+        "{}\n{}\n{}\n{}\n",
+        server.url("one.txt"),
+        server.url("two.txt"),
+        server.url("gone.txt"),
+        server.url("there.txt")
+    );
+    write_list(root, "list.txt", list);
+
+    let run = fetch_in(root, &["-v", "-d", "out", "list.txt"]);
+    assert_code(&run, root, 1);
+    for (line, name, word) in [
+        (1, "one.txt", "downloaded"),
+        (2, "two.txt", "downloaded"),
+        (3, "gone.txt", "404"),
+        (4, "there.txt", "skipped"),
+    ] {
+        let prefix = format!("list.txt:{line}:");
+        let found = run
+            .stderr
+            .lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(&server.url(name)) && l.contains(word));
+        assert!(
+            found,
+            "stderr should have a line starting {prefix:?} with {} and {word:?}\n{}",
+            server.url(name),
+            ctx(&run, root)
+        );
+    }
+}
+
+#[test]
+fn rfc3339_checker_works() {
+    assert!(is_rfc3339("2024-05-01T12:34:56Z"));
+    assert!(is_rfc3339("2024-05-01T12:34:56.123Z"));
+    assert!(is_rfc3339("2024-05-01T12:34:56+02:00"));
+    assert!(!is_rfc3339("2024-05-01 12:34:56Z"));
+    assert!(!is_rfc3339("2024-13-01T12:34:56Z"));
+    assert!(!is_rfc3339("2024-05-01T12:34:56"));
+}
+
+#[test]
+fn log_file_is_appended_with_timestamps_failures_and_end_line() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    server.route("fine.txt", Route::ok(b"fine".to_vec()));
+    write_list(
+        root,
+        "list.txt",
+        format!("{}\n{}\n", server.url("fine.txt"), server.url("nope.txt")),
+    );
+    let log = root.join("run.log");
+
+    let check_lines = |run: &Run, text: &str| {
+        for line in text.lines() {
+            let stamp = line.split(' ').next().unwrap_or_default();
+            assert!(
+                is_rfc3339(stamp),
+                "log line {line:?} does not start with an RFC 3339 timestamp\nlog:\n{text}\n{}",
+                ctx(run, root)
+            );
+        }
+    };
+
+    let first = fetch_in(root, &["--log", "run.log", "-d", "out", "list.txt"]);
+    assert_code(&first, root, 1);
+    let after_first =
+        fs::read_to_string(&log).unwrap_or_else(|e| panic!("no log file: {e}\n{}", ctx(&first, root)));
+    check_lines(&first, &after_first);
+    assert!(
+        after_first
+            .lines()
+            .any(|l| l.contains("failed") && l.contains(&server.url("nope.txt"))),
+        "the log should name the failed entry\nlog:\n{after_first}\n{}",
+        ctx(&first, root)
+    );
+    assert!(
+        after_first.lines().any(|l| l.contains(&server.url("fine.txt"))),
+        "the log should name the downloaded entry\nlog:\n{after_first}\n{}",
+        ctx(&first, root)
+    );
+    let last = after_first.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(" end exit=1"),
+        "the last log line should be `end exit=1 ...`, got {last:?}\nlog:\n{after_first}\n{}",
+        ctx(&first, root)
+    );
+
+    let second = fetch_in(root, &["--log", "run.log", "-d", "out", "list.txt"]);
+    assert_code(&second, root, 1);
+    let after_second = fs::read_to_string(&log).unwrap();
+    check_lines(&second, &after_second);
+    assert!(
+        after_second.starts_with(&after_first) && after_second.len() > after_first.len(),
+        "the second run must append to the log, not truncate it\nafter first:\n{after_first}\nafter second:\n{after_second}\n{}",
+        ctx(&second, root)
+    );
+    assert_eq!(
+        after_second.matches(" end exit=").count(),
+        2,
+        "one end line per run\nlog:\n{after_second}\n{}",
+        ctx(&second, root)
+    );
+    assert!(
+        after_second.ends_with('\n'),
+        "log should end with a newline\n{after_second}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// --dry-run
+// ---------------------------------------------------------------------------
+
+#[test]
+fn dry_run_prints_plans_without_network_or_output_dir() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    server.route("/one/x.bin", Route::ok(b"1".to_vec()));
+    server.route("/two/x.bin", Route::ok(b"2".to_vec()));
+    server.route("/y.bin", Route::ok(b"y".to_vec()));
+    let urls = [
+        server.url("/one/x.bin"),
+        server.url("/two/x.bin"),
+        server.url("/y.bin"),
+    ];
+    write_list(root, "list.txt", format!("{}\n", urls.join("\n")));
+
+    let run = fetch_in(root, &["--dry-run", "-d", "out", "list.txt"]);
+    assert_code(&run, root, 0);
+    let mut plans: Vec<(String, String)> = run
+        .stdout
+        .lines()
+        .map(|l| {
+            let (path, url) = l
+                .split_once('\t')
+                .unwrap_or_else(|| panic!("stdout line {l:?} is not PATH<TAB>URL\n{}", ctx(&run, root)));
+            (url.to_string(), path.to_string())
+        })
+        .collect();
+    plans.sort();
+    let names: Vec<(String, String)> = plans
+        .iter()
+        .map(|(url, path)| {
+            let name = Path::new(path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (url.clone(), name)
+        })
+        .collect();
+    let mut want = vec![
+        (urls[0].clone(), "x.bin".to_string()),
+        (urls[1].clone(), "x-1.bin".to_string()),
+        (urls[2].clone(), "y.bin".to_string()),
+    ];
+    want.sort();
+    assert_eq!(names, want, "planned names\n{}", ctx(&run, root));
+    assert!(
+        server.requests().is_empty(),
+        "--dry-run must not touch the network: {:?}\n{}",
+        server.requests(),
+        ctx(&run, root)
+    );
+    assert!(
+        !out(root).exists(),
+        "--dry-run must not create the output dir\n{}",
+        ctx(&run, root)
+    );
+    assert_eq!(list_files(root), vec!["list.txt"], "{}", ctx(&run, root));
+}
+
+// ---------------------------------------------------------------------------
+// No colour
+// ---------------------------------------------------------------------------
+
+#[test]
+fn no_ansi_escapes_on_pipes() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    server.route("ok.txt", Route::ok(b"ok".to_vec()));
+    write_list(
+        root,
+        "list.txt",
+        format!("{}\n{}\n", server.url("ok.txt"), server.url("missing.txt")),
+    );
+    // NO_COLOR=1 (set by support::fetchq) and, separately, without NO_COLOR:
+    // stderr is a pipe either way.
+    let with = fetch_in(root, &["-v", "--overwrite", "-d", "out", "list.txt"]);
+    let mut cmd = fetchq();
+    cmd.env_remove("NO_COLOR")
+        .current_dir(root)
+        .args(["-v", "--overwrite", "-d", "out", "list.txt"]);
+    let without = run(&mut cmd);
+    let usage = fetch_in(root, &["--jobs", "0", "list.txt"]);
+    assert_code(&usage, root, 2);
+    for r in [&with, &without, &usage] {
+        assert!(
+            !r.stderr.contains('\x1b') && !r.stdout.contains('\x1b'),
+            "output has an ANSI escape\n{}",
+            ctx(r, root)
+        );
+    }
+    assert_code(&with, root, 1);
+    assert_code(&without, root, 1);
+}
