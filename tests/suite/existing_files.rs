@@ -218,6 +218,14 @@ fn continue_with_a_complete_part_finishes_without_the_body_again() {
     let run = fetch(root, &["-c"]);
 
     assert_downloaded_alone(&run, root, "out/f.bin", &body);
+    let asked = nth_request(&server, "/f.bin", 0, &run, root);
+    assert_eq!(asked.header("range"), Some("bytes=10000-"), "{}", ctx(&run, root));
+    let sent = server.responses_for("/f.bin");
+    assert!(
+        !sent.is_empty() && sent.iter().all(|r| r.body_bytes == 0),
+        "the body was sent again: {sent:?}\n{}",
+        ctx(&run, root)
+    );
 }
 
 /// The remote file got shorter than the leftover part: the server answers

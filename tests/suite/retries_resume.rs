@@ -479,7 +479,7 @@ fn huge_retry_after_is_capped_by_retry_wait_max() {
     );
 
     let start = Instant::now();
-    let run = fetch(root, &["--retries", "2", "--retry-wait-max", "0.2"]);
+    let run = fetch(root, &["-v", "--retries", "2", "--retry-wait-max", "0.2"]);
     let took = start.elapsed();
 
     assert_no_panic(&run, root);
@@ -487,6 +487,19 @@ fn huge_retry_after_is_capped_by_retry_wait_max() {
     assert!(took < HANG_BOUND, "took {took:?}\n{}", ctx(&run, root));
     assert_file(&run, root, "out/a.bin", &body);
     assert_file(&run, root, "out/b.bin", &body);
+    // No wait is longer than --retry-wait-max; a value that fits in u64 is
+    // taken and capped to it (one that does not is ignored, and the jitter
+    // of --retry-wait applies).
+    for name in ["a.bin", "b.bin"] {
+        let line = stderr_line(&run, root, &format!("{name}: attempt 1 failed"));
+        let wait: f64 = line
+            .rsplit_once("retrying in ")
+            .and_then(|(_, s)| s.strip_suffix(" s")?.parse().ok())
+            .unwrap_or_else(|| panic!("no wait in {line:?}\n{}", ctx(&run, root)));
+        assert!(wait <= 0.2, "waited {wait} s: {line:?}\n{}", ctx(&run, root));
+    }
+    let a = stderr_line(&run, root, "a.bin: attempt 1 failed");
+    assert!(a.ends_with("retrying in 0.2 s"), "{a:?}\n{}", ctx(&run, root));
 }
 
 // ---------------------------------------------------------------------------

@@ -213,6 +213,30 @@ fn range_requests() {
 }
 
 #[test]
+fn responses_record_status_and_body_bytes() {
+    let server = TestServer::start();
+    server.route("/r", Route::ok(pattern(1000, 2)));
+    server.route("/cut", Route::ok(pattern(1000, 2)).reset_after(300));
+
+    assert_eq!(get_once(&server, "/r", &[("Range", "bytes=100-199")]).status, 206);
+    assert_eq!(get_once(&server, "/r", &[("Range", "bytes=1000-")]).status, 416);
+    let _ = get_once(&server, "/cut", &[]);
+
+    let seen = |path| -> Vec<(Option<u16>, u64)> {
+        let mut v: Vec<_> = server
+            .responses_for(path)
+            .iter()
+            .map(|r| (r.status, r.body_bytes))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(seen("/r"), [(Some(206), 100), (Some(416), 0)]);
+    assert_eq!(seen("/cut"), [(Some(200), 300)]);
+    assert!(server.responses_for("/other").is_empty());
+}
+
+#[test]
 fn conditional_requests_and_if_range() {
     let server = TestServer::start();
     let body = pattern(300, 3);

@@ -23,7 +23,7 @@ pub use fixture::*;
 // otherwise warn, and `#[allow(dead_code)]` on `mod support;` does not
 // cover imports.
 #[allow(unused_imports)]
-pub use server::{RecordedRequest, Route, TestServer, http_date, pattern, sha256_hex};
+pub use server::{RecordedRequest, Route, SentResponse, TestServer, http_date, pattern, sha256_hex};
 
 use std::ffi::OsStr;
 use std::fmt;
