@@ -11,17 +11,9 @@ mod tls;
 
 /// Routes `count` slow files (300 ms before each answer) and writes them to `list.txt`.
 fn slow_list(server: &TestServer, root: &Path, count: usize) {
-    let mut list = String::new();
-    for i in 0..count {
-        let path = format!("/slow{i}.bin");
-        server.route(
-            &path,
-            Route::ok(pattern(1000, i as u8)).delay(Duration::from_millis(300)),
-        );
-        list.push_str(&server.url(&path));
-        list.push('\n');
-    }
-    write_list(root, "list.txt", list);
+    let slow = |i: usize| Route::ok(pattern(1000, i as u8)).delay(Duration::from_millis(300));
+    let routes = (0..count).map(|i| (format!("/slow{i}.bin"), slow(i))).collect();
+    write_list(root, "list.txt", serve_routes(server, routes));
 }
 
 /// Serves `/f.bin` with `route` (which goes silent at some point) and checks

@@ -7,28 +7,6 @@ use std::path::Path;
 
 use crate::support::*;
 
-/// Parses every stdout line as a JSON object; panics on anything else.
-fn json_lines(run: &Run, root: &Path) -> Vec<Value> {
-    assert!(
-        run.stdout.ends_with('\n'),
-        "stdout should end with a newline\n{}",
-        ctx(run, root)
-    );
-    run.stdout
-        .lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("stdout line {line:?} is not JSON: {e}\n{}", ctx(run, root)));
-            assert!(
-                v.is_object(),
-                "stdout line {line:?} is not an object\n{}",
-                ctx(run, root)
-            );
-            v
-        })
-        .collect()
-}
-
 /// True if `token` is an RFC 3339 date-time: `YYYY-MM-DDTHH:MM:SS`, optional
 /// fraction, then `Z` or `±HH:MM`.
 fn is_rfc3339(token: &str) -> bool {

@@ -17,15 +17,18 @@
 //! whose directory is passed by hand.
 
 use std::fs::{self, File};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use super::{
     RecordedRequest, Route, Run, TestServer, assert_code, assert_file, assert_out_file, assert_stderr_has,
     ctx, fetch_in, fetch_in_with_env, fetch_in_with_stdin, fetchq, kill, list_args, list_files, out,
-    stderr_line, write_list, write_out_file,
+    serve_all, stderr_line, write_list, write_out_file,
 };
 
 // ---------------------------------------------------------------------------
@@ -75,11 +78,7 @@ impl Setup {
     /// Routes `/NAME` for each `(name, body)` and writes `list.txt` with
     /// their URLs, one a line, in this order.
     pub fn serve_list(&self, files: &[(&str, Vec<u8>)]) {
-        let urls: Vec<String> = files
-            .iter()
-            .map(|(name, body)| self.serve(name, Route::ok(body.clone())))
-            .collect();
-        self.list(&urls);
+        write_list(self.root(), "list.txt", serve_all(&self.server, files));
     }
 
     /// Writes `list.txt`: these lines, each ending in a newline.
@@ -131,6 +130,12 @@ impl Run {
         self.dir
             .as_deref()
             .expect("this run was not made in a directory: use the free assert_* functions")
+    }
+
+    /// The run and the files under its directory, for messages of checks
+    /// the methods here do not make.
+    pub fn ctx(&self) -> String {
+        ctx(self, self.dir())
     }
 
     /// Asserts the exit code.
@@ -311,7 +316,8 @@ pub fn nth_request(server: &TestServer, path: &str, n: usize, run: &Run, root: &
     })
 }
 
-/// A fetchq child that is killed (by its own id) if the test fails early.
+/// A fetchq process running in the background, its stdout and stderr in
+/// files, killed (by its own id) if the test ends first.
 pub struct Running {
     /// The fetchq process.
     pub child: Child,
@@ -321,31 +327,44 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts fetchq in `root` with output to files in `logs`.
+    /// Starts fetchq in `root` over `list.txt` into `out/` (as
+    /// [`fetch`] does), with its output in `logs/stdout.txt` and
+    /// `logs/stderr.txt`.
     pub fn start(root: &Path, logs: &Path, args: &[&str]) -> Running {
-        let stdout = logs.join("stdout.txt");
-        let stderr = logs.join("stderr.txt");
         let mut cmd = fetchq();
-        cmd.current_dir(root)
-            .args(list_args("out", args))
-            .stdout(File::create(&stdout).unwrap())
-            .stderr(File::create(&stderr).unwrap());
+        cmd.current_dir(root).args(list_args("out", args));
+        Running::spawn(cmd, &logs.join("stdout.txt"), &logs.join("stderr.txt"))
+    }
+
+    /// Starts `cmd` with its output in these files.
+    pub fn spawn(mut cmd: Command, stdout: &Path, stderr: &Path) -> Running {
+        let create =
+            |path: &Path| File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        cmd.stdout(create(stdout)).stderr(create(stderr));
         let command = format!("{cmd:?}");
-        let child = cmd.spawn().expect("spawn fetchq");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {command}: {e}"));
         Running {
             child,
             command,
-            stdout,
-            stderr,
+            stdout: stdout.to_path_buf(),
+            stderr: stderr.to_path_buf(),
         }
     }
 
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The command and its output so far, for messages.
     pub fn output(&self) -> String {
         format!(
             "command: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- end ---",
             self.command,
             fs::read_to_string(&self.stdout).unwrap_or_default(),
-            fs::read_to_string(&self.stderr).unwrap_or_default()
+            self.stderr()
         )
     }
 
@@ -355,19 +374,26 @@ impl Running {
     }
 
     /// Waits at most `bound` for the exit; returns the code (-1 for a signal)
-    /// and how long it took, or panics with the output so far.
+    /// and how long it took, or kills it and panics with the output so far
+    /// and the files under `root`.
     pub fn wait(&mut self, bound: Duration, root: &Path) -> (i32, Duration) {
         let start = Instant::now();
+        let status = self.wait_status(bound, || format!("files: {:?}", list_files(root)));
+        (status.code().unwrap_or(-1), start.elapsed())
+    }
+
+    /// Waits at most `bound` for the exit, or kills it and panics with the
+    /// output so far and `more()`.
+    pub fn wait_status(&mut self, bound: Duration, more: impl Fn() -> String) -> ExitStatus {
+        let deadline = Instant::now() + bound;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return (status.code().unwrap_or(-1), start.elapsed());
+                return status;
             }
-            if start.elapsed() > bound {
-                panic!(
-                    "fetchq did not exit within {bound:?}\n{}\nfiles: {:?}",
-                    self.output(),
-                    list_files(root)
-                );
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("did not exit within {bound:?}\n{}\n{}", self.output(), more());
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -411,4 +437,68 @@ pub fn wait_for_bytes(part: &Path, running: &Running, root: &Path) -> u64 {
         }
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` has passed; whether
+/// it held.
+pub fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `cond` until it holds; panics naming `what` after `limit`.
+pub fn wait_for(limit: Duration, what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        poll_until(limit, cond),
+        "timed out after {limit:?} waiting for {what}"
+    );
+}
+
+/// A loopback port that was free a moment ago (another process may take it
+/// before the caller binds it: retry on failure).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Routes `/NAME` for each `(name, route)` and returns the list text (one
+/// URL a line, in this order).
+pub fn serve_routes(server: &TestServer, routes: Vec<(String, Route)>) -> String {
+    let mut list = String::new();
+    for (name, route) in routes {
+        server.route(&name, route);
+        list.push_str(&server.url(&name));
+        list.push('\n');
+    }
+    list
+}
+
+/// Parses every stdout line as a JSON object; panics on anything else.
+pub fn json_lines(run: &Run, root: &Path) -> Vec<Value> {
+    assert!(
+        run.stdout.ends_with('\n'),
+        "stdout should end with a newline\n{}",
+        ctx(run, root)
+    );
+    run.stdout
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("stdout line {line:?} is not JSON: {e}\n{}", ctx(run, root)));
+            assert!(
+                v.is_object(),
+                "stdout line {line:?} is not an object\n{}",
+                ctx(run, root)
+            );
+            v
+        })
+        .collect()
 }

@@ -78,6 +78,8 @@ pub struct Run {
     /// The directory whose files failure messages list: the working
     /// directory of runs made by [`fetch_in`] and [`Setup`], else `None`.
     pub dir: Option<PathBuf>,
+    /// More for failure messages, e.g. the log of a server the run used.
+    pub note: String,
 }
 
 impl Run {
@@ -94,8 +96,13 @@ impl Run {
     /// Command, exit status, stdout and stderr in one block, for assertion
     /// messages: `assert_eq!(run.code(), 0, "{run}")`.
     pub fn describe(&self) -> String {
+        let note = if self.note.is_empty() {
+            String::new()
+        } else {
+            format!("\n{}", self.note)
+        };
         format!(
-            "command: {}\nexit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- end ---",
+            "command: {}\nexit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- end ---{note}",
             self.command, self.status, self.stdout, self.stderr
         )
     }
@@ -180,6 +187,7 @@ fn run_inner(cmd: &mut Command, input: Option<&[u8]>) -> Run {
         stdout: text(&stdout),
         stderr: text(&stderr),
         dir: None,
+        note: String::new(),
     }
 }
 
@@ -300,13 +308,10 @@ pub fn write_out_file(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
 
 /// Routes `/NAME` for each `(name, body)` and returns the list text (one URL a line).
 pub fn serve_all(server: &TestServer, files: &[(&str, Vec<u8>)]) -> String {
-    let mut list = String::new();
-    for (name, body) in files {
-        server.route(name, Route::ok(body.clone()));
-        list.push_str(&server.url(name));
-        list.push('\n');
-    }
-    list
+    let routes = files
+        .iter()
+        .map(|(name, body)| (name.to_string(), Route::ok(body.clone())));
+    serve_routes(server, routes.collect())
 }
 
 /// The arguments of a run over `list.txt` into `dir`: `-d DIR --retry-wait

@@ -8,19 +8,16 @@
 //! server; workers write their stderr to a file in the test's temp dir, shown
 //! in assertion messages. Every wait is a poll with a deadline.
 
-use crate::support;
-
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::fs;
+use std::path::Path;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use crate::support::redis::RedisServer;
 use fetchq::queue::{Queue, QueueEntry, QueueStatus};
 use serde_json::Value;
-use support::{
-    Route, Run, TestServer, fetch_in, fetch_in_with_stdin, fetchq, list_files, pattern, write_list,
-};
+
+use crate::support::redis::RedisServer;
+use crate::support::*;
 
 /// Longest any worker may take in these tests.
 const WORKER_DEADLINE: Duration = Duration::from_secs(40);
@@ -36,13 +33,12 @@ fn path(i: usize) -> String {
 
 /// Routes `n` entries (optionally slowed down) and returns the list text.
 fn serve(server: &TestServer, n: usize, delay: Duration) -> String {
-    let mut list = String::new();
-    for i in 0..n {
-        server.route(&path(i), Route::ok(body(i)).delay(delay));
-        list.push_str(&server.url(&path(i)));
-        list.push('\n');
-    }
-    list
+    serve_routes(
+        server,
+        (0..n)
+            .map(|i| (path(i), Route::ok(body(i)).delay(delay)))
+            .collect(),
+    )
 }
 
 /// `fetchq enqueue` of `list` (written to `root/name`); asserts it ran.
@@ -80,71 +76,39 @@ fn held_by(s: &QueueStatus, id: &str) -> u64 {
     s.workers.iter().find(|w| w.id == id).map_or(0, |w| w.processing)
 }
 
-/// Polls `cond` every 20 ms until it holds; panics with `what` after `limit`.
-fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A `fetchq worker` process with its stderr in a file.
+/// A `fetchq worker` process with its output in files in the test's root.
 struct Worker {
     name: String,
-    child: Child,
-    stderr: PathBuf,
+    process: Running,
 }
 
 impl Worker {
     fn spawn(root: &Path, redis: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Worker {
-        let stderr = root.join(format!("{name}.stderr"));
         let mut cmd: Command = fetchq();
         cmd.current_dir(root)
             .args(["worker", "--redis", redis, "--worker-id", name, "-d", "out"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(File::create(&stderr).unwrap());
+            .args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn worker {name}: {e}"));
+        let (stdout, stderr) = (
+            root.join(format!("{name}.stdout")),
+            root.join(format!("{name}.stderr")),
+        );
         Worker {
             name: name.to_string(),
-            child,
-            stderr,
+            process: Running::spawn(cmd, &stdout, &stderr),
         }
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     fn stderr(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
+        self.process.stderr()
     }
 
     /// Waits for the exit, killing the worker and failing the test after `limit`.
     fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "worker {} still running after {limit:?}; stderr:\n{}",
-                    self.name,
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let name = self.name.clone();
+        self.process.wait_status(limit, || format!("worker {name}"))
     }
 
     /// Waits for the exit and returns the exit code (-1 for a signal).
@@ -154,7 +118,7 @@ impl Worker {
 
     /// Sends SIGINT, by pid.
     fn interrupt(&self) {
-        support::kill(self.pid(), "-INT");
+        self.process.signal("-INT");
     }
 }
 
@@ -170,15 +134,6 @@ fn assert_all_exit_0(workers: &mut [Worker]) {
     for w in workers {
         let code = w.code(WORKER_DEADLINE);
         assert_eq!(code, 0, "worker {}:\n{}", w.name, w.stderr());
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -248,7 +203,7 @@ fn a_killed_workers_entries_are_finished_by_the_others() {
         let s = poll_status(&url);
         s.done >= 40 && held_by(&s, "w0") >= 4
     });
-    workers[0].child.kill().unwrap();
+    workers[0].process.child.kill().unwrap();
     workers[0].wait(Duration::from_secs(5));
     let held = held_by(&poll_status(&url), "w0");
     assert!(held > 0, "w0 should have died holding entries");
@@ -460,7 +415,7 @@ fn unusable_queue_entries_fail_like_bad_lines() {
     let s = status_json(root, &url);
     assert_eq!(counts(&s), [0, 0, 3, 2], "{s}");
     let mut con = redis.connection();
-    let result: String = redis::cmd("HGET")
+    let result: String = ::redis::cmd("HGET")
         .arg("fetchq:default:failed")
         .arg(&bad.id)
         .query(&mut con)
@@ -490,7 +445,7 @@ fn an_entry_whose_id_does_not_match_its_url_goes_to_bad() {
     let mut forged = QueueEntry::new(server.url("/other.bin"), None, None, "feed.txt", 9);
     forged.id = genuine.id.clone();
     let mut con = redis.connection();
-    let _: i64 = redis::cmd("RPUSH")
+    let _: i64 = ::redis::cmd("RPUSH")
         .arg("fetchq:default:pending")
         .arg(forged.to_json())
         .query(&mut con)
@@ -506,14 +461,14 @@ fn an_entry_whose_id_does_not_match_its_url_goes_to_bad() {
         "the forged entry ran: {:?}\n{stderr}",
         list_files(root)
     );
-    let result: String = redis::cmd("HGET")
+    let result: String = ::redis::cmd("HGET")
         .arg("fetchq:default:done")
         .arg(&genuine.id)
         .query(&mut con)
         .unwrap();
     let result: Value = serde_json::from_str(&result).unwrap();
     assert_eq!(result["url"], server.url(&path(0)), "{result}\n{stderr}");
-    let bad: i64 = redis::cmd("LLEN")
+    let bad: i64 = ::redis::cmd("LLEN")
         .arg("fetchq:default:bad")
         .query(&mut con)
         .unwrap();
