@@ -59,96 +59,72 @@ const LM: u64 = 1_600_000_000;
 
 #[test]
 fn existing_file_is_skipped_without_asking_the_server() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    server.route("/keep.bin", Route::ok(b"new content from the server".to_vec()));
-    server.route("/fresh.bin", Route::ok(b"fresh".to_vec()));
-    write_out_file(root, "keep.bin", b"old");
-    let list = format!("{}\n{}\n", server.url("/keep.bin"), server.url("/fresh.bin"));
-    write_list(root, "list.txt", list);
+    let t = Setup::new();
+    t.list(&[
+        t.serve("/keep.bin", Route::ok(b"new content from the server".to_vec())),
+        t.serve("/fresh.bin", Route::ok(b"fresh".to_vec())),
+    ]);
+    t.write_out("keep.bin", b"old");
 
-    let run = fetch_in(root, &["-d", "out", "list.txt"]);
+    let run = t.run(&[]);
 
-    assert_code(&run, root, 0);
-    assert_out_file(&run, root, "keep.bin", b"old");
-    assert_out_file(&run, root, "fresh.bin", b"fresh");
-    assert_eq!(server.hits("/keep.bin"), 0, "{}", ctx(&run, root));
-    let summary = last_stderr_line(&run);
-    assert!(
-        summary.contains("1 downloaded") && summary.contains("1 skipped"),
-        "summary {summary:?}\n{}",
-        ctx(&run, root)
-    );
+    run.assert_code(0)
+        .assert_out_file("keep.bin", b"old")
+        .assert_out_file("fresh.bin", b"fresh")
+        .assert_summary_has("1 downloaded, 1 skipped");
+    t.assert_hits(&run, "/keep.bin", 0);
 }
 
 #[test]
 fn overwrite_replaces_an_existing_file() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
+    let t = Setup::new();
     let body = pattern(100_000, 5);
-    server.route("/keep.bin", Route::ok(body.clone()));
-    write_out_file(root, "keep.bin", b"old");
-    write_list(root, "list.txt", format!("{}\n", server.url("/keep.bin")));
+    t.list(&[t.serve("/keep.bin", Route::ok(body.clone()))]);
+    t.write_out("keep.bin", b"old");
 
-    let run = fetch_in(root, &["--overwrite", "-d", "out", "list.txt"]);
+    let run = t.run(&["--overwrite"]);
 
-    assert_code(&run, root, 0);
-    assert_out_file(&run, root, "keep.bin", &body);
-    assert_eq!(server.hits("/keep.bin"), 1, "{}", ctx(&run, root));
-    assert_eq!(list_files(&out(root)), vec!["keep.bin"], "{}", ctx(&run, root));
-    assert!(
-        last_stderr_line(&run).contains("1 downloaded"),
-        "{}",
-        ctx(&run, root)
-    );
+    run.assert_code(0)
+        .assert_files(&["list.txt", "out/keep.bin"])
+        .assert_out_file("keep.bin", &body)
+        .assert_summary_has("1 downloaded");
+    t.assert_hits(&run, "/keep.bin", 1);
 }
 
 /// Numbered names depend only on the list, so a second run of the same list
 /// finds every file in place and skips it without a request.
 #[test]
 fn rerunning_the_same_list_skips_everything() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    server.route("/a/x.bin", Route::ok(b"from a".to_vec()));
-    server.route("/b/x.bin", Route::ok(b"from b".to_vec()));
-    let list = format!("{}\n{}\n", server.url("/a/x.bin"), server.url("/b/x.bin"));
-    write_list(root, "list.txt", list);
+    let t = Setup::new();
+    t.list(&[
+        t.serve("/a/x.bin", Route::ok(b"from a".to_vec())),
+        t.serve("/b/x.bin", Route::ok(b"from b".to_vec())),
+    ]);
 
-    let first = fetch_in(root, &["-d", "out", "list.txt"]);
-    assert_code(&first, root, 0);
-    let second = fetch_in(root, &["-d", "out", "list.txt"]);
+    t.run(&[]).assert_code(0);
+    let second = t.run(&[]);
 
-    assert_code(&second, root, 0);
-    assert_eq!(server.hits("/a/x.bin"), 1, "{}", ctx(&second, root));
-    assert_eq!(server.hits("/b/x.bin"), 1, "{}", ctx(&second, root));
-    assert_out_file(&second, root, "x.bin", b"from a");
-    assert_out_file(&second, root, "x-1.bin", b"from b");
-    assert!(
-        last_stderr_line(&second).contains("0 downloaded, 2 skipped"),
-        "{}",
-        ctx(&second, root)
-    );
+    second
+        .assert_code(0)
+        .assert_out_file("x.bin", b"from a")
+        .assert_out_file("x-1.bin", b"from b")
+        .assert_summary_has("0 downloaded, 2 skipped");
+    t.assert_hits(&second, "/a/x.bin", 1);
+    t.assert_hits(&second, "/b/x.bin", 1);
 }
 
 /// Without -c a leftover NAME.part is replaced, never appended to.
 #[test]
 fn leftover_part_file_is_replaced_without_continue() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
+    let t = Setup::new();
     let body = pattern(50_000, 9);
-    server.route("/p.bin", Route::ok(body.clone()));
-    write_out_file(root, "p.bin.part", b"stale bytes from an old run");
-    write_list(root, "list.txt", format!("{}\n", server.url("/p.bin")));
+    t.list(&[t.serve("/p.bin", Route::ok(body.clone()))]);
+    t.write_out("p.bin.part", b"stale bytes from an old run");
 
-    let run = fetch_in(root, &["-d", "out", "list.txt"]);
-
-    assert_code(&run, root, 0);
-    assert_out_file(&run, root, "p.bin", &body);
-    assert_no_part(&run, root);
+    t.run(&[])
+        .assert_code(0)
+        .assert_out_file("p.bin", &body)
+        .assert_no_part();
 }
 
 // ---------------------------------------------------------------------------
@@ -157,74 +133,51 @@ fn leftover_part_file_is_replaced_without_continue() {
 
 #[test]
 fn continue_requests_only_the_rest_of_a_leftover_part() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(64_000, 10);
     let half = body.len() / 2;
-    server.route("/f.bin", Route::ok(body.clone()));
-    write_out_file(root, "f.bin.part", &body[..half]);
-    list_of(root, &server.url("/f.bin"));
+    t.list(&[t.serve("/f.bin", Route::ok(body.clone()))]);
+    t.write_out("f.bin.part", &body[..half]);
 
-    let run = fetch(root, &["-c"]);
+    let run = t.run(&["-c"]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    assert_eq!(server.hits("/f.bin"), 1, "{}", ctx(&run, root));
-    let req = nth_request(&server, "/f.bin", 0, &run, root);
-    assert_eq!(
-        req.header("range"),
-        Some(format!("bytes={half}-").as_str()),
-        "{}",
-        ctx(&run, root)
-    );
-    assert_files(&run, root, &["list.txt", "out/f.bin"]);
+    run.assert_downloaded_alone("out/f.bin", &body);
+    t.assert_hits(&run, "/f.bin", 1);
+    let range = t.request(&run, "/f.bin", 0).header("range").map(str::to_string);
+    assert_eq!(range, Some(format!("bytes={half}-")), "{}", run.ctx());
 }
 
 #[test]
 fn without_continue_a_leftover_part_is_replaced_by_a_full_download() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(64_000, 11);
-    server.route("/f.bin", Route::ok(body.clone()));
-    write_out_file(root, "f.bin.part", &body[..32_000]);
-    list_of(root, &server.url("/f.bin"));
+    t.list(&[t.serve("/f.bin", Route::ok(body.clone()))]);
+    t.write_out("f.bin.part", &body[..32_000]);
 
-    let run = fetch(root, &[]);
+    let run = t.run(&[]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    let req = nth_request(&server, "/f.bin", 0, &run, root);
-    assert_eq!(
-        req.header("range"),
-        None,
-        "full request expected\n{}",
-        ctx(&run, root)
-    );
-    assert_files(&run, root, &["list.txt", "out/f.bin"]);
+    run.assert_downloaded_alone("out/f.bin", &body);
+    let range = t.request(&run, "/f.bin", 0).header("range").map(str::to_string);
+    assert_eq!(range, None, "a full request\n{}", run.ctx());
 }
 
 #[test]
 fn continue_with_a_complete_part_finishes_without_the_body_again() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(10_000, 12);
-    server.route("/f.bin", Route::ok(body.clone()));
-    write_out_file(root, "f.bin.part", &body);
-    list_of(root, &server.url("/f.bin"));
+    t.list(&[t.serve("/f.bin", Route::ok(body.clone()))]);
+    t.write_out("f.bin.part", &body);
 
-    let run = fetch(root, &["-c"]);
+    let run = t.run(&["-c"]);
 
-    assert_downloaded_alone(&run, root, "out/f.bin", &body);
-    let asked = nth_request(&server, "/f.bin", 0, &run, root);
-    assert_eq!(asked.header("range"), Some("bytes=10000-"), "{}", ctx(&run, root));
-    let sent = server.responses_for("/f.bin");
+    run.assert_downloaded_alone("out/f.bin", &body);
+    let range = t.request(&run, "/f.bin", 0).header("range").map(str::to_string);
+    assert_eq!(range.as_deref(), Some("bytes=10000-"), "{}", run.ctx());
+    let sent = t.server.responses_for("/f.bin");
     assert!(
         !sent.is_empty() && sent.iter().all(|r| r.body_bytes == 0),
         "the body was sent again: {sent:?}\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
 }
 
@@ -233,18 +186,14 @@ fn continue_with_a_complete_part_finishes_without_the_body_again() {
 /// fetch.rs), not fail.
 #[test]
 fn continue_with_a_part_longer_than_the_file_starts_over() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(10_000, 13);
-    server.route("/f.bin", Route::ok(body.clone()));
-    write_out_file(root, "f.bin.part", pattern(15_000, 14));
-    list_of(root, &server.url("/f.bin"));
+    t.list(&[t.serve("/f.bin", Route::ok(body.clone()))]);
+    t.write_out("f.bin.part", pattern(15_000, 14));
 
-    let run = fetch(root, &["-c", "-v", "--retries", "2"]);
-
-    assert_no_panic(&run, root);
-    assert_downloaded_alone(&run, root, "out/f.bin", &body);
+    t.run(&["-c", "-v", "--retries", "2"])
+        .assert_no_panic()
+        .assert_downloaded_alone("out/f.bin", &body);
 }
 
 // ---------------------------------------------------------------------------

@@ -10,68 +10,53 @@ use crate::support::*;
 
 #[test]
 fn chain_of_three_redirects_is_followed_and_named_from_the_original_url() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route("/start.bin", Route::redirect(301, "/r1"));
-    server.route("/r1", Route::redirect(302, "/r2"));
-    server.route("/r2", Route::redirect(307, "/final.dat"));
-    server.route("/final.dat", Route::ok(b"end of chain".to_vec()));
-    list_of(root, &server.url("/start.bin"));
+    let t = Setup::new();
+    t.list(&[t.serve("/start.bin", Route::redirect(301, "/r1"))]);
+    t.serve("/r1", Route::redirect(302, "/r2"));
+    t.serve("/r2", Route::redirect(307, "/final.dat"));
+    t.serve("/final.dat", Route::ok(b"end of chain".to_vec()));
 
-    let run = fetch(root, &[]);
-
-    assert_downloaded_alone(&run, root, "out/start.bin", b"end of chain");
+    t.run(&[])
+        .assert_downloaded_alone("out/start.bin", b"end of chain");
 }
 
 #[test]
 fn redirect_loop_fails_naming_the_loop() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route("/loop1", Route::redirect(302, "/loop2"));
-    server.route("/loop2", Route::redirect(302, "/loop1"));
-    list_of(root, &server.url("/loop1"));
+    let t = Setup::new();
+    t.list(&[t.serve("/loop1", Route::redirect(302, "/loop2"))]);
+    t.serve("/loop2", Route::redirect(302, "/loop1"));
 
-    let run = fetch(root, &["--retries", "2"]);
-
-    assert_code(&run, root, 1);
-    assert_stderr_has(&run, root, "redirect loop");
-    assert_files(&run, root, &["list.txt"]);
+    t.run(&["--retries", "2"])
+        .assert_code(1)
+        .assert_stderr_has("redirect loop")
+        .assert_files(&["list.txt"]);
 }
 
 #[test]
 fn max_redirects_is_enforced() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route("/start.bin", Route::redirect(302, "/r1"));
-    server.route("/r1", Route::redirect(302, "/r2"));
-    server.route("/r2", Route::redirect(302, "/final.dat"));
-    server.route("/final.dat", Route::ok(b"end".to_vec()));
-    list_of(root, &server.url("/start.bin"));
+    let t = Setup::new();
+    t.list(&[t.serve("/start.bin", Route::redirect(302, "/r1"))]);
+    t.serve("/r1", Route::redirect(302, "/r2"));
+    t.serve("/r2", Route::redirect(302, "/final.dat"));
+    t.serve("/final.dat", Route::ok(b"end".to_vec()));
 
-    let run = fetch(root, &["--max-redirects", "2"]);
+    let run = t.run(&["--max-redirects", "2"]);
 
-    assert_code(&run, root, 1);
-    assert_stderr_has(&run, root, "too many redirects");
-    assert_eq!(server.hits("/final.dat"), 0, "{}", ctx(&run, root));
-    assert_files(&run, root, &["list.txt"]);
+    run.assert_code(1)
+        .assert_stderr_has("too many redirects")
+        .assert_files(&["list.txt"]);
+    t.assert_hits(&run, "/final.dat", 0);
 }
 
 #[test]
 fn redirect_to_ftp_is_refused() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route("/f.bin", Route::redirect(302, "ftp://127.0.0.1/f.bin"));
-    list_of(root, &server.url("/f.bin"));
+    let t = Setup::new();
+    t.list(&[t.serve("/f.bin", Route::redirect(302, "ftp://127.0.0.1/f.bin"))]);
 
-    let run = fetch(root, &[]);
-
-    assert_code(&run, root, 1);
-    assert_stderr_has(&run, root, "unsupported scheme");
-    assert_files(&run, root, &["list.txt"]);
+    t.run(&[])
+        .assert_code(1)
+        .assert_stderr_has("unsupported scheme")
+        .assert_files(&["list.txt"]);
 }
 
 #[test]

@@ -117,6 +117,17 @@ impl Setup {
     pub fn files(&self) -> Vec<String> {
         list_files(self.root())
     }
+
+    /// Asserts the server got `n` requests for `path` during `run`'s test.
+    pub fn assert_hits(&self, run: &Run, path: &str, n: usize) {
+        let hits = self.server.hits(path);
+        assert_eq!(hits, n, "requests for {path}\n{}", run.ctx());
+    }
+
+    /// The `n`-th request (from 0) for `path`, or a panic listing what came.
+    pub fn request(&self, run: &Run, path: &str, n: usize) -> RecordedRequest {
+        nth_request(&self.server, path, n, run, self.root())
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -160,6 +171,18 @@ impl Run {
         self
     }
 
+    /// Asserts the summary (the last stderr line in plain mode) contains
+    /// `needle`, e.g. `"1 downloaded, 1 skipped"`.
+    pub fn assert_summary_has(&self, needle: &str) -> &Self {
+        let summary = last_stderr_line(self);
+        assert!(
+            summary.contains(needle),
+            "the summary {summary:?} should contain {needle:?}\n{}",
+            self.ctx()
+        );
+        self
+    }
+
     /// Asserts stdout contains `needle`.
     pub fn assert_stdout_has(&self, needle: &str) -> &Self {
         assert!(
@@ -197,6 +220,14 @@ impl Run {
     /// (sorted, relative, `/`-separated).
     pub fn assert_files(&self, want: &[&str]) -> &Self {
         assert_files(self, self.dir(), want);
+        self
+    }
+
+    /// Asserts the files under `out/` are exactly `want` (sorted, relative
+    /// to `out/`).
+    pub fn assert_out_files(&self, want: &[&str]) -> &Self {
+        let got = list_files(&out(self.dir()));
+        assert_eq!(got, want, "files under out/\n{}", self.ctx());
         self
     }
 
