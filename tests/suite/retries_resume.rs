@@ -56,97 +56,76 @@ fn not_found_fails_the_entry_and_saves_nothing() {
 
 #[test]
 fn transient_503_is_retried_until_it_succeeds() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(20_000, 1);
-    server.route("/f.bin", Route::ok(body.clone()).fail_times(2, 503));
-    list_of(root, &server.url("/f.bin"));
+    t.list(&[t.serve("/f.bin", Route::ok(body.clone()).fail_times(2, 503))]);
 
-    let run = fetch(root, &["--retries", "3"]);
+    let run = t.run(&["--retries", "3"]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    assert_eq!(server.hits("/f.bin"), 3, "{}", ctx(&run, root));
-    assert_files(&run, root, &["list.txt", "out/f.bin"]);
+    run.assert_downloaded_alone("out/f.bin", &body);
+    t.assert_hits(&run, "/f.bin", 3);
 }
 
 #[test]
 fn retries_are_bounded_and_the_failure_says_how_many_attempts() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route("/f.bin", Route::ok(b"never".to_vec()).fail_times(5, 503));
-    list_of(root, &server.url("/f.bin"));
+    let t = Setup::new();
+    t.list(&[t.serve("/f.bin", Route::ok(b"never".to_vec()).fail_times(5, 503))]);
 
-    let run = fetch(root, &["--retries", "2"]);
+    let run = t.run(&["--retries", "2"]);
 
-    assert_code(&run, root, 1);
-    assert_eq!(server.hits("/f.bin"), 3, "{}", ctx(&run, root));
-    let line = stderr_line(&run, root, "list.txt:1:");
+    run.assert_code(1).assert_files(&["list.txt"]);
+    t.assert_hits(&run, "/f.bin", 3);
+    let line = run.stderr_line("list.txt:1:");
     assert!(
         line.contains("503") && line.contains("after 3 attempts"),
         "failure line should name the status and the attempts: {line:?}\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
-    assert_files(&run, root, &["list.txt"]);
 }
 
 #[test]
 fn not_found_is_not_retried() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    list_of(root, &server.url("/missing.bin"));
+    let t = Setup::new();
+    t.list(&[t.server.url("/missing.bin")]);
 
-    let run = fetch(root, &["--retries", "3"]);
+    let run = t.run(&["--retries", "3"]);
 
-    assert_code(&run, root, 1);
-    assert_eq!(server.hits("/missing.bin"), 1, "{}", ctx(&run, root));
-    assert_stderr_has(&run, root, "404");
-    assert_files(&run, root, &["list.txt"]);
+    run.assert_code(1)
+        .assert_stderr_has("404")
+        .assert_files(&["list.txt"]);
+    t.assert_hits(&run, "/missing.bin", 1);
 }
 
 #[test]
 fn retry_after_on_429_is_honoured() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(1000, 2);
-    server.route(
-        "/f.bin",
-        Route::ok(body.clone()).fail_times(1, 429).retry_after("1"),
-    );
-    list_of(root, &server.url("/f.bin"));
+    let route = Route::ok(body.clone()).fail_times(1, 429).retry_after("1");
+    t.list(&[t.serve("/f.bin", route)]);
 
     // The jittered backoff alone would wait at most 0.05 s.
-    let run = fetch(root, &["-v", "--retries", "2"]);
+    let run = t.run(&["-v", "--retries", "2"]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    assert_eq!(server.hits("/f.bin"), 2, "{}", ctx(&run, root));
-    let line = stderr_line(&run, root, "attempt 1 failed");
+    run.assert_code(0).assert_out_file("f.bin", &body);
+    t.assert_hits(&run, "/f.bin", 2);
+    let line = run.stderr_line("attempt 1 failed");
     assert!(
         line.contains("429") && line.contains("retrying in 1.0 s"),
         "the wait should be the server's Retry-After: {line:?}\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
 }
 
 #[test]
 fn request_timeout_408_is_retried() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(1000, 3);
-    server.route("/f.bin", Route::ok(body.clone()).fail_times(1, 408));
-    list_of(root, &server.url("/f.bin"));
+    t.list(&[t.serve("/f.bin", Route::ok(body.clone()).fail_times(1, 408))]);
 
-    let run = fetch(root, &["--retries", "2"]);
+    let run = t.run(&["--retries", "2"]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    assert_eq!(server.hits("/f.bin"), 2, "{}", ctx(&run, root));
+    run.assert_code(0).assert_out_file("f.bin", &body);
+    t.assert_hits(&run, "/f.bin", 2);
 }
 
 // ---------------------------------------------------------------------------
@@ -155,107 +134,64 @@ fn request_timeout_408_is_retried() {
 
 #[test]
 fn reset_mid_body_resumes_with_range_and_if_range() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(100_000, 4);
     let cut = 30_000;
-    server.route(
+    let cut_once = Route::ok(body.clone()).etag("\"v1\"").reset_after(cut);
+    t.list(&[t.serve(
         "/f.bin",
         Route::ok(body.clone())
             .etag("\"v1\"")
-            .fail_times_with(1, Route::ok(body.clone()).etag("\"v1\"").reset_after(cut)),
-    );
-    list_of(root, &server.url("/f.bin"));
+            .fail_times_with(1, cut_once),
+    )]);
 
-    let run = fetch(root, &["-v", "--retries", "2"]);
+    let run = t.run(&["-v", "--retries", "2"]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    assert_eq!(server.hits("/f.bin"), 2, "{}", ctx(&run, root));
-    let first = nth_request(&server, "/f.bin", 0, &run, root);
-    assert_eq!(first.header("range"), None, "{}", ctx(&run, root));
-    let second = nth_request(&server, "/f.bin", 1, &run, root);
-    assert_eq!(
-        second.header("range"),
-        Some(format!("bytes={cut}-").as_str()),
-        "second request should continue at the cut\n{}\n{}",
-        requests_text(&server),
-        ctx(&run, root)
-    );
-    assert_eq!(
-        second.header("if-range"),
-        Some("\"v1\""),
-        "second request should carry If-Range\n{}\n{}",
-        requests_text(&server),
-        ctx(&run, root)
-    );
-    assert_stderr_has(&run, root, &format!("continuing from byte {cut}"));
-    assert_files(&run, root, &["list.txt", "out/f.bin"]);
+    run.assert_downloaded_alone("out/f.bin", &body)
+        .assert_stderr_has(&format!("continuing from byte {cut}"));
+    t.assert_hits(&run, "/f.bin", 2);
+    t.assert_sent_header(&run, "/f.bin", 0, "range", None);
+    t.assert_sent_header(&run, "/f.bin", 1, "range", Some(&format!("bytes={cut}-")));
+    t.assert_sent_header(&run, "/f.bin", 1, "if-range", Some("\"v1\""));
 }
 
 #[test]
 fn resume_uses_last_modified_as_if_range_without_etag() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(50_000, 5);
     let date = http_date(1_600_000_000);
-    server.route(
+    let cut_once = Route::ok(body.clone()).last_modified(&date).reset_after(10_000);
+    t.list(&[t.serve(
         "/f.bin",
-        Route::ok(body.clone()).last_modified(&date).fail_times_with(
-            1,
-            Route::ok(body.clone()).last_modified(&date).reset_after(10_000),
-        ),
-    );
-    list_of(root, &server.url("/f.bin"));
+        Route::ok(body.clone())
+            .last_modified(&date)
+            .fail_times_with(1, cut_once),
+    )]);
 
-    let run = fetch(root, &["--retries", "2"]);
+    let run = t.run(&["--retries", "2"]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    let second = nth_request(&server, "/f.bin", 1, &run, root);
-    assert_eq!(
-        second.header("range"),
-        Some("bytes=10000-"),
-        "{}",
-        ctx(&run, root)
-    );
-    assert_eq!(
-        second.header("if-range"),
-        Some(date.as_str()),
-        "{}",
-        ctx(&run, root)
-    );
+    run.assert_code(0).assert_out_file("f.bin", &body);
+    t.assert_sent_header(&run, "/f.bin", 1, "range", Some("bytes=10000-"));
+    t.assert_sent_header(&run, "/f.bin", 1, "if-range", Some(&date));
 }
 
 #[test]
 fn server_ignoring_range_after_a_reset_restarts_from_zero() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(80_000, 6);
-    server.route(
+    let cut_once = Route::ok(body.clone()).ignore_range().reset_after(25_000);
+    t.list(&[t.serve(
         "/f.bin",
         Route::ok(body.clone())
             .ignore_range()
-            .fail_times_with(1, Route::ok(body.clone()).ignore_range().reset_after(25_000)),
-    );
-    list_of(root, &server.url("/f.bin"));
+            .fail_times_with(1, cut_once),
+    )]);
 
-    let run = fetch(root, &["--retries", "2"]);
+    let run = t.run(&["--retries", "2"]);
 
-    assert_code(&run, root, 0);
     // A splice would be 25 000 bytes too long.
-    assert_file(&run, root, "out/f.bin", &body);
-    let second = nth_request(&server, "/f.bin", 1, &run, root);
-    assert_eq!(
-        second.header("range"),
-        Some("bytes=25000-"),
-        "{}",
-        ctx(&run, root)
-    );
-    assert_files(&run, root, &["list.txt", "out/f.bin"]);
+    run.assert_downloaded_alone("out/f.bin", &body);
+    t.assert_sent_header(&run, "/f.bin", 1, "range", Some("bytes=25000-"));
 }
 
 /// A 206 whose Content-Range starts somewhere else than asked must never be
@@ -263,27 +199,22 @@ fn server_ignoring_range_after_a_reset_restarts_from_zero() {
 /// restarts from byte 0", so the entry must still end up correct.
 #[test]
 fn partial_content_at_the_wrong_offset_starts_over() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(60_000, 7);
     let cut = 20_000;
     let rest = body.len() - cut;
     // The honest 206 carries body[cut..]; the forged header claims it starts at 0.
     let forged = format!("bytes 0-{}/{}", rest - 1, body.len());
-    server.route(
-        "/f.bin",
-        Route::ok(body.clone())
-            .etag("\"v1\"")
-            .header("Content-Range", &forged)
-            .fail_times_with(1, Route::ok(body.clone()).etag("\"v1\"").reset_after(cut)),
-    );
-    list_of(root, &server.url("/f.bin"));
+    let cut_once = Route::ok(body.clone()).etag("\"v1\"").reset_after(cut);
+    let route = Route::ok(body.clone())
+        .etag("\"v1\"")
+        .header("Content-Range", &forged)
+        .fail_times_with(1, cut_once);
+    t.list(&[t.serve("/f.bin", route)]);
 
-    let run = fetch(root, &["-v", "--retries", "3"]);
-
-    assert_no_panic(&run, root);
-    assert_downloaded_alone(&run, root, "out/f.bin", &body);
+    t.run(&["-v", "--retries", "3"])
+        .assert_no_panic()
+        .assert_downloaded_alone("out/f.bin", &body);
 }
 
 // ---------------------------------------------------------------------------
@@ -292,26 +223,19 @@ fn partial_content_at_the_wrong_offset_starts_over() {
 
 #[test]
 fn etag_change_between_attempts_gives_exactly_the_new_version() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let v1 = pattern(90_000, 8);
     let v2 = pattern(70_000, 9);
-    server.route(
+    let v1_cut = Route::ok(v1).etag("\"v1\"").reset_after(40_000);
+    t.list(&[t.serve(
         "/f.bin",
-        Route::ok(v2.clone())
-            .etag("\"v2\"")
-            .fail_times_with(1, Route::ok(v1).etag("\"v1\"").reset_after(40_000)),
-    );
-    list_of(root, &server.url("/f.bin"));
+        Route::ok(v2.clone()).etag("\"v2\"").fail_times_with(1, v1_cut),
+    )]);
 
-    let run = fetch(root, &["--retries", "2"]);
+    let run = t.run(&["--retries", "2"]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &v2);
-    let second = nth_request(&server, "/f.bin", 1, &run, root);
-    assert_eq!(second.header("if-range"), Some("\"v1\""), "{}", ctx(&run, root));
-    assert_files(&run, root, &["list.txt", "out/f.bin"]);
+    run.assert_downloaded_alone("out/f.bin", &v2);
+    t.assert_sent_header(&run, "/f.bin", 1, "if-range", Some("\"v1\""));
 }
 
 // ---------------------------------------------------------------------------

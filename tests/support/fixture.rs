@@ -128,6 +128,19 @@ impl Setup {
     pub fn request(&self, run: &Run, path: &str, n: usize) -> RecordedRequest {
         nth_request(&self.server, path, n, run, self.root())
     }
+
+    /// Asserts the `n`-th request (from 0) for `path` carried header `name`
+    /// with this value (`None`: not at all).
+    pub fn assert_sent_header(&self, run: &Run, path: &str, n: usize, name: &str, want: Option<&str>) {
+        let request = self.request(run, path, n);
+        assert_eq!(
+            request.header(name),
+            want,
+            "{name} of request #{n} for {path}; requests:\n{}\n{}",
+            requests_text(&self.server),
+            run.ctx()
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
