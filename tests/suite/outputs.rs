@@ -57,52 +57,29 @@ fn is_rfc3339(token: &str) -> bool {
 
 #[test]
 fn mixed_sizes_download_byte_for_byte_with_plain_output() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
+    let t = Setup::new();
     let files = [
         ("empty.bin", Vec::new()),
         ("small.txt", b"hello, fetchq\n".to_vec()),
         ("big.bin", pattern(5 << 20, 1)),
     ];
-    write_list(root, "list.txt", serve_all(&server, &files));
+    t.serve_list(&files);
 
-    let run = fetch_in(root, &["-d", "out", "list.txt"]);
+    let run = t.run(&[]);
 
-    assert_code(&run, root, 0);
+    run.assert_code(0)
+        .assert_out_files(&["big.bin", "empty.bin", "small.txt"])
+        .assert_summary_has("3 downloaded")
+        .assert_summary_has("0 failed")
+        .assert_stdout("");
     for (name, body) in &files {
-        assert_out_file(&run, root, name, body);
-        assert_eq!(server.hits(name), 1, "hits for {name}\n{}", ctx(&run, root));
+        run.assert_out_file(name, body);
+        t.assert_hits(&run, name, 1);
     }
-    assert_no_part(&run, root);
-    assert_eq!(
-        list_files(&out(root)),
-        vec!["big.bin", "empty.bin", "small.txt"],
-        "{}",
-        ctx(&run, root)
-    );
-    assert!(!run.stderr.contains('\r'), "stderr has \\r\n{}", ctx(&run, root));
-    assert!(
-        !run.stderr.contains('\x1b'),
-        "stderr has ESC\n{}",
-        ctx(&run, root)
-    );
-    assert!(
-        run.stderr.ends_with('\n'),
-        "stderr ends mid-line\n{}",
-        ctx(&run, root)
-    );
-    let summary = last_stderr_line(&run);
-    assert!(
-        summary.contains("3 downloaded") && summary.contains("0 failed"),
-        "last stderr line should be the summary, got {summary:?}\n{}",
-        ctx(&run, root)
-    );
-    assert!(
-        run.stdout.is_empty(),
-        "stdout should be empty\n{}",
-        ctx(&run, root)
-    );
+    for (bad, what) in [("\r", "\\r"), ("\x1b", "ESC")] {
+        assert!(!run.stderr.contains(bad), "stderr has {what}\n{}", run.ctx());
+    }
+    assert!(run.stderr.ends_with('\n'), "stderr ends mid-line\n{}", run.ctx());
 }
 
 // ---------------------------------------------------------------------------

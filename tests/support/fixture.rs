@@ -4,10 +4,11 @@
 //! holds `list.txt`; downloads go to `out/`) and its [`TestServer`], so a
 //! test reads as what it checks:
 //!
-//! ```ignore
+//! ```text
 //! let t = Setup::new();
-//! t.list(&[t.serve("a.bin", Route::ok(body.clone()))]);
-//! t.run(&["-j", "2"]).assert_code(0).assert_out_file("a.bin", &body);
+//! t.list(&[t.serve("/p.bin", Route::ok(body.clone()))]);
+//! t.write_out("p.bin.part", b"stale bytes from an old run");
+//! t.run(&[]).assert_code(0).assert_out_file("p.bin", &body).assert_no_part();
 //! ```
 //!
 //! The assertions are methods on [`Run`] that return `&Run`, so they chain;
