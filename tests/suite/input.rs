@@ -9,123 +9,95 @@ use crate::support::*;
 
 #[test]
 fn list_on_stdin_without_file_argument() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    let files = [("a.txt", b"A".to_vec()), ("b.txt", b"BB".to_vec())];
-    let list = serve_all(&server, &files);
-
-    let run = fetch_in_with_stdin(root, &["-d", "out"], list.as_bytes());
-
-    assert_code(&run, root, 0);
-    for (name, body) in &files {
-        assert_out_file(&run, root, name, body);
-    }
-    assert_eq!(
-        list_files(&out(root)),
-        vec!["a.txt", "b.txt"],
-        "{}",
-        ctx(&run, root)
+    let t = Setup::new();
+    let list = format!(
+        "{}\n{}\n",
+        t.serve("/a.txt", Route::ok(b"A".to_vec())),
+        t.serve("/b.txt", Route::ok(b"BB".to_vec()))
     );
-    assert_stderr_has(&run, root, "2 downloaded");
+
+    t.run_with_stdin(&["-d", "out"], list.as_bytes())
+        .assert_code(0)
+        .assert_out_files(&["a.txt", "b.txt"])
+        .assert_out_file("a.txt", b"A")
+        .assert_out_file("b.txt", b"BB")
+        .assert_stderr_has("2 downloaded");
 }
 
 /// Three lists whose entries all want the name `x.bin`: collisions are named
 /// in reading order, so the file names prove the order the lists were read.
 #[test]
 fn several_lists_and_dash_are_read_in_order() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    for dir in ["first", "second", "third"] {
-        server.route(&format!("/{dir}/x.bin"), Route::ok(dir.as_bytes().to_vec()));
-    }
-    write_list(root, "one.txt", format!("{}\n", server.url("/first/x.bin")));
-    write_list(root, "three.txt", format!("{}\n", server.url("/third/x.bin")));
-    let stdin = format!("{}\n", server.url("/second/x.bin"));
+    let t = Setup::new();
+    let url = |dir: &str| t.serve(&format!("/{dir}/x.bin"), Route::ok(dir.as_bytes().to_vec()));
+    t.list_as("one.txt", &[url("first")]);
+    t.list_as("three.txt", &[url("third")]);
+    let stdin = format!("{}\n", url("second"));
 
-    let run = fetch_in_with_stdin(
-        root,
+    t.run_with_stdin(
         &["-j", "1", "-d", "out", "one.txt", "-", "three.txt"],
         stdin.as_bytes(),
-    );
-
-    assert_code(&run, root, 0);
-    assert_out_file(&run, root, "x.bin", b"first");
-    assert_out_file(&run, root, "x-1.bin", b"second");
-    assert_out_file(&run, root, "x-2.bin", b"third");
-    assert_eq!(list_files(&out(root)).len(), 3, "{}", ctx(&run, root));
-    assert_stderr_has(&run, root, "3 downloaded");
+    )
+    .assert_code(0)
+    .assert_out_files(&["x-1.bin", "x-2.bin", "x.bin"])
+    .assert_out_file("x.bin", b"first")
+    .assert_out_file("x-1.bin", b"second")
+    .assert_out_file("x-2.bin", b"third")
+    .assert_stderr_has("3 downloaded");
 }
 
 /// `-i` lists are read before the FILE arguments, wherever they appear.
 #[test]
 fn input_file_option_is_read_before_file_arguments() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    server.route("/pos/x.bin", Route::ok(b"positional".to_vec()));
-    server.route("/opt/x.bin", Route::ok(b"option".to_vec()));
-    write_list(root, "pos.txt", format!("{}\n", server.url("/pos/x.bin")));
-    write_list(root, "opt.txt", format!("{}\n", server.url("/opt/x.bin")));
+    let t = Setup::new();
+    t.list_as(
+        "pos.txt",
+        &[t.serve("/pos/x.bin", Route::ok(b"positional".to_vec()))],
+    );
+    t.list_as("opt.txt", &[t.serve("/opt/x.bin", Route::ok(b"option".to_vec()))]);
 
-    let run = fetch_in(root, &["-d", "out", "pos.txt", "-i", "opt.txt"]);
-
-    assert_code(&run, root, 0);
-    assert_out_file(&run, root, "x.bin", b"option");
-    assert_out_file(&run, root, "x-1.bin", b"positional");
+    t.run_raw(&["-d", "out", "pos.txt", "-i", "opt.txt"])
+        .assert_code(0)
+        .assert_out_file("x.bin", b"option")
+        .assert_out_file("x-1.bin", b"positional");
 }
 
 #[test]
 fn input_file_option_alone() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    write_list(
-        root,
-        "l.txt",
-        serve_all(&server, &[("only.txt", b"only".to_vec())]),
-    );
+    let t = Setup::new();
+    t.list_as("l.txt", &[t.serve("/only.txt", Route::ok(b"only".to_vec()))]);
 
-    let run = fetch_in(root, &["-d", "out", "--input-file", "l.txt"]);
-
-    assert_code(&run, root, 0);
-    assert_out_file(&run, root, "only.txt", b"only");
+    t.run_raw(&["-d", "out", "--input-file", "l.txt"])
+        .assert_code(0)
+        .assert_out_file("only.txt", b"only");
 }
 
 /// Three lists whose entries all want `x.bin`: collisions are numbered in
 /// reading order, so the names prove the order the lists were read.
 #[test]
 fn input_file_option_repeated_is_read_in_order() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     for dir in ["first", "second", "third"] {
-        server.route(&format!("/{dir}/x.bin"), Route::ok(dir.as_bytes().to_vec()));
-        write_list(
-            root,
-            &format!("{dir}.txt"),
-            format!("{}\n", server.url(&format!("/{dir}/x.bin"))),
-        );
+        let url = t.serve(&format!("/{dir}/x.bin"), Route::ok(dir.as_bytes().to_vec()));
+        t.list_as(&format!("{dir}.txt"), &[url]);
     }
-    let run = fetch_in(
-        root,
-        &[
-            "-d",
-            "out",
-            "-i",
-            "first.txt",
-            "-i",
-            "second.txt",
-            "--input-file",
-            "third.txt",
-        ],
-    );
-    assert_code(&run, root, 0);
-    assert_out_file(&run, root, "x.bin", b"first");
-    assert_out_file(&run, root, "x-1.bin", b"second");
-    assert_out_file(&run, root, "x-2.bin", b"third");
-    assert_eq!(list_files(&out(root)).len(), 3, "{}", ctx(&run, root));
+
+    let args = [
+        "-d",
+        "out",
+        "-i",
+        "first.txt",
+        "-i",
+        "second.txt",
+        "--input-file",
+        "third.txt",
+    ];
+    t.run_raw(&args)
+        .assert_code(0)
+        .assert_out_files(&["x-1.bin", "x-2.bin", "x.bin"])
+        .assert_out_file("x.bin", b"first")
+        .assert_out_file("x-1.bin", b"second")
+        .assert_out_file("x-2.bin", b"third");
 }
 
 // ---------------------------------------------------------------------------
@@ -179,46 +151,37 @@ fn comments_blank_lines_crlf_and_bom_are_accepted() {
 
 #[test]
 fn invalid_lines_are_reported_with_their_line_and_counted_as_failed() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    server.route("/good1.txt", Route::ok(b"good one".to_vec()));
-    server.route("/good2.txt", Route::ok(b"good two".to_vec()));
-    let list = format!(
-        "{}\nnot a url\nftp://example.com/file.bin\n{}\n",
-        server.url("/good1.txt"),
-        server.url("/good2.txt")
-    );
-    write_list(root, "list.txt", list);
+    let t = Setup::new();
+    t.list(&[
+        t.serve("/good1.txt", Route::ok(b"good one".to_vec())),
+        "not a url".to_string(),
+        "ftp://example.com/file.bin".to_string(),
+        t.serve("/good2.txt", Route::ok(b"good two".to_vec())),
+    ]);
 
-    let run = fetch_in(root, &["-d", "out", "list.txt"]);
+    let run = t.run(&[]);
 
-    assert_code(&run, root, 1);
-    assert_out_file(&run, root, "good1.txt", b"good one");
-    assert_out_file(&run, root, "good2.txt", b"good two");
-    assert_eq!(list_files(&out(root)).len(), 2, "{}", ctx(&run, root));
-
-    let bad_url = stderr_line(&run, root, "list.txt:2:");
+    run.assert_code(1)
+        .assert_out_files(&["good1.txt", "good2.txt"])
+        .assert_out_file("good1.txt", b"good one")
+        .assert_out_file("good2.txt", b"good two")
+        .assert_summary_has("2 downloaded")
+        .assert_summary_has("2 failed");
+    let bad_url = run.stderr_line("list.txt:2:");
     assert!(
         bad_url.starts_with("list.txt:2: ")
             && bad_url.contains("not a url")
             && bad_url.contains("invalid URL"),
         "line 2 should be named with its text and reason: {bad_url:?}\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
-    let ftp = stderr_line(&run, root, "list.txt:3:");
+    let ftp = run.stderr_line("list.txt:3:");
     assert!(
         ftp.starts_with("list.txt:3: ")
             && ftp.contains("ftp://example.com/file.bin")
             && ftp.contains("scheme"),
         "line 3 should be named with its text and reason: {ftp:?}\n{}",
-        ctx(&run, root)
-    );
-    let summary = last_stderr_line(&run);
-    assert!(
-        summary.contains("2 downloaded") && summary.contains("2 failed"),
-        "summary {summary:?}\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
 }
 
@@ -228,33 +191,23 @@ fn invalid_lines_are_reported_with_their_line_and_counted_as_failed() {
 
 #[test]
 fn non_utf8_line_fails_with_its_line_number() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    server.route("/ok.txt", Route::ok(b"ok".to_vec()));
+    let t = Setup::new();
     let mut list = b"\xff\xfe garbage\n".to_vec();
-    list.extend_from_slice(format!("{}\n", server.url("/ok.txt")).as_bytes());
+    list.extend_from_slice(format!("{}\n", t.serve("/ok.txt", Route::ok(b"ok".to_vec()))).as_bytes());
 
-    let run = fetch_in_with_stdin(root, &["-d", "out"], &list);
+    let run = t.run_with_stdin(&["-d", "out"], &list);
 
-    assert_code(&run, root, 1);
-    let line = stderr_line(&run, root, "-:1:");
-    assert!(line.contains("UTF-8"), "{line:?}\n{}", ctx(&run, root));
-    assert_out_file(&run, root, "ok.txt", b"ok");
+    run.assert_code(1).assert_out_file("ok.txt", b"ok");
+    let line = run.stderr_line("-:1:");
+    assert!(line.contains("UTF-8"), "{line:?}\n{}", run.ctx());
 }
 
 #[test]
 fn empty_list_succeeds_with_nothing_to_do() {
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
+    let t = Setup::new();
 
-    let run = fetch_in_with_stdin(root, &["-d", "out"], b"# nothing here\n\n");
-
-    assert_code(&run, root, 0);
-    assert!(
-        last_stderr_line(&run).contains("0 downloaded"),
-        "{}",
-        ctx(&run, root)
-    );
-    assert!(list_files(&out(root)).is_empty(), "{}", ctx(&run, root));
+    t.run_with_stdin(&["-d", "out"], b"# nothing here\n\n")
+        .assert_code(0)
+        .assert_summary_has("0 downloaded")
+        .assert_out_files(&[]);
 }

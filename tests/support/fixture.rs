@@ -84,8 +84,14 @@ impl Setup {
 
     /// Writes `list.txt`: these lines, each ending in a newline.
     pub fn list<S: AsRef<str>>(&self, lines: &[S]) {
+        self.list_as("list.txt", lines);
+    }
+
+    /// Writes the list `name` (in the temp dir): these lines, each ending
+    /// in a newline.
+    pub fn list_as<S: AsRef<str>>(&self, name: &str, lines: &[S]) {
         let text: String = lines.iter().map(|l| format!("{}\n", l.as_ref())).collect();
-        write_list(self.root(), "list.txt", text);
+        write_list(self.root(), name, text);
     }
 
     /// Writes `out/rel` as an earlier run would have left it.
