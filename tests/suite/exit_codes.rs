@@ -61,73 +61,56 @@ fn interrupt_slow_download(
 
 #[test]
 fn missing_input_list_exits_2_naming_it() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    write_list(root, "good.txt", serve_all(&server, &[("a.txt", b"a".to_vec())]));
+    let t = Setup::new();
+    t.list_as("good.txt", &[t.serve("/a.txt", Route::ok(b"a".to_vec()))]);
 
-    let run = fetch_in(root, &["-d", "out", "good.txt", "no-such-list.txt"]);
+    let run = t.run_raw(&["-d", "out", "good.txt", "no-such-list.txt"]);
 
-    assert_code(&run, root, 2);
-    assert_stderr_has(&run, root, "no-such-list.txt");
-    assert_eq!(
-        server.hits("/a.txt"),
-        0,
-        "an unreadable list stops the run before any download\n{}",
-        ctx(&run, root)
-    );
-    assert!(list_files(&out(root)).is_empty(), "{}", ctx(&run, root));
+    // An unreadable list stops the run before any download.
+    run.assert_code(2)
+        .assert_stderr_has("no-such-list.txt")
+        .assert_out_files(&[]);
+    t.assert_hits(&run, "/a.txt", 0);
 }
 
 #[test]
 fn directory_as_input_list_exits_2_naming_it() {
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    fs::create_dir(root.join("a-directory")).unwrap();
+    let t = Setup::new();
+    fs::create_dir(t.root().join("a-directory")).unwrap();
 
-    let run = fetch_in(root, &["-d", "out", "a-directory"]);
-
-    assert_code(&run, root, 2);
-    assert_stderr_has(&run, root, "a-directory");
+    t.run_raw(&["-d", "out", "a-directory"])
+        .assert_code(2)
+        .assert_stderr_has("a-directory");
 }
 
 #[test]
 fn output_dir_that_is_a_file_exits_2() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    write_list(root, "list.txt", serve_all(&server, &[("a.txt", b"a".to_vec())]));
-    fs::write(root.join("plainfile"), b"not a dir").unwrap();
+    let t = Setup::new();
+    t.list(&[t.serve("/a.txt", Route::ok(b"a".to_vec()))]);
+    fs::write(t.root().join("plainfile"), b"not a dir").unwrap();
 
-    let run = fetch_in(root, &["-d", "plainfile", "list.txt"]);
+    let run = t.run_raw(&["-d", "plainfile", "list.txt"]);
 
-    assert_code(&run, root, 2);
-    assert_stderr_has(&run, root, "plainfile");
-    assert_stderr_has(&run, root, "output directory");
-    assert_eq!(server.hits("/a.txt"), 0, "{}", ctx(&run, root));
-    assert_eq!(
-        fs::read(root.join("plainfile")).unwrap(),
-        b"not a dir",
-        "{}",
-        ctx(&run, root)
-    );
+    run.assert_code(2)
+        .assert_stderr_has("plainfile")
+        .assert_stderr_has("output directory")
+        .assert_file("plainfile", b"not a dir");
+    t.assert_hits(&run, "/a.txt", 0);
 }
 
 #[test]
 fn zero_jobs_is_a_usage_error() {
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    write_list(root, "list.txt", "");
+    let t = Setup::new();
+    t.list::<&str>(&[]);
 
-    let run = fetch_in(root, &["-j", "0", "list.txt"]);
+    let run = t.run_raw(&["-j", "0", "list.txt"]);
 
-    assert_code(&run, root, 2);
+    run.assert_code(2).assert_files(&["list.txt"]);
     assert!(
         run.stderr.contains("--jobs") || run.stderr.contains("-j"),
         "the error should name the option\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
-    assert_eq!(list_files(root), vec!["list.txt"], "{}", ctx(&run, root));
 }
 
 // ---------------------------------------------------------------------------
@@ -188,43 +171,30 @@ fn sighup_keeps_the_part_prints_the_report_and_exits_129() {
 
 #[test]
 fn cron_all_ok_is_silent_and_exits_0() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    write_list(
-        root,
-        "list.txt",
-        serve_all(&server, &[("a.txt", b"a".to_vec()), ("b.txt", b"b".to_vec())]),
-    );
-    let run = fetch_in(root, &["-q", "-d", "out", "list.txt"]);
-    assert_code(&run, root, 0);
-    assert!(
-        run.stdout.is_empty() && run.stderr.is_empty(),
-        "-q with everything fine must print nothing\n{}",
-        ctx(&run, root)
-    );
-    assert_out_file(&run, root, "a.txt", b"a");
+    let t = Setup::new();
+    t.serve_list(&[("a.txt", b"a".to_vec()), ("b.txt", b"b".to_vec())]);
+
+    // -q with everything fine prints nothing.
+    t.run(&["-q"])
+        .assert_code(0)
+        .assert_stdout("")
+        .assert_stderr("")
+        .assert_out_file("a.txt", b"a");
 }
 
 #[test]
 fn cron_one_404_exits_1() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route("a.txt", Route::ok(b"a".to_vec()));
-    write_list(
-        root,
-        "list.txt",
-        format!("{}\n{}\n", server.url("a.txt"), server.url("nothing-here.txt")),
-    );
-    let quiet = fetch_in(root, &["-q", "-d", "out", "list.txt"]);
-    assert_code(&quiet, root, 1);
-    assert!(
-        quiet.stdout.is_empty() && quiet.stderr.contains("nothing-here.txt"),
-        "-q prints the failure on stderr only\n{}",
-        ctx(&quiet, root)
-    );
-    assert_out_file(&quiet, root, "a.txt", b"a");
-    let plain = fetch_in(root, &["--overwrite", "-d", "out", "list.txt"]);
-    assert_code(&plain, root, 1);
+    let t = Setup::new();
+    t.list(&[
+        t.serve("a.txt", Route::ok(b"a".to_vec())),
+        t.server.url("nothing-here.txt"),
+    ]);
+
+    // -q prints the failure on stderr only.
+    t.run(&["-q"])
+        .assert_code(1)
+        .assert_stdout("")
+        .assert_stderr_has("nothing-here.txt")
+        .assert_out_file("a.txt", b"a");
+    t.run(&["--overwrite"]).assert_code(1);
 }

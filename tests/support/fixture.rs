@@ -213,6 +213,12 @@ impl Run {
         self
     }
 
+    /// Asserts stderr is exactly `want`.
+    pub fn assert_stderr(&self, want: &str) -> &Self {
+        assert_eq!(self.stderr, want, "stderr\n{}", ctx(self, self.dir()));
+        self
+    }
+
     /// Asserts stdout is exactly `want`.
     pub fn assert_stdout(&self, want: &str) -> &Self {
         assert_eq!(self.stdout, want, "stdout\n{}", ctx(self, self.dir()));
