@@ -3,8 +3,11 @@
 //! This module owns how tests run the `fetchq` binary (scrubbed environment,
 //! bounded run time, captured output that assertion messages can print in
 //! full) and re-exports the in-process HTTP test server from [`server`].
-//! Include it from a test file with `#[allow(dead_code)] mod support;`
-//! because no single test file uses every helper.
+//! [`fixture`] holds [`Setup`] (a temp dir and a server) and the assertion
+//! methods on [`Run`]; [`redis`] starts a throwaway `redis-server`. The
+//! suite (`tests/suite/main.rs`) includes it as `crate::support`; a test
+//! file of its own can include it with `#[allow(dead_code)] mod support;`
+//! (no single file uses every helper).
 //!
 //! The end-to-end tests share one layout, which the helpers at the end of
 //! this module assume: a fresh temp dir `root` is the working directory of
