@@ -10,35 +10,31 @@ use crate::support::*;
 mod tls;
 
 /// Routes `count` slow files (300 ms before each answer) and writes them to `list.txt`.
-fn slow_list(server: &TestServer, root: &Path, count: usize) {
+fn slow_list(t: &Setup, count: usize) {
     let slow = |i: usize| Route::ok(pattern(1000, i as u8)).delay(Duration::from_millis(300));
     let routes = (0..count).map(|i| (format!("/slow{i}.bin"), slow(i))).collect();
-    write_list(root, "list.txt", serve_routes(server, routes));
+    write_list(t.root(), "list.txt", serve_routes(&t.server, routes));
 }
 
 /// Serves `/f.bin` with `route` (which goes silent at some point) and checks
 /// that `--timeout 1 --retries 0` fails the entry well within [`HANG_BOUND`],
 /// saying no data arrived, and leaves no file.
 fn assert_silence_times_out(route: Route) {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route("/f.bin", route);
-    list_of(root, &server.url("/f.bin"));
+    let t = Setup::new();
+    t.list(&[t.serve("/f.bin", route)]);
 
     let start = Instant::now();
-    let run = fetch(root, &["--timeout", "1", "--retries", "0"]);
+    let run = t.run(&["--timeout", "1", "--retries", "0"]);
     let took = start.elapsed();
 
-    assert_code(&run, root, 1);
-    assert!(took < HANG_BOUND, "took {took:?}\n{}", ctx(&run, root));
-    let line = stderr_line(&run, root, "list.txt:1:");
+    run.assert_code(1).assert_absent("out/f.bin");
+    assert!(took < HANG_BOUND, "took {took:?}\n{}", run.ctx());
+    let line = run.stderr_line("list.txt:1:");
     assert!(
         line.contains("no data"),
         "the failure should say no data arrived: {line:?}\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
-    assert_absent(&run, root, "out/f.bin");
 }
 
 /// A target server with one file and a list for it.
@@ -113,67 +109,62 @@ fn assert_env_var_routes_through_a_proxy(var: &str) {
 
 #[test]
 fn jobs_1_is_serial() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    slow_list(&server, root, 8);
+    let t = Setup::new();
+    slow_list(&t, 8);
 
-    let run = fetch_in(root, &["-j", "1", "-d", "out", "list.txt"]);
+    let run = t.run(&["-j", "1"]);
 
-    assert_code(&run, root, 0);
-    assert_eq!(list_files(&out(root)).len(), 8, "{}", ctx(&run, root));
+    run.assert_code(0);
+    assert_eq!(t.files().len(), 9, "eight files and the list\n{}", run.ctx());
+    let max = t.server.max_concurrent_requests();
     assert_eq!(
-        server.max_concurrent_requests(),
+        max,
         1,
         "-j 1 must never have two requests in flight\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
 }
 
 #[test]
 fn jobs_8_is_parallel() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    slow_list(&server, root, 16);
+    let t = Setup::new();
+    slow_list(&t, 16);
 
-    let run = fetch_in(root, &["-j", "8", "-d", "out", "list.txt"]);
+    let run = t.run(&["-j", "8"]);
 
-    assert_code(&run, root, 0);
-    assert_eq!(list_files(&out(root)).len(), 16, "{}", ctx(&run, root));
+    run.assert_code(0);
+    assert_eq!(t.files().len(), 17, "sixteen files and the list\n{}", run.ctx());
     for i in 0..16 {
-        assert_out_file(&run, root, &format!("slow{i}.bin"), &pattern(1000, i as u8));
+        run.assert_out_file(&format!("slow{i}.bin"), &pattern(1000, i as u8));
     }
-    let max = server.max_concurrent_requests();
+    let max = t.server.max_concurrent_requests();
     assert!(
         (4..=8).contains(&max),
         "-j 8 should keep 4..=8 requests in flight, saw {max}\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
 }
 
 #[test]
 fn connections_are_reused_across_entries() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
+    let t = Setup::new();
     let files: Vec<(String, Vec<u8>)> = (0..20)
         .map(|i| (format!("f{i:02}.txt"), pattern(500 + i, i as u8)))
         .collect();
     let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
-    write_list(root, "list.txt", serve_all(&server, &refs));
+    t.serve_list(&refs);
 
-    let run = fetch_in(root, &["-j", "4", "-d", "out", "list.txt"]);
+    let run = t.run(&["-j", "4"]);
 
-    assert_code(&run, root, 0);
+    run.assert_code(0);
     for (name, body) in &files {
-        assert_out_file(&run, root, name, body);
+        run.assert_out_file(name, body);
     }
-    let opened = server.connections_opened();
+    let opened = t.server.connections_opened();
     assert!(
         opened <= 8,
         "20 small files with -j 4 should reuse connections, but {opened} were opened\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
 }
 
@@ -193,46 +184,37 @@ fn server_stalling_mid_body_times_out() {
 
 #[test]
 fn slow_but_steady_transfer_is_never_killed_by_the_idle_timeout() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     // 12 pieces 200 ms apart: about 2.2 s in all, well over --timeout 1,
     // but never a second without data.
     let body = pattern(6_000, 21);
-    server.route(
+    t.list(&[t.serve(
         "/f.bin",
         Route::ok(body.clone()).drip(500, Duration::from_millis(200)),
-    );
-    list_of(root, &server.url("/f.bin"));
+    )]);
 
-    let run = fetch(root, &["--timeout", "1", "--retries", "0"]);
+    let run = t.run(&["--timeout", "1", "--retries", "0"]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    assert_eq!(server.hits("/f.bin"), 1, "{}", ctx(&run, root));
+    run.assert_code(0).assert_out_file("f.bin", &body);
+    t.assert_hits(&run, "/f.bin", 1);
 }
 
 #[test]
 fn max_time_cuts_a_long_transfer() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     // 100 pieces 200 ms apart: 20 s, far beyond --max-time 1.
-    server.route(
-        "/f.bin",
-        Route::ok(pattern(10_000, 22)).drip(100, Duration::from_millis(200)),
-    );
-    list_of(root, &server.url("/f.bin"));
+    let drip = Route::ok(pattern(10_000, 22)).drip(100, Duration::from_millis(200));
+    t.list(&[t.serve("/f.bin", drip)]);
 
     let start = Instant::now();
-    let run = fetch(root, &["--max-time", "1", "--retries", "3"]);
+    let run = t.run(&["--max-time", "1", "--retries", "3"]);
     let took = start.elapsed();
 
-    assert_no_panic(&run, root);
-    assert_code(&run, root, 1);
-    assert!(took < HANG_BOUND, "took {took:?}\n{}", ctx(&run, root));
-    assert_stderr_has(&run, root, "timed out");
-    assert_absent(&run, root, "out/f.bin");
+    run.assert_no_panic()
+        .assert_code(1)
+        .assert_stderr_has("timed out")
+        .assert_absent("out/f.bin");
+    assert!(took < HANG_BOUND, "took {took:?}\n{}", run.ctx());
 }
 
 // ---------------------------------------------------------------------------
