@@ -156,18 +156,13 @@ fn assert_all_files(root: &Path, n: usize, workers: &[Worker]) {
     assert_eq!(files.len(), n, "unexpected files: {files:?}\n{}", logs());
 }
 
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
 #[test]
 fn three_workers_share_one_list_and_fetch_each_url_once() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 300, Duration::ZERO);
+    let list = serve(server, 300, Duration::ZERO);
     let r = enqueue_ok(root, &url, &list);
     assert!(r.stderr.contains("queued 300, duplicates 0, invalid 0"), "{r}");
 
@@ -189,11 +184,10 @@ fn three_workers_share_one_list_and_fetch_each_url_once() {
 #[test]
 fn a_killed_workers_entries_are_finished_by_the_others() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 300, Duration::from_millis(30));
+    let list = serve(server, 300, Duration::from_millis(30));
     enqueue_ok(root, &url, &list);
 
     let env = [("FETCHQ_HEARTBEAT_TTL_MS", "1000")];
@@ -221,11 +215,10 @@ fn a_killed_workers_entries_are_finished_by_the_others() {
 #[test]
 fn workers_ride_out_a_redis_restart() {
     let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 300, Duration::from_millis(20));
+    let list = serve(server, 300, Duration::from_millis(20));
     enqueue_ok(root, &url, &list);
 
     let env = [("FETCHQ_HEARTBEAT_TTL_MS", "5000")];
@@ -253,11 +246,10 @@ fn workers_ride_out_a_redis_restart() {
 #[test]
 fn status_counts_match_reality() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let mut list = serve(&server, 50, Duration::ZERO);
+    let mut list = serve(server, 50, Duration::ZERO);
     // Two entries the server answers with 404.
     list.push_str(&format!(
         "{}\n{}\n",
@@ -304,8 +296,8 @@ fn status_counts_match_reality() {
 #[test]
 fn enqueueing_the_same_list_twice_queues_it_once() {
     let redis = RedisServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let root = t.root();
     let url = redis.url();
     let mut list: String = (0..40).map(|i| format!("http://h.test/f{i}.bin\n")).collect();
     list.push_str("ftp://h.test/x\n");
@@ -344,11 +336,10 @@ fn enqueueing_the_same_list_twice_queues_it_once() {
 #[test]
 fn sigint_gives_held_entries_back_and_exits_130() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 30, Duration::from_secs(20));
+    let list = serve(server, 30, Duration::from_secs(20));
     enqueue_ok(root, &url, &list);
 
     let mut worker = Worker::spawn(root, &url, "w0", &["-j", "2"], &[]);
@@ -392,11 +383,10 @@ fn sigint_gives_held_entries_back_and_exits_130() {
 #[test]
 fn unusable_queue_entries_fail_like_bad_lines() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 3, Duration::ZERO);
+    let list = serve(server, 3, Duration::ZERO);
     enqueue_ok(root, &url, &list);
     // Entries pushed by another producer than `fetchq enqueue`.
     let mut q = Queue::connect(&url, "default").unwrap();
@@ -431,11 +421,10 @@ fn unusable_queue_entries_fail_like_bad_lines() {
 #[test]
 fn an_entry_whose_id_does_not_match_its_url_goes_to_bad() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 1, Duration::ZERO);
+    let list = serve(server, 1, Duration::ZERO);
     enqueue_ok(root, &url, &list);
     let mut first = Worker::spawn(root, &url, "w0", &["--drain"], &[]);
     assert_eq!(first.code(WORKER_DEADLINE), 0, "{}", first.stderr());
@@ -478,11 +467,10 @@ fn an_entry_whose_id_does_not_match_its_url_goes_to_bad() {
 #[test]
 fn an_orphaned_claim_is_returned_and_downloaded() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 3, Duration::ZERO);
+    let list = serve(server, 3, Duration::ZERO);
     enqueue_ok(root, &url, &list);
     // A claim whose reply w0 never saw (connection lost after BLMOVE ran).
     let mut q = Queue::connect(&url, "default").unwrap();
@@ -502,9 +490,8 @@ fn an_orphaned_claim_is_returned_and_downloaded() {
 #[test]
 fn a_running_worker_downloads_retried_failures_again() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
     // /f000.bin fails once; /f001.bin keeps the worker busy meanwhile, so
     // the retried entry arrives in the same run of the pipeline.
