@@ -50,57 +50,49 @@ fn mixed_sizes_download_byte_for_byte_with_plain_output() {
 
 #[test]
 fn quiet_success_prints_nothing() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    write_list(
-        root,
-        "list.txt",
-        serve_all(&server, &[("a.txt", b"a".to_vec()), ("b.txt", b"b".to_vec())]),
-    );
+    let t = Setup::new();
+    t.serve_list(&[("a.txt", b"a".to_vec()), ("b.txt", b"b".to_vec())]);
 
-    let run = fetch_in(root, &["-q", "-d", "out", "list.txt"]);
-
-    assert_code(&run, root, 0);
-    assert_eq!(run.stderr, "", "{}", ctx(&run, root));
-    assert_eq!(run.stdout, "", "{}", ctx(&run, root));
-    assert_out_file(&run, root, "a.txt", b"a");
-    assert_out_file(&run, root, "b.txt", b"b");
+    t.run(&["-q"])
+        .assert_code(0)
+        .assert_stderr("")
+        .assert_stdout("")
+        .assert_out_file("a.txt", b"a")
+        .assert_out_file("b.txt", b"b");
 }
 
 #[test]
 fn quiet_failure_prints_the_failure_and_a_count() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    server.route("/a.txt", Route::ok(b"a".to_vec()));
-    let list = format!("{}\n{}\n", server.url("/a.txt"), server.url("/gone.txt"));
-    write_list(root, "list.txt", list);
+    let t = Setup::new();
+    t.list(&[
+        t.serve("/a.txt", Route::ok(b"a".to_vec())),
+        t.server.url("/gone.txt"),
+    ]);
 
-    let run = fetch_in(root, &["-q", "-d", "out", "list.txt"]);
+    let run = t.run(&["-q"]);
 
-    assert_code(&run, root, 1);
-    assert_eq!(run.stdout, "", "{}", ctx(&run, root));
+    run.assert_code(1)
+        .assert_stdout("")
+        .assert_out_file("a.txt", b"a");
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(
         lines.len(),
         2,
         "one failure line and one count line\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
     assert!(
         lines[0].starts_with("list.txt:2: ") && lines[0].contains("HTTP 404"),
         "failure line {:?}\n{}",
         lines[0],
-        ctx(&run, root)
+        run.ctx()
     );
     assert!(
         lines[1].contains("1 of 2") && lines[1].contains("failed"),
         "count line {:?}\n{}",
         lines[1],
-        ctx(&run, root)
+        run.ctx()
     );
-    assert_out_file(&run, root, "a.txt", b"a");
 }
 
 // ---------------------------------------------------------------------------
@@ -109,27 +101,24 @@ fn quiet_failure_prints_the_failure_and_a_count() {
 
 #[test]
 fn verbose_shows_every_attempt() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(1000, 30);
-    server.route("/f.bin", Route::ok(body.clone()).fail_times(2, 503));
-    list_of(root, &server.url("/f.bin"));
+    t.list(&[t.serve("/f.bin", Route::ok(body.clone()).fail_times(2, 503))]);
 
-    let run = fetch(root, &["-v", "--retries", "3"]);
+    let run = t.run(&["-v", "--retries", "3"]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
+    run.assert_code(0)
+        .assert_out_file("f.bin", &body)
+        .assert_stderr_has("downloaded")
+        .assert_stderr_lacks("attempt 3 failed");
     for attempt in 1..=2 {
-        let line = stderr_line(&run, root, &format!("attempt {attempt} failed"));
+        let line = run.stderr_line(&format!("attempt {attempt} failed"));
         assert!(
             line.contains("503") && line.contains("retrying in"),
             "attempt {attempt}: {line:?}\n{}",
-            ctx(&run, root)
+            run.ctx()
         );
     }
-    assert!(!run.stderr.contains("attempt 3 failed"), "{}", ctx(&run, root));
-    assert_stderr_has(&run, root, "downloaded");
 }
 
 // ---------------------------------------------------------------------------
@@ -305,29 +294,20 @@ fn json_reports_every_entry_and_a_summary() {
 
 #[test]
 fn json_stdout_has_only_json_even_with_verbose_and_dry_run() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    write_list(
-        root,
-        "list.txt",
-        serve_all(&server, &[("a.txt", b"A".to_vec()), ("b.txt", b"B".to_vec())]),
-    );
+    let t = Setup::new();
+    t.serve_list(&[("a.txt", b"A".to_vec()), ("b.txt", b"B".to_vec())]);
 
-    let verbose = fetch_in(root, &["--json", "-v", "-d", "out", "list.txt"]);
-    assert_code(&verbose, root, 0);
-    let lines = json_lines(&verbose, root);
-    assert_eq!(lines.len(), 3, "{}", ctx(&verbose, root));
-    assert_eq!(lines[2]["type"], "summary", "{}", ctx(&verbose, root));
-    assert_eq!(lines[2]["exit_code"], 0, "{}", ctx(&verbose, root));
+    let verbose = t.run(&["--json", "-v"]);
+    verbose.assert_code(0);
+    let lines = json_lines(&verbose, t.root());
+    assert_eq!(lines.len(), 3, "{}", verbose.ctx());
+    assert_eq!(lines[2]["type"], "summary", "{}", verbose.ctx());
+    assert_eq!(lines[2]["exit_code"], 0, "{}", verbose.ctx());
 
-    let dry = fetch_in(
-        root,
-        &["--json", "--dry-run", "--overwrite", "-d", "out", "list.txt"],
-    );
-    assert_code(&dry, root, 0);
-    let lines = json_lines(&dry, root);
-    assert_eq!(lines.len(), 3, "{}", ctx(&dry, root));
+    let dry = t.run(&["--json", "--dry-run", "--overwrite"]);
+    dry.assert_code(0);
+    let lines = json_lines(&dry, t.root());
+    assert_eq!(lines.len(), 3, "{}", dry.ctx());
 }
 
 // ---------------------------------------------------------------------------
@@ -336,23 +316,18 @@ fn json_stdout_has_only_json_even_with_verbose_and_dry_run() {
 
 #[test]
 fn verbose_prints_a_line_per_entry() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route("one.txt", Route::ok(b"1".to_vec()));
-    server.route("two.txt", Route::ok(b"2".to_vec()));
-    write_out_file(root, "there.txt", b"x");
-    let list = format!(
-        "{}\n{}\n{}\n{}\n",
-        server.url("one.txt"),
-        server.url("two.txt"),
-        server.url("gone.txt"),
-        server.url("there.txt")
-    );
-    write_list(root, "list.txt", list);
+    let t = Setup::new();
+    t.list(&[
+        t.serve("one.txt", Route::ok(b"1".to_vec())),
+        t.serve("two.txt", Route::ok(b"2".to_vec())),
+        t.server.url("gone.txt"),
+        t.server.url("there.txt"),
+    ]);
+    t.write_out("there.txt", b"x");
 
-    let run = fetch_in(root, &["-v", "-d", "out", "list.txt"]);
-    assert_code(&run, root, 1);
+    let run = t.run(&["-v"]);
+
+    run.assert_code(1);
     for (line, name, word) in [
         (1, "one.txt", "downloaded"),
         (2, "two.txt", "downloaded"),
@@ -360,15 +335,15 @@ fn verbose_prints_a_line_per_entry() {
         (4, "there.txt", "skipped"),
     ] {
         let prefix = format!("list.txt:{line}:");
+        let url = t.server.url(name);
         let found = run
             .stderr
             .lines()
-            .any(|l| l.starts_with(&prefix) && l.contains(&server.url(name)) && l.contains(word));
+            .any(|l| l.starts_with(&prefix) && l.contains(&url) && l.contains(word));
         assert!(
             found,
-            "stderr should have a line starting {prefix:?} with {} and {word:?}\n{}",
-            server.url(name),
-            ctx(&run, root)
+            "stderr should have a line starting {prefix:?} with {url} and {word:?}\n{}",
+            run.ctx()
         );
     }
 }
