@@ -166,21 +166,9 @@ fn sighup_keeps_the_part_prints_the_report_and_exits_129() {
 }
 
 // ---------------------------------------------------------------------------
-// For cron: 0 and 1
+// For cron: 1 for a failure, with or without -q (exit 0 and silence when all
+// is well: outputs::quiet_success_prints_nothing)
 // ---------------------------------------------------------------------------
-
-#[test]
-fn cron_all_ok_is_silent_and_exits_0() {
-    let t = Setup::new();
-    t.serve_list(&[("a.txt", b"a".to_vec()), ("b.txt", b"b".to_vec())]);
-
-    // -q with everything fine prints nothing.
-    t.run(&["-q"])
-        .assert_code(0)
-        .assert_stdout("")
-        .assert_stderr("")
-        .assert_out_file("a.txt", b"a");
-}
 
 #[test]
 fn cron_one_404_exits_1() {

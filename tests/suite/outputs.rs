@@ -48,6 +48,7 @@ fn mixed_sizes_download_byte_for_byte_with_plain_output() {
 // Quiet mode
 // ---------------------------------------------------------------------------
 
+/// What cron relies on: exit 0 and not a byte of output when all is well.
 #[test]
 fn quiet_success_prints_nothing() {
     let t = Setup::new();
