@@ -112,84 +112,68 @@ fn out_escaping_the_output_dir_is_rejected() {
 
 #[test]
 fn encoded_dot_dot_slash_in_the_url_stays_inside() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route("/dir/..%2F..%2Fevil", Route::ok(b"inside".to_vec()));
-    list_of(root, &server.url("/dir/..%2F..%2Fevil"));
+    let t = Setup::new();
+    t.list(&[t.serve("/dir/..%2F..%2Fevil", Route::ok(b"inside".to_vec()))]);
 
-    let run = fetch_into(root, DEEP, &[]);
+    let run = t.run_into(DEEP, &[]);
 
-    assert_code(&run, root, 0);
-    let files = list_files(root);
+    run.assert_code(0);
+    let files = t.files();
     assert!(
         files.iter().all(|f| f == "list.txt" || f.starts_with("a/b/out/")) && files.len() == 2,
         "exactly one file, inside a/b/out\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
 }
 
 #[test]
 fn explicit_out_climbing_up_is_rejected() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route("/f.bin", Route::ok(b"evil".to_vec()));
-    write_list(root, "list.txt", format!("{} ../x\n", server.url("/f.bin")));
+    let t = Setup::new();
+    t.list(&[t.serve("/f.bin", Route::ok(b"evil".to_vec())) + " ../x"]);
 
-    let run = fetch_into(root, DEEP, &[]);
+    let run = t.run_into(DEEP, &[]);
 
-    assert_code(&run, root, 1);
-    assert_eq!(server.hits("/f.bin"), 0, "{}", ctx(&run, root));
-    assert_stderr_has(&run, root, "escapes the output directory");
-    assert_files(&run, root, &["list.txt"]);
+    run.assert_code(1)
+        .assert_stderr_has("escapes the output directory")
+        .assert_files(&["list.txt"]);
+    t.assert_hits(&run, "/f.bin", 0);
 }
 
 #[test]
 fn redirect_with_dot_dot_is_named_from_the_original_url() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route("/dir/orig.bin", Route::redirect(302, "/../../x.bin"));
-    server.route("/x.bin", Route::ok(b"target".to_vec()));
-    list_of(root, &server.url("/dir/orig.bin"));
+    let t = Setup::new();
+    t.list(&[t.serve("/dir/orig.bin", Route::redirect(302, "/../../x.bin"))]);
+    t.serve("/x.bin", Route::ok(b"target".to_vec()));
 
-    let run = fetch_into(root, DEEP, &[]);
+    let run = t.run_into(DEEP, &[]);
 
-    assert_code(&run, root, 0);
-    assert_eq!(server.hits("/x.bin"), 1, "{}", ctx(&run, root));
-    assert_file(&run, root, "a/b/out/orig.bin", b"target");
-    assert_files(&run, root, &["a/b/out/orig.bin", "list.txt"]);
+    run.assert_code(0)
+        .assert_files(&["a/b/out/orig.bin", "list.txt"])
+        .assert_file("a/b/out/orig.bin", b"target");
+    t.assert_hits(&run, "/x.bin", 1);
 }
 
 #[test]
 fn content_disposition_cannot_climb_out() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    server.route(
-        "/plain",
-        Route::ok(b"one".to_vec()).header("Content-Disposition", "attachment; filename=\"../../evil.sh\""),
-    );
-    server.route(
-        "/extended",
-        Route::ok(b"two".to_vec()).header(
-            "Content-Disposition",
-            "attachment; filename*=UTF-8''%2E%2E%2F%2E%2E%2Fevil2.sh",
+    let t = Setup::new();
+    let plain = "attachment; filename=\"../../evil.sh\"";
+    let extended = "attachment; filename*=UTF-8''%2E%2E%2F%2E%2E%2Fevil2.sh";
+    t.list(&[
+        t.serve(
+            "/plain",
+            Route::ok(b"one".to_vec()).header("Content-Disposition", plain),
         ),
-    );
-    write_list(
-        root,
-        "list.txt",
-        format!("{}\n{}\n", server.url("/plain"), server.url("/extended")),
-    );
+        t.serve(
+            "/extended",
+            Route::ok(b"two".to_vec()).header("Content-Disposition", extended),
+        ),
+    ]);
 
-    let run = fetch_into(root, DEEP, &["--content-disposition"]);
-
-    assert_code(&run, root, 0);
-    assert_files(&run, root, &["a/b/out/evil.sh", "a/b/out/evil2.sh", "list.txt"]);
-    assert_file(&run, root, "a/b/out/evil.sh", b"one");
-    assert_file(&run, root, "a/b/out/evil2.sh", b"two");
+    t.run_into(DEEP, &["--content-disposition"])
+        .assert_code(0)
+        .assert_files(&["a/b/out/evil.sh", "a/b/out/evil2.sh", "list.txt"])
+        .assert_file("a/b/out/evil.sh", b"one")
+        .assert_file("a/b/out/evil2.sh", b"two");
 }
 
 // ---------------------------------------------------------------------------
@@ -240,46 +224,26 @@ fn ansi_escape_in_url_never_reaches_stderr_raw() {
 /// in verbose lines: a successful download must not print a raw ESC either.
 #[test]
 fn ansi_escape_in_a_downloaded_name_is_sanitised() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    server.route("/e%1B%5B31m.bin", Route::ok(b"red".to_vec()));
-    write_list(root, "list.txt", format!("{}\n", server.url("/e%1B%5B31m.bin")));
+    let t = Setup::new();
+    t.list(&[t.serve("/e%1B%5B31m.bin", Route::ok(b"red".to_vec()))]);
 
-    let run = fetch_in(root, &["-v", "-d", "out", "list.txt"]);
-
-    assert_code(&run, root, 0);
-    assert_eq!(list_files(&out(root)), vec!["e_[31m.bin"], "{}", ctx(&run, root));
-    assert_out_file(&run, root, "e_[31m.bin", b"red");
-    assert!(
-        !run.stderr.contains('\x1b'),
-        "raw ESC in output\n{}",
-        ctx(&run, root)
-    );
+    t.run(&["-v"])
+        .assert_code(0)
+        .assert_out_files(&["e_[31m.bin"])
+        .assert_out_file("e_[31m.bin", b"red")
+        .assert_stderr_lacks("\x1b");
 }
 
 /// Encoded slashes in the last segment never climb out of the output dir.
 #[test]
 fn encoded_slashes_in_a_name_stay_inside() {
-    let server = TestServer::start();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    server.route("/..%2F..%2Fescaped.txt", Route::ok(b"inside".to_vec()));
-    write_list(
-        root,
-        "list.txt",
-        format!("{}\n", server.url("/..%2F..%2Fescaped.txt")),
-    );
+    let t = Setup::new();
+    t.list(&[t.serve("/..%2F..%2Fescaped.txt", Route::ok(b"inside".to_vec()))]);
 
-    let run = fetch_in(root, &["-d", "out", "list.txt"]);
-
-    assert_code(&run, root, 0);
-    assert_eq!(
-        list_files(root),
-        vec!["list.txt", "out/.._.._escaped.txt"],
-        "{}",
-        ctx(&run, root)
-    );
+    t.run(&[])
+        .assert_code(0)
+        .assert_files(&["list.txt", "out/.._.._escaped.txt"])
+        .assert_out_file(".._.._escaped.txt", b"inside");
 }
 
 // ---------------------------------------------------------------------------
@@ -386,66 +350,55 @@ fn overwrite_never_widens_permissions() {
 
 #[test]
 fn symlink_planted_at_the_part_is_not_followed() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(20_000, 24);
-    server.route("/f.bin", Route::ok(body.clone()));
-    list_of(root, &server.url("/f.bin"));
-    plant_symlink_to_outside(root, "f.bin.part");
+    t.list(&[t.serve("/f.bin", Route::ok(body.clone()))]);
+    plant_symlink_to_outside(t.root(), "f.bin.part");
 
-    let run = fetch(root, &[]);
-
-    assert_file(&run, root, "outside.txt", b"precious");
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "out/f.bin", &body);
-    assert_files(&run, root, &["list.txt", "out/f.bin", "outside.txt"]);
+    t.run(&[])
+        .assert_file("outside.txt", b"precious")
+        .assert_code(0)
+        .assert_files(&["list.txt", "out/f.bin", "outside.txt"])
+        .assert_out_file("f.bin", &body);
 }
 
 #[test]
 fn symlink_planted_at_the_part_is_not_followed_with_continue() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(20_000, 25);
-    server.route("/f.bin", Route::ok(body.clone()));
-    list_of(root, &server.url("/f.bin"));
-    plant_symlink_to_outside(root, "f.bin.part");
+    t.list(&[t.serve("/f.bin", Route::ok(body.clone()))]);
+    plant_symlink_to_outside(t.root(), "f.bin.part");
 
-    let run = fetch(root, &["-c"]);
+    let run = t.run(&["-c"]);
 
-    assert_no_panic(&run, root);
-    assert_file(&run, root, "outside.txt", b"precious");
+    run.assert_no_panic().assert_file("outside.txt", b"precious");
     // Refusing the entry is fine; writing through the link is not, and a
     // final file, if any, must be the real body.
-    if out(root).join("f.bin").exists() {
-        assert_file(&run, root, "out/f.bin", &body);
+    if t.out().join("f.bin").exists() {
+        run.assert_out_file("f.bin", &body);
     } else {
-        assert_code(&run, root, 1);
+        run.assert_code(1);
     }
 }
 
 #[test]
 fn overwrite_replaces_a_symlink_instead_of_writing_through_it() {
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let t = Setup::new();
     let body = pattern(20_000, 26);
-    server.route("/f.bin", Route::ok(body.clone()));
-    list_of(root, &server.url("/f.bin"));
-    plant_symlink_to_outside(root, "f.bin");
+    t.list(&[t.serve("/f.bin", Route::ok(body.clone()))]);
+    plant_symlink_to_outside(t.root(), "f.bin");
 
-    let run = fetch(root, &["--overwrite"]);
+    let run = t.run(&["--overwrite"]);
 
-    assert_code(&run, root, 0);
-    assert_file(&run, root, "outside.txt", b"precious");
-    let meta = fs::symlink_metadata(out(root).join("f.bin")).unwrap();
+    run.assert_code(0)
+        .assert_file("outside.txt", b"precious")
+        .assert_out_file("f.bin", &body);
+    let meta = fs::symlink_metadata(t.out().join("f.bin")).unwrap();
     assert!(
         meta.file_type().is_file(),
         "out/f.bin should now be a regular file\n{}",
-        ctx(&run, root)
+        run.ctx()
     );
-    assert_file(&run, root, "out/f.bin", &body);
 }
 
 // ---------------------------------------------------------------------------

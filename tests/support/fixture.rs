@@ -105,6 +105,12 @@ impl Setup {
         fetch(self.root(), args)
     }
 
+    /// Like [`run`](Self::run), into another output directory (relative to
+    /// the temp dir).
+    pub fn run_into(&self, dir: &str, args: &[&str]) -> Run {
+        fetch_into(self.root(), dir, args)
+    }
+
     /// Runs fetchq with exactly these arguments.
     pub fn run_raw(&self, args: &[&str]) -> Run {
         fetch_in(self.root(), args)
