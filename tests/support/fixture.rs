@@ -28,8 +28,8 @@ use serde_json::Value;
 
 use super::{
     RecordedRequest, Route, Run, TestServer, assert_code, assert_file, assert_out_file, assert_stderr_has,
-    ctx, fetch_in, fetch_in_with_env, fetch_in_with_stdin, fetchq, kill, list_args, list_files, out,
-    serve_all, stderr_line, write_list, write_out_file,
+    ctx, fetch_in, fetch_in_with_stdin, fetchq, kill, list_args, list_files, out, serve_all, stderr_line,
+    write_list, write_out_file,
 };
 
 // ---------------------------------------------------------------------------
@@ -121,11 +121,6 @@ impl Setup {
         fetch_in_with_stdin(self.root(), args, input)
     }
 
-    /// Runs fetchq with exactly these arguments and extra environment.
-    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        fetch_in_with_env(self.root(), args, env)
-    }
-
     /// Every file under the temp dir (see [`list_files`]).
     pub fn files(&self) -> Vec<String> {
         list_files(self.root())
@@ -205,16 +200,6 @@ impl Run {
             summary.contains(needle),
             "the summary {summary:?} should contain {needle:?}\n{}",
             self.ctx()
-        );
-        self
-    }
-
-    /// Asserts stdout contains `needle`.
-    pub fn assert_stdout_has(&self, needle: &str) -> &Self {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout should contain {needle:?}\n{}",
-            ctx(self, self.dir())
         );
         self
     }
