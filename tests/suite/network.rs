@@ -215,6 +215,8 @@ fn max_time_cuts_a_long_transfer() {
         .assert_stderr_has("timed out")
         .assert_absent("out/f.bin");
     assert!(took < HANG_BOUND, "took {took:?}\n{}", run.ctx());
+    // --max-time bounds the entry, not each attempt: no retry after it.
+    t.assert_hits(&run, "/f.bin", 1);
 }
 
 // ---------------------------------------------------------------------------
