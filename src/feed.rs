@@ -327,7 +327,10 @@ http://h.test/d.bin  d/
             for _ in 0..queued {
                 tx.send(0).expect("queue");
             }
-            let (registered_tx, registered) = crossbeam_channel::bounded(0);
+            // Room for the hand-over, so the feeder never blocks in `send`: a
+            // blocked send parks the thread, and that park could use up the
+            // unpark the test is looking for.
+            let (registered_tx, registered) = crossbeam_channel::bounded(1);
             let feeder = std::thread::spawn(move || {
                 let refill = Refill::new(1);
                 refill.register();
