@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "files are in {}; exit code would be {}",
         dir.display(),
-        summary.exit_code()
+        summary.exit().code()
     );
     Ok(())
 }

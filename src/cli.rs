@@ -10,16 +10,19 @@ use fetchq::{Config, Existing, ProxyChoice};
 
 const EXAMPLES: &str = "\
 Examples:
+  fetchq https://example.com/file.iso     download one file into the current directory
   fetchq urls.txt -j 8                    download every URL in urls.txt, 8 at a time
   grep -o 'https://[^\"]*\\.pdf' page.html | fetchq -d pdfs
   fetchq -q urls.txt || echo \"fetchq failed: $?\"   cron: silent unless something failed
 
-List format: one entry a line, `URL [OUT] [sha256=HEX]`; `#` starts a comment.
+List format: one entry a line, `URL [OUT] [sha256=HEX]`; `#` after a blank starts a comment.
 Exit codes: 0 all done, 1 some entries failed, 2 usage or input/output-dir error,
 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP.";
 
 const LONG_EXAMPLES: &str = "\
 Examples:
+  fetchq https://example.com/file.iso -o latest.iso
+      Download one URL, saved as latest.iso; several URLs and lists may be mixed.
   fetchq urls.txt -j 8
       Download every URL in urls.txt with 8 workers into the current directory.
   producer | fetchq -d out
@@ -33,16 +36,18 @@ List format:
   OUT is a path relative to --dir (sub-folders are created; a trailing / makes
   it a folder that gets the URL's file name). It may not be absolute or use ..
   to climb out. sha256= gives the expected SHA-256 of the whole file; a mismatch
-  fails the entry. Blank lines and lines starting with # are ignored; CRLF line
-  ends and a UTF-8 BOM are accepted.
+  fails the entry. Blank lines are ignored, and # at the start of a line or
+  after a blank starts a comment; CRLF line ends and a UTF-8 BOM are accepted.
 
 Naming:
   Without OUT, the name is the URL's last path segment, percent-decoded
   (index.html for a path ending in /); the query string is never part of it.
   Unsafe characters (/, \\, control characters) become _, and names are cut to
-  255 bytes keeping the extension. In one run, the same URL is downloaded once;
-  different URLs that want the same name get NAME-1.EXT, NAME-2.EXT, ... in list
-  order. Two entries with the same explicit OUT: the later one fails.
+  250 bytes keeping the extension, so NAME.part fits in 255 (an explicit OUT is
+  never cut: a longer name fails its line). In one run, the same URL is
+  downloaded once; different URLs that want a taken name (NAME and NAME.part
+  are reserved together) get NAME-1.EXT, NAME-2.EXT, ... in list order. An
+  explicit OUT that is taken, or that uses a file's name as a folder, fails.
 
 Existing files:
   default       an existing file is left alone and counted as skipped
@@ -55,22 +60,24 @@ Existing files:
 
 Exit codes:
   0    every entry downloaded or already present
-  1    at least one entry failed (all others were still done)
+  1    at least one entry failed (all others were still done), or the --json
+       report could not be written
   2    usage error, unreadable input list, or unusable output directory
   130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM; 129 by SIGHUP";
 
 /// Download lists of URLs concurrently.
 ///
-/// Reads URL lists from each FILE in order (`-` or no FILE: standard input) and
-/// downloads every entry with a fixed pool of workers, streaming each body to
-/// disk.
+/// Downloads the URLs given as arguments and every entry of each URL list FILE,
+/// in order (`-` or no argument: standard input), with a fixed pool of
+/// workers, streaming each body to disk.
 #[derive(Debug, Parser)]
 #[command(
     name = "fetchq",
     version,
     after_help = EXAMPLES,
     after_long_help = LONG_EXAMPLES,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    args_override_self = true
 )]
 pub struct Cli {
     /// Other commands (the Redis queue, shell completions, man page).
@@ -85,6 +92,31 @@ pub struct Cli {
     /// What to print.
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Which config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// The config file (see `crate::config_file`).
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Read default options from FILE [default: $XDG_CONFIG_HOME/fetchq/config, else ~/.config/fetchq/config].
+    ///
+    /// One option a line as on the command line (`-j 16`, `--limit-rate 2M`,
+    /// `-H "X-Token: abc"`), `#` starts a comment. Options given on the
+    /// command line win over the file's.
+    #[arg(
+        value_hint = clap::ValueHint::FilePath,
+        long,
+        value_name = "FILE",
+        conflicts_with = "no_config",
+        help_heading = "Config file"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Do not read a config file.
+    #[arg(long, help_heading = "Config file")]
+    pub no_config: bool,
 }
 
 /// Subcommands.
@@ -95,8 +127,16 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to standard output.
-    Man,
+    /// Print fetchq's man page (roff), or write every page into a folder.
+    ///
+    /// Without --dir, fetchq.1 goes to standard output. With --dir, fetchq.1
+    /// and one page per subcommand (fetchq-worker.1, ...) are written there,
+    /// and their paths printed.
+    Man {
+        /// Write every page into this folder (created if missing).
+        #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+        dir: Option<PathBuf>,
+    },
     /// Push the entries of URL lists into a Redis queue, for `fetchq worker`s on many machines.
     ///
     /// Reads each FILE in order (`-` or no FILE: standard input), in the list
@@ -175,14 +215,15 @@ pub struct EnqueueArgs {
     #[command(flatten)]
     pub queue: QueueArgs,
 
-    /// URL lists to read, in order; `-` is standard input.
-    #[arg(value_name = "FILE")]
+    /// URLs (http:// or https://) and URL lists to read, in order; `-` is standard input.
+    #[arg(value_hint = clap::ValueHint::FilePath, value_name = "FILE")]
     pub files: Vec<String>,
 }
 
 /// `fetchq worker`.
 #[derive(Debug, Args)]
 #[command(
+    args_override_self = true,
     mut_arg("dry_run", |a| a.hide(true)),
     mut_arg("per_host", |a| a
         .help("Most simultaneous connections to one host from this worker (each worker counts its own)")
@@ -230,6 +271,10 @@ pub struct WorkerArgs {
     /// What to print.
     #[command(flatten)]
     pub output: OutputArgs,
+
+    /// Which config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// `fetchq status`.
@@ -254,15 +299,19 @@ pub struct StatusArgs {
 /// The URL lists.
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// URL lists to read, in order; `-` is standard input.
-    #[arg(value_name = "FILE", help_heading = "Input")]
+    /// URLs (http:// or https://) and URL lists to read, in order; `-` is standard input.
+    #[arg(value_hint = clap::ValueHint::FilePath, value_name = "FILE", help_heading = "Input")]
     pub files: Vec<String>,
 
     /// Another URL list to read (repeatable; the habit of wget -i and aria2c -i).
     ///
     /// Lists given with -i are read before the FILE arguments.
-    #[arg(short = 'i', long = "input-file", value_name = "FILE", help_heading = "Input")]
+    #[arg(value_hint = clap::ValueHint::FilePath, short = 'i', long = "input-file", value_name = "FILE", help_heading = "Input")]
     pub input_files: Vec<String>,
+
+    /// Save the one URL given as an argument under this name (relative to --dir).
+    #[arg(short = 'o', long = "output", value_name = "NAME", help_heading = "Input")]
+    pub output: Option<String>,
 }
 
 impl InputArgs {
@@ -286,13 +335,18 @@ pub struct OutputArgs {
     /// Print one JSON object per finished entry on stdout, then a summary object.
     ///
     /// Newline-delimited JSON (one object per line), written as each entry
-    /// finishes. Human text and progress stay on stderr. Fields are listed in
-    /// README.md.
+    /// finishes. Human text and progress stay on stderr. An entry object has
+    /// type "entry", source, line, url, final_url, path, outcome (downloaded,
+    /// skipped, unchanged, planned, failed), reason, status, bytes, attempts,
+    /// elapsed_ms, error_kind and error; the last object has type "summary",
+    /// the counts (downloaded, skipped, unchanged, planned, failed,
+    /// interrupted_entries, not_started), bytes, elapsed_ms, interrupted and
+    /// exit_code.
     #[arg(long, help_heading = "Output format")]
     pub json: bool,
 
     /// Append one line per event, with an RFC 3339 timestamp, to this file.
-    #[arg(long, value_name = "FILE", help_heading = "Output format")]
+    #[arg(value_hint = clap::ValueHint::FilePath, long, value_name = "FILE", help_heading = "Output format")]
     pub log: Option<PathBuf>,
 }
 
@@ -316,19 +370,25 @@ pub struct DownloadArgs {
     pub jobs: u16,
 
     /// Retries of a failed attempt (connection errors, timeouts, short bodies, 408, 429, 5xx).
-    #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Behaviour")]
+    #[arg(
+        long,
+        visible_alias = "retry",
+        value_name = "N",
+        default_value_t = 3,
+        help_heading = "Behaviour"
+    )]
     pub retries: u32,
 
-    /// Base wait before a retry, in seconds; doubles each attempt, with full jitter.
+    /// Base wait before a retry (seconds, or 500ms, 30s, 2m); doubles each attempt, with full jitter.
     ///
     /// The n-th retry waits a random time between 0 and min(--retry-wait-max,
     /// RETRY_WAIT * 2^(n-1)). A server's Retry-After (seconds or HTTP date)
     /// replaces the random wait, capped at --retry-wait-max.
-    #[arg(long, value_name = "SECS", default_value = "0.5", value_parser = parse_secs, help_heading = "Behaviour")]
+    #[arg(long, value_name = "DURATION", default_value = "0.5", value_parser = parse_duration, help_heading = "Behaviour")]
     pub retry_wait: Duration,
 
-    /// Longest wait between attempts, in seconds (caps Retry-After too).
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs, help_heading = "Behaviour")]
+    /// Longest wait between attempts (caps Retry-After too).
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_duration, help_heading = "Behaviour")]
     pub retry_wait_max: Duration,
 
     /// Show where each entry would be written, without touching the network.
@@ -336,7 +396,16 @@ pub struct DownloadArgs {
     pub dry_run: bool,
 
     /// Directory to write into (created if missing).
-    #[arg(short, long, value_name = "DIR", default_value = ".", help_heading = "Output")]
+    #[arg(
+        value_hint = clap::ValueHint::DirPath,
+        short,
+        long,
+        visible_short_alias = 'P',
+        visible_alias = "output-dir",
+        value_name = "DIR",
+        default_value = ".",
+        help_heading = "Output"
+    )]
     pub dir: PathBuf,
 
     /// Replace files that already exist instead of skipping them.
@@ -348,7 +417,7 @@ pub struct DownloadArgs {
     /// Sends If-None-Match (the ETag kept from the last download) and
     /// If-Modified-Since (the file's mtime, set from Last-Modified); a 304
     /// counts as "unchanged". A changed file is replaced atomically.
-    #[arg(short = 'N', long, help_heading = "Output")]
+    #[arg(short = 'N', long, visible_alias = "timestamping", help_heading = "Output")]
     pub update: bool,
 
     /// Continue NAME.part files left by an earlier run instead of starting over.
@@ -365,7 +434,8 @@ pub struct DownloadArgs {
 
     /// Name files from the server's Content-Disposition header when the list gives no OUT.
     ///
-    /// The name is sanitised like any other and stays in the entry's folder.
+    /// The name is sanitised like any other and stays in the entry's folder;
+    /// colliding names are numbered in list order.
     #[arg(long, help_heading = "Output")]
     pub content_disposition: bool,
 
@@ -378,26 +448,32 @@ pub struct DownloadArgs {
     pub headers: Vec<String>,
 
     /// User-Agent header [default: fetchq/VERSION].
-    #[arg(short = 'A', long, value_name = "UA", help_heading = "Network")]
+    #[arg(
+        short = 'A',
+        visible_short_alias = 'U',
+        long,
+        value_name = "UA",
+        help_heading = "Network"
+    )]
     pub user_agent: Option<String>,
 
-    /// Seconds allowed to establish a connection.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs, help_heading = "Network")]
+    /// Time allowed to establish a connection (seconds, or 500ms, 30s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_duration, help_heading = "Network")]
     pub connect_timeout: Duration,
 
-    /// Seconds without receiving a single byte before an attempt fails.
+    /// Time without receiving a single byte before an attempt fails (seconds, or 30s, 2m).
     ///
     /// An idle timeout, not a deadline: a slow but steady transfer is never cut
     /// off. 0 disables it.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs, help_heading = "Network")]
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_duration, help_heading = "Network")]
     pub timeout: Duration,
 
     /// Longest time one entry may take in all, retries included (0: no limit).
-    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs, help_heading = "Network")]
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_duration, help_heading = "Network")]
     pub max_time: Duration,
 
     /// Redirects to follow per entry; a loop fails the entry.
-    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Network")]
+    #[arg(long, visible_aliases = ["max-redirect", "max-redirs"], value_name = "N", default_value_t = 10, help_heading = "Network")]
     pub max_redirects: u32,
 
     /// Most simultaneous connections to one host (host and port), across all workers.
@@ -414,6 +490,10 @@ pub struct DownloadArgs {
     pub limit_rate: Option<u64>,
 
     /// Send every request through this proxy (overrides http_proxy/https_proxy/no_proxy).
+    ///
+    /// http:// or https:// (an HTTP proxy), socks5:// (fetchq resolves names),
+    /// socks5h:// (the proxy does), socks4:// or socks4a://; `user:password@`
+    /// goes to the proxy. Any other scheme is an error (exit 2).
     #[arg(
         long,
         value_name = "URL",
@@ -427,24 +507,40 @@ pub struct DownloadArgs {
     pub no_proxy: bool,
 
     /// Accept any TLS certificate (prints a warning; never the default).
-    #[arg(long, help_heading = "Network")]
+    #[arg(short = 'k', long, help_heading = "Network")]
     pub insecure: bool,
 
     /// Also trust the CA certificates in this PEM file.
-    #[arg(long, value_name = "FILE", help_heading = "Network")]
+    #[arg(
+        value_hint = clap::ValueHint::FilePath,
+        long,
+        visible_alias = "ca-certificate",
+        value_name = "FILE",
+        help_heading = "Network"
+    )]
     pub cacert: Option<PathBuf>,
 }
 
-/// Seconds as a number (fractions allowed); `0` means no limit where that makes sense.
-fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !(0.0..=1e9).contains(&secs) {
+/// The longest duration accepted anywhere: about 31 years, far beyond any
+/// sensible timeout, and small enough that adding it to an `Instant` cannot
+/// overflow.
+const MAX_DURATION: Duration = Duration::from_secs(1_000_000_000);
+
+/// A duration as plain seconds (`30`, `0.5`) or with a unit (`500ms`, `30s`,
+/// `2m`, `1h`, `1h30m`); `0` means no limit where that makes sense.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let duration = match text.parse::<f64>() {
+        Ok(secs) if (0.0..=MAX_DURATION.as_secs_f64()).contains(&secs) => Duration::from_secs_f64(secs),
+        Ok(_) => return Err(format!("{text:?} is out of range")),
+        Err(_) => humantime::parse_duration(text).map_err(|_| {
+            format!("{text:?} is not a duration (a number of seconds, or e.g. 500ms, 30s, 2m)")
+        })?,
+    };
+    if duration > MAX_DURATION {
         return Err(format!("{text:?} is out of range"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(duration)
 }
 
 /// Parse `Name: value`.
@@ -519,8 +615,65 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
+    fn durations_take_seconds_or_units() {
+        let ok = [
+            ("30", Duration::from_secs(30)),
+            ("0.5", Duration::from_millis(500)),
+            ("1.5", Duration::from_millis(1500)),
+            ("0", Duration::ZERO),
+            ("500ms", Duration::from_millis(500)),
+            ("30s", Duration::from_secs(30)),
+            ("2m", Duration::from_secs(120)),
+            ("1h30m", Duration::from_secs(5400)),
+            (" 2m ", Duration::from_secs(120)),
+        ];
+        for (text, want) in ok {
+            assert_eq!(parse_duration(text), Ok(want), "{text:?}");
+        }
+        for bad in ["", "-1", "soon", "1e12", "40000 years", "NaN", "inf"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Spellings from curl, wget and aria2c reach the same settings.
+    #[test]
+    fn peers_spellings_are_aliases() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["fetchq"];
+            argv.extend_from_slice(args);
+            let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            format!("{:?}", cli.download.to_config().expect("valid"))
+        };
+        let pairs: [(&[&str], &[&str]); 10] = [
+            (&["-P", "x"], &["-d", "x"]),
+            (&["--output-dir", "x"], &["--dir", "x"]),
+            (&["-U", "ua/1"], &["-A", "ua/1"]),
+            (&["-k"], &["--insecure"]),
+            (&["--timestamping"], &["-N"]),
+            (&["--ca-certificate", "ca.pem"], &["--cacert", "ca.pem"]),
+            (&["--retry", "7"], &["--retries", "7"]),
+            (&["--max-redirect", "2"], &["--max-redirects", "2"]),
+            (&["--max-redirs", "2"], &["--max-redirects", "2"]),
+            (&["--timeout", "2m"], &["--timeout", "120"]),
+        ];
+        for (alias, canonical) in pairs {
+            assert_eq!(parse(alias), parse(canonical), "{alias:?} vs {canonical:?}");
+        }
+        assert_ne!(parse(&["-k"]), parse(&[]), "the alias does something");
+    }
+
+    #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    /// `--help` shows clap's defaults and a library caller gets `Config::new`'s:
+    /// they must be the same settings.
+    #[test]
+    fn command_line_defaults_are_the_library_defaults() {
+        let cli = Cli::try_parse_from(["fetchq"]).expect("no arguments parse");
+        let from_cli = cli.download.to_config().expect("the defaults are valid");
+        assert_eq!(format!("{from_cli:?}"), format!("{:?}", Config::new(".")));
     }
 
     #[test]
@@ -558,12 +711,5 @@ mod tests {
         assert!(parse_header("no colon").is_err());
         assert!(parse_header("Bad Name: x").is_err());
         assert!(parse_header(": x").is_err());
-    }
-
-    #[test]
-    fn seconds_parse() {
-        assert_eq!(parse_secs("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_secs("-1").is_err());
-        assert!(parse_secs("abc").is_err());
     }
 }

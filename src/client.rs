@@ -17,7 +17,7 @@ use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConne
 use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::error::RunError;
-use crate::transport::SocketConnector;
+use crate::transport::{ProxyConnector, SocketConnector};
 
 /// Build the shared agent. Redirects are followed by [`crate::fetch`] itself,
 /// so it can drop credentials across origins, refuse odd schemes and name the loop.
@@ -49,10 +49,12 @@ pub fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
         // Reads from the socket fill this buffer; match the worker's chunk.
         .input_buffer_size(crate::fetch::CHUNK)
         .build();
-    // ureq's default chain minus SOCKS, with fetchq's socket in place of ureq's
-    // (idle timeout, cancellation, a one-syscall liveness probe).
+    // fetchq's proxy connections (SOCKS, absolute-form http://), then ureq's
+    // CONNECT for https:// through an HTTP proxy, then fetchq's socket in place
+    // of ureq's (idle timeout, cancellation, a one-syscall liveness probe).
     let connector =
-        ().chain(ConnectProxyConnector::default())
+        ().chain(ProxyConnector::new(&ureq_config))
+            .chain(ConnectProxyConnector::default())
             .chain(SocketConnector::new(config.idle_timeout, cancel.clone()))
             .chain(RustlsConnector::default());
     Ok(Agent::with_parts(

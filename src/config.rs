@@ -93,7 +93,7 @@ impl Config {
             max_time: None,
             retries: 3,
             retry_wait: Duration::from_millis(500),
-            retry_wait_max: Duration::from_secs(30),
+            retry_wait_max: Duration::from_secs(60),
             max_redirects: 10,
             sync: false,
             content_disposition: false,

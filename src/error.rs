@@ -34,8 +34,8 @@ pub enum RunError {
         source: io::Error,
     },
     /// A proxy setting (`--proxy` or the environment) is unusable.
-    #[error("{0}")]
-    Proxy(String),
+    #[error(transparent)]
+    Proxy(#[from] crate::proxy::ProxyError),
     /// The `--cacert` file is unusable.
     #[error("cannot use CA certificates from {}: {reason}", path.display())]
     CaCert {
@@ -68,17 +68,20 @@ pub enum LineError {
     #[error("output path names no file")]
     OutEmpty,
     /// A third field was neither an output path nor a checksum, or too many fields.
-    #[error("unexpected field {0:?} (expected URL [OUT] [sha256=HEX])")]
+    #[error("unexpected field \"{0}\" (expected URL [OUT] [sha256=HEX])")]
     ExtraField(String),
     /// A `"`-quoted field without its closing quote, or with text stuck to it.
     #[error("unbalanced quote in {0} (a field with spaces is written as \"my file.pdf\")")]
     BadQuote(String),
     /// A `sha256=` field whose value is not 64 hex digits.
-    #[error("bad checksum {0:?} (expected sha256= and 64 hex digits)")]
+    #[error("bad checksum \"{0}\" (expected sha256= and 64 hex digits)")]
     BadChecksum(String),
     /// The line is not valid UTF-8.
     #[error("line is not valid UTF-8")]
     NotUtf8,
+    /// The line is longer than [`crate::input::MAX_LINE`]; it was skipped unread.
+    #[error("line longer than {} bytes (the list format's limit)", crate::input::MAX_LINE)]
+    TooLong,
     /// Another entry of this run already writes to the same explicit path.
     #[error("output path {path} is already used by line {line}")]
     OutTaken {
@@ -86,6 +89,57 @@ pub enum LineError {
         path: String,
         /// The earlier line that claimed it.
         line: u64,
+    },
+    /// The explicit path is the in-progress name `NAME.part` of another
+    /// entry's path.
+    #[error(
+        "output path {path} clashes with {} of line {line} (NAME and NAME.part are reserved together)",
+        .path.strip_suffix(".part").unwrap_or(.path)
+    )]
+    OutPartOf {
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The earlier line.
+        line: u64,
+    },
+    /// The explicit path's in-progress name `NAME.part` is another entry's path.
+    #[error(
+        "output path {path} clashes with {path}.part of line {line} (NAME and NAME.part are reserved together)"
+    )]
+    OutPartTaken {
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The earlier line.
+        line: u64,
+    },
+    /// The explicit path needs a folder where another entry writes a file.
+    #[error(
+        "output path {path} needs {} as a folder, but line {line} writes it as a file",
+        .path.get(..*.folder).unwrap_or(.path)
+    )]
+    OutFolderTaken {
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The folder's length in bytes: `path[..folder]` is the folder that
+        /// is a file (one string, to keep every `LineError` small).
+        folder: usize,
+        /// The earlier line.
+        line: u64,
+    },
+    /// The explicit path is a folder of another entry's path.
+    #[error("output path {path} is used as a folder by line {line}")]
+    OutIsFolder {
+        /// The contested path, relative to the output directory.
+        path: String,
+        /// The earlier line.
+        line: u64,
+    },
+    /// A name in the explicit path is longer than file systems allow (255
+    /// bytes, and 250 for a file so that its `NAME.part` fits).
+    #[error("output path has a name of {bytes} bytes (at most 250 for a file, 255 for a folder)")]
+    OutTooLong {
+        /// The name's length.
+        bytes: usize,
     },
 }
 
@@ -156,6 +210,24 @@ pub enum FetchError {
         #[source]
         source: io::Error,
     },
+    /// Another process (an overlapping fetchq) holds the lock on the entry's
+    /// `NAME.part`: it is downloading the same file.
+    #[error("{} is being downloaded by another process{}", path.display(), stalled_for(*.stalled))]
+    Busy {
+        /// The part file.
+        path: PathBuf,
+        /// Set when this run gave up waiting: how long the part did not grow.
+        stalled: Option<Duration>,
+    },
+    /// Something that is not a regular file (a directory, a named pipe, a
+    /// symlink to a directory, ...) is at the entry's name.
+    #[error("{} is {what}, not a file", path.display())]
+    NotAFile {
+        /// The entry's path.
+        path: PathBuf,
+        /// What is there.
+        what: &'static str,
+    },
     /// The TLS handshake failed (untrusted or mismatched certificate, protocol error).
     #[error("TLS: {0}")]
     Tls(String),
@@ -183,6 +255,8 @@ impl FetchError {
             | FetchError::Redirect(_)
             | FetchError::Checksum { .. }
             | FetchError::Disk { .. }
+            | FetchError::Busy { .. }
+            | FetchError::NotAFile { .. }
             | FetchError::Client(_)
             | FetchError::Tls(_)
             | FetchError::Cancelled => false,
@@ -203,6 +277,8 @@ impl FetchError {
             FetchError::Redirect(_) => "redirect",
             FetchError::Checksum { .. } => "checksum",
             FetchError::Disk { .. } => "disk",
+            FetchError::Busy { .. } => "busy",
+            FetchError::NotAFile { .. } => "not_a_file",
             FetchError::Client(_) => "client",
             FetchError::Tls(_) => "tls",
             FetchError::Cancelled => "interrupted",
@@ -217,6 +293,11 @@ impl FetchError {
         }
     }
 
+    /// Another process holds the part at `path`.
+    pub(crate) fn busy(path: PathBuf) -> Self {
+        FetchError::Busy { path, stalled: None }
+    }
+
     /// Wrap a disk error with the action and path.
     pub(crate) fn disk(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         FetchError::Disk {
@@ -225,6 +306,13 @@ impl FetchError {
             source,
         }
     }
+}
+
+/// The end of [`FetchError::Busy`]'s message for a holder that stopped writing.
+fn stalled_for(stalled: Option<Duration>) -> String {
+    stalled.map_or_else(String::new, |idle| {
+        format!(" that wrote nothing for {}", humantime::format_duration(idle))
+    })
 }
 
 #[cfg(test)]

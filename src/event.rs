@@ -38,6 +38,17 @@ pub enum Event {
         /// Bytes already on disk that the next attempt will continue from.
         resume_from: u64,
     },
+    /// A download is about to go on from a part that already holds bytes
+    /// (`-c`, or the server answered a resume with the whole file), and this
+    /// is what became of them (shown with `-v`).
+    Resume {
+        /// The entry.
+        job: Arc<JobInfo>,
+        /// Bytes the part held.
+        from: u64,
+        /// Continued or thrown away, and why.
+        decision: Resume,
+    },
     /// An entry is finished, one way or another.
     Finished(EntryReport),
     /// The input is exhausted: `entries` is the number of entries (including
@@ -46,6 +57,65 @@ pub enum Event {
         /// Total entries.
         entries: u64,
     },
+}
+
+/// What became of the bytes a part held (see [`Event::Resume`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Continued: the server sends the rest only if it still has the version
+    /// the part recorded (`If-Range`).
+    Continued,
+    /// Continued without a record of the version: the entry's SHA-256 checks
+    /// the result.
+    Checked,
+    /// Thrown away: the download starts from byte 0.
+    StartedOver(StartOver),
+}
+
+/// Why a part's bytes were thrown away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOver {
+    /// The part records no version (another tool's file, or a file system
+    /// without user attributes).
+    NoRecord,
+    /// The part's record is not one fetchq wrote.
+    Unreadable,
+    /// The part was recorded for another URL.
+    OtherUrl,
+    /// The part is longer than the file it was recorded from.
+    Longer,
+    /// The response the part came from had neither an ETag nor a Last-Modified.
+    NoValidator,
+    /// The server answered the request for the rest with the whole file.
+    WholeFile,
+    /// A part continued without a record did not give the expected SHA-256.
+    ChecksumFailed,
+}
+
+/// The `-v` text after the entry's URL.
+impl std::fmt::Display for Resume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = match self {
+            Resume::Continued => {
+                return f.write_str("continuing if the server still has the version the part came from");
+            }
+            Resume::Checked => {
+                return f.write_str(
+                    "continuing a part that records no version: the sha256 will check the result",
+                );
+            }
+            Resume::StartedOver(StartOver::NoRecord) => "the part has no record of the version it came from",
+            Resume::StartedOver(StartOver::Unreadable) => "the part's record of its version is unreadable",
+            Resume::StartedOver(StartOver::OtherUrl) => "the part came from another URL",
+            Resume::StartedOver(StartOver::Longer) => "the part is longer than the file it came from",
+            Resume::StartedOver(StartOver::NoValidator) => {
+                "the part's response had no ETag or Last-Modified to check the version by"
+            }
+            Resume::StartedOver(StartOver::WholeFile) => "the server sent the whole file instead of the rest",
+            Resume::StartedOver(StartOver::ChecksumFailed) => "the continued file did not match its sha256",
+        };
+        write!(f, "starting over from byte 0: {why}")
+    }
 }
 
 /// The identity of one entry as it travels through the pipeline.
@@ -60,9 +130,15 @@ pub struct JobInfo {
     /// Whether the file name came from the URL (and so may yield to
     /// `--content-disposition`) rather than from an explicit OUT.
     pub named_by_url: bool,
-    /// An opaque tag the job source attached (the Redis queue's entry), echoed back.
-    pub ticket: Option<String>,
+    /// The job source's tag for this entry, echoed back in its report.
+    pub ticket: Option<Ticket>,
 }
+
+/// A job source's tag for one entry, echoed back in the entry's report so the
+/// source can match outcomes to what it handed out: the Redis worker's claim
+/// number. Not `Copy`: it stands for one claim, and is cloned where echoed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub u64);
 
 /// How an entry ended.
 #[derive(Debug)]
@@ -138,7 +214,7 @@ pub struct EntryReport {
     pub saved_as: Option<PathBuf>,
     /// The job source's tag for this entry (see [`JobInfo::ticket`]); also
     /// set for an unusable line, which has no `JobInfo`.
-    pub ticket: Option<String>,
+    pub ticket: Option<Ticket>,
 }
 
 impl EntryReport {

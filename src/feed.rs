@@ -11,9 +11,9 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::cancel::Cancel;
 use crate::error::{LineError, RunError};
-use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
+use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason, Ticket};
 use crate::input::{Entry, ListInput, Origin, OutPath};
-use crate::naming::{Namer, Placement};
+use crate::naming::{Namer, Placement, Turn};
 use crate::pool::Events;
 
 /// One unit of work on the channel.
@@ -22,6 +22,9 @@ pub struct Job {
     pub info: Arc<JobInfo>,
     /// Expected SHA-256, if the list gave one.
     pub sha256: Option<[u8; 32]>,
+    /// With `--content-disposition`, for an entry named by its URL: its place
+    /// in the list order of names claimed from responses.
+    pub turn: Option<Turn>,
 }
 
 /// Where entries come from: URL lists, or a shared queue.
@@ -104,16 +107,22 @@ impl Feeder {
 
     /// Queue an entry (blocking while the channel is full). `ticket` is echoed
     /// back in its report. Returns false when the run is stopping.
-    pub fn submit(&mut self, entry: Entry, ticket: Option<String>) -> bool {
+    pub fn submit(&mut self, entry: Entry, ticket: Option<Ticket>) -> bool {
         if self.cancel.is_requested() {
             return false;
         }
         self.entries += 1;
-        let placement = self
-            .namer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .place(&entry.origin, &entry.url, entry.out.as_ref());
+        let named_by_url = !matches!(entry.out, Some(OutPath::File(_)));
+        let (placement, turn) = {
+            let mut namer = self.namer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let placement = namer.place(&entry.origin, &entry.url, entry.out.as_ref());
+            // Turns are handed out in queue order: this thread queues right after.
+            let turn = match placement {
+                Ok(Placement::At(_)) if named_by_url => namer.turn(),
+                _ => None,
+            };
+            (placement, turn)
+        };
         let path = match placement {
             Ok(Placement::At(path)) => path,
             Ok(Placement::Duplicate(first)) => {
@@ -137,7 +146,7 @@ impl Feeder {
             }
         };
         let info = Arc::new(JobInfo {
-            named_by_url: !matches!(entry.out, Some(OutPath::File(_))),
+            named_by_url,
             origin: entry.origin,
             url: entry.url,
             path,
@@ -146,6 +155,7 @@ impl Feeder {
         self.queue(Job {
             info,
             sha256: entry.sha256,
+            turn,
         })
     }
 
@@ -172,7 +182,7 @@ impl Feeder {
     }
 
     /// Report an unusable line as a failed entry. Returns false when the run is stopping.
-    pub fn reject(&mut self, origin: Origin, error: LineError, text: String, ticket: Option<String>) -> bool {
+    pub fn reject(&mut self, origin: Origin, error: LineError, text: String, ticket: Option<Ticket>) -> bool {
         self.entries += 1;
         self.report_line(origin, error, text, ticket)
     }
@@ -182,7 +192,7 @@ impl Feeder {
         origin: Origin,
         error: LineError,
         text: String,
-        ticket: Option<String>,
+        ticket: Option<Ticket>,
     ) -> bool {
         let mut report =
             EntryReport::without_request(origin, None, Outcome::Failed(Problem::Line { text, error }));

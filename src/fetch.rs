@@ -7,7 +7,13 @@
 //! strong ETag, else its Last-Modified). A 206 must start exactly at N; a 200
 //! means the server sent the whole (possibly new) representation. Either way
 //! two versions are never spliced: anything unexpected restarts from byte 0.
+//! `-c` continues a part an earlier run left the same way, with the validator
+//! and full length recorded on the part (see [`crate::resume`]). Bytes whose
+//! version nothing can check (no validator, no usable record) are continued
+//! only where the entry's SHA-256 will check the result, and fetched whole
+//! once more if it does not match.
 
+use std::ffi::OsStr;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,13 +25,14 @@ use url::Url;
 use crate::cancel::Cancel;
 use crate::config::{Config, Existing};
 use crate::error::FetchError;
-use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
-use crate::naming::{self, Namer};
+use crate::event::{EntryReport, Event, JobInfo, Outcome, Problem, Resume, SkipReason, StartOver};
+use crate::naming::{self, Namer, Turn};
 use crate::outdir::OutDir;
-use crate::part::{Committed, Linker, PartFile};
+use crate::part::{Committed, Folder, Linker, Occupant, PartFile, occupant_at, part_holder, part_name};
 use crate::pool::{Events, Slot};
 use crate::proxy::ProxyTable;
 use crate::rate::RateLimiter;
+use crate::resume::{self, Record, Verdict};
 use crate::transport::{Cancelled, IdleTimeout};
 use crate::validators::{self, Conditional};
 
@@ -35,6 +42,14 @@ use crate::validators::{self, Conditional};
 /// 0.87–1.3 s, 1–2 MiB about the same as 512 KiB; fewer, larger reads and
 /// writes are what counts. 512 KiB keeps 8 workers' buffers at 8 MiB.
 pub(crate) const CHUNK: usize = 512 * 1024;
+
+/// How often a worker waiting for another process's part looks at it again.
+const BUSY_POLL: Duration = Duration::from_millis(200);
+
+/// How often one entry waits for a part another process holds before it
+/// gives up: each wait lasts as long as the holder makes progress, so this
+/// only bounds a pathological chain of holders.
+const BUSY_ROUNDS: usize = 100;
 
 /// Headers whose value is a credential: never sent to another origin after a redirect.
 const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
@@ -67,6 +82,8 @@ pub struct WorkerCtx<'a> {
     pub events: &'a Events,
     /// The worker's reusable streaming buffer.
     pub buf: &'a mut Vec<u8>,
+    /// The entry's place in the order of late names (`--content-disposition`).
+    pub turn: Option<&'a Turn>,
 }
 
 /// What is known about an entry across its attempts.
@@ -86,14 +103,20 @@ struct Progress {
     conditional: Option<Conditional>,
     /// The name `--content-disposition` chose, relative to the output dir.
     saved_as: Option<PathBuf>,
-    /// The full size the last response announced, to judge a later 416.
+    /// The full size the last response announced (or the part recorded), to
+    /// judge a later 206 or 416.
     announced: Option<u64>,
+    /// The part holds bytes continued without a record of their version
+    /// (`-c` with a checksum); cleared once the part starts from byte 0.
+    unrecorded: bool,
 }
 
 /// An entry's part file, made only once a response has a body to write: a
 /// 304, an error status or a name already taken never touches the folder
 /// (with `-N` on a mirror that is most entries of every run).
 struct Part {
+    /// The folder it goes in.
+    folder: Folder,
     /// The file, once made or continued (`-c`).
     file: Option<PartFile>,
     /// How to make it: see [`PartFile::create`].
@@ -107,11 +130,11 @@ impl Part {
         self.file.as_ref().map_or(0, PartFile::len)
     }
 
-    /// The part file for `target`, made now if there is none yet.
-    fn open(&mut self, target: &Path) -> Result<&mut PartFile, FetchError> {
+    /// The part file for `name`, made now if there is none yet.
+    fn open(&mut self, name: &OsStr) -> Result<&mut PartFile, FetchError> {
         let file = match self.file.take() {
             Some(file) => file,
-            None => PartFile::create(target, self.linker, self.mode, self.hash)?,
+            None => PartFile::create(&self.folder, name, self.linker, self.mode, self.hash)?,
         };
         Ok(self.file.insert(file))
     }
@@ -126,6 +149,34 @@ impl Part {
             file.remove();
         }
     }
+}
+
+/// The file name of an entry's path (naming guarantees there is one).
+fn file_name(rel: &Path) -> &OsStr {
+    rel.file_name().unwrap_or_default()
+}
+
+/// A file's size and permissions at `name` in `folder`, or nothing there; anything
+/// but a regular file (or a symlink to one) fails the entry, whatever the mode,
+/// before a byte is downloaded.
+fn existing_of(folder: &Folder, name: &OsStr) -> Result<Option<(u64, u32)>, FetchError> {
+    match folder.occupant(name) {
+        Ok(None) => Ok(None),
+        Ok(Some(Occupant::File { len, mode })) => Ok(Some((len, mode))),
+        Ok(Some(Occupant::Other(what))) => Err(FetchError::NotAFile {
+            path: folder.join(name),
+            what,
+        }),
+        Err(e) => Err(FetchError::disk("cannot inspect", folder.join(name), e)),
+    }
+}
+
+/// What the last download stored about the file at `name`, for `--update`.
+fn conditional(folder: &Folder, name: &OsStr) -> Result<Conditional, FetchError> {
+    let meta = folder
+        .metadata(name)
+        .map_err(|e| FetchError::disk("cannot inspect", folder.join(name), e))?;
+    Ok(validators::load(&folder.join(name), &meta))
 }
 
 /// How a successful attempt ended.
@@ -179,64 +230,89 @@ impl Fetcher {
         start: Instant,
     ) -> Result<(Outcome, u64), FetchError> {
         let config = &*self.config;
-        let target = self.out.path_of(&job.path);
+        if config.dry_run {
+            return self.plan(job);
+        }
+        let place = self.out.ensure_parent(&job.path)?;
+        let folder = place.folder();
+        let name = file_name(&job.path);
         // A folder that was empty when this run first used it holds nothing to
         // skip, update or continue: no need to look (see `crate::outdir`).
-        let was_empty = !config.dry_run && self.out.ensure_parent(&job.path)?;
-        let existing = if was_empty {
+        let existing = if place.was_empty() {
             None
         } else {
-            match std::fs::symlink_metadata(&target) {
-                Ok(meta) => Some(meta),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return Err(FetchError::disk("cannot inspect", &target, e)),
-            }
+            existing_of(folder, name)?
         };
-        if let Some(meta) = &existing
+        if let Some((len, _)) = existing
             && config.existing == Existing::Skip
         {
-            return Ok((Outcome::Skipped(SkipReason::Exists), meta.len()));
+            return Ok((Outcome::Skipped(SkipReason::Exists), len));
         }
-        if config.dry_run {
-            return Ok((Outcome::Planned, 0));
-        }
-        let mode = existing
-            .as_ref()
-            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
-        if let Some(meta) = &existing
-            && config.existing == Existing::Update
-        {
-            progress.conditional = Some(validators::load(&target, meta));
+        let mode = existing.map(|(_, mode)| mode);
+        if existing.is_some() && config.existing == Existing::Update {
+            progress.conditional = Some(conditional(folder, name)?);
         }
         let hash = sha256.is_some();
-        let continued = if config.resume && !was_empty {
-            PartFile::continue_existing(&target, hash)?
-        } else {
-            None
-        };
-        let mut part = Part {
-            file: continued,
-            // Unnamed only where no stale part can be in the way: an empty
-            // folder, or `-c` just found none.
-            linker: self.out.linker().filter(|_| was_empty || config.resume),
-            mode,
-            hash,
-        };
         let _ = ctx.events.send(Event::Started {
             worker: ctx.worker,
             job: job.clone(),
         });
+        let mut continued = None;
+        if config.resume && !place.was_empty() {
+            for _ in 0..BUSY_ROUNDS {
+                match PartFile::continue_existing(folder, name, hash) {
+                    Err(FetchError::Busy { .. }) => {
+                        if let Some(done) = self.wait_for_holder(job, folder, name, ctx, progress, start)? {
+                            return Ok(done);
+                        }
+                    }
+                    other => {
+                        continued = other?;
+                        break;
+                    }
+                }
+            }
+        }
+        // Judged only once the part is ours (locked, and still the file at
+        // `NAME.part`): its record cannot change under us.
+        let continued = match continued {
+            Some(found) if !found.is_empty() => self.judge_leftover(found, job, hash, ctx, progress),
+            other => other,
+        };
+        let mut part = Part {
+            folder: folder.clone(),
+            file: continued,
+            // Unnamed only where no stale part can be in the way: an empty
+            // folder, or `-c` just found none.
+            linker: self.out.linker().filter(|_| place.was_empty() || config.resume),
+            mode,
+            hash,
+        };
         ctx.slot.begin(part.len());
 
         let mut backoff = Backoff::new(config.retry_wait, config.retry_wait_max);
+        let mut busy_rounds = 0;
         loop {
             progress.attempts += 1;
             let result = self.attempt(job, &mut part, ctx, progress, start);
             let error = match result {
+                Ok(Done::Complete) if progress.unrecorded && digest_differs(sha256, &part) => {
+                    // The leftover bytes were not this file's: fetch it whole.
+                    progress.unrecorded = false;
+                    let _ = ctx.events.send(Event::Resume {
+                        job: job.clone(),
+                        from: part.len(),
+                        decision: Resume::StartedOver(StartOver::ChecksumFailed),
+                    });
+                    part.restart()?;
+                    progress.validator = None;
+                    progress.announced = None;
+                    continue;
+                }
                 Ok(Done::Complete) => break,
                 Ok(Done::NotModified) => {
                     part.remove();
-                    return Ok((Outcome::Unchanged, existing.map_or(0, |m| m.len())));
+                    return Ok((Outcome::Unchanged, existing.map_or(0, |(len, _)| len)));
                 }
                 Ok(Done::Exists(len)) => {
                     part.remove();
@@ -245,6 +321,18 @@ impl Fetcher {
                 Ok(Done::Current(len)) => {
                     part.remove();
                     return Ok((Outcome::Unchanged, len));
+                }
+                // Another process is downloading this very file (its part is
+                // made only once a body arrives, so nothing of ours is lost):
+                // not an attempt of ours; wait for it, then look again.
+                Err(FetchError::Busy { .. }) if busy_rounds < BUSY_ROUNDS => {
+                    busy_rounds += 1;
+                    progress.attempts -= 1;
+                    let name = file_name(progress.saved_as.as_deref().unwrap_or(&job.path)).to_os_string();
+                    match self.wait_for_holder(job, folder, &name, ctx, progress, start)? {
+                        Some(done) => return Ok(done),
+                        None => continue,
+                    }
                 }
                 Err(error) => error,
             };
@@ -291,45 +379,184 @@ impl Fetcher {
             });
         }
         let bytes = part.len();
-        let target = match &progress.saved_as {
-            Some(path) => self.out.path_of(path),
-            None => target,
-        };
-        let committed = part.commit(
-            &target,
-            // Only --overwrite and --update replace a file; a name taken while we
-            // downloaded is left to its owner.
-            config.existing != Existing::Skip,
-            config.sync,
-            // A Last-Modified in the future (a server clock ahead, or a hostile
-            // server) becomes "now": as an mtime it would make every later
-            // `-N` send an If-Modified-Since the server's real changes never pass.
-            progress.last_modified.map(|lm| lm.min(SystemTime::now())),
-            // Kept only for --update runs: it costs a syscall per file and only
-            // --update reads it.
-            progress
-                .etag
-                .as_deref()
-                .filter(|_| config.existing == Existing::Update),
-        )?;
+        let rel = progress.saved_as.as_deref().unwrap_or(&job.path);
+        let name = file_name(rel);
+        if let Err(error) = self.out.check(rel, &place) {
+            part.remove();
+            return Err(error);
+        }
+        let committed = part
+            .commit(
+                name,
+                // Only --overwrite and --update replace a file; a name taken while we
+                // downloaded is left to its owner.
+                config.existing != Existing::Skip,
+                config.sync,
+                // A Last-Modified in the future (a server clock ahead, or a hostile
+                // server) becomes "now": as an mtime it would make every later
+                // `-N` send an If-Modified-Since the server's real changes never pass.
+                progress.last_modified.map(|lm| lm.min(SystemTime::now())),
+                // Kept only for --update runs: it costs a syscall per file and only
+                // --update reads it.
+                progress
+                    .etag
+                    .as_deref()
+                    .filter(|_| config.existing == Existing::Update),
+            )
+            // A directory put at the name during the download: say so.
+            .map_err(|error| match existing_of(folder, name) {
+                Err(not_a_file @ FetchError::NotAFile { .. }) => not_a_file,
+                _ => error,
+            })?;
         match committed {
             Committed::Saved => Ok((Outcome::Downloaded, bytes)),
             Committed::NameTaken => {
-                let len = std::fs::symlink_metadata(&target).map_or(0, |m| m.len());
+                let len = existing_of(folder, name)?.map_or(0, |(len, _)| len);
                 Ok((Outcome::Skipped(SkipReason::Exists), len))
             }
+        }
+    }
+
+    /// `--dry-run`: what would happen, from a look at the path (nothing is
+    /// opened or created).
+    fn plan(&self, job: &JobInfo) -> Result<(Outcome, u64), FetchError> {
+        let target = self.out.path_of(&job.path);
+        match occupant_at(rustix::fs::CWD, target.as_path()) {
+            Ok(Some(Occupant::File { len, .. })) if self.config.existing == Existing::Skip => {
+                Ok((Outcome::Skipped(SkipReason::Exists), len))
+            }
+            Ok(Some(Occupant::Other(what))) => Err(FetchError::NotAFile { path: target, what }),
+            Ok(_) => Ok((Outcome::Planned, 0)),
+            Err(e) => Err(FetchError::disk("cannot inspect", target, e)),
+        }
+    }
+
+    /// Wait while another process holds `name`'s part in `folder` (an
+    /// overlapping run downloading the same file), for as long as it makes
+    /// progress: its part must grow at least once per idle timeout
+    /// (`--timeout`), and `--max-time` and Ctrl-C end the wait as they end a
+    /// download. Then look at `name` again: `Some` when the entry is done,
+    /// because the other process saved the file and existing files are left
+    /// alone. A holder that died (SIGKILL) lets go of its lock at once, and
+    /// its part is stale: continued with `-c`, replaced without.
+    fn wait_for_holder(
+        &self,
+        job: &Arc<JobInfo>,
+        folder: &Folder,
+        name: &OsStr,
+        ctx: &WorkerCtx<'_>,
+        progress: &mut Progress,
+        start: Instant,
+    ) -> Result<Option<(Outcome, u64)>, FetchError> {
+        let path = || folder.join(&part_name(name));
+        let _ = ctx.events.send(Event::Retrying {
+            job: job.clone(),
+            attempt: progress.attempts.max(1),
+            error: FetchError::busy(path()),
+            wait: BUSY_POLL,
+            resume_from: 0,
+        });
+        let mut seen: Option<u64> = None;
+        let mut since = Instant::now();
+        while let Some(len) = part_holder(folder, name) {
+            if seen != Some(len) {
+                seen = Some(len);
+                since = Instant::now();
+            }
+            if let Some(idle) = self.config.idle_timeout
+                && since.elapsed() >= idle
+            {
+                return Err(FetchError::Busy {
+                    path: path(),
+                    stalled: Some(idle),
+                });
+            }
+            if self.config.max_time.is_some_and(|max| start.elapsed() >= max) {
+                return Err(FetchError::busy(path()));
+            }
+            if !sleep_unless_cancelled(BUSY_POLL, &self.cancel) {
+                return Err(FetchError::Cancelled);
+            }
+        }
+        match existing_of(folder, name)? {
+            Some((len, _)) if self.config.existing == Existing::Skip => {
+                Ok(Some((Outcome::Skipped(SkipReason::Exists), len)))
+            }
+            Some(_) if self.config.existing == Existing::Update => {
+                progress.conditional = Some(conditional(folder, name)?);
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `-c`: keep a leftover part (locked by us) if its record says the
+    /// server can still send the rest of its version, or the entry's checksum
+    /// will check it; otherwise remove it, by name and only while the name
+    /// still leads to it, never truncating it: the file may be another
+    /// program's. `-v` is told which.
+    fn judge_leftover(
+        &self,
+        found: PartFile,
+        job: &Arc<JobInfo>,
+        hash: bool,
+        ctx: &WorkerCtx<'_>,
+        progress: &mut Progress,
+    ) -> Option<PartFile> {
+        let from = found.len();
+        let decision = match resume::judge(found.stored_record(), &job.url, from, hash) {
+            Verdict::Continue { if_range, length } => {
+                progress.validator = Some(if_range);
+                progress.announced = length;
+                Resume::Continued
+            }
+            Verdict::Checked => {
+                progress.unrecorded = true;
+                Resume::Checked
+            }
+            Verdict::StartOver(why) => Resume::StartedOver(why),
+        };
+        let _ = ctx.events.send(Event::Resume {
+            job: job.clone(),
+            from,
+            decision,
+        });
+        if let Resume::StartedOver(_) = decision {
+            found.remove();
+            None
+        } else {
+            Some(found)
         }
     }
 
     /// One request and, if it is the body we want, stream it into the part.
     fn attempt(
         &self,
-        job: &JobInfo,
+        job: &Arc<JobInfo>,
         part: &mut Part,
         ctx: &mut WorkerCtx<'_>,
         progress: &mut Progress,
         start: Instant,
     ) -> Result<Done, FetchError> {
+        if part.len() > 0 && progress.validator.is_none() && !progress.unrecorded {
+            // The first response had no ETag or Last-Modified: nothing can
+            // tell its version from the server's now, so only a checksum may
+            // vouch for continuing.
+            let decision = if part.hash {
+                progress.unrecorded = true;
+                Resume::Checked
+            } else {
+                Resume::StartedOver(StartOver::NoValidator)
+            };
+            let _ = ctx.events.send(Event::Resume {
+                job: job.clone(),
+                from: part.len(),
+                decision,
+            });
+            if !part.hash {
+                part.restart()?;
+            }
+        }
         let offset = part.len();
         let deadline = self
             .config
@@ -346,13 +573,29 @@ impl Fetcher {
         match status.as_u16() {
             206 if offset > 0 => {
                 let range = content_range(headers)?;
-                if range.start != offset {
-                    part.restart()?;
-                    progress.validator = None;
-                    return Err(FetchError::Restart(format!(
+                let mismatch = if range.start != offset {
+                    Some(format!(
                         "server resumed at byte {} instead of {offset}",
                         range.start
-                    )));
+                    ))
+                } else if let (Some(total), Some(known)) = (range.total, progress.announced)
+                    && total != known
+                {
+                    Some(format!("file size changed from {known} to {total} bytes"))
+                } else if !progress
+                    .validator
+                    .as_deref()
+                    .is_none_or(|v| same_version(v, headers))
+                {
+                    Some("server sent the rest of another version".to_string())
+                } else {
+                    None
+                };
+                if let Some(mismatch) = mismatch {
+                    part.restart()?;
+                    progress.validator = None;
+                    progress.announced = None;
+                    return Err(FetchError::Restart(mismatch));
                 }
             }
             416 if offset > 0 => {
@@ -370,6 +613,11 @@ impl Fetcher {
             200..=299 => {
                 if offset > 0 {
                     // Range ignored or the representation changed: the whole body follows.
+                    let _ = ctx.events.send(Event::Resume {
+                        job: job.clone(),
+                        from: offset,
+                        decision: Resume::StartedOver(StartOver::WholeFile),
+                    });
                     part.restart()?;
                 }
             }
@@ -385,6 +633,11 @@ impl Fetcher {
         progress.last_modified =
             header_str(headers, header::LAST_MODIFIED).and_then(|v| httpdate::parse_http_date(v).ok());
         if self.config.content_disposition && job.named_by_url && progress.saved_as.is_none() {
+            // Claimed in list order: wait for every earlier entry's name.
+            let _taking = match ctx.turn {
+                Some(turn) => Some(turn.wait(&self.cancel).ok_or(FetchError::Cancelled)?),
+                None => None,
+            };
             let offered =
                 header_str(headers, header::CONTENT_DISPOSITION).and_then(naming::name_from_disposition);
             if let Some(name) = offered.filter(|name| job.path.file_name() != Some(name.as_ref())) {
@@ -394,23 +647,23 @@ impl Fetcher {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .claim_late(wanted, &job.origin);
-                let target = self.out.path_of(&claimed);
+                let name = file_name(&claimed).to_os_string();
                 progress.saved_as = Some(claimed);
-                if let Ok(meta) = std::fs::symlink_metadata(&target) {
+                if let Some((len, _)) = existing_of(&part.folder, &name)? {
                     match self.config.existing {
-                        Existing::Skip => return Ok(Done::Exists(meta.len())),
+                        Existing::Skip => return Ok(Done::Exists(len)),
                         // The request could not be conditional (the name was not
                         // known yet): compare the answer with what the last
                         // download stored on the file instead.
                         Existing::Update
-                            if validators::load(&target, &meta).describes(
+                            if conditional(&part.folder, &name)?.describes(
                                 progress.etag.as_deref(),
                                 progress.last_modified,
                                 header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
-                                meta.len(),
+                                len,
                             ) =>
                         {
-                            return Ok(Done::Current(meta.len()));
+                            return Ok(Done::Current(len));
                         }
                         _ => {}
                     }
@@ -424,10 +677,17 @@ impl Fetcher {
         if expected.is_some() {
             progress.announced = expected;
         }
-        let target = self
-            .out
-            .path_of(progress.saved_as.as_deref().unwrap_or(&job.path));
-        let part = part.open(&target)?;
+        let part = part.open(file_name(progress.saved_as.as_deref().unwrap_or(&job.path)))?;
+        if part.is_empty() {
+            // The body starts the file: record where it comes from for `-c`.
+            progress.unrecorded = false;
+            part.set_record(Record::new(
+                &job.url,
+                progress.etag.as_deref(),
+                header_str(headers, header::LAST_MODIFIED),
+                expected,
+            ));
+        }
         ctx.slot.begin_body(part.len(), expected);
         let mut reader = response.into_body().into_reader();
         let buf = &mut *ctx.buf;
@@ -617,6 +877,17 @@ fn validator(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Whether a 206's `ETag` or `Last-Modified` (whichever `validator`, the
+/// `If-Range` sent, is) names the version asked for; a server that ignores
+/// `If-Range` may send a range of another one. Absent means no evidence.
+fn same_version(validator: &str, headers: &HeaderMap) -> bool {
+    if validator.starts_with('"') {
+        return header_str(headers, header::ETAG).is_none_or(|etag| etag == validator);
+    }
+    let date = |v: &str| httpdate::parse_http_date(v).ok();
+    header_str(headers, header::LAST_MODIFIED).is_none_or(|lm| date(lm) == date(validator))
+}
+
 /// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = header_str(headers, header::RETRY_AFTER)?.trim();
@@ -736,6 +1007,12 @@ pub(crate) fn sleep_unless_cancelled(total: Duration, cancel: &Cancel) -> bool {
         }
         std::thread::sleep((until - now).min(Duration::from_millis(100)));
     }
+}
+
+/// Whether the part's SHA-256 is known and not the `want`ed one.
+fn digest_differs(want: Option<[u8; 32]>, part: &Part) -> bool {
+    let got = part.file.as_ref().and_then(PartFile::digest);
+    matches!((want, got), (Some(want), Some(got)) if want != got)
 }
 
 fn hex(bytes: &[u8]) -> String {

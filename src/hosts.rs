@@ -4,7 +4,9 @@
 //!
 //! A worker that draws an entry for a host already at its limit parks it and
 //! draws another. Whoever finishes a download for that host first takes the
-//! parked entry next. The parking lot is bounded: once it holds
+//! parked entry next. One host's entries start in queue order: an entry is
+//! drawn and parked or started under one lock, and parks behind a parked entry
+//! of its host. The parking lot is bounded: once it holds
 //! `PARK_LIMIT` (1024) entries (a list that is all one host), workers wait for a
 //! host to free up instead of draining the channel, so memory stays bounded.
 
@@ -24,6 +26,10 @@ pub struct HostGate {
     limit: usize,
     state: Mutex<State>,
     freed: Condvar,
+    /// Held from drawing an entry to parking or starting it, so entries are
+    /// decided in queue order (`--content-disposition` relies on it: an entry
+    /// waits for every earlier one's name, see `naming::LateOrder`).
+    intake: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -74,6 +80,7 @@ impl HostGate {
             limit: limit.max(1),
             state: Mutex::default(),
             freed: Condvar::new(),
+            intake: Mutex::default(),
         }
     }
 
@@ -106,11 +113,16 @@ impl HostGate {
                     continue;
                 }
             }
+            let _intake = self
+                .intake
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             match jobs.recv() {
                 Ok(job) => {
                     let host = host_key(&job);
                     let mut state = self.lock();
-                    if state.active.get(&host).copied().unwrap_or(0) < self.limit {
+                    let behind = state.parked.iter().any(|(parked, _)| *parked == host);
+                    if !behind && state.active.get(&host).copied().unwrap_or(0) < self.limit {
                         return Some((job, self.acquire(&mut state, host)));
                     }
                     state.parked.push_back((host, job));
@@ -155,6 +167,7 @@ mod tests {
                 ticket: None,
             }),
             sha256: None,
+            turn: None,
         }
     }
 

@@ -5,7 +5,9 @@
 //! ends, surrounding whitespace and a UTF-8 byte order mark are accepted.
 //! Reading is streaming: each line becomes an entry as soon as it arrives, so
 //! `producer | fetchq` starts downloading while the producer still runs, and a
-//! list of ten million lines never sits in memory.
+//! list of ten million lines never sits in memory. Nor does one huge line: a
+//! line may hold [`MAX_LINE`] bytes, and the rest of a longer one is read
+//! past without being kept.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -16,6 +18,11 @@ use url::Url;
 
 use crate::error::{LineError, RunError};
 use crate::naming;
+
+/// The longest list line, in bytes without its line end: 64 KiB, far above
+/// any URL a server accepts (common limits are 8–16 KiB) plus a path and a
+/// checksum, and small enough that holding one line costs nothing.
+pub const MAX_LINE: usize = 64 * 1024;
 
 /// One usable line of a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,15 +49,19 @@ pub enum OutPath {
 /// Where an entry came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    /// The list's name as the user gave it (`-` for stdin).
+    /// The list's name as the user gave it (`-` for stdin), or `argument N`
+    /// for a URL given on the command line.
     pub source: Arc<str>,
-    /// 1-based line number.
+    /// 1-based line number; 0 for a URL given on the command line, which has none.
     pub line: u64,
 }
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.source, self.line)
+        match self.line {
+            0 => write!(f, "{}", self.source),
+            line => write!(f, "{}:{line}", self.source),
+        }
     }
 }
 
@@ -112,7 +123,10 @@ impl Iterator for Fields<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let rest = self.0.trim_start();
-        if rest.is_empty() {
+        // A `#` that starts a field starts a comment: `URL  # the first file`.
+        // One inside a field (a URL's `#fragment`) or quoted (`"#1.txt"`) does not.
+        if rest.is_empty() || rest.starts_with('#') {
+            self.0 = "";
             return None;
         }
         let Some(quoted) = rest.strip_prefix('"') else {
@@ -173,6 +187,9 @@ fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
 pub struct ListInput {
     name: Arc<str>,
     reader: Box<dyn BufRead + Send>,
+    /// Whether its entries are named by line (`FILE:LINE`); a URL given on
+    /// the command line is a one-line list named by the argument alone.
+    numbered: bool,
 }
 
 impl ListInput {
@@ -197,6 +214,7 @@ impl ListInput {
         Ok(ListInput {
             name: name.into(),
             reader,
+            numbered: true,
         })
     }
 
@@ -205,7 +223,41 @@ impl ListInput {
         ListInput {
             name: name.into(),
             reader: Box::new(reader),
+            numbered: true,
         }
+    }
+
+    /// The one-entry list of a URL given on the command line (`fetchq URL`),
+    /// the `position`-th such argument, saved as `out` if given (`-o`).
+    /// Its messages name `argument N`, not a line.
+    pub fn from_argument(position: usize, url: &Url, out: Option<&str>) -> ListInput {
+        let mut line = url.as_str().to_string();
+        if let Some(out) = out {
+            line.push_str(" \"");
+            for c in out.chars() {
+                if matches!(c, '"' | '\\') {
+                    line.push('\\');
+                }
+                line.push(c);
+            }
+            line.push('"');
+        }
+        line.push('\n');
+        ListInput {
+            name: format!("argument {position}").into(),
+            reader: Box::new(io::Cursor::new(line.into_bytes())),
+            numbered: false,
+        }
+    }
+
+    /// The URL a command-line argument names, if it is one: an absolute
+    /// `http://` or `https://` URL. Anything else is a list file's name.
+    pub fn url_argument(arg: &str) -> Option<Url> {
+        let scheme = arg.split_once("://")?.0;
+        if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+            return None;
+        }
+        Url::parse(arg).ok()
     }
 
     /// The list's name for messages.
@@ -223,25 +275,32 @@ impl ListInput {
         let mut buf = Vec::with_capacity(256);
         let mut line = 0u64;
         loop {
-            buf.clear();
-            let read = self
-                .reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|source| RunError::Input {
-                    name: self.name.to_string(),
-                    source,
-                })?;
-            if read == 0 {
+            let read = read_line(&mut self.reader, &mut buf).map_err(|source| RunError::Input {
+                name: self.name.to_string(),
+                source,
+            })?;
+            let Some(complete) = read else {
                 return Ok(());
-            }
+            };
             line += 1;
+            if !complete {
+                let origin = Origin {
+                    source: self.name.clone(),
+                    line: if self.numbered { line } else { 0 },
+                };
+                // The text is not shown: a cut-off prefix could end inside a password.
+                if !each(Err((origin, LineError::TooLong, String::new()))) {
+                    return Ok(());
+                }
+                continue;
+            }
             let mut bytes = buf.as_slice();
             if line == 1 {
                 bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
             }
             let origin = Origin {
                 source: self.name.clone(),
-                line,
+                line: if self.numbered { line } else { 0 },
             };
             let item = match std::str::from_utf8(bytes) {
                 Err(_) => Err((
@@ -265,6 +324,53 @@ impl ListInput {
             }
         }
     }
+}
+
+/// Read one line into `buf` (cleared first; the `\n` is not kept) with
+/// [`BufRead::fill_buf`], so a line is taken as soon as its end arrives and
+/// no more than [`MAX_LINE`] bytes of it are ever held. `None` at the end of
+/// input; `Some(false)` for a line over the limit, whose rest was consumed
+/// and dropped chunk by chunk.
+fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    buf.clear();
+    // One byte over for a `\r` before the `\n`.
+    let keep = MAX_LINE + 1;
+    let (mut seen, mut too_long) = (false, false);
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        seen = true;
+        let (part, used, ended) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], i + 1, true),
+            None => (chunk, chunk.len(), false),
+        };
+        if !too_long {
+            if buf.len() + part.len() > keep {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(part);
+            }
+        }
+        reader.consume(used);
+        if ended {
+            break;
+        }
+    }
+    if !seen {
+        return Ok(None);
+    }
+    if buf.len() > MAX_LINE && buf.last() != Some(&b'\r') {
+        too_long = true;
+        buf.clear();
+    }
+    Ok(Some(!too_long))
 }
 
 #[cfg(test)]
@@ -322,6 +428,16 @@ mod tests {
             out("sub dir/a  b.txt")
         );
         assert_eq!(parse(r#"http://h/a "say \"hi\".txt""#), out(r#"say "hi".txt"#));
+        // A quoted `#` is a name, an unquoted one after a blank a comment.
+        assert_eq!(parse(r##"http://h/a "#1.txt" # first"##), out("#1.txt"));
+        assert_eq!(
+            parse("http://h/a #mirror-of-upstream"),
+            Ok(Some(("http://h/a".into(), None, false)))
+        );
+        assert_eq!(
+            parse("http://h/a#frag  # note"),
+            Ok(Some(("http://h/a#frag".into(), None, false)))
+        );
         // The unescaped backslash is then sanitised like any other in OUT.
         assert_eq!(parse(r#"http://h/a "back\\slash""#), out("back_slash"));
         assert_eq!(parse(r#"http://h/a "keep\n""#), out("keep_n"));
@@ -410,5 +526,36 @@ mod tests {
         assert!(seen[1].starts_with("4: invalid URL"), "{}", seen[1]);
         assert_eq!(seen[2], "5:http://h/2");
         assert_eq!(seen[3], "6: line is not valid UTF-8: \u{FFFD}");
+    }
+
+    #[test]
+    fn lines_over_the_limit_fail_alone_and_are_not_kept() {
+        let at_limit = "x".repeat(MAX_LINE);
+        let over = "y".repeat(MAX_LINE + 1);
+        let huge = "z".repeat(5 * MAX_LINE);
+        let data = format!("{at_limit}\n{over}\n{at_limit}\r\n{huge}\r\nshort\n{over}");
+        // A tiny buffer: lines arrive in many pieces, as from a slow pipe.
+        let mut reader = io::BufReader::with_capacity(7, io::Cursor::new(data.into_bytes()));
+        let mut buf = Vec::new();
+        let mut seen = Vec::new();
+        while let Some(complete) = read_line(&mut reader, &mut buf).unwrap() {
+            assert!(
+                buf.capacity() <= 2 * MAX_LINE + 16,
+                "held {} bytes",
+                buf.capacity()
+            );
+            seen.push((complete, buf.len()));
+        }
+        assert_eq!(
+            seen,
+            [
+                (true, MAX_LINE),
+                (false, 0),
+                (true, MAX_LINE + 1),
+                (false, 0),
+                (true, 5),
+                (false, 0)
+            ]
+        );
     }
 }

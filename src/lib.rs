@@ -5,8 +5,12 @@
 //!                                                                              │
 //!                                                         events ─▶ caller's Observer (progress, report)
 //! ```
-//! The library does the work and never prints; the binary (`src/main.rs`)
-//! owns the terminal. A minimal use:
+//! The engine ([`run`], the worker pool, [`queue`]) never prints: it reports
+//! events to the caller's [`Observer`]. What the command line shows is built
+//! from those events by [`outputs`] (the terminal view of [`progress`],
+//! `--json` in [`jsonl`], `--log` in [`eventlog`]) and [`messages`], which
+//! live here so the binary and a library caller (see `examples/demo.rs`)
+//! print the same way; only they write to stderr or stdout. A minimal use:
 //!
 //! ```no_run
 //! use fetchq::{Cancel, Config, ListInput, Lists, Observer, run};
@@ -24,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backoff;
 pub mod cancel;
 pub mod client;
 pub mod config;
@@ -31,11 +36,15 @@ pub mod display;
 pub mod error;
 pub mod event;
 pub mod eventlog;
+pub mod exit;
 pub mod feed;
 pub mod fetch;
+mod forward;
+mod hex;
 pub mod hosts;
 pub mod input;
 pub mod jsonl;
+pub mod messages;
 pub mod naming;
 pub mod outdir;
 pub mod outputs;
@@ -46,6 +55,8 @@ pub mod proxy;
 pub mod queue;
 pub mod rate;
 pub mod report;
+pub mod resume;
+mod socks;
 pub mod transport;
 pub mod validators;
 
@@ -53,6 +64,7 @@ pub use cancel::Cancel;
 pub use config::{Config, Existing, ProxyChoice};
 pub use error::{FetchError, LineError, RunError};
 pub use event::{EntryReport, Event, JobInfo, Outcome, Problem, SkipReason};
+pub use exit::Exit;
 pub use feed::{Feeder, Lists, Source};
 pub use input::{Entry, ListInput, Origin};
 pub use pool::{Live, Observer, Slot, run};

@@ -1,30 +1,38 @@
 //! The `fetchq` binary: arguments → config, signals → cancel flag, run the
 //! library with the chosen observers, summary → exit code. Fatal errors are
-//! printed once, as `fetchq: {error}`, and exit 2.
+//! printed once, with every cause, as `fetchq: {error:#}`, and exit 2.
 
 mod cli;
+mod config_file;
+mod man;
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
+use fetchq::messages::{self, StdoutError};
 use fetchq::outputs::Outputs;
 use fetchq::queue::worker::{Level, Notice, Notify, WorkerOptions};
 use fetchq::queue::{Queue, RetryPolicy, commands, default_worker_id};
-use fetchq::report::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use fetchq::{Cancel, Config, ListInput, Lists};
+use fetchq::{Cancel, Config, Exit, ListInput, Lists};
 
 use cli::{Cli, Command, EnqueueArgs, OutputArgs, QueueArgs, StatusArgs, WorkerArgs};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            messages::message(format_args!("{err:#}"));
+            return Exit::Usage.into();
+        }
+    };
     let result = match cli.command {
         Some(Command::Completions { shell }) => print_completions(shell),
-        Some(Command::Man) => print_man(),
+        Some(Command::Man { dir }) => print_man(dir.as_deref()),
         Some(Command::Enqueue(args)) => enqueue(args),
         Some(Command::Worker(args)) => worker(*args),
         Some(Command::Status(args)) => status(args),
@@ -32,11 +40,29 @@ fn main() -> ExitCode {
         None => download(cli),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => exit.into(),
         Err(err) => {
-            eprintln!("fetchq: {err:#}");
-            ExitCode::from(EXIT_USAGE)
+            messages::message(format_args!("{err:#}"));
+            Exit::Usage.into()
         }
+    }
+}
+
+/// The command line, with the config file's options where they apply (see
+/// [`config_file`]). clap's own errors and `--help` exit from here as usual.
+fn parse() -> Result<Cli> {
+    let argv = config_file::apply(std::env::args_os().collect())?;
+    let matches = Cli::command().get_matches_from(argv);
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+}
+
+/// Write a command's product to stdout under the one rule of
+/// [`fetchq::messages`]: a reader that went away ends the command quietly,
+/// any other write error is a failure with its cause.
+fn print_stdout(bytes: &[u8]) -> Result<Exit> {
+    match messages::write_stdout(bytes) {
+        Ok(()) | Err(StdoutError::Closed) => Ok(Exit::Ok),
+        Err(failed) => Err(anyhow::Error::msg(failed)),
     }
 }
 
@@ -48,15 +74,12 @@ fn outputs(output: &OutputArgs, config: &Config, start: &str, cancel: &Cancel) -
     })
 }
 
-fn download(cli: Cli) -> Result<u8> {
+fn download(cli: Cli) -> Result<Exit> {
     let config = cli.download.to_config().map_err(anyhow::Error::msg)?;
     let names = list_names(cli.input.names())?;
-    let lists = names
-        .iter()
-        .map(|name| ListInput::open(name))
-        .collect::<Result<Vec<_>, _>>()?;
+    let lists = open_lists(&names, cli.input.output.as_deref())?;
     if config.insecure {
-        eprintln!("fetchq: warning: --insecure: TLS certificates are NOT verified");
+        messages::warning("--insecure: TLS certificates are NOT verified");
     }
 
     let cancel = Cancel::new();
@@ -64,8 +87,7 @@ fn download(cli: Cli) -> Result<u8> {
     let start = format!("fetchq {} into {}", names.join(" "), config.dir.display());
     let mut outputs = outputs(&cli.output, &config, &start, &cancel)?;
     let summary = fetchq::run(config, Box::new(Lists(lists)), &cancel, &mut outputs.observers())?;
-    outputs.finish(&summary);
-    Ok(summary.exit_code())
+    Ok(outputs.finish(&summary))
 }
 
 /// The lists to read; standard input when none is named, unless it is a terminal.
@@ -82,30 +104,47 @@ fn list_names(mut names: Vec<String>) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Connects at once, so a wrong address or an old server is a usage error.
-fn connect(args: &QueueArgs) -> Result<Queue> {
-    Queue::connect(&args.redis, &args.queue).map_err(flat)
+/// Open every list in order: an argument that is an `http://` or `https://`
+/// URL is a one-entry list of its own (saved as `output` if given, which
+/// needs exactly one URL), anything else a list file or `-`.
+fn open_lists(names: &[String], output: Option<&str>) -> Result<Vec<ListInput>> {
+    let urls = names
+        .iter()
+        .filter(|name| ListInput::url_argument(name).is_some())
+        .count();
+    if output.is_some() && urls != 1 {
+        bail!("-o/--output names the file of one URL given as an argument, but {urls} were given");
+    }
+    let mut position = 0;
+    let mut lists = Vec::with_capacity(names.len());
+    for name in names {
+        match ListInput::url_argument(name) {
+            Some(url) => {
+                position += 1;
+                lists.push(ListInput::from_argument(position, &url, output));
+            }
+            None => lists.push(ListInput::open(name)?),
+        }
+    }
+    Ok(lists)
 }
 
-/// A queue error as one message: its text already includes its causes, so
-/// `{:#}` must not repeat them.
-fn flat(error: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::Error::msg(error.to_string())
+/// Connects at once, so a wrong address or an old server is a usage error.
+fn connect(args: &QueueArgs) -> Result<Queue> {
+    Ok(Queue::connect(&args.redis, &args.queue)?)
 }
 
 fn redis_retry_notice(error: &fetchq::queue::QueueError, wait: Duration) {
-    eprintln!(
-        "fetchq: warning: Redis unavailable: {error}; retrying in {:.1} s",
+    messages::warning(format_args!(
+        "Redis unavailable: {}; retrying in {:.1} s",
+        fetchq::display::chain(error),
         wait.as_secs_f64()
-    );
+    ));
 }
 
-fn enqueue(args: EnqueueArgs) -> Result<u8> {
+fn enqueue(args: EnqueueArgs) -> Result<Exit> {
     let names = list_names(args.files)?;
-    let lists = names
-        .iter()
-        .map(|name| ListInput::open(name))
-        .collect::<Result<Vec<_>, _>>()?;
+    let lists = open_lists(&names, None)?;
     let mut queue = connect(&args.queue)?;
     let report = commands::enqueue_lists(
         &mut queue,
@@ -113,28 +152,36 @@ fn enqueue(args: EnqueueArgs) -> Result<u8> {
         &RetryPolicy::default(),
         |origin, error, text| {
             // The same line a local run prints for an unusable entry.
+            let text = fetchq::display::line(text);
+            let text = if text.is_empty() {
+                text
+            } else {
+                format!("{text}: ")
+            };
             eprintln!(
-                "{}: {}: {}",
+                "{}: {text}{}",
                 fetchq::display::text(&origin.to_string()),
-                fetchq::display::line(text),
                 fetchq::display::text(&error.to_string())
             );
         },
         redis_retry_notice,
-    )
-    .map_err(flat)?;
+    )?;
     eprintln!(
         "queued {}, duplicates {}, invalid {}",
         report.queued, report.duplicates, report.invalid
     );
     if let Some(error) = &report.input_error {
-        eprintln!("fetchq: {}", fetchq::display::chain(error));
-        return Ok(EXIT_USAGE);
+        messages::message(fetchq::display::chain(error));
+        return Ok(Exit::Usage);
     }
-    Ok(if report.invalid > 0 { EXIT_FAILED } else { EXIT_OK })
+    Ok(if report.invalid > 0 {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    })
 }
 
-fn worker(args: WorkerArgs) -> Result<u8> {
+fn worker(args: WorkerArgs) -> Result<Exit> {
     if args.download.dry_run {
         bail!(
             "--dry-run cannot be used with `worker`: it would mark queue entries done without downloading them"
@@ -142,7 +189,7 @@ fn worker(args: WorkerArgs) -> Result<u8> {
     }
     let config = args.download.to_config().map_err(anyhow::Error::msg)?;
     if config.insecure {
-        eprintln!("fetchq: warning: --insecure: TLS certificates are NOT verified");
+        messages::warning("--insecure: TLS certificates are NOT verified");
     }
     let mut queue = connect(&args.queue)?;
     if let Some(ms) = args.heartbeat_ttl_ms {
@@ -164,68 +211,69 @@ fn worker(args: WorkerArgs) -> Result<u8> {
     let quiet = args.output.quiet;
     let notify: Notify = Arc::new(move |notice: Notice| {
         if !(quiet && notice.level == Level::Info) {
-            eprintln!("fetchq: {notice}");
+            messages::message(&notice);
         }
     });
     let queue_name = queue.name().to_string();
     let report =
-        fetchq::queue::worker::work(queue, config, options, &cancel, &mut outputs.observers(), notify)
-            .map_err(flat)?;
-    outputs.finish(&report.summary);
+        fetchq::queue::worker::work(queue, config, options, &cancel, &mut outputs.observers(), notify)?;
+    let exit = outputs.finish(&report.summary);
     if report.released > 0 && !quiet {
-        eprintln!(
-            "fetchq: gave {} unfinished entries back to queue {queue_name}",
+        messages::message(format_args!(
+            "gave {} unfinished entries back to queue {queue_name}",
             report.released
-        );
+        ));
     }
-    Ok(report.summary.exit_code())
+    Ok(exit)
 }
 
-fn status(args: StatusArgs) -> Result<u8> {
+fn status(args: StatusArgs) -> Result<Exit> {
     let mut queue = connect(&args.queue)?;
     let retry = RetryPolicy::give_up_after(Duration::from_secs(10));
     if args.requeue_stale {
-        let n = queue
-            .with_retry_notify(&retry, |q| q.requeue_stale(), redis_retry_notice)
-            .map_err(flat)?;
+        let n = queue.with_retry_notify(&retry, |q| q.requeue_stale(), redis_retry_notice)?;
         eprintln!("requeued {n} entries of dead workers");
     }
-    let status = queue
-        .with_retry_notify(&retry, |q| q.status(), redis_retry_notice)
-        .map_err(flat)?;
-    let mut out = io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &status)?;
-        writeln!(out)?;
+    let status = queue.with_retry_notify(&retry, |q| q.status(), redis_retry_notice)?;
+    let text = if args.json {
+        let mut json = Vec::new();
+        fetchq::jsonl::to_writer(&mut json, &status)?;
+        json.push(b'\n');
+        json
     } else {
-        write!(out, "{}", commands::status_table(&status))?;
-    }
-    out.flush()?;
-    Ok(EXIT_OK)
+        commands::status_table(&status).into_bytes()
+    };
+    print_stdout(&text)
 }
 
-fn retry_failed(args: QueueArgs) -> Result<u8> {
+fn retry_failed(args: QueueArgs) -> Result<Exit> {
     let mut queue = connect(&args)?;
     let retry = RetryPolicy::give_up_after(Duration::from_secs(10));
-    let n = queue
-        .with_retry_notify(&retry, |q| q.retry_failed(), redis_retry_notice)
-        .map_err(flat)?;
-    println!("moved {n} failed entries back to queue {}", queue.name());
-    Ok(EXIT_OK)
+    let n = queue.with_retry_notify(&retry, |q| q.retry_failed(), redis_retry_notice)?;
+    print_stdout(format!("moved {n} failed entries back to queue {}\n", queue.name()).as_bytes())
 }
 
-fn print_completions(shell: clap_complete::Shell) -> Result<u8> {
-    clap_complete::generate(shell, &mut Cli::command(), "fetchq", &mut io::stdout());
-    Ok(0)
+fn print_completions(shell: clap_complete::Shell) -> Result<Exit> {
+    // Generated in memory: clap_complete panics on a failed write.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "fetchq", &mut script);
+    print_stdout(&script)
 }
 
-fn print_man() -> Result<u8> {
-    let mut out = io::stdout().lock();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut out)
-        .and_then(|()| out.flush())
-        .context("cannot write the man page")?;
-    Ok(0)
+fn print_man(dir: Option<&Path>) -> Result<Exit> {
+    let pages = man::pages().context("cannot render the man pages")?;
+    let Some(dir) = dir else {
+        let top = pages.first().map_or(&[][..], |page| &page.roff[..]);
+        return print_stdout(top);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut written = String::new();
+    for page in pages {
+        let path = dir.join(&page.file_name);
+        std::fs::write(&path, &page.roff).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push_str(&format!("{}\n", path.display()));
+    }
+    print_stdout(written.as_bytes())
 }
 
 /// First SIGINT, SIGTERM or SIGHUP: ask the run to stop (in-flight parts are
@@ -243,8 +291,9 @@ fn watch_signals(cancel: &Cancel) -> Result<()> {
         .spawn(move || {
             for signal in signals.forever() {
                 if cancel.is_requested() {
-                    eprintln!("\nfetchq: interrupted again, exiting now");
-                    std::process::exit(128 + signal);
+                    eprintln!();
+                    messages::message("interrupted again, exiting now");
+                    std::process::exit(i32::from(Exit::Signal(signal).code()));
                 }
                 cancel.request(signal);
             }

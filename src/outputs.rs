@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use crate::cancel::Cancel;
 use crate::eventlog::EventLog;
+use crate::exit::Exit;
 use crate::jsonl::JsonLines;
+use crate::messages::{self, StdoutError};
 use crate::pool::{Observer, Tee};
 use crate::progress::{Mode, Terminal};
 use crate::report::Summary;
@@ -51,7 +53,7 @@ impl Outputs {
             Mode::Plain
         };
         let mut terminal = Terminal::new(mode, options.verbose, jobs);
-        terminal.set_plan_output(!options.json);
+        terminal.set_plan_output((!options.json).then_some(dir));
         terminal.watch(cancel);
         let json = options.json.then(|| JsonLines::new(io::stdout().lock(), dir));
         let log = match &options.log {
@@ -77,17 +79,25 @@ impl Outputs {
         Tee(observers)
     }
 
-    /// Print the closing report, the JSON summary and the log's last line.
-    pub fn finish(&mut self, summary: &Summary) {
+    /// Print the closing report, the JSON summary and the log's last line,
+    /// and say how the run ends: the summary's [`Exit`], or a failure if
+    /// `--json` output was lost to a write error other than a closed pipe.
+    pub fn finish(&mut self, summary: &Summary) -> Exit {
         self.terminal.finish(summary);
+        let mut exit = summary.exit();
         if let Some(json) = self.json.as_mut() {
             json.finish(summary);
+            if let Some(lost @ StdoutError::Failed(_)) = json.stopped() {
+                messages::message(format_args!("--json: {lost}"));
+                exit = exit.merge(Exit::Failed);
+            }
         }
         if let Some(log) = self.log.as_mut() {
             log.finish(summary);
         }
         if let Some(error) = &summary.input_error {
-            eprintln!("fetchq: {}", crate::display::chain(error));
+            messages::message(crate::display::chain(error));
         }
+        exit
     }
 }

@@ -13,24 +13,48 @@
 //! than [`NAME_AFTER`] bytes, and whenever it is abandoned unfinished (failure,
 //! Ctrl-C), it becomes `NAME.part`, so `-c` can continue it. Where unnamed
 //! files are not possible, or a stale `NAME.part` may be in the way, a named
-//! `NAME.part` is used from the start and renamed at the end, as before.
+//! `NAME.part` is used from the start and renamed at the end.
 //!
-//! Planted symlinks are never followed: a named part is created with
-//! `O_CREAT|O_EXCL` (which refuses an existing link), a continued one is opened
-//! with `O_NOFOLLOW`, and `link` and `rename` replace or refuse a link at
-//! `NAME` instead of writing through it.
+//! Every operation is relative to an open [`Folder`] and names one entry in
+//! it, so a folder swapped for a symlink cannot redirect it. Planted symlinks
+//! are never followed: a named part is created with `O_CREAT|O_EXCL` (which
+//! refuses an existing link), an existing one is opened with `O_NOFOLLOW`, and
+//! `link` and `rename` replace or refuse a link at `NAME` instead of writing
+//! through it.
+//!
+//! A named part is locked (`flock`, exclusive) for as long as its download
+//! holds it open: from its creation, from the moment an unnamed part gets its
+//! name (the lock is taken first), or from its continuation with `-c`.
+//! Another fetchq (an overlapping run, a Redis worker on a shared file system)
+//! finds the lock taken and leaves that part alone ([`FetchError::Busy`]): it
+//! neither writes into it, nor truncates, replaces or publishes it. A part
+//! nobody holds is stale and may be replaced or continued; whoever takes it
+//! checks, once it holds the lock, that the name still leads to the file it
+//! locked. A worker publishes only the file it wrote: an unnamed part is
+//! linked from its descriptor, a named one is renamed only after checking,
+//! under its lock, that `NAME.part` is still that file. The lock is advisory:
+//! other programs can still write there, and on a file system without locks
+//! (some network mounts) overlapping runs are not kept apart.
+//!
+//! A named part carries the record of the response its bytes came from (see
+//! [`crate::resume`]), written through its descriptor before it has a name,
+//! so `-c` can tell whether the server still has that version and no
+//! `NAME.part` is ever seen without it; a finished file sheds it.
 
-use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, Stat};
+use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use crate::error::FetchError;
+use crate::resume::{self, Record, Stored};
 
 /// An unnamed download is given its `NAME.part` name once it holds more than
 /// this. A crash (or SIGKILL) loses an unnamed file, so this is the most a
@@ -38,11 +62,263 @@ use crate::error::FetchError;
 /// worth a directory entry per file.
 pub const NAME_AFTER: u64 = 1024 * 1024;
 
+/// How often a name is looked at again when it keeps changing under us
+/// (another process creating and removing parts at the same instant).
+const TRIES: usize = 8;
+
 /// The path of the in-progress file for `target`.
 pub fn part_path(target: &Path) -> PathBuf {
-    let mut name: OsString = target.file_name().map(OsString::from).unwrap_or_default();
-    name.push(".part");
-    target.with_file_name(name)
+    let name = target.file_name().unwrap_or_default();
+    target.with_file_name(part_name(name))
+}
+
+/// `NAME.part` for `NAME`.
+pub fn part_name(name: &OsStr) -> OsString {
+    let mut part = name.to_os_string();
+    part.push(".part");
+    part
+}
+
+/// An open directory under the output directory, with its path for messages.
+///
+/// Every file operation of a download goes through it and names a single
+/// entry in it, so no path is walked again once the folder is open: a folder
+/// renamed or swapped for a symlink afterwards cannot redirect a create, link
+/// or rename (see [`crate::outdir`] for what the user sees then). Cloning it
+/// shares the descriptor.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    fd: Arc<OwnedFd>,
+    path: PathBuf,
+}
+
+/// What is at a name a download wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Occupant {
+    /// A regular file, or a symlink to one (never written through).
+    File {
+        /// Its size.
+        len: u64,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Anything else: no download may take this name. Says what it is.
+    Other(&'static str),
+}
+
+impl Folder {
+    /// A folder from its open descriptor (`O_DIRECTORY`) and its path.
+    pub fn new(fd: OwnedFd, path: PathBuf) -> Folder {
+        Folder {
+            fd: Arc::new(fd),
+            path,
+        }
+    }
+
+    /// Open the directory at `path` (following symlinks: for the output
+    /// directory itself, which the user named).
+    pub fn open(path: &Path) -> io::Result<Folder> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(rustix::fs::CWD, path, flags, Mode::empty())?;
+        Ok(Folder::new(fd, path.to_path_buf()))
+    }
+
+    /// Open the sub-folder `name`, never through a symlink.
+    pub fn open_sub(&self, name: &OsStr) -> io::Result<Folder> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(self, name, flags, Mode::empty())?;
+        Ok(Folder::new(fd, self.join(name)))
+    }
+
+    /// Make the sub-folder `name`; false if something is there already.
+    pub fn make_sub(&self, name: &OsStr) -> io::Result<bool> {
+        match rustix::fs::mkdirat(self, name, Mode::from_raw_mode(0o777)) {
+            Ok(()) => Ok(true),
+            Err(Errno::EXIST) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the folder has no entries (an error counts as not empty).
+    pub fn is_empty(&self) -> bool {
+        rustix::fs::Dir::read_from(self).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .all(|entry| matches!(entry.file_name().to_bytes(), b"." | b".."))
+        })
+    }
+
+    /// The folder's path as the run reaches it (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of `name` in this folder (for messages).
+    pub fn join(&self, name: &OsStr) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// The folder's device and inode: what it is, whatever its path.
+    pub fn id(&self) -> io::Result<(u64, u64)> {
+        Ok(id_of(&rustix::fs::fstat(self)?))
+    }
+
+    /// What is at `name`, a symlink there itself rather than what it points
+    /// to; `None` if nothing.
+    pub fn stat(&self, name: &OsStr) -> io::Result<Option<Stat>> {
+        match rustix::fs::statat(self, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(stat)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `name` holds a file (or a symlink to one), something else, or nothing.
+    pub fn occupant(&self, name: &OsStr) -> io::Result<Option<Occupant>> {
+        occupant_at(self.as_fd(), name)
+    }
+
+    /// The metadata of the file at `name` (following a symlink there: a read,
+    /// for `--update`'s validators).
+    pub fn metadata(&self, name: &OsStr) -> io::Result<Metadata> {
+        // `O_PATH` needs no permission on the file itself; elsewhere a
+        // non-blocking read-only open does the job.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let flags = OFlags::PATH | OFlags::CLOEXEC;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(self, name, flags, Mode::empty())?;
+        File::from(fd).metadata()
+    }
+
+    /// Remove `name` (not a folder).
+    fn unlink(&self, name: &OsStr) -> io::Result<()> {
+        match rustix::fs::unlinkat(self, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `name` is, right now, the very file `file` has open.
+    fn holds(&self, name: &OsStr, file: impl AsFd) -> io::Result<bool> {
+        let mine = id_of(&rustix::fs::fstat(file)?);
+        Ok(self.stat(name)?.is_some_and(|there| id_of(&there) == mine))
+    }
+}
+
+impl AsFd for Folder {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Device and inode: what a file is, whatever its name.
+pub(crate) fn id_of(stat: &Stat) -> (u64, u64) {
+    #[allow(clippy::useless_conversion)]
+    (u64::from(stat.st_dev), u64::from(stat.st_ino))
+}
+
+/// Whether `name` in `dir` holds a file (or a symlink to one), something
+/// else, or nothing. Looks only: for `--dry-run` it is given a path and the
+/// current directory.
+pub fn occupant_at<P: rustix::path::Arg + Copy>(
+    dir: BorrowedFd<'_>,
+    name: P,
+) -> io::Result<Option<Occupant>> {
+    let stat = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => stat,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let followed = || match rustix::fs::statat(dir, name, AtFlags::empty()) {
+        Ok(stat) => Ok(Some(stat)),
+        Err(Errno::NOENT | Errno::LOOP) => Ok(None),
+        Err(e) => Err(io::Error::from(e)),
+    };
+    Ok(Some(classify(&stat, followed)?))
+}
+
+/// What a name holds, from its `lstat` and, for a symlink, what it leads to.
+fn classify(stat: &Stat, followed: impl FnOnce() -> io::Result<Option<Stat>>) -> io::Result<Occupant> {
+    let file = |stat: &Stat| Occupant::File {
+        len: u64::try_from(stat.st_size).unwrap_or(0),
+        #[allow(clippy::useless_conversion)]
+        mode: u32::from(stat.st_mode) & 0o7777,
+    };
+    #[allow(clippy::useless_conversion)]
+    let kind = |stat: &Stat| FileType::from_raw_mode(stat.st_mode.into());
+    Ok(match kind(stat) {
+        FileType::RegularFile => file(stat),
+        FileType::Symlink => match followed()? {
+            Some(target) if kind(&target) == FileType::RegularFile => file(&target),
+            Some(target) if kind(&target) == FileType::Directory => {
+                Occupant::Other("a symlink to a directory")
+            }
+            Some(_) => Occupant::Other("a symlink to something that is not a file"),
+            None => Occupant::Other("a symlink that leads nowhere"),
+        },
+        FileType::Directory => Occupant::Other("a directory"),
+        FileType::Fifo => Occupant::Other("a named pipe"),
+        FileType::Socket => Occupant::Other("a socket"),
+        FileType::CharacterDevice | FileType::BlockDevice => Occupant::Other("a device"),
+        FileType::Unknown => Occupant::Other("not a regular file"),
+    })
+}
+
+/// Take `file`'s lock without waiting: false if another open file holds it.
+/// A file system without locks counts as granting it (nothing to coordinate with).
+fn try_lock(file: impl AsFd) -> io::Result<bool> {
+    match rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(Errno::WOULDBLOCK) => Ok(false),
+        Err(Errno::NOLCK | Errno::OPNOTSUPP | Errno::INVAL) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What [`claim`] found at a name.
+enum Claim {
+    /// Nothing.
+    Missing,
+    /// A file another process holds locked: in use.
+    Held(OwnedFd),
+    /// A file nobody held, now locked by us and checked to be the one at the name.
+    Free(OwnedFd),
+}
+
+/// Open `name` in `dir` (never through a symlink: that is `ELOOP`) and try to
+/// take its lock, checking once locked that the name still leads to it.
+fn claim(dir: &Folder, name: &OsStr, access: OFlags) -> io::Result<Claim> {
+    // NONBLOCK: a named pipe planted there must not hang the open.
+    let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    for _ in 0..TRIES {
+        let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(Claim::Missing),
+            Err(e) => return Err(e.into()),
+        };
+        if !try_lock(&fd)? {
+            return Ok(Claim::Held(fd));
+        }
+        if dir.holds(name, &fd)? {
+            return Ok(Claim::Free(fd));
+        }
+        // Renamed or replaced between our open and our lock: look again.
+    }
+    Err(io::Error::other("it keeps being replaced"))
+}
+
+/// Whether another process holds the lock on `name`'s part in `dir`, and
+/// how many bytes that part has: `None` once nobody does, or it is gone (a
+/// symlink or another odd thing there is nobody's part either: the download
+/// deals with it).
+pub fn part_holder(dir: &Folder, name: &OsStr) -> Option<u64> {
+    match claim(dir, &part_name(name), OFlags::RDONLY) {
+        Ok(Claim::Held(fd)) => {
+            Some(rustix::fs::fstat(fd).map_or(0, |stat| u64::try_from(stat.st_size).unwrap_or(0)))
+        }
+        Ok(Claim::Missing | Claim::Free(_)) | Err(_) => None,
+    }
 }
 
 /// How an unnamed file is given a name; which one works depends on the kernel
@@ -64,27 +340,27 @@ impl Linker {
     /// adds no entry, and each way of naming it is tried on the folder's own
     /// `.`, which the kernel refuses as taken (`EEXIST`) only after it has
     /// accepted the file to be linked; an unusable way fails differently.
-    pub fn probe(dir: &Path) -> Option<Linker> {
+    pub fn probe(dir: &Folder) -> Option<Linker> {
         let file = unnamed_in(dir, 0o600).ok()?;
-        let taken = dir.join(".");
         [Linker::EmptyPath, Linker::ProcFd].into_iter().find(|linker| {
             linker
-                .link(&file, &taken)
+                .link(&file, dir, OsStr::new("."))
                 .is_err_and(|e| e.kind() == io::ErrorKind::AlreadyExists)
         })
     }
 
-    /// Give the unnamed `file` the name `to`; fails with `AlreadyExists` if taken.
-    fn link(self, file: &File, to: &Path) -> io::Result<()> {
-        use rustix::fs::{AtFlags, CWD};
+    /// Give the unnamed `file` the name `name` in `dir`; fails with
+    /// `AlreadyExists` if taken.
+    fn link(self, file: &File, dir: &Folder, name: &OsStr) -> io::Result<()> {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            Linker::EmptyPath => rustix::fs::linkat(file, "", CWD, to, AtFlags::EMPTY_PATH),
+            Linker::EmptyPath => rustix::fs::linkat(file, "", dir, name, AtFlags::EMPTY_PATH),
             #[cfg(not(any(target_os = "linux", target_os = "android")))]
             Linker::EmptyPath => return Err(io::ErrorKind::Unsupported.into()),
             Linker::ProcFd => {
+                use std::os::fd::AsRawFd;
                 let fd = format!("/proc/self/fd/{}", file.as_raw_fd());
-                rustix::fs::linkat(CWD, fd.as_str(), CWD, to, AtFlags::SYMLINK_FOLLOW)
+                rustix::fs::linkat(rustix::fs::CWD, fd.as_str(), dir, name, AtFlags::SYMLINK_FOLLOW)
             }
         }
         .map_err(io::Error::from)
@@ -93,17 +369,58 @@ impl Linker {
 
 /// An unnamed, write-only file in `dir` (`O_TMPFILE`, Linux only).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn unnamed_in(dir: &Path, mode: u32) -> io::Result<File> {
-    use rustix::fs::{CWD, Mode, OFlags};
+fn unnamed_in(dir: &Folder, mode: u32) -> io::Result<File> {
     let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(CWD, dir, flags, Mode::from_raw_mode(mode))?;
+    let fd = rustix::fs::openat(dir, ".", flags, Mode::from_raw_mode(mode))?;
     Ok(File::from(fd))
 }
 
 /// Elsewhere there are no unnamed files: parts are named from the start.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn unnamed_in(_dir: &Path, _mode: u32) -> io::Result<File> {
+fn unnamed_in(_dir: &Folder, _mode: u32) -> io::Result<File> {
     Err(io::ErrorKind::Unsupported.into())
+}
+
+/// `NAME.part` in `dir`, new, empty and locked. A stale part nobody holds is
+/// replaced (a symlink there is removed, not followed); one another process
+/// holds is left alone: [`FetchError::Busy`].
+fn create_named(dir: &Folder, part: &OsStr, mode: u32) -> Result<File, FetchError> {
+    let path = || dir.join(part);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    for _ in 0..TRIES {
+        // Usually there is no stale part: try the create first and only clean
+        // up when it is in the way (one syscall per file saved).
+        match rustix::fs::openat(dir, part, flags, Mode::from_raw_mode(mode)) {
+            Ok(fd) => {
+                // Another process may have opened it and locked it in the
+                // instant since: then it is theirs.
+                return match try_lock(&fd) {
+                    Ok(true) => Ok(File::from(fd)),
+                    Ok(false) => Err(FetchError::busy(path())),
+                    Err(e) => Err(FetchError::disk("cannot lock", path(), e)),
+                };
+            }
+            Err(Errno::EXIST) => {}
+            Err(e) => return Err(FetchError::disk("cannot create", path(), e.into())),
+        }
+        let _stale = match claim(dir, part, OFlags::RDONLY) {
+            Ok(Claim::Held(_)) => return Err(FetchError::busy(path())),
+            Ok(Claim::Missing) => continue,
+            Ok(Claim::Free(fd)) => Some(fd),
+            // A symlink: nobody's part; the link itself goes.
+            Err(e) if e.raw_os_error() == Some(Errno::LOOP.raw_os_error()) => None,
+            Err(e) => return Err(FetchError::disk("cannot open stale", path(), e)),
+        };
+        // Removed while locked and known to be the file at the name; the lock
+        // goes when `_stale` is dropped, after the name is gone.
+        dir.unlink(part)
+            .map_err(|e| FetchError::disk("cannot remove stale", path(), e))?;
+    }
+    Err(FetchError::disk(
+        "cannot create",
+        path(),
+        io::Error::other("it keeps being replaced"),
+    ))
 }
 
 /// How [`PartFile::commit`] ended.
@@ -119,37 +436,45 @@ pub enum Committed {
 /// An open in-progress download.
 ///
 /// Dropping it keeps what it holds, as `NAME.part` (an unnamed part is named
-/// first), so an interrupted download can be continued with `-c`; [`remove`]
-/// discards it and [`commit`] finishes it.
+/// first, unless another process holds that name), so an interrupted download
+/// can be continued with `-c`; [`remove`] discards it and [`commit`] finishes it.
 ///
 /// [`remove`]: PartFile::remove
 /// [`commit`]: PartFile::commit
 pub struct PartFile {
+    /// The folder it lives in.
+    dir: Folder,
     /// `NAME.part`: the file's name, or the one it gets if it needs one.
-    path: PathBuf,
+    name: OsString,
     file: File,
     /// `Some` while the file has no name.
     unnamed: Option<Linker>,
     len: u64,
     hasher: Option<Sha256>,
+    /// The response the bytes come from, for `-c` (see [`crate::resume`]):
+    /// put on the file as soon as it has a name, or before it gets one.
+    record: Option<Record>,
+    /// Left by an earlier run and taken over with `-c`: not known to be only
+    /// ours (another program's file, or one with other names), so it is
+    /// never truncated; [`PartFile::restart`] puts a new file in its place.
+    adopted: bool,
 }
 
 impl PartFile {
-    /// Continue the `NAME.part` an earlier run left for `target`, if there is a
-    /// regular file there. With `hash`, its bytes are hashed first so the digest
-    /// covers the whole file.
-    pub fn continue_existing(target: &Path, hash: bool) -> Result<Option<PartFile>, FetchError> {
-        let path = part_path(target);
-        let mut file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+    /// Continue the `NAME.part` an earlier run left for `name` in `dir`, if
+    /// there is a regular file there; [`FetchError::Busy`] if another process
+    /// holds it. With `hash`, its bytes are hashed first so the digest covers
+    /// the whole file.
+    pub fn continue_existing(dir: &Folder, name: &OsStr, hash: bool) -> Result<Option<PartFile>, FetchError> {
+        let part = part_name(name);
+        let path = dir.join(&part);
+        let fd = match claim(dir, &part, OFlags::RDWR) {
+            Ok(Claim::Missing) => return Ok(None),
+            Ok(Claim::Held(_)) => return Err(FetchError::busy(path)),
+            Ok(Claim::Free(fd)) => fd,
             Err(e) => return Err(FetchError::disk("cannot open", path, e)),
         };
+        let mut file = File::from(fd);
         let meta = file
             .metadata()
             .map_err(|e| FetchError::disk("cannot inspect", &path, e))?;
@@ -177,61 +502,65 @@ impl PartFile {
             .seek(SeekFrom::End(0))
             .map_err(|e| FetchError::disk("cannot seek", &path, e))?;
         Ok(Some(PartFile {
-            path,
+            dir: dir.clone(),
+            name: part,
             file,
             unnamed: None,
             len,
             hasher,
+            record: None,
+            adopted: true,
         }))
     }
 
-    /// Start an empty part for `target`.
+    /// Start an empty part for `name` in `dir`.
     ///
     /// With a `linker` the part starts unnamed (the caller knows no stale
     /// `NAME.part` needs replacing); if the file system refuses, or without
-    /// one, it is `NAME.part`, replacing any stale file of that name. `mode`
-    /// caps the permissions of a file that replaces an existing one, so an
-    /// overwrite never widens them; the umask applies as for any new file.
+    /// one, it is `NAME.part`, replacing a stale file of that name but never
+    /// one another process holds ([`FetchError::Busy`]). `mode` caps the
+    /// permissions of a file that replaces an existing one, so an overwrite
+    /// never widens them; the umask applies as for any new file.
     pub fn create(
-        target: &Path,
+        dir: &Folder,
+        name: &OsStr,
         linker: Option<Linker>,
         mode: Option<u32>,
         hash: bool,
     ) -> Result<PartFile, FetchError> {
-        let path = part_path(target);
+        let part = part_name(name);
         let mode = mode.unwrap_or(0o666) & 0o666;
         let hasher = hash.then(Sha256::new);
-        if let Some(linker) = linker
-            && let Some(dir) = target.parent()
-            && let Ok(file) = unnamed_in(dir, mode)
-        {
-            return Ok(PartFile {
-                path,
-                file,
-                unnamed: Some(linker),
-                len: 0,
-                hasher,
-            });
-        }
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true).mode(mode);
-        // Usually there is no stale part: try the create first and only clean
-        // up when it is in the way (one syscall per file saved).
-        let file = match options.open(&path) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                fs::remove_file(&path).map_err(|e| FetchError::disk("cannot remove stale", &path, e))?;
-                options.open(&path)
-            }
-            other => other,
-        }
-        .map_err(|e| FetchError::disk("cannot create", &path, e))?;
+        let (file, unnamed) = match linker.and_then(|linker| Some((unnamed_in(dir, mode).ok()?, linker))) {
+            Some((file, linker)) => (file, Some(linker)),
+            None => (create_named(dir, &part, mode)?, None),
+        };
         Ok(PartFile {
-            path,
+            dir: dir.clone(),
+            name: part,
             file,
-            unnamed: None,
+            unnamed,
             len: 0,
             hasher,
+            record: None,
+            adopted: false,
         })
+    }
+
+    /// What an earlier run recorded on this part about where its bytes came from.
+    pub fn stored_record(&self) -> Stored {
+        resume::load(&self.file)
+    }
+
+    /// Record the response the bytes come from: on the file at once if it
+    /// has a name, else just before it gets one, so a `NAME.part` never
+    /// exists without it. Best effort: a file system without user
+    /// attributes leaves the part unrecorded, and `-c` then starts it over.
+    pub fn set_record(&mut self, record: Record) {
+        if self.unnamed.is_none() {
+            let _ = resume::store(&self.file, &record);
+        }
+        self.record = Some(record);
     }
 
     /// Bytes written so far.
@@ -244,16 +573,24 @@ impl PartFile {
         self.len == 0
     }
 
+    /// The part's path (for messages).
+    fn path(&self) -> PathBuf {
+        self.dir.join(&self.name)
+    }
+
     /// Append a chunk of the body.
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
         self.file
             .write_all(chunk)
-            .map_err(|e| FetchError::disk("cannot write", &self.path, e))?;
+            .map_err(|e| FetchError::disk("cannot write", self.path(), e))?;
         if let Some(hasher) = self.hasher.as_mut() {
             hasher.update(chunk);
         }
+        let before = self.len;
         self.len += chunk.len() as u64;
-        if self.len > NAME_AFTER {
+        // Once, when it crosses the mark: a part that stays unnamed (its name
+        // is held by another process) is not asked again for every chunk.
+        if before <= NAME_AFTER && self.len > NAME_AFTER {
             self.name()?;
         }
         Ok(())
@@ -261,19 +598,93 @@ impl PartFile {
 
     /// Throw away what was written and start from byte 0 (the server sent a
     /// different version, or ignored our Range): never splice two versions.
+    ///
+    /// A part this run made is truncated. One taken over with `-c` is left
+    /// intact and replaced at its name by a new, empty, locked file, so
+    /// neither another program's file nor a hard link to it is emptied.
     pub fn restart(&mut self) -> Result<(), FetchError> {
         if self.len == 0 {
             return Ok(());
         }
-        self.file
-            .set_len(0)
-            .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(drop))
-            .map_err(|e| FetchError::disk("cannot truncate", &self.path, e))?;
+        if self.adopted {
+            self.file = self.replace_adopted()?;
+            self.adopted = false;
+        } else {
+            self.file
+                .set_len(0)
+                .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(drop))
+                .map_err(|e| FetchError::disk("cannot truncate", self.path(), e))?;
+            if self.unnamed.is_none() {
+                resume::clear(&self.file);
+            }
+        }
         self.len = 0;
+        // The record described the bytes just dropped; the next response's follows.
+        self.record = None;
         if let Some(hasher) = self.hasher.as_mut() {
             *hasher = Sha256::new();
         }
         Ok(())
+    }
+
+    /// A new, empty, locked file at the adopted part's name, put there by
+    /// one rename from a private name while the lock on the old one is still
+    /// held, so no other fetchq can take `NAME.part` in between. The old file
+    /// keeps its bytes and any other name it has.
+    fn replace_adopted(&self) -> Result<File, FetchError> {
+        let stat = rustix::fs::fstat(&self.file)
+            .map_err(|e| FetchError::disk("cannot inspect", self.path(), e.into()))?;
+        #[allow(clippy::useless_conversion)]
+        let mode = Mode::from_raw_mode((u32::from(stat.st_mode) & 0o666).into());
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        for _ in 0..TRIES {
+            let private = self.private_name();
+            let fd = match rustix::fs::openat(&self.dir, &private, flags, mode) {
+                Ok(fd) => fd,
+                Err(Errno::EXIST) => continue,
+                Err(e) => {
+                    return Err(FetchError::disk(
+                        "cannot create",
+                        self.dir.join(&private),
+                        e.into(),
+                    ));
+                }
+            };
+            let placed = try_lock(&fd)
+                .and_then(|_| self.dir.holds(&self.name, &self.file))
+                .and_then(|ours| {
+                    if ours {
+                        rustix::fs::renameat(&self.dir, &private, &self.dir, &self.name)
+                            .map_err(io::Error::from)
+                    } else {
+                        Err(io::Error::other(
+                            "another program replaced it during the download",
+                        ))
+                    }
+                });
+            return match placed {
+                Ok(()) => Ok(File::from(fd)),
+                Err(e) => {
+                    let _ = self.dir.unlink(&private);
+                    Err(FetchError::disk("cannot start over", self.path(), e))
+                }
+            };
+        }
+        Err(FetchError::busy(self.path()))
+    }
+
+    /// `NAME.part.RANDOM`: a name of its own, for a file about to be renamed.
+    fn private_name(&self) -> OsString {
+        let mut private = self.name.clone();
+        private.push(format!(".{:08x}", fastrand::u32(..)));
+        private
+    }
+
+    /// Put the record on the file, just before it is given a name.
+    fn stamp(&self) {
+        if let Some(record) = &self.record {
+            let _ = resume::store(&self.file, record);
+        }
     }
 
     /// The SHA-256 of everything written, if hashing was asked for.
@@ -281,35 +692,78 @@ impl PartFile {
         self.hasher.as_ref().map(|h| h.clone().finalize().into())
     }
 
-    /// Give an unnamed part its `NAME.part` name, replacing a stale file there.
+    /// Give an unnamed part its `NAME.part` name, replacing a stale file
+    /// there. If another process holds that name (it downloads the same
+    /// file), the part stays unnamed: it is still committed by its descriptor,
+    /// only a crash would lose it.
     fn name(&mut self) -> Result<(), FetchError> {
         let Some(linker) = self.unnamed else {
             return Ok(());
         };
-        let linked = match linker.link(&self.file, &self.path) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                fs::remove_file(&self.path).and_then(|()| linker.link(&self.file, &self.path))
+        // Locked and recorded before it has a name, so no other fetchq ever
+        // sees it unlocked, and `-c` never finds it without its record.
+        try_lock(&self.file).map_err(|e| FetchError::disk("cannot lock", self.path(), e))?;
+        self.stamp();
+        for _ in 0..TRIES {
+            match linker.link(&self.file, &self.dir, &self.name) {
+                Ok(()) => {
+                    self.unnamed = None;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(FetchError::disk("cannot name", self.path(), e)),
             }
-            other => other,
-        };
-        linked.map_err(|e| FetchError::disk("cannot name", &self.path, e))?;
-        self.unnamed = None;
+            let _stale = match claim(&self.dir, &self.name, OFlags::RDONLY) {
+                Ok(Claim::Held(_)) => return Ok(()),
+                Ok(Claim::Missing) => continue,
+                Ok(Claim::Free(fd)) => Some(fd),
+                Err(e) if e.raw_os_error() == Some(Errno::LOOP.raw_os_error()) => None,
+                Err(e) => return Err(FetchError::disk("cannot open stale", self.path(), e)),
+            };
+            self.dir
+                .unlink(&self.name)
+                .map_err(|e| FetchError::disk("cannot remove stale", self.path(), e))?;
+        }
         Ok(())
     }
 
-    /// Make the part the final file: optional fsync, mtime, then link or rename.
+    /// Make the part the final file `name` in its folder: optional fsync,
+    /// mtime, then link or rename.
     ///
-    /// Without `replace` an existing `target` is never replaced (the answer is
+    /// Without `replace` an existing `name` is never replaced (the answer is
     /// then [`Committed::NameTaken`]); with it, it is, atomically. With
-    /// `sync`, the directory is fsynced too so the new name survives a power loss.
+    /// `sync`, the directory is fsynced too so the new name survives a power
+    /// loss. A part that cannot be published is removed.
     pub fn commit(
         mut self,
-        target: &Path,
+        name: &OsStr,
         replace: bool,
         sync: bool,
         mtime: Option<SystemTime>,
         etag: Option<&str>,
     ) -> Result<Committed, FetchError> {
+        // Linked straight from the descriptor, the file never had a name nor
+        // a record on it; otherwise it keeps its record up to the rename
+        // (a `NAME.part` is never without it) and sheds it at once after.
+        let recorded = self.unnamed.is_none() || replace;
+        let published = self.publish(name, replace, sync, mtime, etag);
+        match published {
+            Ok(Committed::Saved) if recorded => resume::clear(&self.file),
+            Ok(Committed::Saved) => {}
+            _ => self.discard(),
+        }
+        published
+    }
+
+    fn publish(
+        &mut self,
+        name: &OsStr,
+        replace: bool,
+        sync: bool,
+        mtime: Option<SystemTime>,
+        etag: Option<&str>,
+    ) -> Result<Committed, FetchError> {
+        let target = |dir: &Folder| dir.join(name);
         if let Some(etag) = etag {
             crate::validators::store(&self.file, self.len, etag);
         }
@@ -320,41 +774,74 @@ impl PartFile {
         if sync {
             self.file
                 .sync_all()
-                .map_err(|e| FetchError::disk("cannot sync", &self.path, e))?;
+                .map_err(|e| FetchError::disk("cannot sync", self.path(), e))?;
         }
         if let Some(linker) = self.unnamed
             && !replace
         {
-            match linker.link(&self.file, target) {
+            match linker.link(&self.file, &self.dir, name) {
                 Ok(()) => self.unnamed = None,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    self.discard();
-                    return Ok(Committed::NameTaken);
-                }
-                Err(e) => return Err(FetchError::disk("cannot link into", target, e)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Committed::NameTaken),
+                Err(e) => return Err(FetchError::disk("cannot link into", target(&self.dir), e)),
             }
         } else {
             self.name()?;
+            if self.unnamed.is_some() {
+                // Still unnamed: another process holds `NAME.part`. A rename
+                // needs a name, so this one gets a name of its own.
+                self.name_privately()?;
+            }
+            // Only the file this download wrote is published: under its
+            // lock, the name must still lead to it.
+            let ours = self
+                .dir
+                .holds(&self.name, &self.file)
+                .map_err(|e| FetchError::disk("cannot inspect", self.path(), e))?;
+            if !ours {
+                return Err(FetchError::disk(
+                    "cannot rename",
+                    self.path(),
+                    io::Error::other("another program replaced it during the download"),
+                ));
+            }
             let renamed = if replace {
-                fs::rename(&self.path, target)
+                rustix::fs::renameat(&self.dir, &self.name, &self.dir, name).map_err(io::Error::from)
             } else {
-                rename_no_replace(&self.path, target)
+                rename_no_replace(&self.dir, &self.name, name)
             };
             match renamed {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    self.discard();
-                    return Ok(Committed::NameTaken);
-                }
-                Err(e) => return Err(FetchError::disk("cannot rename into", target, e)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Committed::NameTaken),
+                Err(e) => return Err(FetchError::disk("cannot rename into", target(&self.dir), e)),
             }
         }
-        if sync && let Some(dir) = target.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| FetchError::disk("cannot sync directory", dir, e))?;
+        if sync {
+            rustix::fs::fsync(&self.dir)
+                .map_err(|e| FetchError::disk("cannot sync directory", self.dir.path(), e.into()))?;
         }
         Ok(Committed::Saved)
+    }
+
+    /// Give a still unnamed part a name nobody else uses, `NAME.part.RANDOM`,
+    /// for the rename that replaces `NAME`.
+    fn name_privately(&mut self) -> Result<(), FetchError> {
+        let Some(linker) = self.unnamed else {
+            return Ok(());
+        };
+        self.stamp();
+        for _ in 0..TRIES {
+            let private = self.private_name();
+            match linker.link(&self.file, &self.dir, &private) {
+                Ok(()) => {
+                    self.name = private;
+                    self.unnamed = None;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(FetchError::disk("cannot name", self.dir.join(&private), e)),
+            }
+        }
+        Err(FetchError::busy(self.path()))
     }
 
     /// Delete the part (a failed or unwanted download).
@@ -362,11 +849,13 @@ impl PartFile {
         self.discard();
     }
 
-    /// Let go of the bytes: an unnamed file vanishes when closed, a named one is deleted.
+    /// Let go of the bytes: an unnamed file vanishes when closed, a named one
+    /// is deleted, if its name still leads to it.
     fn discard(&mut self) {
-        if self.unnamed.take().is_none() {
-            let _ = fs::remove_file(&self.path);
+        if self.unnamed.take().is_none() && self.dir.holds(&self.name, &self.file).unwrap_or(false) {
+            let _ = self.dir.unlink(&self.name);
         }
+        self.len = 0;
     }
 }
 
@@ -379,25 +868,28 @@ impl Drop for PartFile {
     }
 }
 
-/// `rename` that fails with `AlreadyExists` instead of replacing `to`, where the
-/// system and file system support that (`renameat2`); elsewhere a plain rename.
+/// `rename` within `dir` that fails with `AlreadyExists` instead of replacing
+/// `to`, where the system and file system support that (`renameat2`);
+/// elsewhere a plain rename.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags};
-    match rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
-        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => fs::rename(from, to),
-        other => other.map_err(io::Error::from),
+fn rename_no_replace(dir: &Folder, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    use rustix::fs::RenameFlags;
+    match rustix::fs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
+        Err(Errno::INVAL | Errno::NOSYS) => rustix::fs::renameat(dir, from, dir, to),
+        other => other,
     }
+    .map_err(io::Error::from)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
-    fs::rename(from, to)
+fn rename_no_replace(dir: &Folder, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    rustix::fs::renameat(dir, from, dir, to).map_err(io::Error::from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn names_in(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
@@ -408,38 +900,43 @@ mod tests {
         names
     }
 
+    fn os(name: &str) -> &OsStr {
+        OsStr::new(name)
+    }
+
     #[test]
     fn part_name_appends_suffix() {
         assert_eq!(part_path(Path::new("/d/a.txt")), PathBuf::from("/d/a.txt.part"));
+        assert_eq!(part_name(os("a.txt")), "a.txt.part");
     }
 
     #[test]
     fn planted_symlink_is_not_followed() {
-        let dir = tempfile::tempdir().unwrap();
-        let outside = dir.path().join("outside");
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
         fs::write(&outside, b"precious").unwrap();
-        let target = dir.path().join("a.txt");
-        std::os::unix::fs::symlink(&outside, part_path(&target)).unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        std::os::unix::fs::symlink(&outside, tmp.path().join("a.txt.part")).unwrap();
 
         // Continuing refuses to open through the link.
-        assert!(PartFile::continue_existing(&target, false).is_err());
+        assert!(PartFile::continue_existing(&dir, os("a.txt"), false).is_err());
         // A fresh start removes the link itself and writes a new file.
-        let mut part = PartFile::create(&target, None, None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("a.txt"), None, None, false).unwrap();
         part.write(b"new").unwrap();
         assert_eq!(
-            part.commit(&target, true, false, None, None).unwrap(),
+            part.commit(os("a.txt"), true, false, None, None).unwrap(),
             Committed::Saved
         );
         assert_eq!(fs::read(&outside).unwrap(), b"precious");
-        assert_eq!(fs::read(&target).unwrap(), b"new");
+        assert_eq!(fs::read(tmp.path().join("a.txt")).unwrap(), b"new");
     }
 
     #[test]
     fn continued_part_hashes_existing_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("a");
-        fs::write(part_path(&target), b"hello ").unwrap();
-        let mut part = PartFile::continue_existing(&target, true).unwrap().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("a.part"), b"hello ").unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        let mut part = PartFile::continue_existing(&dir, os("a"), true).unwrap().unwrap();
         assert_eq!(part.len(), 6);
         part.write(b"world").unwrap();
         let want: [u8; 32] = Sha256::digest(b"hello world").into();
@@ -448,102 +945,308 @@ mod tests {
 
     #[test]
     fn unnamed_part_is_invisible_until_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let Some(linker) = Linker::probe(dir.path()) else {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        let Some(linker) = Linker::probe(&dir) else {
             return; // The file system has no O_TMPFILE: named parts cover it.
         };
-        assert!(names_in(dir.path()).is_empty(), "the probe leaves nothing");
-        let target = dir.path().join("a");
-        let mut part = PartFile::create(&target, Some(linker), None, false).unwrap();
+        assert!(names_in(tmp.path()).is_empty(), "the probe leaves nothing");
+        let mut part = PartFile::create(&dir, os("a"), Some(linker), None, false).unwrap();
         part.write(b"body").unwrap();
-        assert!(names_in(dir.path()).is_empty());
+        assert!(names_in(tmp.path()).is_empty());
         assert_eq!(
-            part.commit(&target, false, false, None, None).unwrap(),
+            part.commit(os("a"), false, false, None, None).unwrap(),
             Committed::Saved
         );
-        assert_eq!(names_in(dir.path()), ["a"]);
-        assert_eq!(fs::read(&target).unwrap(), b"body");
+        assert_eq!(names_in(tmp.path()), ["a"]);
+        assert_eq!(fs::read(tmp.path().join("a")).unwrap(), b"body");
     }
 
     /// The fallback for kernels before 6.10 without privileges (the probe
     /// prefers `EmptyPath` wherever that works, so it is tested on its own).
     #[test]
     fn proc_fd_linker_names_an_unnamed_file() {
-        let dir = tempfile::tempdir().unwrap();
-        if Linker::probe(dir.path()).is_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        if Linker::probe(&dir).is_none() {
             return;
         }
-        let target = dir.path().join("a");
-        let probe = unnamed_in(dir.path(), 0o600).unwrap();
-        let taken = Linker::ProcFd.link(&probe, &dir.path().join(".")).unwrap_err();
+        let probe = unnamed_in(&dir, 0o600).unwrap();
+        let taken = Linker::ProcFd.link(&probe, &dir, os(".")).unwrap_err();
         assert_eq!(
             taken.kind(),
             io::ErrorKind::AlreadyExists,
             "what the probe relies on"
         );
-        let mut part = PartFile::create(&target, Some(Linker::ProcFd), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("a"), Some(Linker::ProcFd), None, false).unwrap();
         part.write(b"via /proc").unwrap();
         assert_eq!(
-            part.commit(&target, false, false, None, None).unwrap(),
+            part.commit(os("a"), false, false, None, None).unwrap(),
             Committed::Saved
         );
-        assert_eq!(fs::read(&target).unwrap(), b"via /proc");
-        assert_eq!(names_in(dir.path()), ["a"]);
+        assert_eq!(fs::read(tmp.path().join("a")).unwrap(), b"via /proc");
+        assert_eq!(names_in(tmp.path()), ["a"]);
     }
 
     #[test]
     fn taken_name_is_left_alone_unless_replacing() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("a");
-        for linker in [Linker::probe(dir.path()), None] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        let target = tmp.path().join("a");
+        for linker in [Linker::probe(&dir), None] {
             fs::write(&target, b"theirs").unwrap();
-            let mut part = PartFile::create(&target, linker, None, false).unwrap();
+            let mut part = PartFile::create(&dir, os("a"), linker, None, false).unwrap();
             part.write(b"ours").unwrap();
-            let committed = part.commit(&target, false, false, None, None).unwrap();
+            let committed = part.commit(os("a"), false, false, None, None).unwrap();
             assert_eq!(committed, Committed::NameTaken, "{linker:?}");
             assert_eq!(fs::read(&target).unwrap(), b"theirs");
-            assert_eq!(names_in(dir.path()), ["a"], "the download is discarded");
+            assert_eq!(names_in(tmp.path()), ["a"], "the download is discarded");
 
-            let mut part = PartFile::create(&target, linker, None, false).unwrap();
+            let mut part = PartFile::create(&dir, os("a"), linker, None, false).unwrap();
             part.write(b"ours").unwrap();
             assert_eq!(
-                part.commit(&target, true, false, None, None).unwrap(),
+                part.commit(os("a"), true, false, None, None).unwrap(),
                 Committed::Saved
             );
             assert_eq!(fs::read(&target).unwrap(), b"ours");
-            assert_eq!(names_in(dir.path()), ["a"]);
+            assert_eq!(names_in(tmp.path()), ["a"]);
         }
+    }
+
+    /// The record is on a part whenever the part has a name, and not on the
+    /// finished file.
+    #[test]
+    fn a_named_part_carries_its_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        let url = url::Url::parse("http://h/f").unwrap();
+        let record = Record::new(&url, Some("\"v1\""), None, Some(9));
+        let load = |name: &str| resume::load(&File::open(tmp.path().join(name)).unwrap());
+        let mut part = PartFile::create(&dir, os("named"), None, None, false).unwrap();
+        part.set_record(record.clone());
+        if part.stored_record() == Stored::Missing {
+            return; // No user attributes here: parts stay unrecorded and `-c` starts over.
+        }
+        assert_eq!(load("named.part"), Stored::Found(record.clone()));
+        part.write(b"old").unwrap();
+        part.restart().unwrap();
+        assert_eq!(
+            part.stored_record(),
+            Stored::Missing,
+            "the bytes it described are gone"
+        );
+        part.set_record(record.clone());
+        part.write(b"body").unwrap();
+        assert_eq!(
+            part.commit(os("named"), false, false, None, None).unwrap(),
+            Committed::Saved
+        );
+        assert_eq!(load("named"), Stored::Missing, "a finished file is no part");
+
+        let Some(linker) = Linker::probe(&dir) else {
+            return;
+        };
+        for (name, size) in [("big", NAME_AFTER as usize + 1), ("dropped", 5)] {
+            let mut part = PartFile::create(&dir, os(name), Some(linker), None, false).unwrap();
+            part.set_record(record.clone());
+            part.write(&vec![1; size]).unwrap();
+            drop(part);
+            assert_eq!(
+                load(&format!("{name}.part")),
+                Stored::Found(record.clone()),
+                "{name}"
+            );
+        }
+        // Replacing NAME: an unnamed part is named first (`NAME.part`, or a
+        // private name while another download holds that), then renamed; the
+        // finished file sheds the record either way.
+        let theirs = PartFile::create(&dir, os("held"), None, None, false).unwrap();
+        for name in ["replaced", "held"] {
+            fs::write(tmp.path().join(name), b"older").unwrap();
+            let mut part = PartFile::create(&dir, os(name), Some(linker), None, false).unwrap();
+            part.set_record(record.clone());
+            part.write(b"newer").unwrap();
+            assert_eq!(
+                part.commit(os(name), true, false, None, None).unwrap(),
+                Committed::Saved
+            );
+            assert_eq!(fs::read(tmp.path().join(name)).unwrap(), b"newer");
+            assert_eq!(load(name), Stored::Missing, "{name}: a finished file is no part");
+        }
+        drop(theirs);
+    }
+
+    /// A part taken over with `-c` is never emptied in place when its
+    /// download starts over: it may be another program's, or have other names.
+    #[test]
+    fn an_adopted_part_is_replaced_not_truncated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        fs::write(tmp.path().join("x.part"), b"theirs").unwrap();
+        fs::hard_link(tmp.path().join("x.part"), tmp.path().join("keep")).unwrap();
+        let mut part = PartFile::continue_existing(&dir, os("x"), true).unwrap().unwrap();
+        assert_eq!(part.len(), 6);
+        part.restart().unwrap();
+        assert_eq!(fs::read(tmp.path().join("keep")).unwrap(), b"theirs");
+        assert_eq!(fs::metadata(tmp.path().join("x.part")).unwrap().len(), 0);
+        assert!(
+            matches!(
+                PartFile::continue_existing(&dir, os("x"), false),
+                Err(FetchError::Busy { .. })
+            ),
+            "the new part is locked"
+        );
+        part.write(b"new").unwrap();
+        let want: [u8; 32] = Sha256::digest(b"new").into();
+        assert_eq!(part.digest(), Some(want), "the digest starts over too");
+        assert_eq!(
+            part.commit(os("x"), false, false, None, None).unwrap(),
+            Committed::Saved
+        );
+        assert_eq!(names_in(tmp.path()), ["keep", "x"]);
+        assert_eq!(fs::read(tmp.path().join("x")).unwrap(), b"new");
+        assert_eq!(fs::read(tmp.path().join("keep")).unwrap(), b"theirs");
     }
 
     #[test]
     fn unnamed_part_is_named_when_large_or_abandoned() {
-        let dir = tempfile::tempdir().unwrap();
-        let Some(linker) = Linker::probe(dir.path()) else {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        let Some(linker) = Linker::probe(&dir) else {
             return;
         };
-        let target = dir.path().join("big");
-        let mut part = PartFile::create(&target, Some(linker), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("big"), Some(linker), None, false).unwrap();
         part.write(&vec![7; NAME_AFTER as usize]).unwrap();
-        assert!(names_in(dir.path()).is_empty(), "not yet worth a name");
+        assert!(names_in(tmp.path()).is_empty(), "not yet worth a name");
         part.write(b"more").unwrap();
-        assert_eq!(names_in(dir.path()), ["big.part"]);
+        assert_eq!(names_in(tmp.path()), ["big.part"]);
         drop(part);
-        assert_eq!(fs::metadata(part_path(&target)).unwrap().len(), NAME_AFTER + 4);
+        assert_eq!(
+            fs::metadata(tmp.path().join("big.part")).unwrap().len(),
+            NAME_AFTER + 4
+        );
 
-        let small = dir.path().join("small");
-        fs::write(part_path(&small), b"stale").unwrap();
-        let mut part = PartFile::create(&small, Some(linker), None, false).unwrap();
+        fs::write(tmp.path().join("small.part"), b"stale").unwrap();
+        let mut part = PartFile::create(&dir, os("small"), Some(linker), None, false).unwrap();
         part.write(b"fresh").unwrap();
         drop(part);
         assert_eq!(
-            fs::read(part_path(&small)).unwrap(),
+            fs::read(tmp.path().join("small.part")).unwrap(),
             b"fresh",
             "kept, replacing the stale one"
         );
 
-        let mut part = PartFile::create(&dir.path().join("gone"), Some(linker), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("gone"), Some(linker), None, false).unwrap();
         part.write(b"unwanted").unwrap();
         part.remove();
-        assert_eq!(names_in(dir.path()), ["big.part", "small.part"]);
+        assert_eq!(names_in(tmp.path()), ["big.part", "small.part"]);
+    }
+
+    #[test]
+    fn a_part_another_download_holds_is_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        let mut theirs = PartFile::create(&dir, os("x"), None, None, false).unwrap();
+        theirs.write(b"theirs").unwrap();
+
+        assert!(matches!(
+            PartFile::create(&dir, os("x"), None, None, false),
+            Err(FetchError::Busy { .. })
+        ));
+        assert!(matches!(
+            PartFile::continue_existing(&dir, os("x"), false),
+            Err(FetchError::Busy { .. })
+        ));
+        assert_eq!(part_holder(&dir, os("x")), Some(6));
+        // An unnamed part that cannot take the name stays unnamed and still
+        // commits by its descriptor.
+        if let Some(linker) = Linker::probe(&dir) {
+            let mut ours = PartFile::create(&dir, os("x"), Some(linker), None, false).unwrap();
+            ours.write(&vec![1; NAME_AFTER as usize + 1]).unwrap();
+            assert_eq!(names_in(tmp.path()), ["x.part"]);
+            assert_eq!(
+                ours.commit(os("x"), true, false, None, None).unwrap(),
+                Committed::Saved
+            );
+            assert_eq!(names_in(tmp.path()), ["x", "x.part"]);
+            fs::remove_file(tmp.path().join("x")).unwrap();
+        }
+        assert_eq!(fs::read(tmp.path().join("x.part")).unwrap(), b"theirs");
+
+        // Once its holder lets go, the part is stale: continued, or replaced.
+        drop(theirs);
+        assert_eq!(part_holder(&dir, os("x")), None);
+        let continued = PartFile::continue_existing(&dir, os("x"), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(continued.len(), 6);
+        drop(continued);
+        let mut fresh = PartFile::create(&dir, os("x"), None, None, false).unwrap();
+        fresh.write(b"new").unwrap();
+        assert_eq!(
+            fresh.commit(os("x"), false, false, None, None).unwrap(),
+            Committed::Saved
+        );
+        assert_eq!(fs::read(tmp.path().join("x")).unwrap(), b"new");
+        assert_eq!(names_in(tmp.path()), ["x"]);
+    }
+
+    #[test]
+    fn only_the_file_written_is_published() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        let mut part = PartFile::create(&dir, os("x"), None, None, false).unwrap();
+        part.write(b"ours").unwrap();
+        // Another program, ignoring the lock, puts its own file at the name.
+        fs::rename(tmp.path().join("x.part"), tmp.path().join("moved")).unwrap();
+        fs::write(tmp.path().join("x.part"), b"foreign").unwrap();
+        assert!(part.commit(os("x"), false, false, None, None).is_err());
+        assert_eq!(names_in(tmp.path()), ["moved", "x.part"]);
+        assert_eq!(fs::read(tmp.path().join("x.part")).unwrap(), b"foreign");
+    }
+
+    #[test]
+    fn a_directory_at_the_name_stays_and_the_part_goes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::open(tmp.path()).unwrap();
+        fs::create_dir(tmp.path().join("x")).unwrap();
+        for linker in [Linker::probe(&dir), None] {
+            for replace in [false, true] {
+                let mut part = PartFile::create(&dir, os("x"), linker, None, false).unwrap();
+                part.write(b"body").unwrap();
+                let committed = part.commit(os("x"), replace, false, None, None);
+                assert!(!matches!(committed, Ok(Committed::Saved)), "{linker:?} {replace}");
+                assert_eq!(names_in(tmp.path()), ["x"], "{linker:?} {replace}");
+                assert!(tmp.path().join("x").is_dir());
+            }
+        }
+    }
+
+    #[test]
+    fn occupants_are_told_apart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::write(root.join("file"), b"12345").unwrap();
+        fs::create_dir(root.join("dir")).unwrap();
+        let link = |to: &str, name: &str| std::os::unix::fs::symlink(to, root.join(name)).unwrap();
+        link("file", "to-file");
+        link("dir", "to-dir");
+        link("nowhere", "dangling");
+        std::process::Command::new("mkfifo")
+            .arg(root.join("fifo"))
+            .status()
+            .unwrap();
+        let dir = Folder::open(root).unwrap();
+        let what = |name| dir.occupant(os(name)).unwrap();
+        assert!(matches!(what("file"), Some(Occupant::File { len: 5, .. })));
+        assert!(matches!(what("to-file"), Some(Occupant::File { len: 5, .. })));
+        assert_eq!(what("dir"), Some(Occupant::Other("a directory")));
+        assert_eq!(what("to-dir"), Some(Occupant::Other("a symlink to a directory")));
+        assert_eq!(
+            what("dangling"),
+            Some(Occupant::Other("a symlink that leads nowhere"))
+        );
+        assert_eq!(what("fifo"), Some(Occupant::Other("a named pipe")));
+        assert_eq!(what("none"), None);
     }
 }

@@ -146,7 +146,7 @@ pub fn run(
         OutDir::prepare(&config.dir)?
     });
     let config = Arc::new(config);
-    let namer = Arc::new(Mutex::new(Namer::new()));
+    let namer = Arc::new(Mutex::new(Namer::new(config.content_disposition)));
     let fetcher = Fetcher {
         agent,
         config: config.clone(),
@@ -225,6 +225,7 @@ pub fn run(
                             slot,
                             events: &events,
                             buf: &mut buf,
+                            turn: job.turn.as_ref(),
                         };
                         let report = fetcher.fetch(&job.info, job.sha256, &mut ctx);
                         if !events.send(Event::Finished(report)) {
@@ -235,8 +236,8 @@ pub fn run(
             match handle {
                 Ok(handle) => workers.push(handle),
                 Err(e) => {
-                    // Stop the workers already started, as a SIGTERM would.
-                    cancel.request(libc::SIGTERM);
+                    // Stop the workers already started; the error says why.
+                    cancel.stop();
                     return Err(RunError::Spawn(e));
                 }
             }

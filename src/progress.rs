@@ -12,7 +12,9 @@
 //!
 //! With `verbose`, every finished entry and every retry gets a line too.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +25,7 @@ use indicatif::{
 use crate::cancel::Cancel;
 use crate::display;
 use crate::event::{EntryReport, Event, JobInfo, Outcome, SkipReason};
+use crate::messages::PROGRAM;
 use crate::pool::{Live, Observer};
 use crate::report::{FailureLine, Summary};
 
@@ -46,8 +49,9 @@ pub struct Terminal {
     finished: u64,
     finished_bytes: u64,
     started: Instant,
-    /// Print `--dry-run` plans on stdout (off when stdout carries JSON).
-    plan_output: bool,
+    /// Print `--dry-run` plans on stdout, paths joined to this output
+    /// directory (`None` when stdout carries JSON).
+    plan_dir: Option<PathBuf>,
     /// Failures in red: only with bars (a terminal) and without `NO_COLOR`.
     color: bool,
     /// The run's stop request, to freeze the bars on Ctrl-C.
@@ -84,15 +88,17 @@ impl Terminal {
             finished: 0,
             finished_bytes: 0,
             started: Instant::now(),
-            plan_output: true,
+            plan_dir: Some(PathBuf::new()),
             cancel: None,
             color: mode == Mode::Bars && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
 
-    /// Whether `--dry-run` plans go to stdout as `PATH<TAB>URL` lines.
-    pub fn set_plan_output(&mut self, on: bool) {
-        self.plan_output = on;
+    /// Whether `--dry-run` plans go to stdout as `PATH<TAB>URL` lines, and
+    /// the output directory their paths are joined to, so that PATH is the
+    /// file as seen from the current directory, the same as `--json`'s `path`.
+    pub fn set_plan_output(&mut self, dir: Option<&Path>) {
+        self.plan_dir = dir.map(Path::to_path_buf);
     }
 
     /// Watch `cancel`: on Ctrl-C the bars freeze where they are (see
@@ -118,8 +124,15 @@ impl Terminal {
         let _ = writeln!(io::stderr().lock());
     }
 
-    /// Print a line without tearing the bars.
-    fn line(&self, text: &str) {
+    /// Print a line without tearing the bars: the whole line goes through
+    /// [`display::text`], whatever its parts were built from; `red` colours it.
+    fn line(&self, text: &str, red: bool) {
+        let text = display::text(text);
+        let text = if red && self.color {
+            Cow::Owned(format!("\x1b[31m{text}\x1b[0m"))
+        } else {
+            text
+        };
         match &self.bars {
             Some(bars) => {
                 let _ = bars.multi.println(text);
@@ -133,22 +146,19 @@ impl Terminal {
     fn finished(&mut self, report: &EntryReport) {
         self.finished += 1;
         self.finished_bytes += report.transferred;
-        if let (Outcome::Planned, Some(job), true) = (&report.outcome, &report.job, self.plan_output) {
+        if let (Outcome::Planned, Some(job), Some(dir)) = (&report.outcome, &report.job, &self.plan_dir) {
+            let path = dir.join(report.path().unwrap_or(&job.path));
             let _ = writeln!(
                 io::stdout().lock(),
                 "{}\t{}",
-                display::text(&job.path.to_string_lossy()),
+                display::text(&path.to_string_lossy()),
                 display::url(&job.url)
             );
         }
         if let Some(line) = FailureLine::from_report(report) {
-            if self.color {
-                self.line(&format!("\x1b[31m{line}\x1b[0m"));
-            } else {
-                self.line(&line.to_string());
-            }
+            self.line(&line.to_string(), true);
         } else if self.verbose {
-            self.line(&describe(report));
+            self.line(&describe(report), false);
         }
         if let (Some(bars), Some(job)) = (self.bars.as_mut(), &report.job) {
             for slot in bars.active.iter_mut() {
@@ -178,7 +188,7 @@ impl Terminal {
                 crate::cancel::signal_name(signal).map_or_else(|| format!("signal {signal}"), str::to_string);
             let _ = writeln!(
                 err,
-                "fetchq: interrupted by {name}; partial files kept as NAME.part (continue with -c)"
+                "{PROGRAM}: interrupted by {name}; partial files kept as NAME.part (continue with -c)"
             );
         }
         match self.mode {
@@ -186,7 +196,7 @@ impl Terminal {
                 if summary.failed > 0 {
                     let _ = writeln!(
                         err,
-                        "fetchq: {} of {} entries failed",
+                        "{PROGRAM}: {} of {} entries failed",
                         summary.failed,
                         summary.finished()
                     );
@@ -242,13 +252,30 @@ impl Observer for Terminal {
                     } else {
                         String::new()
                     };
-                    self.line(&format!(
-                        "{}: {}: attempt {attempt} failed: {}; retrying in {:.1} s{resume}",
-                        display::text(&job.origin.to_string()),
-                        display::url(&job.url),
-                        display::text(&display::chain(error)),
-                        wait.as_secs_f32()
-                    ));
+                    self.line(
+                        &format!(
+                            "{}: {}: attempt {attempt} failed: {}; retrying in {:.1} s{resume}",
+                            display::text(&job.origin.to_string()),
+                            display::url(&job.url),
+                            display::text(&display::chain(error)),
+                            wait.as_secs_f32()
+                        ),
+                        false,
+                    );
+                }
+            }
+            Event::Resume { job, from, decision } => {
+                if self.verbose {
+                    self.line(
+                        &format!(
+                            "{}: {}: {} bytes in {}.part: {decision}",
+                            job.origin,
+                            job.url,
+                            from,
+                            job.path.to_string_lossy(),
+                        ),
+                        false,
+                    );
                 }
             }
             Event::Finished(report) => self.finished(report),

@@ -6,11 +6,43 @@
 //! both, and `no_proxy` lists hosts that are reached directly: `*` for all, or
 //! comma-separated names where `example.com` (or `.example.com`) also covers
 //! its subdomains. A port in an entry is ignored; CIDR ranges are not supported.
+//!
+//! A proxy URL is `http://` or `https://` (an HTTP proxy; no scheme means
+//! `http://`), `socks5://` (fetchq resolves the host), `socks5h://` (the
+//! proxy resolves it, so no DNS query leaves this machine), `socks4://` or
+//! `socks4a://`. Any other scheme stops the run before any connection is
+//! made: a proxy the user asked for is never silently skipped.
+//! How each kind of proxy is spoken to is in [`crate::transport`].
 
 use ureq::Proxy;
 use url::Url;
 
 use crate::config::ProxyChoice;
+
+/// The proxy schemes fetchq speaks.
+const SCHEMES: [&str; 6] = ["http", "https", "socks4", "socks4a", "socks5", "socks5h"];
+
+/// A proxy setting that cannot be used. Names where the setting came from
+/// (`--proxy` or the variable), never the URL: it may hold a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    /// The URL's scheme is not one fetchq speaks.
+    #[error(
+        "{from}: unsupported proxy scheme {scheme:?} (fetchq speaks http, https, socks4, socks4a, socks5 and socks5h)"
+    )]
+    Scheme {
+        /// `--proxy` or the variable's name as set (`all_proxy`, `HTTPS_PROXY`, ...).
+        from: String,
+        /// The scheme as written.
+        scheme: String,
+    },
+    /// The URL does not parse.
+    #[error("{from}: unusable proxy URL")]
+    Url {
+        /// `--proxy` or the variable's name as set.
+        from: String,
+    },
+}
 
 /// The proxies of one run, chosen per request by the target URL.
 #[derive(Debug, Clone, Default)]
@@ -22,14 +54,11 @@ pub struct ProxyTable {
 
 impl ProxyTable {
     /// Build the table for a choice, reading variables through `env`.
-    pub fn new(choice: &ProxyChoice, env: impl Fn(&str) -> Option<String>) -> Result<ProxyTable, String> {
-        let parse = |value: String| {
-            Proxy::new(&value).map_err(|e| format!("unusable proxy {:?}: {e}", redact(&value)))
-        };
+    pub fn new(choice: &ProxyChoice, env: impl Fn(&str) -> Option<String>) -> Result<ProxyTable, ProxyError> {
         match choice {
             ProxyChoice::Off => Ok(ProxyTable::default()),
             ProxyChoice::Url(url) => {
-                let proxy = parse(url.clone())?;
+                let proxy = parse("--proxy", url)?;
                 Ok(ProxyTable {
                     http: Some(proxy.clone()),
                     https: Some(proxy),
@@ -37,16 +66,23 @@ impl ProxyTable {
                 })
             }
             ProxyChoice::FromEnv => {
+                // The value and the name it was found under.
                 let var = |name: &str| {
+                    let upper = name.to_ascii_uppercase();
                     env(name)
-                        .or_else(|| env(&name.to_ascii_uppercase()))
-                        .filter(|v| !v.trim().is_empty())
+                        .map(|v| (name.to_string(), v))
+                        .or_else(|| env(&upper).map(|v| (upper, v)))
+                        .filter(|(_, v)| !v.trim().is_empty())
                 };
+                let use_var = |(name, value): (String, String)| parse(&name, &value);
                 let all = var("all_proxy");
-                let http = var("http_proxy").or_else(|| all.clone()).map(parse).transpose()?;
-                let https = var("https_proxy").or(all).map(parse).transpose()?;
+                let http = var("http_proxy")
+                    .or_else(|| all.clone())
+                    .map(use_var)
+                    .transpose()?;
+                let https = var("https_proxy").or(all).map(use_var).transpose()?;
                 let no_proxy = var("no_proxy")
-                    .map(|list| {
+                    .map(|(_, list)| {
                         list.split(',')
                             .map(|entry| entry.trim().trim_start_matches('.').to_ascii_lowercase())
                             .map(|entry| strip_port(&entry).to_string())
@@ -102,9 +138,28 @@ fn strip_port(entry: &str) -> &str {
     }
 }
 
-/// A proxy URL for messages, without its credentials.
-fn redact(value: &str) -> String {
-    crate::display::line(value)
+/// A proxy URL from `from` (`--proxy` or a variable's name), checked for a
+/// scheme fetchq speaks.
+fn parse(from: &str, value: &str) -> Result<Proxy, ProxyError> {
+    let value = value.trim();
+    let scheme = value.split_once("://").map(|(scheme, _)| scheme);
+    if let Some(scheme) = scheme {
+        let well_formed = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        if !well_formed {
+            return Err(ProxyError::Url { from: from.into() });
+        }
+        if !SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+            return Err(ProxyError::Scheme {
+                from: from.into(),
+                scheme: crate::display::text(scheme).into_owned(),
+            });
+        }
+    }
+    // No scheme means an HTTP proxy, as for curl and wget.
+    Proxy::new(value).map_err(|_| ProxyError::Url { from: from.into() })
 }
 
 #[cfg(test)]
@@ -162,5 +217,63 @@ mod tests {
         let t = ProxyTable::new(&ProxyChoice::Off, |_| Some("http://p:1".into())).unwrap();
         assert!(t.is_empty());
         assert!(ProxyTable::new(&ProxyChoice::Url("::bad".into()), |_| None).is_err());
+    }
+
+    #[test]
+    fn schemes_fetchq_does_not_speak_are_errors_naming_their_source() {
+        let flag = |url: &str| ProxyTable::new(&ProxyChoice::Url(url.into()), |_| None).map(|_| ());
+        for ok in [
+            "http://p:1",
+            "HTTP://p:1",
+            "https://p:1",
+            "socks5://u:pw@p:1",
+            "socks5h://p",
+            "socks4://p:1",
+            "socks4a://p:1",
+            "p:3128",
+            "u:pw@p:3128",
+        ] {
+            assert_eq!(flag(ok), Ok(()), "{ok}");
+        }
+        let scheme = |from: &str, scheme: &str| {
+            Err(ProxyError::Scheme {
+                from: from.into(),
+                scheme: scheme.into(),
+            })
+        };
+        assert_eq!(flag("socks://p:1"), scheme("--proxy", "socks"));
+        assert_eq!(flag("ftp://u:secret@p:1"), scheme("--proxy", "ftp"));
+        let from_env = |vars: &[(&str, &str)]| {
+            ProxyTable::new(&ProxyChoice::FromEnv, |name| {
+                vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+            })
+            .map(|_| ())
+        };
+        assert_eq!(
+            from_env(&[("all_proxy", "quic://p:1")]),
+            scheme("all_proxy", "quic")
+        );
+        assert_eq!(
+            from_env(&[("HTTPS_PROXY", "gopher://p")]),
+            scheme("HTTPS_PROXY", "gopher")
+        );
+        // all_proxy is unused (and unchecked) when both others are set.
+        assert_eq!(
+            from_env(&[
+                ("http_proxy", "http://p"),
+                ("https_proxy", "http://p"),
+                ("all_proxy", "x://p")
+            ]),
+            Ok(())
+        );
+        let message = flag("ftp://user:secret@p:1").unwrap_err().to_string();
+        assert!(
+            message.starts_with("--proxy: unsupported proxy scheme \"ftp\""),
+            "{message}"
+        );
+        let message = ProxyTable::new(&ProxyChoice::Url("http://user:secret@[bad".into()), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains("secret"), "{message}");
     }
 }

@@ -1,22 +1,10 @@
-//! The run's [`Summary`], folded from events, and the exit code it implies.
-//!
-//! Exit codes (also in `--help` and README):
-//! - 0: every entry downloaded, unchanged, or already present
-//! - 1: at least one entry failed (all others were still done)
-//! - 2: usage error, unreadable input, unusable output directory
-//! - 130 / 143 / 129: interrupted by SIGINT / SIGTERM / SIGHUP
+//! The run's [`Summary`], folded from events, and the [`Exit`] it implies.
 
 use std::time::{Duration, Instant};
 
 use crate::error::{FetchError, RunError};
 use crate::event::{EntryReport, Event, Outcome, Problem};
-
-/// Exit code: everything went fine.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: at least one entry failed.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code: usage error or a run that could not start.
-pub const EXIT_USAGE: u8 = 2;
+use crate::exit::Exit;
 
 /// Most failures kept for the closing list; the count is always exact.
 const KEPT_FAILURES: usize = 1000;
@@ -56,7 +44,11 @@ impl FailureLine {
 
 impl std::fmt::Display for FailureLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}: {}", self.origin, self.what, self.cause)?;
+        write!(f, "{}: ", self.origin)?;
+        if !self.what.is_empty() {
+            write!(f, "{}: ", self.what)?;
+        }
+        write!(f, "{}", self.cause)?;
         if self.attempts > 1 {
             write!(f, " (after {} attempts)", self.attempts)?;
         }
@@ -170,18 +162,18 @@ impl Summary {
             + self.interrupted_entries
     }
 
-    /// The process exit code this run deserves.
-    pub fn exit_code(&self) -> u8 {
+    /// The exit status this run deserves.
+    pub fn exit(&self) -> Exit {
         if let Some(signal) = self.interrupted {
-            return 128u8.saturating_add(signal.clamp(0, 127) as u8);
+            return Exit::Signal(signal);
         }
         if self.input_error.is_some() {
-            return EXIT_USAGE;
+            return Exit::Usage;
         }
         if self.failed > 0 || self.interrupted_entries > 0 || self.worker_panics > 0 {
-            return EXIT_FAILED;
+            return Exit::Failed;
         }
-        EXIT_OK
+        Exit::Ok
     }
 
     /// The one-line human summary: counts, bytes, time, rate.
@@ -220,17 +212,17 @@ mod tests {
     #[test]
     fn exit_codes() {
         let mut s = Summary::new(1);
-        assert_eq!(s.exit_code(), 0);
+        assert_eq!(s.exit().code(), 0);
         s.interrupted_entries = 1;
-        assert_eq!(s.exit_code(), 1, "cut short without a signal is a failure");
+        assert_eq!(s.exit().code(), 1, "cut short without a signal is a failure");
         s.interrupted_entries = 0;
         s.failed = 1;
-        assert_eq!(s.exit_code(), 1);
+        assert_eq!(s.exit().code(), 1);
         s.interrupted = Some(2);
-        assert_eq!(s.exit_code(), 130);
+        assert_eq!(s.exit().code(), 130);
         s.interrupted = Some(15);
-        assert_eq!(s.exit_code(), 143);
+        assert_eq!(s.exit().code(), 143);
         s.interrupted = Some(1);
-        assert_eq!(s.exit_code(), 129);
+        assert_eq!(s.exit().code(), 129);
     }
 }

@@ -18,21 +18,27 @@
 //!
 //! - **A fixed receive buffer for near peers.** See [`NEAR_RTT`].
 //!
-//! Connections through a CONNECT proxy use this transport too: ureq's proxy
-//! connector runs the chain again for the hop to the proxy.
+//! Connections to a proxy use this transport too: `ProxyConnector` (SOCKS,
+//! and http:// through an HTTP proxy) and ureq's CONNECT connector (https://
+//! through an HTTP proxy) run the chain again for the hop to the proxy.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use ureq::ProxyProtocol;
+use ureq::config::Config as UreqConfig;
+use ureq::http::uri::Scheme;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
 };
 
 use crate::cancel::Cancel;
+use crate::forward::Forward;
+use crate::socks;
 
 /// How long one wait on the socket lasts before the cancel flag is checked again.
 /// Bounds the reaction to Ctrl-C on a stalled connection.
@@ -142,6 +148,120 @@ impl<In: Transport> Connector<In> for SocketConnector {
             just_read: false,
         })))
     }
+}
+
+/// Makes the connections ureq's own chain would get wrong through a proxy:
+/// every request through a SOCKS proxy, and http:// requests through an HTTP
+/// proxy (absolute form, see [`crate::forward`]). https:// through an HTTP
+/// proxy is left to ureq's CONNECT connector, next in the chain.
+///
+/// The hop to the proxy runs the agent's chain again, so it is a [`Socket`]
+/// (idle limit, cancellation), with TLS when the proxy URL is https://.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyConnector {
+    /// The agent's configuration, which names no proxy: the hop to the proxy
+    /// must not be proxied itself.
+    hop: Arc<UreqConfig>,
+}
+
+impl ProxyConnector {
+    /// A connector whose hops to the proxy use `agent_config` (with no proxy set).
+    pub(crate) fn new(agent_config: &UreqConfig) -> ProxyConnector {
+        ProxyConnector {
+            hop: Arc::new(agent_config.clone()),
+        }
+    }
+}
+
+impl<In: Transport> Connector<In> for ProxyConnector {
+    type Out = Either<In, Box<dyn Transport>>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if let Some(transport) = chained {
+            return Ok(Some(Either::A(transport)));
+        }
+        let Some(proxy) = details.config.proxy() else {
+            return Ok(None);
+        };
+        let protocol = proxy.protocol();
+        let forward = match protocol {
+            // https:// goes through ureq's CONNECT connector.
+            ProxyProtocol::Http | ProxyProtocol::Https => {
+                if details.uri.scheme() != Some(&Scheme::HTTP) {
+                    return Ok(None);
+                }
+                true
+            }
+            ProxyProtocol::Socks4
+            | ProxyProtocol::Socks4A
+            | ProxyProtocol::Socks5
+            | ProxyProtocol::Socks5h => false,
+            // Never a direct connection for a proxy fetchq cannot speak.
+            _ => return Err(ureq::Error::InvalidProxyUrl),
+        };
+        let authority = details
+            .uri
+            .authority()
+            .ok_or_else(|| ureq::Error::BadUri("URL has no host".into()))?;
+        let proxy_uri = proxy.uri();
+        let hop = ConnectionDetails {
+            uri: proxy_uri,
+            addrs: details
+                .resolver
+                .resolve(proxy_uri, &self.hop, details.timeout)
+                .map_err(|e| at_proxy(e, proxy))?,
+            config: &self.hop,
+            request_level: false,
+            resolver: details.resolver,
+            now: details.now,
+            timeout: details.timeout,
+            current_time: details.current_time.clone(),
+            run_connector: details.run_connector.clone(),
+            register_shutdown: details.register_shutdown.clone(),
+        };
+        let mut transport = (details.run_connector)(&hop).map_err(|e| at_proxy(e, proxy))?;
+        let credentials = (proxy.username().is_some() || proxy.password().is_some())
+            .then(|| (proxy.username().unwrap_or(""), proxy.password().unwrap_or("")));
+        // The authority without userinfo: credentials for the origin travel
+        // in ureq's Authorization header, never in the request line.
+        let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+        if forward {
+            return Ok(Some(Either::B(Box::new(Forward::new(
+                transport,
+                host_port,
+                credentials,
+            )))));
+        }
+        let default_port = if details.needs_tls() { 443 } else { 80 };
+        let port = authority.port_u16().unwrap_or(default_port);
+        let target = socks::target(protocol, authority.host(), port, &details.addrs)?;
+        socks::handshake(&mut *transport, protocol, credentials, target, details.timeout)
+            .map_err(|e| at_proxy(e, proxy))?;
+        Ok(Some(Either::B(transport)))
+    }
+}
+
+/// An error on the way to or through the proxy, saying which proxy (host and
+/// port, never the credentials), so it is not taken for the server's.
+/// Cancellation and the idle timeout pass unchanged: fetch recognises them.
+fn at_proxy(e: ureq::Error, proxy: &ureq::Proxy) -> ureq::Error {
+    let e = match e {
+        ureq::Error::HostNotFound => io::Error::new(io::ErrorKind::NotFound, "host not found"),
+        ureq::Error::Io(e)
+            if !e
+                .get_ref()
+                .is_some_and(|inner| inner.is::<Cancelled>() || inner.is::<IdleTimeout>()) =>
+        {
+            e
+        }
+        other => return other,
+    };
+    let message = format!("proxy {}:{}: {e}", proxy.host(), proxy.port());
+    ureq::Error::Io(io::Error::new(e.kind(), message))
 }
 
 /// Try each resolved address in turn, sharing the connect budget between

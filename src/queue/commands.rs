@@ -42,12 +42,7 @@ pub fn queue_entry(entry: &Entry) -> QueueEntry {
         OutPath::Dir(path) if path.as_os_str().is_empty() => "./".to_string(),
         OutPath::Dir(path) => format!("{}/", path.to_string_lossy()),
     });
-    let sha256 = entry.sha256.map(|digest| {
-        digest.iter().fold(String::with_capacity(64), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
-    });
+    let sha256 = entry.sha256.map(|digest| crate::hex::encode(&digest));
     QueueEntry::new(
         entry.url.as_str(),
         out,

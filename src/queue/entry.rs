@@ -57,13 +57,7 @@ impl QueueEntry {
         h.update(url.as_bytes());
         h.update([0u8]);
         h.update(out.unwrap_or("").as_bytes());
-        let digest = h.finalize();
-        let mut id = String::with_capacity(32);
-        for b in &digest[..16] {
-            id.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-            id.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
-        }
-        id
+        crate::hex::encode(&h.finalize()[..16])
     }
 
     /// The compact JSON form stored in Redis.

@@ -1,4 +1,10 @@
 //! Typed errors of the Redis queue, and which of them a retry may cure.
+//!
+//! As in [`crate::error`], a message never contains its source's text: the
+//! cause is reachable through `source()`, and whoever prints the error prints
+//! the chain once (`{:#}` in the binary, [`crate::display::chain`] in notices).
+
+use std::fmt;
 
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
@@ -6,7 +12,8 @@ use super::entry::MalformedEntry;
 
 /// What went wrong talking to the queue.
 ///
-/// URLs in messages never carry a password. [`QueueError::is_connection`]
+/// URLs in messages never carry a password; the redis crate's own error is
+/// the [`source`](std::error::Error::source), as a [`RedisCause`]. [`QueueError::is_connection`]
 /// tells the errors that a reconnect and retry may cure (Redis down,
 /// restarting, loading its data, network cut) from those it won't.
 #[derive(Debug, thiserror::Error)]
@@ -25,22 +32,22 @@ pub enum QueueError {
         id: String,
     },
     /// The Redis URL does not parse.
-    #[error("invalid Redis URL {url}: {source}")]
+    #[error("invalid Redis URL {url}")]
     BadUrl {
         /// The URL, password removed.
         url: String,
         /// What the redis crate said.
         #[source]
-        source: RedisError,
+        source: RedisCause,
     },
     /// No connection could be made (refused, timed out, authentication…).
-    #[error("cannot connect to Redis at {url}: {source}")]
+    #[error("cannot connect to Redis at {url}")]
     Connect {
         /// The URL, password removed.
         url: String,
         /// What the redis crate said.
         #[source]
-        source: RedisError,
+        source: RedisCause,
     },
     /// The server is too old for the commands the queue uses.
     #[error("Redis at {url} is version {version}; the fetchq queue needs Redis 6.2 or newer (BLMOVE)")]
@@ -51,7 +58,7 @@ pub enum QueueError {
         version: String,
     },
     /// A command failed (including a connection lost mid-command).
-    #[error("Redis error on queue {queue:?} at {url}: {source}")]
+    #[error("Redis error on queue {queue:?} at {url}")]
     Redis {
         /// The queue name.
         queue: String,
@@ -59,12 +66,12 @@ pub enum QueueError {
         url: String,
         /// What the redis crate said.
         #[source]
-        source: RedisError,
+        source: RedisCause,
     },
     /// A claimed entry is not valid entry JSON. It has been moved out of the
     /// worker's processing list to the queue's `bad` list, so it cannot
     /// block the queue; the caller should report it and claim again.
-    #[error("malformed entry in queue {queue:?} (moved to its `bad` list): {source}; entry: {}", preview(.raw))]
+    #[error("malformed entry {} in queue {queue:?}, moved to its `bad` list", preview(.raw))]
     BadEntry {
         /// The queue name.
         queue: String,
@@ -82,8 +89,41 @@ impl QueueError {
     /// already dropped the broken connection; its next operation reconnects.
     pub fn is_connection(&self) -> bool {
         match self {
-            QueueError::Connect { source, .. } | QueueError::Redis { source, .. } => is_retryable(source),
+            QueueError::Connect { source, .. } | QueueError::Redis { source, .. } => is_retryable(&source.0),
             _ => false,
+        }
+    }
+}
+
+/// The redis crate's error as a cause in a chain.
+///
+/// A `RedisError` that wraps another error (an I/O error, a server reply)
+/// shows that error's text as its own *and* returns it from `source()`, so a
+/// chain printed through it would say "Connection refused" twice. This
+/// wrapper shows the redis error's text and skips a source that only repeats
+/// it, so every cause is printed once.
+#[derive(Debug)]
+pub struct RedisCause(pub RedisError);
+
+impl From<RedisError> for RedisCause {
+    fn from(error: RedisError) -> RedisCause {
+        RedisCause(error)
+    }
+}
+
+impl fmt::Display for RedisCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for RedisCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let inner = std::error::Error::source(&self.0)?;
+        if inner.to_string() == self.0.to_string() {
+            inner.source()
+        } else {
+            Some(inner)
         }
     }
 }
@@ -112,44 +152,31 @@ fn preview(raw: &str) -> String {
     }
 }
 
-/// `url` with any password removed, for messages.
+/// `url` with its credentials replaced by `***`, for messages: the rule of
+/// every fetchq output, [`crate::display::redact`]. A value without `://`
+/// is not shown at all: it is known to be meant as a Redis URL, and without
+/// a scheme nothing tells a password from a host.
 pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                // Fails only for URLs that cannot have credentials at all.
-                let _ = u.set_password(None);
-            }
-            u.to_string()
-        }
-        // Unparseable: keep only what cannot be a secret.
-        Err(_) => match url.split_once("://") {
-            Some((scheme, rest)) => match rest.rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://***@{host}"),
-                None => url.to_string(),
-            },
-            None => "(unparseable URL)".to_string(),
-        },
+    if url.contains("://") {
+        crate::display::redact(url).into_owned()
+    } else {
+        "(unparseable URL)".to_string()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::QueueEntry;
 
     #[test]
     fn redaction_drops_passwords() {
-        assert_eq!(
-            redact_url("redis://:s3cret@h:6380/2"),
-            "redis://h:6380/2".to_string()
-        );
-        assert_eq!(
-            redact_url("redis://user:s3cret@h/0"),
-            "redis://user@h/0".to_string()
-        );
-        assert_eq!(redact_url("redis://h"), "redis://h".to_string());
+        assert_eq!(redact_url("redis://:s3cret@h:6380/2"), "redis://***@h:6380/2");
+        assert_eq!(redact_url("redis://user:s3cret@h/0"), "redis://***@h/0");
+        assert_eq!(redact_url("redis://h"), "redis://h");
         assert!(!redact_url("redis://u:s3cret@[bad/0").contains("s3cret"));
-        assert!(!redact_url("nonsense s3cret").contains("s3cret"));
+        assert!(!redact_url("redis://u:s3c/ret@h/0").contains("ret"));
+        assert!(!redact_url(":s3cret@h:6379").contains("s3cret"));
     }
 
     #[test]
@@ -157,7 +184,7 @@ mod tests {
         let io: RedisError = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused").into();
         let e = QueueError::Connect {
             url: "redis://h".into(),
-            source: io,
+            source: io.into(),
         };
         assert!(e.is_connection());
         assert!(e.to_string().contains("redis://h"));
@@ -166,8 +193,47 @@ mod tests {
         let e = QueueError::Redis {
             queue: "q".into(),
             url: "redis://h".into(),
-            source: resp,
+            source: resp.into(),
         };
         assert!(!e.is_connection());
+    }
+
+    #[test]
+    fn every_cause_is_shown_once_and_never_in_the_message() {
+        let io: RedisError = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused").into();
+        let e = QueueError::Connect {
+            url: "redis://h".into(),
+            source: io.into(),
+        };
+        assert_eq!(e.to_string(), "cannot connect to Redis at redis://h");
+        assert_eq!(
+            crate::display::chain(&e),
+            "cannot connect to Redis at redis://h: refused"
+        );
+        let resp: RedisError = (ErrorKind::Server(ServerErrorKind::ResponseError), "WRONGTYPE").into();
+        let e = QueueError::Redis {
+            queue: "q".into(),
+            url: "redis://h".into(),
+            source: resp.into(),
+        };
+        let chain = crate::display::chain(&e);
+        assert!(
+            chain.starts_with("Redis error on queue \"q\" at redis://h: "),
+            "{chain}"
+        );
+        assert_eq!(chain.matches("WRONGTYPE").count(), 1, "{chain}");
+        let bad = QueueEntry::from_json("{}").unwrap_err();
+        let e = QueueError::BadEntry {
+            queue: "q".into(),
+            raw: "{}".into(),
+            source: bad,
+        };
+        assert_eq!(
+            crate::display::chain(&e),
+            format!(
+                "malformed entry \"{{}}\" in queue \"q\", moved to its `bad` list: {}",
+                QueueEntry::from_json("{}").unwrap_err()
+            )
+        );
     }
 }

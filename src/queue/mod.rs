@@ -127,7 +127,7 @@ use redis::{Client, Connection, RedisResult};
 use serde::Serialize;
 
 pub use entry::{MalformedEntry, QueueEntry};
-pub use error::QueueError;
+pub use error::{QueueError, RedisCause};
 pub use retry::RetryPolicy;
 
 /// The default heartbeat TTL: a worker silent this long is presumed dead.
@@ -309,7 +309,7 @@ impl Queue {
         let url = error::redact_url(redis_url);
         let client = Client::open(redis_url).map_err(|source| QueueError::BadUrl {
             url: url.clone(),
-            source,
+            source: source.into(),
         })?;
         Ok(Queue {
             client,
@@ -400,9 +400,9 @@ impl Queue {
     }
 
     fn open(&self) -> Result<Connection, QueueError> {
-        let connect_err = |source| QueueError::Connect {
+        let connect_err = |source: redis::RedisError| QueueError::Connect {
             url: self.url.clone(),
-            source,
+            source: source.into(),
         };
         let mut con = self
             .client
@@ -445,7 +445,7 @@ impl Queue {
                 Err(QueueError::Redis {
                     queue: self.name.clone(),
                     url: self.url.clone(),
-                    source,
+                    source: source.into(),
                 })
             }
         }
@@ -828,7 +828,8 @@ mod tests {
         ));
         let e = Queue::new("nope://u:s3cret@h/", "q").unwrap_err();
         assert!(matches!(e, QueueError::BadUrl { .. }), "{e:?}");
-        assert!(!e.to_string().contains("s3cret"), "{e}");
+        let shown = crate::display::chain(&e);
+        assert!(!shown.contains("s3cret"), "{shown}");
         let q = Queue::new("redis://127.0.0.1:1/", "q").unwrap();
         assert_eq!(q.key_prefix(), "fetchq:q:");
         assert_eq!(q.heartbeat_interval(), Duration::from_secs(5));

@@ -3,14 +3,19 @@
 use std::time::{Duration, Instant};
 
 use super::{Queue, QueueError};
+use crate::backoff::{self, Backoff};
+use crate::cancel::sleep_unless;
+
+/// The lowest wait ceiling: a policy of zeros still backs off, from 1 ms up.
+const FLOOR: Duration = Duration::from_millis(1);
 
 /// How [`Queue::with_retry`] waits between attempts: capped exponential
-/// backoff with jitter, for a bounded total time.
+/// backoff with full jitter, for a bounded total time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// The wait after the first failure (doubled after each further one).
+    /// The ceiling of the wait after the first failure (doubled after each further one).
     pub initial_delay: Duration,
-    /// The longest single wait.
+    /// The highest ceiling of a single wait.
     pub max_delay: Duration,
     /// Give up (returning the last error) once this much time has passed
     /// since the first attempt, or would have passed after the next wait.
@@ -37,14 +42,19 @@ impl RetryPolicy {
         }
     }
 
-    /// The nominal wait before attempt `attempt + 1` (`attempt` counts from
-    /// 1), before jitter: `initial_delay * 2^(attempt-1)`, capped at
-    /// `max_delay`, and never below 1 ms so a retry loop can never spin.
+    /// The ceiling of the wait before attempt `attempt + 1` (`attempt`
+    /// counts from 1): `initial_delay * 2^(attempt-1)`, capped at
+    /// `max_delay`, and never below 1 ms. The wait itself is drawn uniformly
+    /// below it (full jitter), so workers restarted together do not retry
+    /// in step.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let floor = Duration::from_millis(1);
-        let shift = attempt.saturating_sub(1).min(20);
-        let d = self.initial_delay.max(floor).saturating_mul(1u32 << shift);
-        d.min(self.max_delay.max(floor))
+        let (base, cap) = self.bounds();
+        backoff::ceiling(base, cap, attempt.saturating_sub(1))
+    }
+
+    /// The backoff's base and cap, floored at 1 ms.
+    fn bounds(&self) -> (Duration, Duration) {
+        (self.initial_delay.max(FLOOR), self.max_delay.max(FLOOR))
     }
 }
 
@@ -93,32 +103,22 @@ impl Queue {
         mut op: impl FnMut(&mut Queue) -> Result<T, QueueError>,
         mut notify: impl FnMut(&QueueError, Duration),
     ) -> Result<T, QueueError> {
-        const SLICE: Duration = Duration::from_millis(50);
         let start = Instant::now();
-        let mut attempt: u32 = 0;
+        let (base, cap) = policy.bounds();
+        let mut backoff = Backoff::new(base, cap);
         loop {
-            attempt = attempt.saturating_add(1);
             let err = match op(self) {
                 Ok(v) => return Ok(v),
                 Err(e) if !e.is_connection() => return Err(e),
                 Err(e) => e,
             };
-            // Jitter in [nominal/2, nominal] so restarted workers don't stampede.
-            let wait = policy.delay(attempt).mul_f64(0.5 + fastrand::f64() * 0.5);
+            let wait = backoff.next(None);
             if stop() || start.elapsed().saturating_add(wait) > policy.give_up_after {
                 return Err(err);
             }
             notify(&err, wait);
-            let until = Instant::now() + wait;
-            loop {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                if stop() {
-                    return Err(err);
-                }
-                std::thread::sleep(left.min(SLICE));
+            if !sleep_unless(wait, stop) {
+                return Err(err);
             }
         }
     }

@@ -131,12 +131,15 @@ fn leftover_part_file_is_replaced_without_continue() {
 // -c / --continue across runs
 // ---------------------------------------------------------------------------
 
+/// A part written by another program records no version: the list's
+/// checksum is what lets `-c` continue it (see `resume_across_runs`).
 #[test]
 fn continue_requests_only_the_rest_of_a_leftover_part() {
     let t = Setup::new();
     let body = pattern(64_000, 10);
     let half = body.len() / 2;
-    t.list(&[t.serve("/f.bin", Route::ok(body.clone()))]);
+    let url = t.serve("/f.bin", Route::ok(body.clone()));
+    t.list(&[format!("{url} sha256={}", sha256_hex(&body))]);
     t.write_out("f.bin.part", &body[..half]);
 
     let run = t.run(&["-c"]);
@@ -165,7 +168,8 @@ fn without_continue_a_leftover_part_is_replaced_by_a_full_download() {
 fn continue_with_a_complete_part_finishes_without_the_body_again() {
     let t = Setup::new();
     let body = pattern(10_000, 12);
-    t.list(&[t.serve("/f.bin", Route::ok(body.clone()))]);
+    let url = t.serve("/f.bin", Route::ok(body.clone()));
+    t.list(&[format!("{url} sha256={}", sha256_hex(&body))]);
     t.write_out("f.bin.part", &body);
 
     let run = t.run(&["-c"]);

@@ -17,10 +17,13 @@ fn interrupt_slow_download(
     signal: &str,
     want_code: i32,
 ) -> u64 {
-    // 200 pieces 100 ms apart: 20 s if nothing stops it.
+    // 200 pieces 100 ms apart: 20 s if nothing stops it. The ETag lets `-c`
+    // continue the part: without a validator it would start over.
     server.route(
         "/slow.bin",
-        Route::ok(pattern(100_000, 23)).drip(500, Duration::from_millis(100)),
+        Route::ok(pattern(100_000, 23))
+            .etag("\"slow\"")
+            .drip(500, Duration::from_millis(100)),
     );
     list_of(root, &server.url("/slow.bin"));
     let part = out(root).join("slow.bin.part");
@@ -128,7 +131,7 @@ fn sigint_keeps_the_part_exits_130_and_continue_finishes_it() {
 
     // Same content, served fast now.
     let body = pattern(100_000, 23);
-    server.route("/slow.bin", Route::ok(body.clone()));
+    server.route("/slow.bin", Route::ok(body.clone()).etag("\"slow\""));
     let before = server.requests_for("/slow.bin").len();
     let run = fetch(root, &["-c"]);
 

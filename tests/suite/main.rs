@@ -20,14 +20,23 @@
 mod support;
 
 mod cli;
+mod config_file;
+mod cron;
 mod existing_files;
 mod exit_codes;
+mod file_safety;
+mod hostile_text;
 mod input;
+mod man_pages;
 mod naming;
+mod naming_reserved;
 mod network;
 mod outputs;
 mod queue;
 mod redirects;
+mod resume_across_runs;
 mod retries_resume;
 mod safety;
 mod server_selftest;
+mod stdout;
+mod url_arguments;

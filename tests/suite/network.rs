@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
+mod proxy;
 mod tls;
 
 /// Routes `count` slow files (300 ms before each answer) and writes them to `list.txt`.
@@ -342,34 +343,6 @@ fn http_proxy_env_routes_through_the_proxy() {
 #[test]
 fn upper_case_http_proxy_env_works() {
     assert_env_var_routes_through_a_proxy("HTTP_PROXY");
-}
-
-/// A plain-HTTP URL through an HTTP proxy goes through a CONNECT tunnel:
-/// ureq, fetchq's HTTP layer, has no absolute-form mode (curl and wget send
-/// `GET http://host/path`). This pins the documented behaviour (README,
-/// "Politeness"): proxies that refuse CONNECT to port 80 (squid's default
-/// `deny CONNECT !SSL_ports`) cannot carry http:// downloads.
-#[test]
-fn http_urls_go_to_the_proxy_through_connect() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let target = proxy_setup(root);
-    let proxy = TestServer::start();
-    let run = fetch_proxied(root, &[], &[("http_proxy", &proxy_url(&proxy))]);
-    let reqs = proxy.requests();
-    let authority = target
-        .url("")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    assert!(
-        reqs.iter().any(|r| r.method == "CONNECT" && r.path == authority),
-        "the proxy should get `CONNECT {authority} HTTP/1.1`, got {:?}\n{}",
-        reqs.iter()
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect::<Vec<_>>(),
-        ctx(&run, root)
-    );
 }
 
 #[test]

@@ -3,4 +3,5 @@
 //! `fetchq worker` processes sharing one list ([`distributed`]).
 
 mod distributed;
+mod errors;
 mod library;

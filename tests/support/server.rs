@@ -1221,3 +1221,138 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+// ---------------------------------------------------------------------------
+// A server whose responses wait for the test
+// ---------------------------------------------------------------------------
+
+/// A minimal server on 127.0.0.1 for races a test must put in order. Each
+/// path serves a body (200, `Content-Length`, then the connection closes); a
+/// *held* path sends its headers and first byte, then waits until the test
+/// calls [`GateServer::release`] (at most [`MAX_STALL`]) before the rest.
+pub struct GateServer {
+    addr: SocketAddr,
+    gate: Arc<Gate>,
+    accept: Option<JoinHandle<()>>,
+}
+
+/// What the accept loop and the handlers of a [`GateServer`] share.
+struct Gate {
+    stop: AtomicBool,
+    /// Path → (body, held).
+    bodies: Mutex<HashMap<String, (Vec<u8>, bool)>>,
+    hits: Mutex<Vec<String>>,
+    released: Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl GateServer {
+    /// Starts a server that answers 404 until paths are added.
+    pub fn start() -> GateServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind gate server");
+        let addr = listener.local_addr().expect("gate server local_addr");
+        let gate = Arc::new(Gate {
+            stop: AtomicBool::new(false),
+            bodies: Mutex::new(HashMap::new()),
+            hits: Mutex::new(Vec::new()),
+            released: Mutex::new(false),
+            opened: std::sync::Condvar::new(),
+        });
+        let shared = Arc::clone(&gate);
+        let accept = thread::spawn(move || {
+            for conn in listener.incoming() {
+                if shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = conn else { continue };
+                let shared = Arc::clone(&shared);
+                thread::spawn(move || gate_serve(stream, &shared));
+            }
+        });
+        GateServer {
+            addr,
+            gate,
+            accept: Some(accept),
+        }
+    }
+
+    /// Serves `body` at `path` at once.
+    pub fn serve(&self, path: &str, body: Vec<u8>) {
+        lock(&self.gate.bodies).insert(normalise(path), (body, false));
+    }
+
+    /// Serves `body` at `path`, holding all but its first byte until [`GateServer::release`].
+    pub fn hold(&self, path: &str, body: Vec<u8>) {
+        lock(&self.gate.bodies).insert(normalise(path), (body, true));
+    }
+
+    /// Full URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, normalise(path))
+    }
+
+    /// Waits until a request for `path` arrived, `limit` at most; whether it did.
+    pub fn wait_for_hit(&self, path: &str, limit: Duration) -> bool {
+        let path = normalise(path);
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if lock(&self.gate.hits).contains(&path) {
+                return true;
+            }
+            thread::sleep(SLEEP_TICK);
+        }
+        false
+    }
+
+    /// Lets every held response (current and later) send the rest of its body.
+    pub fn release(&self) {
+        *lock(&self.gate.released) = true;
+        self.gate.opened.notify_all();
+    }
+}
+
+impl Drop for GateServer {
+    fn drop(&mut self) {
+        self.gate.stop.store(true, Ordering::SeqCst);
+        self.release();
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(500));
+        if let Some(accept) = self.accept.take() {
+            wait_until_finished(&accept, Instant::now() + DROP_WAIT);
+        }
+    }
+}
+
+fn gate_serve(mut stream: TcpStream, gate: &Gate) {
+    let _ = stream.set_read_timeout(Some(POLL));
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let mut buf = Vec::new();
+    let Ok(Some(head)) = read_head(&mut stream, &mut buf, &gate.stop) else {
+        return;
+    };
+    let Some(req) = parse_head(&head, 0) else {
+        return;
+    };
+    let path = req.path_only().to_string();
+    lock(&gate.hits).push(path.clone());
+    let Some((body, held)) = lock(&gate.bodies).get(&path).cloned() else {
+        let _ = write_simple(&mut stream, 404, "not found");
+        return;
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let first = body.len().min(1);
+    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(&body[..first]).is_err() {
+        return;
+    }
+    let _ = stream.flush();
+    if held {
+        let released = lock(&gate.released);
+        let _ = gate
+            .opened
+            .wait_timeout_while(released, MAX_STALL, |released| !*released);
+    }
+    let _ = stream.write_all(&body[first..]);
+    close_gracefully(stream, &gate.stop);
+}

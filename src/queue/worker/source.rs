@@ -1,0 +1,368 @@
+//! The worker's source: claims entries from Redis one at a time and feeds
+//! them to the pipeline, and decides when a run of the pipeline ends (see
+//! "Runs" in the parent module).
+
+use std::collections::HashSet;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use super::{Ctx, FOREVER, Level};
+use crate::display::text;
+use crate::error::RunError;
+use crate::event::Ticket;
+use crate::feed::{Feeder, Source};
+use crate::queue::commands::list_entry;
+use crate::queue::{Queue, QueueEntry, QueueError, QueueStatus};
+
+/// How one run's source ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    /// `--drain` and nothing is left anywhere.
+    Drained,
+    /// Stop requested (or the pool went away).
+    Stopped,
+    /// Start a new run (idle, entry cap, or an id this run already handled).
+    Restart,
+    /// A queue error that retrying does not cure.
+    Broken,
+}
+
+/// What a source hands back when its run ends: its connection, the entry
+/// to start the next run with, and why it ended.
+pub(super) struct Handback {
+    pub(super) queue: Queue,
+    pub(super) carry: Option<Ticket>,
+    pub(super) end: End,
+}
+
+/// Claims entries one at a time and feeds them to the pipeline.
+pub(super) struct QueueSource {
+    queue: Queue,
+    ctx: Arc<Ctx>,
+    /// A claimed entry to submit before claiming more.
+    carry: Option<Ticket>,
+    back: mpsc::Sender<Handback>,
+}
+
+/// What one attempt at the next entry ended in.
+#[derive(Debug, PartialEq)]
+enum Claim {
+    /// An entry to submit: carried over from the last run, or claimed now.
+    Entry(Ticket, QueueEntry),
+    /// Nothing to submit yet; ask again (the claim timed out while entries
+    /// of ours are in flight, a malformed entry was set aside, orphans were
+    /// given back).
+    Again,
+    /// This run's source is over.
+    End(End),
+}
+
+/// The entries one run took, to know when the run must end.
+#[derive(Debug)]
+struct RunTally {
+    max: u64,
+    submitted: u64,
+    handled: HashSet<String>,
+}
+
+impl RunTally {
+    /// A run of at most `max` entries (at least 1).
+    fn new(max: u64) -> RunTally {
+        RunTally {
+            max: max.max(1),
+            submitted: 0,
+            handled: HashSet::new(),
+        }
+    }
+
+    /// Whether the entry with `id` may join this run, counting it if so.
+    /// False when the run must restart first: it is full, or it already
+    /// handled `id` (a retried or requeued entry), which the pipeline would
+    /// skip as a duplicate.
+    fn admit(&mut self, id: &str) -> bool {
+        if self.submitted >= self.max || !self.handled.insert(id.to_string()) {
+            return false;
+        }
+        self.submitted += 1;
+        true
+    }
+
+    /// The end of an idle spell with nothing else to do: a run that did
+    /// something restarts (so its memory of names is dropped), an empty one
+    /// keeps waiting.
+    fn quiet(&self) -> Claim {
+        if self.submitted > 0 {
+            Claim::End(End::Restart)
+        } else {
+            Claim::Again
+        }
+    }
+}
+
+/// Whether an idle source should look at the queue's status now: always
+/// with `--drain` (to see the end), else once per heartbeat TTL (to find
+/// orphans).
+fn status_due(drain: bool, last_check: Option<Instant>, ttl: Duration, now: Instant) -> bool {
+    drain || last_check.is_none_or(|at| now.duration_since(at) >= ttl)
+}
+
+/// What the queue's status says to an idle source with nothing in flight.
+#[derive(Debug, PartialEq, Eq)]
+enum Idle {
+    /// Redis holds entries in our processing list that we do not: claims
+    /// whose reply was lost with a connection. Give them back.
+    Orphans,
+    /// `--drain` and nothing is pending or processing anywhere.
+    Drained,
+    /// Nothing to act on.
+    Quiet,
+}
+
+fn idle_verdict(status: &QueueStatus, worker_id: &str, drain: bool) -> Idle {
+    let mine = status
+        .workers
+        .iter()
+        .find(|w| w.id == worker_id)
+        .map_or(0, |w| w.processing);
+    if mine > 0 {
+        Idle::Orphans
+    } else if drain && status.pending == 0 && status.processing == 0 {
+        Idle::Drained
+    } else {
+        Idle::Quiet
+    }
+}
+
+impl Source for QueueSource {
+    fn feed(mut self: Box<Self>, feeder: &mut Feeder) -> Result<(), RunError> {
+        let result = self.pump(feeder);
+        let end = result.as_ref().map_or(End::Broken, |end| *end);
+        let QueueSource {
+            queue, carry, back, ..
+        } = *self;
+        let _ = back.send(Handback { queue, carry, end });
+        result.map(drop).map_err(|e| RunError::Input {
+            name: "the Redis queue".into(),
+            source: std::io::Error::other(e),
+        })
+    }
+}
+
+impl QueueSource {
+    /// A source on its own connection, starting with the entry `carry` if
+    /// the last run handed one over; it reports how it ended on `back`.
+    pub(super) fn new(
+        queue: Queue,
+        ctx: Arc<Ctx>,
+        carry: Option<Ticket>,
+        back: mpsc::Sender<Handback>,
+    ) -> QueueSource {
+        QueueSource {
+            queue,
+            ctx,
+            carry,
+            back,
+        }
+    }
+
+    fn pump(&mut self, feeder: &mut Feeder) -> Result<End, QueueError> {
+        let mut tally = RunTally::new(self.ctx.options.max_entries_per_run);
+        let mut last_check: Option<Instant> = None;
+        loop {
+            if feeder.is_cancelled() {
+                return Ok(End::Stopped);
+            }
+            let (ticket, entry) = match self.next(&tally, &mut last_check)? {
+                Claim::Entry(ticket, entry) => (ticket, entry),
+                Claim::Again => continue,
+                Claim::End(end) => return Ok(end),
+            };
+            if !tally.admit(&entry.id) {
+                self.carry = Some(ticket);
+                return Ok(End::Restart);
+            }
+            let more = match list_entry(&entry) {
+                Ok(entry) => feeder.submit(entry, Some(ticket)),
+                Err((origin, error, text)) => feeder.reject(origin, error, text, Some(ticket)),
+            };
+            if !more {
+                return Ok(End::Stopped);
+            }
+        }
+    }
+
+    /// The carried-over entry if there is one, else a claim.
+    fn next(&mut self, tally: &RunTally, last_check: &mut Option<Instant>) -> Result<Claim, QueueError> {
+        let ctx = self.ctx.clone();
+        let carried = self
+            .carry
+            .take()
+            .and_then(|ticket| Some((ctx.claims().get(&ticket)?.clone(), ticket)));
+        if let Some((entry, ticket)) = carried {
+            return Ok(Claim::Entry(ticket, entry));
+        }
+        let stop = || ctx.cancel.is_requested();
+        let wait = ctx.options.claim_wait;
+        let claimed = ctx.retry(&mut self.queue, "claim", &FOREVER, &stop, |q| {
+            q.claim(&ctx.worker_id, wait)
+        });
+        match claimed {
+            Ok(Some(entry)) => {
+                let ticket = ctx.claims().add(entry.clone());
+                Ok(Claim::Entry(ticket, entry))
+            }
+            Ok(None) => self.idle(tally, last_check, &stop),
+            Err(QueueError::BadEntry { raw, source, .. }) => {
+                ctx.say(
+                    Level::Warning,
+                    format!(
+                        "malformed queue entry moved to the `bad` list ({source}): {}",
+                        text(&raw)
+                    ),
+                );
+                Ok(Claim::Again)
+            }
+            Err(e) if e.is_connection() && stop() => Ok(Claim::End(End::Stopped)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The queue had nothing for us.
+    fn idle(
+        &mut self,
+        tally: &RunTally,
+        last_check: &mut Option<Instant>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Claim, QueueError> {
+        let ctx = self.ctx.clone();
+        if !ctx.claims().is_empty() {
+            // Our own entries are still downloading: the queue is not drained
+            // and this run is not idle.
+            return Ok(Claim::Again);
+        }
+        let drain = ctx.options.drain;
+        let now = Instant::now();
+        if !status_due(drain, *last_check, ctx.ttl, now) {
+            return Ok(tally.quiet());
+        }
+        *last_check = Some(now);
+        if drain {
+            let n = ctx.retry(&mut self.queue, "requeue", &FOREVER, stop, |q| q.requeue_stale())?;
+            if n > 0 {
+                ctx.say(Level::Info, format!("requeued {n} entries of dead workers"));
+            }
+        }
+        let status = ctx.retry(&mut self.queue, "status", &FOREVER, stop, |q| q.status())?;
+        match idle_verdict(&status, &ctx.worker_id, drain) {
+            Idle::Orphans => {
+                // Nothing of ours is in flight (the sink drops a ticket only
+                // after its result is in Redis), so these are orphans.
+                let id = &ctx.worker_id;
+                let n = ctx.retry(&mut self.queue, "unregister", &FOREVER, stop, |q| {
+                    q.unregister_worker(id)
+                })?;
+                ctx.retry(&mut self.queue, "register", &FOREVER, stop, |q| {
+                    q.register_worker(id)
+                })?;
+                ctx.say(Level::Info, format!("returned {n} orphaned entries to the queue"));
+                Ok(Claim::Again)
+            }
+            Idle::Drained => Ok(Claim::End(End::Drained)),
+            Idle::Quiet => Ok(tally.quiet()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::WorkerStatus;
+
+    #[test]
+    fn a_run_restarts_when_full_or_when_an_id_comes_back() {
+        // (max entries per run, ids offered in turn, admitted?)
+        let cases: &[(u64, &[(&str, bool)])] = &[
+            (3, &[("a", true), ("b", true), ("c", true), ("d", false)]),
+            (5, &[("a", true), ("b", true), ("a", false)]),
+            // A cap of 0 still lets one entry through, so a run makes progress.
+            (0, &[("a", true), ("b", false)]),
+            // Refused for being full: not remembered as handled.
+            (1, &[("a", true), ("b", false), ("b", false)]),
+        ];
+        for &(max, offers) in cases {
+            let mut tally = RunTally::new(max);
+            for &(id, want) in offers {
+                assert_eq!(tally.admit(id), want, "max {max}, id {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_idle_run_restarts_only_if_it_did_something() {
+        let mut tally = RunTally::new(10);
+        assert_eq!(tally.quiet(), Claim::Again);
+        assert!(tally.admit("a"));
+        assert_eq!(tally.quiet(), Claim::End(End::Restart));
+    }
+
+    #[test]
+    fn status_is_checked_when_draining_or_once_per_ttl() {
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(15);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // (drain, last check, now, due?)
+        let cases = [
+            (false, None, 0, true),
+            (false, Some(0), 14, false),
+            (false, Some(0), 15, true),
+            (true, Some(0), 0, true),
+            (true, None, 0, true),
+        ];
+        for (drain, last, now, want) in cases {
+            let last = last.map(at);
+            assert_eq!(
+                status_due(drain, last, ttl, at(now)),
+                want,
+                "drain {drain} last {last:?} now {now}"
+            );
+        }
+    }
+
+    fn status(pending: u64, processing: u64, workers: &[(&str, u64)]) -> QueueStatus {
+        QueueStatus {
+            queue: "q".into(),
+            pending,
+            processing,
+            done: 0,
+            failed: 0,
+            seen: 0,
+            bad: 0,
+            workers: workers
+                .iter()
+                .map(|&(id, processing)| WorkerStatus {
+                    id: id.into(),
+                    alive: true,
+                    registered: true,
+                    processing,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_status_tells_orphans_from_a_drained_queue() {
+        // (status, drain, verdict) for worker "me", which holds nothing itself.
+        let cases = [
+            (status(0, 0, &[("me", 0)]), true, Idle::Drained),
+            (status(0, 0, &[("me", 0)]), false, Idle::Quiet),
+            (status(0, 2, &[("me", 2)]), true, Idle::Orphans),
+            (status(0, 2, &[("me", 2)]), false, Idle::Orphans),
+            (status(0, 1, &[("me", 0), ("other", 1)]), true, Idle::Quiet),
+            (status(3, 0, &[]), true, Idle::Quiet),
+            (status(0, 0, &[]), true, Idle::Drained),
+        ];
+        for (i, (status, drain, want)) in cases.into_iter().enumerate() {
+            assert_eq!(idle_verdict(&status, "me", drain), want, "case {i}");
+        }
+    }
+}

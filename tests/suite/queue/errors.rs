@@ -1,0 +1,196 @@
+//! What the queue commands print when something fails: the same `fetchq:`
+//! line with every cause, once, as a local run prints, and never a Redis
+//! password. Each test runs the real binary; those that need a server start
+//! their own `redis-server` (`tests/support_redis`).
+
+use crate::support;
+
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use fetchq::queue::Queue;
+use support::redis::RedisServer;
+use support::{assert_code, ctx, fetch_in, fetchq, stderr_line, write_list};
+
+/// A loopback port nothing listens on (bound, read, released).
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free port")
+}
+
+#[test]
+fn a_worker_with_an_unusable_output_directory_says_why_as_a_local_run_does() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::write(root.join("file"), b"a plain file").unwrap();
+    write_list(root, "list.txt", "http://127.0.0.1:1/a\n");
+
+    let local = fetch_in(root, &["-d", "file/sub", "list.txt"]);
+    assert_code(&local, root, 2);
+    let local_line = stderr_line(&local, root, "unusable output directory");
+
+    let worker = fetch_in(
+        root,
+        &["worker", "--redis", &redis.url(), "--drain", "-d", "file/sub"],
+    );
+    assert_code(&worker, root, 2);
+    let line = stderr_line(&worker, root, "unusable output directory");
+    assert!(line.contains(": Not a directory"), "{}", ctx(&worker, root));
+    assert_eq!(line, local_line, "{}\n{local}", ctx(&worker, root));
+    assert_eq!(
+        worker.stderr.matches("Not a directory").count(),
+        1,
+        "{}",
+        ctx(&worker, root)
+    );
+}
+
+#[test]
+fn a_redis_connection_error_shows_its_cause_once_and_no_password() {
+    let port = closed_port();
+    let url = format!("redis://:s3cret@127.0.0.1:{port}/");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_list(root, "urls.txt", "http://127.0.0.1:1/a\n");
+    for args in [
+        vec!["worker", "--redis", &url, "-d", "out"],
+        vec!["status", "--redis", &url],
+        vec!["enqueue", "--redis", &url, "urls.txt"],
+    ] {
+        let r = fetch_in(root, &args);
+        assert_code(&r, root, 2);
+        let line = stderr_line(&r, root, "cannot connect to Redis");
+        assert_eq!(
+            line,
+            format!(
+                "fetchq: cannot connect to Redis at redis://***@127.0.0.1:{port}/: Connection refused (os error 111)"
+            ),
+            "{}",
+            ctx(&r, root)
+        );
+        assert!(!r.stderr.contains("s3cret"), "{}", ctx(&r, root));
+        assert_eq!(r.stderr.matches("refused").count(), 1, "{}", ctx(&r, root));
+    }
+}
+
+/// A worker whose Redis goes away warns with the cause of each failure, and
+/// gives its entries back when Redis returns and it is interrupted.
+#[test]
+fn a_worker_that_loses_redis_warns_with_the_cause() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let stderr_path = root.join("worker.stderr");
+    let mut child: Child = fetchq()
+        .current_dir(root)
+        .args([
+            "worker",
+            "--redis",
+            &redis.url(),
+            "--worker-id",
+            "w1",
+            "-d",
+            "out",
+        ])
+        .stdout(Stdio::null())
+        .stderr(File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let stderr = || fs::read_to_string(&stderr_path).unwrap_or_default();
+    let wait_for = |what: &str, limit: Duration, cond: &mut dyn FnMut() -> bool| {
+        let deadline = Instant::now() + limit;
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; stderr:\n{}",
+                stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let url = redis.url();
+    wait_for("the worker to register", Duration::from_secs(20), &mut || {
+        Queue::connect(&url, "default")
+            .and_then(|mut q| q.status())
+            .is_ok_and(|s| s.workers.iter().any(|w| w.id == "w1"))
+    });
+    redis.stop();
+    wait_for("a warning", Duration::from_secs(20), &mut || {
+        stderr().contains("Redis unavailable")
+    });
+    redis.start_again();
+    support::kill(child.id(), "-INT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("worker still running after SIGINT; stderr:\n{}", stderr());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130), "{}", stderr());
+    let text = stderr();
+    let warning = text
+        .lines()
+        .find(|l| l.contains("Redis unavailable"))
+        .unwrap_or_else(|| panic!("no warning:\n{text}"));
+    assert!(
+        warning.starts_with("fetchq: warning: Redis unavailable (")
+            && warning.contains(&format!("at redis://127.0.0.1:{}/: ", redis.port()))
+            && warning.contains("; retrying in "),
+        "{text}"
+    );
+    // The cause after the queue's own words, once.
+    let cause = warning
+        .split(&format!("127.0.0.1:{}/: ", redis.port()))
+        .nth(1)
+        .and_then(|rest| rest.split("; retrying").next())
+        .unwrap_or_default();
+    assert!(!cause.is_empty(), "{text}");
+    let parts: Vec<&str> = cause.split(": ").collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(!parts[i + 1..].contains(part), "{part:?} repeated:\n{text}");
+    }
+}
+
+/// A queue error that retrying does not cure ends the worker's input like
+/// an unreadable list, with the server's reason printed once.
+#[test]
+fn a_queue_that_breaks_mid_run_says_why_once() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // `pending` as a string: BLMOVE fails with WRONGTYPE, not a connection error.
+    let _: () = redis::cmd("SET")
+        .arg("fetchq:default:pending")
+        .arg("not a list")
+        .query(&mut redis.connection())
+        .unwrap();
+    let r = fetch_in(root, &["worker", "--redis", &redis.url(), "--drain", "-d", "out"]);
+    assert_code(&r, root, 2);
+    let line = stderr_line(&r, root, "cannot read the Redis queue");
+    assert!(
+        line.starts_with(&format!(
+            "fetchq: cannot read the Redis queue: Redis error on queue \"default\" at {}: ",
+            redis.url()
+        )),
+        "{}",
+        ctx(&r, root)
+    );
+    assert_eq!(line.matches("WRONGTYPE").count(), 1, "{}", ctx(&r, root));
+    assert_eq!(
+        line.matches("wrong kind of value").count(),
+        1,
+        "{}",
+        ctx(&r, root)
+    );
+}
