@@ -10,16 +10,19 @@ use fetchq::{Config, Existing, ProxyChoice};
 
 const EXAMPLES: &str = "\
 Examples:
+  fetchq https://example.com/file.iso     download one file into the current directory
   fetchq urls.txt -j 8                    download every URL in urls.txt, 8 at a time
   grep -o 'https://[^\"]*\\.pdf' page.html | fetchq -d pdfs
   fetchq -q urls.txt || echo \"fetchq failed: $?\"   cron: silent unless something failed
 
-List format: one entry a line, `URL [OUT] [sha256=HEX]`; `#` starts a comment.
+List format: one entry a line, `URL [OUT] [sha256=HEX]`; `#` after a blank starts a comment.
 Exit codes: 0 all done, 1 some entries failed, 2 usage or input/output-dir error,
 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP.";
 
 const LONG_EXAMPLES: &str = "\
 Examples:
+  fetchq https://example.com/file.iso -o latest.iso
+      Download one URL, saved as latest.iso; several URLs and lists may be mixed.
   fetchq urls.txt -j 8
       Download every URL in urls.txt with 8 workers into the current directory.
   producer | fetchq -d out
@@ -33,8 +36,8 @@ List format:
   OUT is a path relative to --dir (sub-folders are created; a trailing / makes
   it a folder that gets the URL's file name). It may not be absolute or use ..
   to climb out. sha256= gives the expected SHA-256 of the whole file; a mismatch
-  fails the entry. Blank lines and lines starting with # are ignored; CRLF line
-  ends and a UTF-8 BOM are accepted.
+  fails the entry. Blank lines are ignored, and # at the start of a line or
+  after a blank starts a comment; CRLF line ends and a UTF-8 BOM are accepted.
 
 Naming:
   Without OUT, the name is the URL's last path segment, percent-decoded
@@ -64,9 +67,9 @@ Exit codes:
 
 /// Download lists of URLs concurrently.
 ///
-/// Reads URL lists from each FILE in order (`-` or no FILE: standard input) and
-/// downloads every entry with a fixed pool of workers, streaming each body to
-/// disk.
+/// Downloads the URLs given as arguments and every entry of each URL list FILE,
+/// in order (`-` or no argument: standard input), with a fixed pool of
+/// workers, streaming each body to disk.
 #[derive(Debug, Parser)]
 #[command(
     name = "fetchq",
@@ -212,7 +215,7 @@ pub struct EnqueueArgs {
     #[command(flatten)]
     pub queue: QueueArgs,
 
-    /// URL lists to read, in order; `-` is standard input.
+    /// URLs (http:// or https://) and URL lists to read, in order; `-` is standard input.
     #[arg(value_hint = clap::ValueHint::FilePath, value_name = "FILE")]
     pub files: Vec<String>,
 }
@@ -296,7 +299,7 @@ pub struct StatusArgs {
 /// The URL lists.
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// URL lists to read, in order; `-` is standard input.
+    /// URLs (http:// or https://) and URL lists to read, in order; `-` is standard input.
     #[arg(value_hint = clap::ValueHint::FilePath, value_name = "FILE", help_heading = "Input")]
     pub files: Vec<String>,
 
@@ -305,6 +308,10 @@ pub struct InputArgs {
     /// Lists given with -i are read before the FILE arguments.
     #[arg(value_hint = clap::ValueHint::FilePath, short = 'i', long = "input-file", value_name = "FILE", help_heading = "Input")]
     pub input_files: Vec<String>,
+
+    /// Save the one URL given as an argument under this name (relative to --dir).
+    #[arg(short = 'o', long = "output", value_name = "NAME", help_heading = "Input")]
+    pub output: Option<String>,
 }
 
 impl InputArgs {

@@ -19,15 +19,19 @@ use crate::error::{FetchError, LineError};
 /// Where an entry came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    /// The list's name as the user gave it (`-` for stdin).
+    /// The list's name as the user gave it (`-` for stdin), or `argument N`
+    /// for a URL given on the command line.
     pub source: Arc<str>,
-    /// 1-based line number.
+    /// 1-based line number; 0 for a URL given on the command line, which has none.
     pub line: u64,
 }
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.source, self.line)
+        match self.line {
+            0 => write!(f, "{}", self.source),
+            line => write!(f, "{}:{line}", self.source),
+        }
     }
 }
 

@@ -222,3 +222,142 @@ impl Source for Lists {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::{Config, Live, Observer, run};
+
+    /// What one finished entry looked like to the observer: its line, how it
+    /// ended, and where it was to go.
+    #[derive(Debug, PartialEq)]
+    struct Seen {
+        line: u64,
+        outcome: String,
+        path: String,
+    }
+
+    /// Collects finished entries and the count `InputDone` gave.
+    #[derive(Default)]
+    struct Collect {
+        seen: Vec<Seen>,
+        entries: Option<u64>,
+    }
+
+    impl Observer for Collect {
+        fn event(&mut self, event: &Event, _live: &Live) {
+            match event {
+                Event::Finished(report) => self.seen.push(Seen {
+                    line: report.origin.line,
+                    outcome: match &report.outcome {
+                        Outcome::Planned => "planned".to_string(),
+                        Outcome::Skipped(SkipReason::Duplicate(first)) => {
+                            format!("duplicate of line {}", first.line)
+                        }
+                        Outcome::Failed(Problem::Line { .. }) => "bad line".to_string(),
+                        other => format!("{other:?}"),
+                    },
+                    path: report
+                        .job
+                        .as_ref()
+                        .map(|job| job.path.display().to_string())
+                        .unwrap_or_default(),
+                }),
+                Event::InputDone { entries } => self.entries = Some(*entries),
+                _ => {}
+            }
+        }
+    }
+
+    /// Feeds `list` through [`Lists`] in a `--dry-run` (no network, nothing
+    /// written) and returns what the observer saw, in line order.
+    fn feed_list(list: &str, cancel: &Cancel) -> Collect {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::new(dir.path().join("out"));
+        config.dry_run = true;
+        config.jobs = 2;
+        let input = ListInput::from_reader("list.txt", Cursor::new(list.to_string()));
+        let mut seen = Collect::default();
+        run(config, Box::new(Lists(vec![input])), cancel, &mut seen).expect("run starts");
+        seen.seen.sort_by_key(|s| s.line);
+        seen
+    }
+
+    fn seen(line: u64, outcome: &str, path: &str) -> Seen {
+        Seen {
+            line,
+            outcome: outcome.to_string(),
+            path: path.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_line_becomes_one_report() {
+        let list = "\
+http://h.test/a.bin
+http://h.test/a.bin
+# a comment
+
+ftp://h.test/b.bin
+http://h.test/c/ \"sub dir/c.bin\"
+http://h.test/d.bin  d/
+";
+        let got = feed_list(list, &Cancel::new());
+        let want = [
+            seen(1, "planned", "a.bin"),
+            seen(2, "duplicate of line 1", ""),
+            seen(5, "bad line", ""),
+            seen(6, "planned", "sub dir/c.bin"),
+            seen(7, "planned", "d/d.bin"),
+        ];
+        assert_eq!(got.seen, want);
+        assert_eq!(got.entries, Some(5), "comments and blank lines are not entries");
+    }
+
+    #[test]
+    fn a_cancelled_run_queues_nothing() {
+        let cancel = Cancel::new();
+        cancel.request(2);
+        let got = feed_list("http://h.test/a.bin\nhttp://h.test/b.bin\n", &cancel);
+        assert_eq!(got.seen, []);
+        assert_eq!(got.entries, Some(0));
+    }
+
+    #[test]
+    fn refill_wakes_the_feeder_only_at_low_water() {
+        let (tx, rx) = crossbeam_channel::unbounded::<u8>();
+        let wait = Duration::from_millis(300);
+        // (jobs left queued, whether `taken` wakes the feeder) at low water 1.
+        for (queued, wakes) in [(0, true), (1, true), (2, false), (5, false)] {
+            while rx.try_recv().is_ok() {}
+            for _ in 0..queued {
+                tx.send(0).expect("queue");
+            }
+            // Room for the hand-over, so the feeder never blocks in `send`: a
+            // blocked send parks the thread, and that park could use up the
+            // unpark the test is looking for.
+            let (registered_tx, registered) = crossbeam_channel::bounded(1);
+            let feeder = std::thread::spawn(move || {
+                let refill = Refill::new(1);
+                refill.register();
+                registered_tx.send(refill).expect("hand over");
+                // An unpark that came before this park ends it at once.
+                let start = Instant::now();
+                std::thread::park_timeout(wait);
+                start.elapsed()
+            });
+            let refill = registered.recv().expect("feeder registered");
+            refill.taken(&rx);
+            let slept = feeder.join().expect("feeder thread");
+            if wakes {
+                assert!(slept < wait, "{queued} queued: slept {slept:?}, should be woken");
+            } else {
+                // On Linux a park ends before its timeout only when unparked.
+                assert!(slept >= wait, "{queued} queued: woken after {slept:?}");
+            }
+        }
+    }
+}

@@ -151,3 +151,173 @@ impl<T> HostGate<T> {
         Permit { gate: self, host }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use crossbeam_channel::unbounded;
+    use url::Url;
+
+    use super::*;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).expect("test URL")
+    }
+
+    /// The gate over a channel of bare URLs (the pool's items are jobs).
+    fn gate(limit: usize) -> HostGate<Url> {
+        fn itself(url: &Url) -> &Url {
+            url
+        }
+        HostGate::new(limit, itself)
+    }
+
+    /// A closed channel holding these URLs, in order.
+    fn queued(urls: &[&str]) -> Receiver<Url> {
+        let (tx, rx) = unbounded();
+        for text in urls {
+            tx.send(url(text)).expect("queue a URL");
+        }
+        rx
+    }
+
+    fn url_of(next: &Option<(Url, Permit<'_, Url>)>) -> Option<String> {
+        next.as_ref().map(|(url, _)| url.to_string())
+    }
+
+    #[test]
+    fn host_key_is_host_and_port_with_the_scheme_default() {
+        let cases = [
+            ("http://a.test/x", "a.test:80"),
+            ("http://a.test:80/y", "a.test:80"),
+            ("https://a.test/x", "a.test:443"),
+            ("http://a.test:8080/x", "a.test:8080"),
+            ("http://A.Test/x", "a.test:80"),
+            ("http://user:pw@a.test/x?q=1", "a.test:80"),
+            ("http://127.0.0.1:9/x", "127.0.0.1:9"),
+            ("http://[::1]/x", "[::1]:80"),
+        ];
+        for (text, key) in cases {
+            assert_eq!(host_key(&url(text)), key, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_busy_host_is_parked_and_another_host_runs_meanwhile() {
+        let gate = gate(1);
+        let rx = queued(&["http://a.test/1", "http://a.test/2", "http://b.test/1"]);
+
+        let a1 = gate.next(&rx);
+        assert_eq!(url_of(&a1).as_deref(), Some("http://a.test/1"));
+        // a.test is at its limit: a.test/2 is parked, b.test/1 runs.
+        let b1 = gate.next(&rx);
+        assert_eq!(url_of(&b1).as_deref(), Some("http://b.test/1"));
+        drop(a1);
+        let a2 = gate.next(&rx);
+        assert_eq!(url_of(&a2).as_deref(), Some("http://a.test/2"));
+        drop((a2, b1));
+        assert!(gate.next(&rx).is_none(), "channel closed and nothing parked");
+    }
+
+    #[test]
+    fn a_parked_entry_goes_before_new_ones_when_its_host_frees_up() {
+        let gate = gate(1);
+        let rx = queued(&[
+            "http://a.test/1",
+            "http://a.test/2",
+            "http://b.test/1",
+            "http://c.test/1",
+        ]);
+        let a1 = gate.next(&rx);
+        let b1 = gate.next(&rx);
+        assert_eq!(url_of(&b1).as_deref(), Some("http://b.test/1"));
+        drop(a1);
+        let next = gate.next(&rx);
+        assert_eq!(url_of(&next).as_deref(), Some("http://a.test/2"));
+        assert_eq!(rx.len(), 1, "c.test/1 is still queued");
+    }
+
+    #[test]
+    fn a_limit_of_zero_means_one() {
+        // Asked on a thread of its own: a limit of zero would park the entry
+        // for ever, and the test must fail rather than hang.
+        let (tx, got) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let gate = gate(0);
+            let rx = queued(&["http://a.test/1"]);
+            let _ = tx.send(url_of(&gate.next(&rx)));
+        });
+        let got = got.recv_timeout(Duration::from_secs(10));
+        assert_eq!(got, Ok(Some("http://a.test/1".to_string())));
+    }
+
+    #[test]
+    fn workers_never_exceed_the_limit_and_take_every_entry_once() {
+        const LIMIT: usize = 2;
+        let urls: Vec<String> = (0..60)
+            .map(|i| format!("http://{}.test/{i}", ["a", "b", "c"][i % 3]))
+            .collect();
+        let rx = queued(&urls.iter().map(String::as_str).collect::<Vec<_>>());
+        let gate = gate(LIMIT);
+        let active: HashMap<&str, AtomicUsize> = ["a.test", "b.test", "c.test"]
+            .into_iter()
+            .map(|h| (h, AtomicUsize::new(0)))
+            .collect();
+        let most = AtomicUsize::new(0);
+        let taken = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    while let Some((job, permit)) = gate.next(&rx) {
+                        let host = &active[job.host_str().unwrap_or("")];
+                        let now = host.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        // A download takes a while: long enough for the
+                        // others to try the same host meanwhile.
+                        std::thread::sleep(Duration::from_millis(2));
+                        host.fetch_sub(1, Ordering::SeqCst);
+                        drop(permit);
+                        taken.lock().unwrap().push(job.to_string());
+                    }
+                });
+            }
+        });
+        let mut taken = taken.into_inner().unwrap();
+        taken.sort();
+        let mut want = urls.clone();
+        want.sort();
+        assert_eq!(taken, want);
+        assert!(
+            most.load(Ordering::SeqCst) <= LIMIT,
+            "{most:?} at once on one host"
+        );
+    }
+
+    /// A list that is all one host parks at most `PARK_LIMIT` entries; the
+    /// rest stay in the channel until a slot frees up.
+    #[test]
+    fn the_parking_lot_is_bounded() {
+        let urls: Vec<String> = (0..PARK_LIMIT + 11)
+            .map(|i| format!("http://a.test/{i}"))
+            .collect();
+        let rx = queued(&urls.iter().map(String::as_str).collect::<Vec<_>>());
+        let gate = gate(1);
+        let first = gate.next(&rx);
+        assert_eq!(url_of(&first).as_deref(), Some("http://a.test/0"));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| url_of(&gate.next(&rx)));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while rx.len() > 10 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(rx.len(), 10, "the waiter parks exactly PARK_LIMIT entries");
+            assert!(!waiter.is_finished(), "nothing is runnable while a.test is busy");
+            drop(first);
+            let got = waiter.join().expect("waiter thread");
+            assert_eq!(got.as_deref(), Some("http://a.test/1"), "the first parked entry");
+        });
+        assert_eq!(rx.len(), 10, "a freed slot takes a parked entry, not a new one");
+    }
+}

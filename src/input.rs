@@ -95,7 +95,10 @@ impl Iterator for Fields<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let rest = self.0.trim_start();
-        if rest.is_empty() {
+        // A `#` that starts a field starts a comment: `URL  # the first file`.
+        // One inside a field (a URL's `#fragment`) or quoted (`"#1.txt"`) does not.
+        if rest.is_empty() || rest.starts_with('#') {
+            self.0 = "";
             return None;
         }
         let Some(quoted) = rest.strip_prefix('"') else {
@@ -156,6 +159,9 @@ fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
 pub struct ListInput {
     name: Arc<str>,
     reader: Box<dyn BufRead + Send>,
+    /// Whether its entries are named by line (`FILE:LINE`); a URL given on
+    /// the command line is a one-line list named by the argument alone.
+    numbered: bool,
 }
 
 impl ListInput {
@@ -180,6 +186,7 @@ impl ListInput {
         Ok(ListInput {
             name: name.into(),
             reader,
+            numbered: true,
         })
     }
 
@@ -188,7 +195,41 @@ impl ListInput {
         ListInput {
             name: name.into(),
             reader: Box::new(reader),
+            numbered: true,
         }
+    }
+
+    /// The one-entry list of a URL given on the command line (`fetchq URL`),
+    /// the `position`-th such argument, saved as `out` if given (`-o`).
+    /// Its messages name `argument N`, not a line.
+    pub fn from_argument(position: usize, url: &Url, out: Option<&str>) -> ListInput {
+        let mut line = url.as_str().to_string();
+        if let Some(out) = out {
+            line.push_str(" \"");
+            for c in out.chars() {
+                if matches!(c, '"' | '\\') {
+                    line.push('\\');
+                }
+                line.push(c);
+            }
+            line.push('"');
+        }
+        line.push('\n');
+        ListInput {
+            name: format!("argument {position}").into(),
+            reader: Box::new(io::Cursor::new(line.into_bytes())),
+            numbered: false,
+        }
+    }
+
+    /// The URL a command-line argument names, if it is one: an absolute
+    /// `http://` or `https://` URL. Anything else is a list file's name.
+    pub fn url_argument(arg: &str) -> Option<Url> {
+        let scheme = arg.split_once("://")?.0;
+        if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+            return None;
+        }
+        Url::parse(arg).ok()
     }
 
     /// The list's name for messages.
@@ -217,7 +258,7 @@ impl ListInput {
             if !complete {
                 let origin = Origin {
                     source: self.name.clone(),
-                    line,
+                    line: if self.numbered { line } else { 0 },
                 };
                 // The text is not shown: a cut-off prefix could end inside a password.
                 if !each(Err((
@@ -235,7 +276,7 @@ impl ListInput {
             }
             let origin = Origin {
                 source: self.name.clone(),
-                line,
+                line: if self.numbered { line } else { 0 },
             };
             let item = match std::str::from_utf8(bytes) {
                 Err(_) => Err((
@@ -363,6 +404,16 @@ mod tests {
             out("sub dir/a  b.txt")
         );
         assert_eq!(parse(r#"http://h/a "say \"hi\".txt""#), out(r#"say "hi".txt"#));
+        // A quoted `#` is a name, an unquoted one after a blank a comment.
+        assert_eq!(parse(r##"http://h/a "#1.txt" # first"##), out("#1.txt"));
+        assert_eq!(
+            parse("http://h/a #mirror-of-upstream"),
+            Ok(Some(("http://h/a".into(), None, false)))
+        );
+        assert_eq!(
+            parse("http://h/a#frag  # note"),
+            Ok(Some(("http://h/a#frag".into(), None, false)))
+        );
         // The unescaped backslash is then sanitised like any other in OUT.
         assert_eq!(parse(r#"http://h/a "back\\slash""#), out("back_slash"));
         assert_eq!(parse(r#"http://h/a "keep\n""#), out("keep_n"));

@@ -77,10 +77,7 @@ fn outputs(output: &OutputArgs, config: &Config, start: &str, cancel: &Cancel) -
 fn download(cli: Cli) -> Result<Exit> {
     let config = cli.download.to_config().map_err(anyhow::Error::msg)?;
     let names = list_names(cli.input.names())?;
-    let lists = names
-        .iter()
-        .map(|name| ListInput::open(name))
-        .collect::<Result<Vec<_>, _>>()?;
+    let lists = open_lists(&names, cli.input.output.as_deref())?;
     if config.insecure {
         messages::warning("--insecure: TLS certificates are NOT verified");
     }
@@ -107,6 +104,31 @@ fn list_names(mut names: Vec<String>) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Open every list in order: an argument that is an `http://` or `https://`
+/// URL is a one-entry list of its own (saved as `output` if given, which
+/// needs exactly one URL), anything else a list file or `-`.
+fn open_lists(names: &[String], output: Option<&str>) -> Result<Vec<ListInput>> {
+    let urls = names
+        .iter()
+        .filter(|name| ListInput::url_argument(name).is_some())
+        .count();
+    if output.is_some() && urls != 1 {
+        bail!("-o/--output names the file of one URL given as an argument, but {urls} were given");
+    }
+    let mut position = 0;
+    let mut lists = Vec::with_capacity(names.len());
+    for name in names {
+        match ListInput::url_argument(name) {
+            Some(url) => {
+                position += 1;
+                lists.push(ListInput::from_argument(position, &url, output));
+            }
+            None => lists.push(ListInput::open(name)?),
+        }
+    }
+    Ok(lists)
+}
+
 /// Connects at once, so a wrong address or an old server is a usage error.
 fn connect(args: &QueueArgs) -> Result<Queue> {
     Ok(Queue::connect(&args.redis, &args.queue)?)
@@ -122,10 +144,7 @@ fn redis_retry_notice(error: &fetchq::queue::QueueError, wait: Duration) {
 
 fn enqueue(args: EnqueueArgs) -> Result<Exit> {
     let names = list_names(args.files)?;
-    let lists = names
-        .iter()
-        .map(|name| ListInput::open(name))
-        .collect::<Result<Vec<_>, _>>()?;
+    let lists = open_lists(&names, None)?;
     let mut queue = connect(&args.queue)?;
     let report = commands::enqueue_lists(
         &mut queue,

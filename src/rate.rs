@@ -96,14 +96,25 @@ mod tests {
 
     #[test]
     fn debt_is_paid_by_waiting() {
-        // 1 MiB/s: taking 2 bursts' worth beyond the bucket must wait.
-        let limiter = RateLimiter::new(1024 * 1024);
+        // 1 MiB/s, a bucket of a tenth of a second (~102 KiB). Taking 200 KiB
+        // at once leaves a debt of at least 200 KiB minus a full bucket, which
+        // takes at least `least` to pay at the rate. Sleeping never ends
+        // early, so this lower bound holds however loaded the machine is.
+        let rate = 1024 * 1024;
+        let limiter = RateLimiter::new(rate);
         let cancel = Cancel::new();
+        let taken = 200 * 1024;
+        let least = Duration::from_secs_f64((taken as f64 - limiter.burst) / rate as f64);
+        assert!(least >= Duration::from_millis(90), "{least:?}");
         let start = Instant::now();
-        assert!(limiter.take(200 * 1024, &cancel));
-        // Debt of ~200 KiB at 1 MiB/s is ~0.2 s; a cancel cuts it short.
+        assert!(limiter.take(taken, &cancel));
+        let waited = start.elapsed();
+        assert!(waited >= least, "waited {waited:?}, the debt needs {least:?}");
+
+        // A cancel cuts the wait short: ten seconds of debt end at once.
         cancel.request(2);
-        assert!(!limiter.take(200 * 1024, &cancel));
-        assert!(start.elapsed() < Duration::from_secs(1));
+        let start = Instant::now();
+        assert!(!limiter.take(10 * rate as usize, &cancel));
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 }

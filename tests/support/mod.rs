@@ -3,8 +3,11 @@
 //! This module owns how tests run the `fetchq` binary (scrubbed environment,
 //! bounded run time, captured output that assertion messages can print in
 //! full) and re-exports the in-process HTTP test server from [`server`].
-//! Include it from a test file with `#[allow(dead_code)] mod support;`
-//! because no single test file uses every helper.
+//! [`fixture`] holds [`Setup`] (a temp dir and a server) and the assertion
+//! methods on [`Run`]; [`redis`] starts a throwaway `redis-server`. The
+//! suite (`tests/suite/main.rs`) includes it as `crate::support`; a test
+//! file of its own can include it with `#[allow(dead_code)] mod support;`
+//! (no single file uses every helper).
 //!
 //! The end-to-end tests share one layout, which the helpers at the end of
 //! this module assume: a fresh temp dir `root` is the working directory of
@@ -13,13 +16,17 @@
 //! Assertion messages carry the full run (command, exit code, stdout,
 //! stderr) and the files under `root` (see [`ctx`]).
 
+mod fixture;
+pub mod redis;
 pub mod server;
+
+pub use fixture::*;
 
 // Re-exports for convenience; a test file that uses none of them would
 // otherwise warn, and `#[allow(dead_code)]` on `mod support;` does not
 // cover imports.
 #[allow(unused_imports)]
-pub use server::{RecordedRequest, Route, TestServer, http_date, pattern, sha256_hex};
+pub use server::{RecordedRequest, Route, SentResponse, TestServer, http_date, pattern, sha256_hex};
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -71,6 +78,11 @@ pub struct Run {
     pub stdout: String,
     /// Everything written to stderr (lossily decoded as UTF-8).
     pub stderr: String,
+    /// The directory whose files failure messages list: the working
+    /// directory of runs made by [`fetch_in`] and [`Setup`], else `None`.
+    pub dir: Option<PathBuf>,
+    /// More for failure messages, e.g. the log of a server the run used.
+    pub note: String,
 }
 
 impl Run {
@@ -87,8 +99,13 @@ impl Run {
     /// Command, exit status, stdout and stderr in one block, for assertion
     /// messages: `assert_eq!(run.code(), 0, "{run}")`.
     pub fn describe(&self) -> String {
+        let note = if self.note.is_empty() {
+            String::new()
+        } else {
+            format!("\n{}", self.note)
+        };
         format!(
-            "command: {}\nexit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- end ---",
+            "command: {}\nexit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- end ---{note}",
             self.command, self.status, self.stdout, self.stderr
         )
     }
@@ -172,6 +189,8 @@ fn run_inner(cmd: &mut Command, input: Option<&[u8]>) -> Run {
         status,
         stdout: text(&stdout),
         stderr: text(&stderr),
+        dir: None,
+        note: String::new(),
     }
 }
 
@@ -292,13 +311,10 @@ pub fn write_out_file(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
 
 /// Routes `/NAME` for each `(name, body)` and returns the list text (one URL a line).
 pub fn serve_all(server: &TestServer, files: &[(&str, Vec<u8>)]) -> String {
-    let mut list = String::new();
-    for (name, body) in files {
-        server.route(name, Route::ok(body.clone()));
-        list.push_str(&server.url(name));
-        list.push('\n');
-    }
-    list
+    let routes = files
+        .iter()
+        .map(|(name, body)| (name.to_string(), Route::ok(body.clone())));
+    serve_routes(server, routes.collect())
 }
 
 /// The arguments of a run over `list.txt` into `dir`: `-d DIR --retry-wait
@@ -312,12 +328,12 @@ pub fn list_args<'a>(dir: &'a str, args: &[&'a str]) -> Vec<&'a str> {
 
 /// Runs fetchq in `root` with these arguments.
 pub fn fetch_in(root: &Path, args: &[&str]) -> Run {
-    run(fetchq().current_dir(root).args(args))
+    in_dir(run(fetchq().current_dir(root).args(args)), root)
 }
 
 /// Runs fetchq in `root` with these arguments and `input` on stdin.
 pub fn fetch_in_with_stdin(root: &Path, args: &[&str], input: &[u8]) -> Run {
-    run_with_stdin(fetchq().current_dir(root).args(args), input)
+    in_dir(run_with_stdin(fetchq().current_dir(root).args(args), input), root)
 }
 
 /// Runs fetchq in `root` with these arguments and extra environment variables.
@@ -327,7 +343,15 @@ pub fn fetch_in_with_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Ru
     for (k, v) in env {
         cmd.env(k, v);
     }
-    run(&mut cmd)
+    in_dir(run(&mut cmd), root)
+}
+
+/// `run`, knowing it ran in `root` (for the assertion methods of [`Run`]).
+fn in_dir(run: Run, root: &Path) -> Run {
+    Run {
+        dir: Some(root.to_path_buf()),
+        ..run
+    }
 }
 
 /// The run plus every file under `root`, for assertion messages.

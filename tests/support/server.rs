@@ -18,7 +18,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest a stall behaviour keeps a socket open; long enough for any client
 /// timeout under test, short enough that a forgotten server cannot hang CI.
@@ -112,6 +112,29 @@ impl RecordedRequest {
         }
         self.version == "HTTP/1.0" && !tokens.iter().any(|t| t == "keep-alive")
     }
+}
+
+/// One response as the server wrote it, for assertions on what a client was
+/// sent (e.g. "a 416 and not one body byte").
+#[derive(Clone, Debug)]
+pub struct SentResponse {
+    /// The request path without its query string.
+    pub path: String,
+    /// The status written, or `None` if no head went out (a stall before
+    /// the headers, a write error).
+    pub status: Option<u16>,
+    /// Body bytes written, without chunked framing.
+    pub body_bytes: u64,
+}
+
+/// A response being written: recorded before its first byte goes out and
+/// counted before each write, so a client that has read something always
+/// finds it here.
+struct Sending {
+    path: String,
+    /// The status written, or 0 before the head.
+    status: AtomicUsize,
+    body_bytes: AtomicUsize,
 }
 
 // ---------------------------------------------------------------------------
@@ -352,6 +375,7 @@ struct Shared {
     stop: AtomicBool,
     routes: Mutex<HashMap<String, Arc<Entry>>>,
     requests: Mutex<Vec<RecordedRequest>>,
+    responses: Mutex<Vec<Arc<Sending>>>,
     hits: Mutex<HashMap<String, usize>>,
     active_requests: AtomicUsize,
     max_requests: AtomicUsize,
@@ -384,6 +408,7 @@ impl TestServer {
             stop: AtomicBool::new(false),
             routes: Mutex::new(HashMap::new()),
             requests: Mutex::new(Vec::new()),
+            responses: Mutex::new(Vec::new()),
             hits: Mutex::new(HashMap::new()),
             active_requests: AtomicUsize::new(0),
             max_requests: AtomicUsize::new(0),
@@ -447,6 +472,25 @@ impl TestServer {
             .iter()
             .filter(|r| r.path_only() == path)
             .cloned()
+            .collect()
+    }
+
+    /// The responses to requests for `path` (query ignored), in the order
+    /// the requests arrived; one still being written shows what went out so
+    /// far.
+    pub fn responses_for(&self, path: &str) -> Vec<SentResponse> {
+        let path = normalise(path);
+        lock(&self.shared.responses)
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| SentResponse {
+                path: r.path.clone(),
+                status: match r.status.load(Ordering::SeqCst) {
+                    0 => None,
+                    s => u16::try_from(s).ok(),
+                },
+                body_bytes: r.body_bytes.load(Ordering::SeqCst) as u64,
+            })
             .collect()
     }
 
@@ -799,12 +843,23 @@ fn write_simple(stream: &mut TcpStream, status: u16, body: &str) -> io::Result<(
     stream.flush()
 }
 
+/// Answers `req`, recording what is written (see [`SentResponse`]).
 fn respond(stream: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -> After {
+    let sent = Arc::new(Sending {
+        path: req.path_only().to_string(),
+        status: AtomicUsize::new(0),
+        body_bytes: AtomicUsize::new(0),
+    });
+    lock(&shared.responses).push(Arc::clone(&sent));
+    route_and_serve(stream, req, shared, &sent)
+}
+
+fn route_and_serve(stream: &mut TcpStream, req: &RecordedRequest, shared: &Shared, sent: &Sending) -> After {
     let stop = &shared.stop;
     let entry = lock(&shared.routes).get(req.path_only()).cloned();
     let Some(entry) = entry else {
         let not_found = Route::base(404, b"not found".to_vec());
-        return serve(stream, req, &not_found, None, stop);
+        return serve(stream, req, &not_found, None, stop, sent);
     };
     let route = &entry.route;
     if !sleep_unless_stopped(route.delay, stop) {
@@ -815,7 +870,7 @@ fn respond(stream: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -> Af
         .iter()
         .all(|(name, value)| req.header(name) == Some(value.as_str()));
     if !authorised {
-        return serve(stream, req, &Route::status(401), None, stop);
+        return serve(stream, req, &Route::status(401), None, stop, sent);
     }
     let nth = entry.served.fetch_add(1, Ordering::SeqCst);
     match &route.failing {
@@ -823,10 +878,10 @@ fn respond(stream: &mut TcpStream, req: &RecordedRequest, shared: &Shared) -> Af
             if !sleep_unless_stopped(failing.delay, stop) {
                 return After::Abort;
             }
-            serve(stream, req, failing, route.retry_after.as_deref(), stop)
+            serve(stream, req, failing, route.retry_after.as_deref(), stop, sent)
         }
-        Some(_) => serve(stream, req, route, None, stop),
-        None => serve(stream, req, route, route.retry_after.as_deref(), stop),
+        Some(_) => serve(stream, req, route, None, stop, sent),
+        None => serve(stream, req, route, route.retry_after.as_deref(), stop, sent),
     }
 }
 
@@ -940,6 +995,7 @@ fn serve(
     route: &Route,
     retry_after: Option<&str>,
     stop: &AtomicBool,
+    sent: &Sending,
 ) -> After {
     if route.cut == Cut::StallBeforeHeaders {
         sleep_unless_stopped(MAX_STALL, stop);
@@ -1022,6 +1078,7 @@ fn serve(
         head.push_str(&format!("{n}: {v}\r\n"));
     }
     head.push_str("\r\n");
+    sent.status.store(usize::from(status), Ordering::SeqCst);
     if stream.write_all(head.as_bytes()).is_err() {
         return After::Abort;
     }
@@ -1034,7 +1091,7 @@ fn serve(
         _ => None,
     };
     let chunked = route.framing == Framing::Chunked && !bodyless && req.method != "HEAD";
-    if write_body(stream, body, chunked, limit, route.drip, stop).is_err() {
+    if write_body(stream, body, chunked, limit, route.drip, stop, &sent.body_bytes).is_err() {
         return After::Abort;
     }
     let _ = stream.flush();
@@ -1050,7 +1107,8 @@ fn serve(
 
 /// Writes `body` in pieces (drip size or [`DEFAULT_PIECE`]), as HTTP chunks
 /// if `chunked`, stopping after `limit` payload bytes if given (a cut body
-/// never gets the chunked terminator).
+/// never gets the chunked terminator). Adds each piece's payload to
+/// `written` before writing it.
 fn write_body(
     stream: &mut TcpStream,
     body: &[u8],
@@ -1058,6 +1116,7 @@ fn write_body(
     limit: Option<usize>,
     drip: Option<(usize, Duration)>,
     stop: &AtomicBool,
+    written: &AtomicUsize,
 ) -> io::Result<()> {
     let piece = drip.map_or(DEFAULT_PIECE, |(c, _)| c);
     let cap = limit.unwrap_or(usize::MAX);
@@ -1078,6 +1137,7 @@ fn write_body(
             stream.write_all(format!("{:x}\r\n", part.len()).as_bytes())?;
         }
         let n = part.len().min(cap - sent);
+        written.fetch_add(n, Ordering::SeqCst);
         stream.write_all(&part[..n])?;
         sent += n;
         if n < part.len() {
@@ -1125,71 +1185,17 @@ fn reason(status: u16) -> &'static str {
 // Dates and data helpers
 // ---------------------------------------------------------------------------
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-
-/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Inverse of [`days_from_civil`].
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) into Unix
-/// seconds; other (obsolete) formats give `None`, which callers treat as
-/// "does not match".
-fn parse_http_date(s: &str) -> Option<i64> {
-    let mut it = s.split_whitespace();
-    let _weekday = it.next()?.strip_suffix(',')?;
-    let day: i64 = it.next()?.parse().ok()?;
-    let month = it.next()?;
-    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
-    let year: i64 = it.next()?.parse().ok()?;
-    let mut hms = it.next()?.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if it.next()? != "GMT" || it.next().is_some() || hms.next().is_some() {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
+/// Parses an HTTP-date (RFC 9110 section 5.6.7: the IMF-fixdate and the two
+/// obsolete forms); `None` for anything else, which callers treat as "does
+/// not match".
+fn parse_http_date(s: &str) -> Option<SystemTime> {
+    httpdate::parse_http_date(s.trim()).ok()
 }
 
 /// Formats Unix seconds as an IMF-fixdate, e.g. for
 /// [`Route::last_modified`] and `If-Modified-Since` in tests.
 pub fn http_date(unix_secs: u64) -> String {
-    let secs = unix_secs as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(unix_secs))
 }
 
 /// Lowercase hex SHA-256 of `data`, for comparing downloaded files.

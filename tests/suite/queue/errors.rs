@@ -3,9 +3,7 @@
 //! password. Each test runs the real binary; those that need a server start
 //! their own `redis-server` (`tests/support_redis`).
 
-#[allow(dead_code)]
-mod support;
-mod support_redis;
+use crate::support;
 
 use std::fs::{self, File};
 use std::net::TcpListener;
@@ -13,8 +11,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use fetchq::queue::Queue;
+use support::redis::RedisServer;
 use support::{assert_code, ctx, fetch_in, fetchq, stderr_line, write_list};
-use support_redis::RedisServer;
 
 /// A loopback port nothing listens on (bound, read, released).
 fn closed_port() -> u16 {

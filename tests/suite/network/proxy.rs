@@ -10,8 +10,7 @@
 //! resolved the name. squid is the Debian package (`/usr/sbin/squid`), started
 //! per test on a loopback port; without it the squid test fails, never skips.
 
-#[allow(dead_code)]
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::fs;

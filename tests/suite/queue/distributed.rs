@@ -4,25 +4,20 @@
 //! the normal case, and never lost when a worker is SIGKILLed, Redis
 //! restarts, or a worker is interrupted with SIGINT.
 //!
-//! Each test starts its own `redis-server` (`tests/support_redis`) and HTTP
+//! Each test starts its own `redis-server` (`tests/support/redis.rs`) and HTTP
 //! server; workers write their stderr to a file in the test's temp dir, shown
 //! in assertion messages. Every wait is a poll with a deadline.
 
-#[allow(dead_code)]
-mod support;
-mod support_redis;
-
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::fs;
+use std::path::Path;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use fetchq::queue::{Queue, QueueEntry, QueueStatus};
 use serde_json::Value;
-use support::{
-    Route, Run, TestServer, fetch_in, fetch_in_with_stdin, fetchq, list_files, pattern, write_list,
-};
-use support_redis::RedisServer;
+
+use crate::support::redis::RedisServer;
+use crate::support::*;
 
 /// Longest any worker may take in these tests.
 const WORKER_DEADLINE: Duration = Duration::from_secs(40);
@@ -38,13 +33,12 @@ fn path(i: usize) -> String {
 
 /// Routes `n` entries (optionally slowed down) and returns the list text.
 fn serve(server: &TestServer, n: usize, delay: Duration) -> String {
-    let mut list = String::new();
-    for i in 0..n {
-        server.route(&path(i), Route::ok(body(i)).delay(delay));
-        list.push_str(&server.url(&path(i)));
-        list.push('\n');
-    }
-    list
+    serve_routes(
+        server,
+        (0..n)
+            .map(|i| (path(i), Route::ok(body(i)).delay(delay)))
+            .collect(),
+    )
 }
 
 /// `fetchq enqueue` of `list` (written to `root/name`); asserts it ran.
@@ -82,71 +76,39 @@ fn held_by(s: &QueueStatus, id: &str) -> u64 {
     s.workers.iter().find(|w| w.id == id).map_or(0, |w| w.processing)
 }
 
-/// Polls `cond` every 20 ms until it holds; panics with `what` after `limit`.
-fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A `fetchq worker` process with its stderr in a file.
+/// A `fetchq worker` process with its output in files in the test's root.
 struct Worker {
     name: String,
-    child: Child,
-    stderr: PathBuf,
+    process: Running,
 }
 
 impl Worker {
     fn spawn(root: &Path, redis: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Worker {
-        let stderr = root.join(format!("{name}.stderr"));
         let mut cmd: Command = fetchq();
         cmd.current_dir(root)
             .args(["worker", "--redis", redis, "--worker-id", name, "-d", "out"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(File::create(&stderr).unwrap());
+            .args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn worker {name}: {e}"));
+        let (stdout, stderr) = (
+            root.join(format!("{name}.stdout")),
+            root.join(format!("{name}.stderr")),
+        );
         Worker {
             name: name.to_string(),
-            child,
-            stderr,
+            process: Running::spawn(cmd, &stdout, &stderr),
         }
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     fn stderr(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
+        self.process.stderr()
     }
 
     /// Waits for the exit, killing the worker and failing the test after `limit`.
     fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "worker {} still running after {limit:?}; stderr:\n{}",
-                    self.name,
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let name = self.name.clone();
+        self.process.wait_status(limit, || format!("worker {name}"))
     }
 
     /// Waits for the exit and returns the exit code (-1 for a signal).
@@ -156,7 +118,7 @@ impl Worker {
 
     /// Sends SIGINT, by pid.
     fn interrupt(&self) {
-        support::kill(self.pid(), "-INT");
+        self.process.signal("-INT");
     }
 }
 
@@ -172,15 +134,6 @@ fn assert_all_exit_0(workers: &mut [Worker]) {
     for w in workers {
         let code = w.code(WORKER_DEADLINE);
         assert_eq!(code, 0, "worker {}:\n{}", w.name, w.stderr());
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -203,18 +156,13 @@ fn assert_all_files(root: &Path, n: usize, workers: &[Worker]) {
     assert_eq!(files.len(), n, "unexpected files: {files:?}\n{}", logs());
 }
 
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
 #[test]
 fn three_workers_share_one_list_and_fetch_each_url_once() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 300, Duration::ZERO);
+    let list = serve(server, 300, Duration::ZERO);
     let r = enqueue_ok(root, &url, &list);
     assert!(r.stderr.contains("queued 300, duplicates 0, invalid 0"), "{r}");
 
@@ -236,11 +184,10 @@ fn three_workers_share_one_list_and_fetch_each_url_once() {
 #[test]
 fn a_killed_workers_entries_are_finished_by_the_others() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 300, Duration::from_millis(30));
+    let list = serve(server, 300, Duration::from_millis(30));
     enqueue_ok(root, &url, &list);
 
     let env = [("FETCHQ_HEARTBEAT_TTL_MS", "1000")];
@@ -250,7 +197,7 @@ fn a_killed_workers_entries_are_finished_by_the_others() {
         let s = poll_status(&url);
         s.done >= 40 && held_by(&s, "w0") >= 4
     });
-    workers[0].child.kill().unwrap();
+    workers[0].process.child.kill().unwrap();
     workers[0].wait(Duration::from_secs(5));
     let held = held_by(&poll_status(&url), "w0");
     assert!(held > 0, "w0 should have died holding entries");
@@ -268,11 +215,10 @@ fn a_killed_workers_entries_are_finished_by_the_others() {
 #[test]
 fn workers_ride_out_a_redis_restart() {
     let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 300, Duration::from_millis(20));
+    let list = serve(server, 300, Duration::from_millis(20));
     enqueue_ok(root, &url, &list);
 
     let env = [("FETCHQ_HEARTBEAT_TTL_MS", "5000")];
@@ -300,11 +246,10 @@ fn workers_ride_out_a_redis_restart() {
 #[test]
 fn status_counts_match_reality() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let mut list = serve(&server, 50, Duration::ZERO);
+    let mut list = serve(server, 50, Duration::ZERO);
     // Two entries the server answers with 404.
     list.push_str(&format!(
         "{}\n{}\n",
@@ -351,8 +296,8 @@ fn status_counts_match_reality() {
 #[test]
 fn enqueueing_the_same_list_twice_queues_it_once() {
     let redis = RedisServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let root = t.root();
     let url = redis.url();
     let mut list: String = (0..40).map(|i| format!("http://h.test/f{i}.bin\n")).collect();
     list.push_str("ftp://h.test/x\n");
@@ -391,11 +336,10 @@ fn enqueueing_the_same_list_twice_queues_it_once() {
 #[test]
 fn sigint_gives_held_entries_back_and_exits_130() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 30, Duration::from_secs(20));
+    let list = serve(server, 30, Duration::from_secs(20));
     enqueue_ok(root, &url, &list);
 
     let mut worker = Worker::spawn(root, &url, "w0", &["-j", "2"], &[]);
@@ -439,11 +383,10 @@ fn sigint_gives_held_entries_back_and_exits_130() {
 #[test]
 fn unusable_queue_entries_fail_like_bad_lines() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 3, Duration::ZERO);
+    let list = serve(server, 3, Duration::ZERO);
     enqueue_ok(root, &url, &list);
     // Entries pushed by another producer than `fetchq enqueue`.
     let mut q = Queue::connect(&url, "default").unwrap();
@@ -462,7 +405,7 @@ fn unusable_queue_entries_fail_like_bad_lines() {
     let s = status_json(root, &url);
     assert_eq!(counts(&s), [0, 0, 3, 2], "{s}");
     let mut con = redis.connection();
-    let result: String = redis::cmd("HGET")
+    let result: String = ::redis::cmd("HGET")
         .arg("fetchq:default:failed")
         .arg(&bad.id)
         .query(&mut con)
@@ -478,11 +421,10 @@ fn unusable_queue_entries_fail_like_bad_lines() {
 #[test]
 fn an_entry_whose_id_does_not_match_its_url_goes_to_bad() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 1, Duration::ZERO);
+    let list = serve(server, 1, Duration::ZERO);
     enqueue_ok(root, &url, &list);
     let mut first = Worker::spawn(root, &url, "w0", &["--drain"], &[]);
     assert_eq!(first.code(WORKER_DEADLINE), 0, "{}", first.stderr());
@@ -492,7 +434,7 @@ fn an_entry_whose_id_does_not_match_its_url_goes_to_bad() {
     let mut forged = QueueEntry::new(server.url("/other.bin"), None, None, "feed.txt", 9);
     forged.id = genuine.id.clone();
     let mut con = redis.connection();
-    let _: i64 = redis::cmd("RPUSH")
+    let _: i64 = ::redis::cmd("RPUSH")
         .arg("fetchq:default:pending")
         .arg(forged.to_json())
         .query(&mut con)
@@ -508,14 +450,14 @@ fn an_entry_whose_id_does_not_match_its_url_goes_to_bad() {
         "the forged entry ran: {:?}\n{stderr}",
         list_files(root)
     );
-    let result: String = redis::cmd("HGET")
+    let result: String = ::redis::cmd("HGET")
         .arg("fetchq:default:done")
         .arg(&genuine.id)
         .query(&mut con)
         .unwrap();
     let result: Value = serde_json::from_str(&result).unwrap();
     assert_eq!(result["url"], server.url(&path(0)), "{result}\n{stderr}");
-    let bad: i64 = redis::cmd("LLEN")
+    let bad: i64 = ::redis::cmd("LLEN")
         .arg("fetchq:default:bad")
         .query(&mut con)
         .unwrap();
@@ -525,11 +467,10 @@ fn an_entry_whose_id_does_not_match_its_url_goes_to_bad() {
 #[test]
 fn an_orphaned_claim_is_returned_and_downloaded() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
-    let list = serve(&server, 3, Duration::ZERO);
+    let list = serve(server, 3, Duration::ZERO);
     enqueue_ok(root, &url, &list);
     // A claim whose reply w0 never saw (connection lost after BLMOVE ran).
     let mut q = Queue::connect(&url, "default").unwrap();
@@ -549,9 +490,8 @@ fn an_orphaned_claim_is_returned_and_downloaded() {
 #[test]
 fn a_running_worker_downloads_retried_failures_again() {
     let redis = RedisServer::start();
-    let server = TestServer::start();
-    let root = tempdir();
-    let root = root.path();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
     let url = redis.url();
     // /f000.bin fails once; /f001.bin keeps the worker busy meanwhile, so
     // the retried entry arrives in the same run of the pipeline.

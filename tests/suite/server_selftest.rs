@@ -2,8 +2,7 @@
 //! raw `TcpStream` requests so the server is checked independently of the
 //! HTTP client fetchq uses.
 
-#[allow(dead_code)]
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -211,6 +210,30 @@ fn range_requests() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, body);
     assert_eq!(r.header("accept-ranges"), None);
+}
+
+#[test]
+fn responses_record_status_and_body_bytes() {
+    let server = TestServer::start();
+    server.route("/r", Route::ok(pattern(1000, 2)));
+    server.route("/cut", Route::ok(pattern(1000, 2)).reset_after(300));
+
+    assert_eq!(get_once(&server, "/r", &[("Range", "bytes=100-199")]).status, 206);
+    assert_eq!(get_once(&server, "/r", &[("Range", "bytes=1000-")]).status, 416);
+    let _ = get_once(&server, "/cut", &[]);
+
+    let seen = |path| -> Vec<(Option<u16>, u64)> {
+        let mut v: Vec<_> = server
+            .responses_for(path)
+            .iter()
+            .map(|r| (r.status, r.body_bytes))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(seen("/r"), [(Some(206), 100), (Some(416), 0)]);
+    assert_eq!(seen("/cut"), [(Some(200), 300)]);
+    assert!(server.responses_for("/other").is_empty());
 }
 
 #[test]

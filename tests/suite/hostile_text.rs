@@ -4,16 +4,14 @@
 //! alike; list lines too long to hold failing alone; `--dry-run` paths as
 //! `--json` gives them.
 
-#[allow(dead_code)]
-mod support;
-mod support_redis;
+use crate::support;
 
 use std::fs;
 
 use fetchq::queue::{Queue, QueueEntry};
 use serde_json::Value;
+use support::redis::RedisServer;
 use support::*;
-use support_redis::RedisServer;
 
 /// A right-to-left override: `a\u{202E}gpj.exe` reads as `aexe.jpg`.
 const RLO: char = '\u{202E}';
@@ -320,7 +318,7 @@ fn queue_entries_from_another_producer_are_shown_safe() {
     let mut con = redis.connection();
     let mut results: Vec<String> = Vec::new();
     for hash in ["done", "failed"] {
-        let values: Vec<String> = redis::cmd("HVALS")
+        let values: Vec<String> = ::redis::cmd("HVALS")
             .arg(format!("fetchq:default:{hash}"))
             .query(&mut con)
             .unwrap();

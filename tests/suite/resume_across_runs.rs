@@ -8,8 +8,7 @@
 //! SIGKILL past 1 MiB, or a connection cut with no retries left); the test
 //! then changes what the server holds and runs `fetchq -c`.
 
-#[allow(dead_code)]
-mod support;
+use crate::support;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

@@ -16,19 +16,16 @@
 //! and holds only `list.txt`, with downloads going to `root/out`. Assertion
 //! messages carry the run, the files under `root` and the server log.
 
-#[allow(dead_code)]
-mod support;
-
 use std::fs::{self, File};
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::{Run, fetch_in, free_port, json_lines, list_args, pattern, write_list};
 use serde_json::Value;
-use support::{Run, assert_file_at, fetch_in, list_args, list_files, pattern, write_list};
 use tempfile::TempDir;
 
 /// The OpenSSL command-line tool, found on `PATH` (`/usr/bin/openssl` in the base image).
@@ -234,14 +231,6 @@ impl Drop for SServer {
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
 // ---------------------------------------------------------------------------
 // Fixture and assertions
 // ---------------------------------------------------------------------------
@@ -301,67 +290,30 @@ impl Fixture {
         self.tls.path().join(name).to_string_lossy().into_owned()
     }
 
-    /// Runs fetchq in `root` with `-d out --retry-wait 0.05`, `args` and `list.txt` last.
+    /// Runs fetchq in `root` with `-d out --retry-wait 0.05`, `args` and
+    /// `list.txt` last; its failure messages carry the server log.
     fn fetch(&self, args: &[&str]) -> Run {
-        fetch_in(self.root.path(), &list_args("out", args))
-    }
-
-    /// The run, every file under `root` and the server log, for assertion messages.
-    fn ctx(&self, run: &Run) -> String {
-        format!(
-            "{run}\nfiles under {}: {:?}\n--- s_server log ---\n{}",
-            self.root.path().display(),
-            list_files(self.root.path()),
-            self.server.log_text()
-        )
-    }
-
-    fn assert_code(&self, run: &Run, code: i32) {
-        assert_eq!(run.code(), code, "exit code\n{}", self.ctx(run));
-    }
-
-    /// Asserts the files under `root` are exactly `want` (sorted).
-    fn assert_files(&self, run: &Run, want: &[&str]) {
-        assert_eq!(
-            list_files(self.root.path()),
-            want,
-            "files under root\n{}",
-            self.ctx(run)
-        );
-    }
-
-    /// Asserts `root/rel` holds exactly `want` (compared by length and SHA-256).
-    fn assert_file(&self, run: &Run, rel: &str, want: &[u8]) {
-        assert_file_at(&self.root.path().join(rel), rel, want, || self.ctx(run));
+        let mut run = fetch_in(self.root.path(), &list_args("out", args));
+        run.note = format!("--- s_server log ---\n{}", self.server.log_text());
+        run
     }
 
     /// Asserts a clean download: exit 0, `out/file.bin` holds [`Fixture::body`],
     /// and nothing but `list.txt` and that file is under `root`.
     fn assert_downloaded(&self, run: &Run) {
-        self.assert_code(run, 0);
-        self.assert_file(run, "out/file.bin", &self.body);
-        self.assert_files(run, &["list.txt", "out/file.bin"]);
-    }
-
-    /// The stderr line naming `url`, or a panic.
-    fn error_line<'a>(&self, run: &'a Run, url: &str) -> &'a str {
-        run.stderr
-            .lines()
-            .find(|l| l.contains(url))
-            .unwrap_or_else(|| panic!("no stderr line names {url}\n{}", self.ctx(run)))
+        run.assert_downloaded_alone("out/file.bin", &self.body);
     }
 
     /// Asserts a failed entry: exit 1, a stderr line names the URL and says
     /// `certificate`, nothing left under `root` but the list. Returns the line.
     fn assert_certificate_failure<'a>(&self, run: &'a Run) -> &'a str {
-        self.assert_code(run, 1);
-        let line = self.error_line(run, &self.url("127.0.0.1", "file.bin"));
+        run.assert_code(1).assert_files(&["list.txt"]);
+        let line = run.stderr_line(&self.url("127.0.0.1", "file.bin"));
         assert!(
             line.to_lowercase().contains("certificate"),
             "the error should say it is about the certificate: {line:?}\n{}",
-            self.ctx(run)
+            run.ctx()
         );
-        self.assert_files(run, &["list.txt"]);
         line
     }
 
@@ -372,23 +324,21 @@ impl Fixture {
     fn assert_cacert_usage_error(&self, name: &str, reason: &str, what: &str) {
         let path = self.tls_file(name);
         let r = self.fetch(&["--cacert", &path]);
-        self.assert_code(&r, 2);
-        let line = self.error_line(&r, &path);
+        r.assert_code(2).assert_files(&["list.txt"]);
+        let line = r.stderr_line(&path);
         assert!(
             line.starts_with("fetchq: ") && line.contains(reason),
             "{what}: unclear message {line:?}\n{}",
-            self.ctx(&r)
+            r.ctx()
         );
-        self.assert_files(&r, &["list.txt"]);
     }
 
     /// The single `entry` object of a `--json` run.
     fn json_entry(&self, run: &Run) -> Value {
-        run.stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        json_lines(run, self.root.path())
+            .into_iter()
             .find(|v| v["type"] == "entry")
-            .unwrap_or_else(|| panic!("no entry object on stdout\n{}", self.ctx(run)))
+            .unwrap_or_else(|| panic!("no entry object on stdout\n{}", run.ctx()))
     }
 }
 
@@ -406,7 +356,7 @@ fn untrusted_certificate_fails_and_leaves_nothing() {
     assert!(
         !r.stderr.contains("--insecure: TLS certificates are NOT verified"),
         "no --insecure warning without --insecure\n{}",
-        f.ctx(&r)
+        r.ctx()
     );
 }
 
@@ -418,13 +368,13 @@ fn certificate_error_is_not_retried() {
     // connection error that --retries repeats.
     let f = Fixture::new(LOCAL_SAN);
     let r = f.fetch(&["--json", "--retries", "3"]);
-    f.assert_code(&r, 1);
+    r.assert_code(1);
     let entry = f.json_entry(&r);
     assert_eq!(
         entry["attempts"],
         1,
         "a certificate failure should not be retried: entry {entry}\n{}",
-        f.ctx(&r)
+        r.ctx()
     );
 }
 
@@ -436,7 +386,7 @@ fn certificate_error_says_connection_failed_once() {
     assert!(
         !line.contains("connection failed: connection failed"),
         "the error repeats its prefix: {line:?}\n{}",
-        f.ctx(&r)
+        r.ctx()
     );
 }
 
@@ -453,11 +403,11 @@ fn insecure_accepts_untrusted_certificate_with_warning() {
         .stderr
         .lines()
         .find(|l| l.contains("--insecure"))
-        .unwrap_or_else(|| panic!("stderr should warn about --insecure\n{}", f.ctx(&r)));
+        .unwrap_or_else(|| panic!("stderr should warn about --insecure\n{}", r.ctx()));
     assert!(
         warning.to_lowercase().contains("warning"),
         "the --insecure line should be a warning: {warning:?}\n{}",
-        f.ctx(&r)
+        r.ctx()
     );
 }
 
@@ -473,7 +423,7 @@ fn cacert_trusts_the_test_ca() {
     assert!(
         !r.stderr.contains("--insecure"),
         "--cacert must not turn verification off\n{}",
-        f.ctx(&r)
+        r.ctx()
     );
 }
 
@@ -482,8 +432,8 @@ fn cacert_verifies_dns_name_localhost() {
     let f = Fixture::new(LOCAL_SAN);
     f.list(&[&f.url("localhost", "file.bin")]);
     let r = f.fetch(&["--cacert", &f.tls_file("ca.pem")]);
-    f.assert_code(&r, 0);
-    f.assert_file(&r, "out/file.bin", &f.body);
+    r.assert_code(0);
+    r.assert_file("out/file.bin", &f.body);
 }
 
 #[test]
@@ -496,7 +446,7 @@ fn cacert_with_wrong_host_name_fails() {
     assert!(
         line.contains("127.0.0.1") && line.contains("example.com"),
         "the error should name the host asked for and the one the certificate is for: {line:?}\n{}",
-        f.ctx(&r)
+        r.ctx()
     );
 }
 

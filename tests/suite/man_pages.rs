@@ -1,8 +1,7 @@
 //! The documentation that ships with the binary: man pages for every
 //! command, and completions that know folders from files.
 
-#[allow(dead_code)]
-mod support;
+use crate::support;
 
 use std::fs;
 

@@ -2,8 +2,7 @@
 //! never written through, overlapping runs never publish each other's
 //! unfinished files, and a directory at NAME is never taken for a download.
 
-#[allow(dead_code)]
-mod support;
+use crate::support;
 
 use std::fs::{self, File};
 use std::os::unix::fs::MetadataExt;

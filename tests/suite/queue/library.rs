@@ -1,13 +1,13 @@
 //! The Redis queue against a real `redis-server` (started per test on a free
-//! loopback port; see `support_redis`). Fails, never skips, without one.
-
-mod support_redis;
+//! loopback port; see `support::redis`). Fails, never skips, without one.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use fetchq::queue::{Queue, QueueEntry, QueueError, RetryPolicy, default_worker_id};
-use support_redis::RedisServer;
+
+use crate::support::poll_until;
+use crate::support::redis::RedisServer;
 
 const SHORT: Duration = Duration::from_millis(100);
 
@@ -36,18 +36,6 @@ fn pending_ids(server: &RedisServer, queue: &str) -> Vec<String> {
     list.iter()
         .map(|s| QueueEntry::from_json(s).unwrap().id)
         .collect()
-}
-
-/// Polls `cond` every 20 ms for at most `limit`.
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
 }
 
 #[test]
@@ -217,7 +205,7 @@ fn requeue_stale_moves_only_dead_workers_entries() {
                 std::thread::sleep(beater.heartbeat_interval());
             }
         });
-        let gone = wait_until(Duration::from_secs(5), || {
+        let gone = poll_until(Duration::from_secs(5), || {
             let s = live.status().unwrap();
             s.workers.iter().any(|w| w.id == "dead" && !w.alive)
         });
@@ -277,7 +265,7 @@ fn dead_workers_entries_block_drained_until_requeued() {
     q.register_worker("w").unwrap();
     q.enqueue(&entry(1)).unwrap();
     q.claim("w", SHORT).unwrap().unwrap();
-    assert!(wait_until(Duration::from_secs(5), || {
+    assert!(poll_until(Duration::from_secs(5), || {
         q.status().unwrap().workers.iter().all(|w| !w.alive)
     }));
     assert!(!q.is_drained().unwrap());

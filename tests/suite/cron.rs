@@ -1,8 +1,7 @@
 //! README's cron line on its first night: nothing under `/srv/mirror` exists
 //! yet, and the log lives inside the folder `-d` creates.
 
-#[allow(dead_code)]
-mod support;
+use crate::support;
 
 use support::{Route, TestServer, assert_code, fetch_in, pattern, write_list};
 

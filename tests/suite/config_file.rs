@@ -1,8 +1,7 @@
 //! The config file: found where README says, applied to download runs and
 //! workers, overridden by the command line, and precise about a bad line.
 
-#[allow(dead_code)]
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;

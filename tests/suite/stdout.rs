@@ -4,8 +4,7 @@
 //! shows in the exit code. Each test points stdout at a closed pipe or at
 //! `/dev/full` and runs the real binary.
 
-#[allow(dead_code)]
-mod support;
+use crate::support;
 
 use std::fs::{File, OpenOptions};
 use std::process::{Command, Stdio};

@@ -4,8 +4,7 @@
 //! `Content-Disposition` are numbered in list order whatever order the
 //! responses arrive in.
 
-#[allow(dead_code)]
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;
