@@ -1,5 +1,8 @@
-//! What the pipeline tells the outside: one [`Event`] stream, consumed on the
-//! main thread by whoever owns the terminal (progress bars, logs, JSON).
+//! The contract between the stages: what the pipeline tells the outside, as
+//! one [`Event`] stream sent through [`Events`] and consumed on the main
+//! thread by an [`Observer`] (progress bars, plans, logs, JSON), and the
+//! types those events carry ([`Origin`], [`JobInfo`], [`EntryReport`]).
+//! Every stage imports this module; it imports none of them.
 //!
 //! Workers never print. Byte progress is not an event: workers bump shared
 //! counters ([`Live`]) that the display samples a few times a
@@ -337,7 +340,7 @@ impl Slot {
     }
 }
 
-/// The live counters of every worker plus run-wide totals.
+/// The live byte counters of the run: one slot per worker.
 #[derive(Debug)]
 pub struct Live {
     /// One slot per worker.
@@ -352,7 +355,7 @@ pub trait Observer {
     fn tick(&mut self, _live: &Live) {}
 }
 
-/// Several observers fed the same events, in order (terminal, JSON, log).
+/// Several observers fed the same events, in order (plans, terminal, JSON, log).
 pub struct Tee<'a>(pub Vec<&'a mut dyn Observer>);
 
 impl Observer for Tee<'_> {
