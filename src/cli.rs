@@ -519,6 +519,25 @@ pub struct DownloadArgs {
         help_heading = "Network"
     )]
     pub cacert: Option<PathBuf>,
+
+    /// Read logins from FILE instead of ~/.netrc (read by default, as wget and aria2c do).
+    ///
+    /// A `machine HOST login NAME password SECRET` entry is sent as Basic
+    /// authorization to HOST only, and never after a redirect to another
+    /// origin; `user:password@` in a URL and an Authorization given with -H
+    /// win over it. A .netrc that other users can read gets a warning.
+    #[arg(
+        long,
+        value_name = "FILE",
+        value_hint = clap::ValueHint::FilePath,
+        conflicts_with = "no_netrc",
+        help_heading = "Network"
+    )]
+    pub netrc_file: Option<PathBuf>,
+
+    /// Do not read ~/.netrc.
+    #[arg(long, help_heading = "Network")]
+    pub no_netrc: bool,
 }
 
 /// The longest duration accepted anywhere: about 31 years, far beyond any

@@ -74,6 +74,9 @@ pub struct Config {
     pub insecure: bool,
     /// Extra PEM CA certificates to trust.
     pub cacert: Option<PathBuf>,
+    /// Logins from a `.netrc`, used for the host each names while a download
+    /// is at its URL's origin, unless the URL has its own `user:password@`.
+    pub netrc: Option<std::sync::Arc<crate::netrc::Netrc>>,
     /// Resolve names and print destinations without touching the network.
     pub dry_run: bool,
 }
@@ -102,6 +105,7 @@ impl Config {
             proxy: ProxyChoice::FromEnv,
             insecure: false,
             cacert: None,
+            netrc: None,
             dry_run: false,
         }
     }

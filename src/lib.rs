@@ -65,6 +65,7 @@
 #![deny(missing_docs)]
 
 mod backoff;
+mod base64;
 pub mod cancel;
 pub mod client;
 pub mod config;
@@ -83,6 +84,7 @@ pub mod input;
 pub mod jsonl;
 pub mod messages;
 pub mod naming;
+pub mod netrc;
 pub mod outdir;
 pub mod outputs;
 pub mod part;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, FromArgMatches};
 use fetchq::messages::{self, StdoutError};
+use fetchq::netrc::Netrc;
 use fetchq::outputs::Outputs;
 use fetchq::queue::worker::{Level, Notice, Notify, WorkerOptions};
 use fetchq::queue::{Queue, RetryPolicy, commands, default_worker_id};
@@ -75,7 +76,8 @@ fn outputs(output: &OutputArgs, config: &Config, start: &str, cancel: &Cancel) -
 }
 
 fn download(cli: Cli) -> Result<Exit> {
-    let config = cli.download.to_config().map_err(anyhow::Error::msg)?;
+    let mut config = cli.download.to_config().map_err(anyhow::Error::msg)?;
+    config.netrc = netrc(&cli.download)?;
     let names = list_names(cli.input.names())?;
     let lists = open_lists(&names, cli.input.output.as_deref())?;
     if config.insecure {
@@ -127,6 +129,36 @@ fn open_lists(names: &[String], output: Option<&str>) -> Result<Vec<ListInput>> 
         }
     }
     Ok(lists)
+}
+
+/// The `.netrc` a run uses: `--netrc-file`, else `~/.netrc` if there is one,
+/// none with `--no-netrc`. A file others can read is used with a warning, as
+/// curl and wget do; one that cannot be read or parsed is a usage error.
+fn netrc(args: &cli::DownloadArgs) -> Result<Option<Arc<Netrc>>> {
+    use std::os::unix::fs::PermissionsExt;
+    if args.no_netrc {
+        return Ok(None);
+    }
+    let (path, explicit) = match &args.netrc_file {
+        Some(path) => (path.clone(), true),
+        None => match std::env::var_os("HOME").filter(|home| !home.is_empty()) {
+            Some(home) => (Path::new(&home).join(".netrc"), false),
+            None => return Ok(None),
+        },
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !explicit => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+        messages::warning(format_args!(
+            "{} can be read by other users; chmod 600 it",
+            path.display()
+        ));
+    }
+    let netrc = Netrc::parse(&text).with_context(|| format!("cannot use {}", path.display()))?;
+    Ok(Some(Arc::new(netrc)))
 }
 
 /// Connects at once, so a wrong address or an old server is a usage error.
@@ -187,7 +219,8 @@ fn worker(args: WorkerArgs) -> Result<Exit> {
             "--dry-run cannot be used with `worker`: it would mark queue entries done without downloading them"
         );
     }
-    let config = args.download.to_config().map_err(anyhow::Error::msg)?;
+    let mut config = args.download.to_config().map_err(anyhow::Error::msg)?;
+    config.netrc = netrc(&args.download)?;
     if config.insecure {
         messages::warning("--insecure: TLS certificates are NOT verified");
     }

@@ -35,7 +35,7 @@ const NO_COLOR: Variable = Variable {
 };
 const CONFIG_HOME: Variable = Variable {
     names: "XDG_CONFIG_HOME, HOME",
-    meaning: "Where the config file is looked for (see FILES).",
+    meaning: "Where the config file and ~/.netrc are looked for (see FILES).",
 };
 const REDIS: Variable = Variable {
     names: "FETCHQ_REDIS",
@@ -89,6 +89,12 @@ fn page(command: &Command, name: &str) -> std::io::Result<Page> {
 -H \"X-Team: a\"); # starts a comment. Options on the command line win. --config FILE reads \
 another file, --no-config none.",
         ));
+        extra.push_str("\n.TP\n\\fB~/.netrc\\fR\n");
+        extra.push_str(&escape(
+            "Logins per host (machine HOST login NAME password SECRET; default for any other host), \
+sent as Basic authorization to that host only and never after a redirect to another origin. \
+--netrc-file FILE reads another file, --no-netrc none. Keep it private (chmod 600).",
+        ));
         extra.push('\n');
     }
     roff.extend_from_slice(extra.as_bytes());
@@ -135,6 +141,7 @@ mod tests {
             ".SH ENVIRONMENT",
             "http_proxy",
             "NO_COLOR",
+            ".netrc",
             ".SH FILES",
             "fetchq/config",
         ] {

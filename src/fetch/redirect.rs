@@ -17,6 +17,26 @@ use crate::error::FetchError;
 const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
 impl Fetcher {
+    /// `Authorization` from the `.netrc` entry for `url`'s host, unless the
+    /// URL carries its own `user:password@` (which ureq sends, and which
+    /// wins) or `-H` gives an `Authorization` of its own.
+    fn netrc_authorization(&self, url: &Url) -> Option<String> {
+        let netrc = self.config.netrc.as_ref()?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return None;
+        }
+        let user_header = self
+            .config
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+        if user_header {
+            return None;
+        }
+        let credentials = netrc.for_host(url.host_str()?)?;
+        Some(crate::base64::basic(&credentials.login, &credentials.password))
+    }
+
     /// Send a GET, following redirects by hand (see [`crate::client`]).
     pub(super) fn send(
         &self,
@@ -33,13 +53,16 @@ impl Fetcher {
                 .agent
                 .get(current.as_str())
                 .header("Accept-Encoding", "identity");
+            let same_origin = earlier.is_empty() || current.origin() == url.origin();
             if !self.config.headers.is_empty() {
-                let same_origin = earlier.is_empty() || current.origin() == url.origin();
                 for (name, value) in &self.config.headers {
                     if same_origin || !CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
                         request = request.header(name.as_str(), value.as_str());
                     }
                 }
+            }
+            if same_origin && let Some(authorization) = self.netrc_authorization(url) {
+                request = request.header("Authorization", authorization);
             }
             if offset > 0 {
                 request = request.header("Range", format!("bytes={offset}-"));

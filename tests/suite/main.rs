@@ -30,6 +30,7 @@ mod input;
 mod man_pages;
 mod naming;
 mod naming_reserved;
+mod netrc;
 mod network;
 mod outputs;
 mod queue;
