@@ -106,8 +106,10 @@ pub(super) fn same_version(validator: &str, headers: &HeaderMap) -> bool {
 /// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3).
 pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = header_str(headers, header::RETRY_AFTER)?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // A number of seconds beyond u64 still asks for a long wait: it is
+        // capped by --retry-wait-max like any other, never ignored.
+        return Some(value.parse::<u64>().map_or(Duration::MAX, Duration::from_secs));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
@@ -182,5 +184,10 @@ mod tests {
             "{wait:?}"
         );
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "99999999999999999999999999")])),
+            Some(Duration::MAX),
+            "too large for u64 is still a long wait"
+        );
     }
 }
