@@ -232,11 +232,6 @@ impl ListInput {
         Url::parse(arg).ok()
     }
 
-    /// The list's name for messages.
-    pub fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
     /// Call `each` for every non-blank, non-comment line as it is read, with
     /// either the parsed entry or why the line is unusable.
     /// Stops early when `each` returns `false`.

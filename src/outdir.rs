@@ -195,11 +195,6 @@ impl OutDir {
         }
     }
 
-    /// The directory itself.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// How part files can start unnamed here, if they can.
     pub fn linker(&self) -> Option<Linker> {
         self.linker

@@ -66,12 +66,6 @@ pub const NAME_AFTER: u64 = 1024 * 1024;
 /// (another process creating and removing parts at the same instant).
 const TRIES: usize = 8;
 
-/// The path of the in-progress file for `target`.
-pub fn part_path(target: &Path) -> PathBuf {
-    let name = target.file_name().unwrap_or_default();
-    target.with_file_name(part_name(name))
-}
-
 /// `NAME.part` for `NAME`.
 pub fn part_name(name: &OsStr) -> OsString {
     let mut part = name.to_os_string();
@@ -906,7 +900,6 @@ mod tests {
 
     #[test]
     fn part_name_appends_suffix() {
-        assert_eq!(part_path(Path::new("/d/a.txt")), PathBuf::from("/d/a.txt.part"));
         assert_eq!(part_name(os("a.txt")), "a.txt.part");
     }
 

@@ -78,11 +78,6 @@ impl ProxyTable {
         }
     }
 
-    /// Whether no request will use a proxy (lets the hot path skip the lookup).
-    pub fn is_empty(&self) -> bool {
-        self.http.is_none() && self.https.is_none()
-    }
-
     /// The proxy for a request to `url`, if any.
     pub fn for_url(&self, url: &Url) -> Option<Proxy> {
         let proxy = match url.scheme() {
@@ -165,7 +160,9 @@ mod tests {
         assert_eq!(via(&t, "https://a/x").as_deref(), Some("sp:2"));
         let t = table(&[("all_proxy", "http://ap:3")]);
         assert_eq!(via(&t, "https://a/x").as_deref(), Some("ap:3"));
-        assert!(table(&[]).is_empty());
+        let none = table(&[]);
+        assert_eq!(via(&none, "http://a/x"), None);
+        assert_eq!(via(&none, "https://a/x"), None);
     }
 
     #[test]
@@ -194,7 +191,8 @@ mod tests {
         let t = ProxyTable::new(&ProxyChoice::Url("http://px:9".into()), |_| None).unwrap();
         assert_eq!(via(&t, "https://a/").as_deref(), Some("px:9"));
         let t = ProxyTable::new(&ProxyChoice::Off, |_| Some("http://p:1".into())).unwrap();
-        assert!(t.is_empty());
+        assert_eq!(via(&t, "http://a/x"), None);
+        assert_eq!(via(&t, "https://a/x"), None);
         assert!(ProxyTable::new(&ProxyChoice::Url("::bad".into()), |_| None).is_err());
     }
 

@@ -64,11 +64,6 @@ impl Record {
         }
     }
 
-    /// The full length the response announced.
-    pub fn length(&self) -> Option<u64> {
-        self.length
-    }
-
     /// The validator for `If-Range`: a strong ETag, else Last-Modified (a
     /// weak ETag may not be used there, RFC 9110 §13.1.5).
     pub fn if_range(&self) -> Option<&str> {
