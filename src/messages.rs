@@ -54,7 +54,7 @@ pub enum StdoutError {
 
 impl StdoutError {
     /// Sort a write error by the rule above.
-    pub fn from_io(error: io::Error) -> StdoutError {
+    pub(crate) fn from_io(error: io::Error) -> StdoutError {
         if error.kind() == io::ErrorKind::BrokenPipe {
             StdoutError::Closed
         } else {

@@ -25,7 +25,7 @@ const SCHEMES: [&str; 6] = ["http", "https", "socks4", "socks4a", "socks5", "soc
 
 /// The proxies of one run, chosen per request by the target URL.
 #[derive(Debug, Clone, Default)]
-pub struct ProxyTable {
+pub(crate) struct ProxyTable {
     http: Option<Proxy>,
     https: Option<Proxy>,
     no_proxy: Vec<String>,
@@ -33,7 +33,10 @@ pub struct ProxyTable {
 
 impl ProxyTable {
     /// Build the table for a choice, reading variables through `env`.
-    pub fn new(choice: &ProxyChoice, env: impl Fn(&str) -> Option<String>) -> Result<ProxyTable, ProxyError> {
+    pub(crate) fn new(
+        choice: &ProxyChoice,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ProxyTable, ProxyError> {
         match choice {
             ProxyChoice::Off => Ok(ProxyTable::default()),
             ProxyChoice::Url(url) => {
@@ -79,7 +82,7 @@ impl ProxyTable {
     }
 
     /// The proxy for a request to `url`, if any.
-    pub fn for_url(&self, url: &Url) -> Option<Proxy> {
+    pub(crate) fn for_url(&self, url: &Url) -> Option<Proxy> {
         let proxy = match url.scheme() {
             "https" => self.https.as_ref(),
             _ => self.http.as_ref(),
