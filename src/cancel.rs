@@ -50,7 +50,7 @@ impl Cancel {
     /// Sleeps for `total`, waking every 50 ms to check for a stop request, so
     /// Ctrl-C is not held up by a backoff. False if a stop was requested
     /// (before or during the sleep).
-    pub fn sleep(&self, total: Duration) -> bool {
+    pub(crate) fn sleep(&self, total: Duration) -> bool {
         sleep_unless(total, || self.is_requested())
     }
 
@@ -65,7 +65,7 @@ impl Cancel {
 
 /// The conventional name of a stop signal, for messages; `None` for a number
 /// that is not one of the signals fetchq stops on.
-pub fn signal_name(signal: i32) -> Option<&'static str> {
+pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
     match signal {
         libc::SIGHUP => Some("SIGHUP"),
         libc::SIGINT => Some("SIGINT"),

@@ -486,7 +486,7 @@ pub struct DownloadArgs {
     pub per_host: u16,
 
     /// Total download rate across all workers, e.g. 500K or 2M (bytes/s, K = 1024).
-    #[arg(long, value_name = "RATE", value_parser = fetchq::rate::parse_rate, help_heading = "Network")]
+    #[arg(long, value_name = "RATE", value_parser = fetchq::parse_rate, help_heading = "Network")]
     pub limit_rate: Option<u64>,
 
     /// Send every request through this proxy (overrides http_proxy/https_proxy/no_proxy).

@@ -25,7 +25,7 @@ use crate::transport::{ProxyConnector, SocketConnector};
 /// Certificates are checked against the platform's store (so corporate CAs
 /// installed on the machine work) via rustls-platform-verifier; `--cacert`
 /// adds certificates on top of the system store and the built-in Mozilla roots.
-pub fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
+pub(crate) fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
     let root_certs = match &config.cacert {
         Some(path) => RootCerts::Specific(Arc::new(roots_with(path)?)),
         None => RootCerts::PlatformVerifier,

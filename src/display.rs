@@ -18,7 +18,7 @@ use url::Url;
 const HIDDEN: &str = "***";
 
 /// A URL for messages: credentials replaced by `***`, then escaped.
-pub fn url(url: &Url) -> String {
+pub(crate) fn url(url: &Url) -> String {
     text(url.as_str()).into_owned()
 }
 
@@ -270,7 +270,7 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Bytes as a short human figure (binary units, as `ls -h` and curl do).
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} B");

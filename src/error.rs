@@ -288,14 +288,6 @@ impl FetchError {
         }
     }
 
-    /// The HTTP status that caused this failure, if any.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            FetchError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
     /// Another process holds the part at `path`.
     pub(crate) fn busy(path: PathBuf) -> Self {
         FetchError::Busy { path, stalled: None }

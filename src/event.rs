@@ -279,7 +279,11 @@ impl EntryReport {
 
 impl EntryReport {
     /// A report for an entry that needed no request.
-    pub fn without_request(origin: Origin, job: Option<Arc<JobInfo>>, outcome: Outcome) -> EntryReport {
+    pub(crate) fn without_request(
+        origin: Origin,
+        job: Option<Arc<JobInfo>>,
+        outcome: Outcome,
+    ) -> EntryReport {
         EntryReport {
             origin,
             outcome,
@@ -314,19 +318,19 @@ const UNKNOWN: u64 = u64::MAX;
 
 impl Slot {
     /// A new entry starts, with `from` bytes already on disk.
-    pub fn begin(&self, from: u64) {
+    pub(crate) fn begin(&self, from: u64) {
         self.done.store(from, Ordering::Relaxed);
         self.total.store(UNKNOWN, Ordering::Relaxed);
     }
 
     /// A response body starts: `done` bytes on disk, `total` expected if known.
-    pub fn begin_body(&self, done: u64, total: Option<u64>) {
+    pub(crate) fn begin_body(&self, done: u64, total: Option<u64>) {
         self.done.store(done, Ordering::Relaxed);
         self.total.store(total.unwrap_or(UNKNOWN), Ordering::Relaxed);
     }
 
     /// `n` more bytes arrived.
-    pub fn advance(&self, n: u64) {
+    pub(crate) fn advance(&self, n: u64) {
         self.done.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -384,7 +388,7 @@ const RING_AT: usize = 256;
 /// backlog built up. The doorbell also ends the run: it disconnects when the
 /// last producer drops its `Events`.
 #[derive(Clone)]
-pub struct Events {
+pub(crate) struct Events {
     tx: Sender<Event>,
     bell: Sender<()>,
 }
@@ -397,7 +401,7 @@ impl Events {
     }
 
     /// Send an event; false if the observer is gone.
-    pub fn send(&self, event: Event) -> bool {
+    pub(crate) fn send(&self, event: Event) -> bool {
         let sent = self.tx.send(event).is_ok();
         if self.tx.len() >= RING_AT {
             let _ = self.bell.try_send(());

@@ -16,7 +16,7 @@ use crate::input::{Entry, ListInput};
 use crate::naming::{Namer, OutPath, Placement, Turn};
 
 /// One unit of work on the channel.
-pub struct Job {
+pub(crate) struct Job {
     /// Identity and destination.
     pub info: Arc<JobInfo>,
     /// Expected SHA-256, if the list gave one.
@@ -36,14 +36,14 @@ pub trait Source: Send {
 /// Wakes the feeder when the job channel runs low: workers call
 /// [`Refill::taken`] after each job they take.
 #[derive(Debug)]
-pub struct Refill {
+pub(crate) struct Refill {
     feeder: OnceLock<Thread>,
     low_water: usize,
 }
 
 impl Refill {
     /// Wake the feeder when no more than `low_water` jobs are left queued.
-    pub fn new(low_water: usize) -> Refill {
+    pub(crate) fn new(low_water: usize) -> Refill {
         Refill {
             feeder: OnceLock::new(),
             low_water,
@@ -58,7 +58,7 @@ impl Refill {
 
     /// A worker took a job from `jobs`. Unparking a thread that is not parked
     /// is one atomic operation, so this is cheap when the feeder is busy.
-    pub fn taken<T>(&self, jobs: &Receiver<T>) {
+    pub(crate) fn taken<T>(&self, jobs: &Receiver<T>) {
         if jobs.len() <= self.low_water
             && let Some(feeder) = self.feeder.get()
         {

@@ -21,7 +21,7 @@ use url::Url;
 const PARK_LIMIT: usize = 1024;
 
 /// The shared per-host limiter of a channel of `T`s (the pool's jobs).
-pub struct HostGate<T> {
+pub(crate) struct HostGate<T> {
     limit: usize,
     /// The URL whose host an item downloads from.
     url_of: fn(&T) -> &Url,
@@ -50,7 +50,7 @@ impl<T> Default for State<T> {
 }
 
 /// Holds one of a host's slots; gives it back when dropped.
-pub struct Permit<'a, T> {
+pub(crate) struct Permit<'a, T> {
     gate: &'a HostGate<T>,
     host: String,
 }
@@ -85,7 +85,7 @@ fn host_key(url: &Url) -> String {
 impl<T> HostGate<T> {
     /// A gate allowing `limit` simultaneous downloads per host, the host of
     /// an item being that of `url_of(item)`.
-    pub fn new(limit: usize, url_of: fn(&T) -> &Url) -> HostGate<T> {
+    pub(crate) fn new(limit: usize, url_of: fn(&T) -> &Url) -> HostGate<T> {
         HostGate {
             limit: limit.max(1),
             url_of,
@@ -103,7 +103,7 @@ impl<T> HostGate<T> {
 
     /// The next job this worker may start, with its host slot; `None` once the
     /// channel is closed and nothing is parked.
-    pub fn next(&self, jobs: &Receiver<T>) -> Option<(T, Permit<'_, T>)> {
+    pub(crate) fn next(&self, jobs: &Receiver<T>) -> Option<(T, Permit<'_, T>)> {
         loop {
             {
                 let mut state = self.lock();

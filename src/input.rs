@@ -22,7 +22,7 @@ use crate::naming::{self, OutPath};
 /// The longest list line, in bytes without its line end: 64 KiB, far above
 /// any URL a server accepts (common limits are 8–16 KiB) plus a path and a
 /// checksum, and small enough that holding one line costs nothing.
-pub const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 
 /// One usable line of a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,10 +38,10 @@ pub struct Entry {
 }
 
 /// The fields of one list line: URL, explicit OUT, expected SHA-256.
-pub type ParsedLine = (Url, Option<OutPath>, Option<[u8; 32]>);
+pub(crate) type ParsedLine = (Url, Option<OutPath>, Option<[u8; 32]>);
 
 /// Parse one line. `Ok(None)` for blank lines and comments.
-pub fn parse_line(text: &str) -> Result<Option<ParsedLine>, LineError> {
+pub(crate) fn parse_line(text: &str) -> Result<Option<ParsedLine>, LineError> {
     let text = text.trim();
     if text.is_empty() || text.starts_with('#') {
         return Ok(None);
@@ -69,7 +69,7 @@ pub fn parse_line(text: &str) -> Result<Option<ParsedLine>, LineError> {
 
 /// `text` as one list field, quoted and escaped when it needs to be (the
 /// inverse of how [`parse_line`] reads a field).
-pub fn quote_field(text: &str) -> String {
+pub(crate) fn quote_field(text: &str) -> String {
     if !text.is_empty() && !text.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\') {
         return text.to_string();
     }
@@ -232,15 +232,10 @@ impl ListInput {
         Url::parse(arg).ok()
     }
 
-    /// The list's name for messages.
-    pub fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
     /// Call `each` for every non-blank, non-comment line as it is read, with
     /// either the parsed entry or why the line is unusable.
     /// Stops early when `each` returns `false`.
-    pub fn for_each_line(
+    pub(crate) fn for_each_line(
         mut self,
         mut each: impl FnMut(Result<Entry, (Origin, LineError, String)>) -> bool,
     ) -> Result<(), RunError> {

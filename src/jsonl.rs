@@ -84,7 +84,7 @@ impl<W: Write> JsonLines<W> {
 }
 
 /// The JSON object for one finished entry.
-pub fn entry_json(report: &EntryReport, dir: &Path) -> Value {
+pub(crate) fn entry_json(report: &EntryReport, dir: &Path) -> Value {
     let outcome = report.outcome.word();
     let reason = match &report.outcome {
         Outcome::Skipped(reason) => Some(reason.to_string()),

@@ -35,10 +35,10 @@
 //!    ▼        ▼
 //!  error  display  cancel  config  exit  backoff  hex  leaves: import nothing of fetchq
 //! ```
-//! [`event`] is the contract every stage shares: what workers report
-//! ([`Event`], [`Slot`]), how they send it ([`event::Events`]) and what
+//! `event` is the contract every stage shares: what workers report
+//! ([`Event`], [`Slot`]), how they send it (`event::Events`) and what
 //! observers receive ([`Observer`], [`Live`]). It imports nothing of the
-//! stages, so the orchestrator ([`pool`]) uses the contract without owning it.
+//! stages, so the orchestrator (`pool`) uses the contract without owning it.
 //!
 //! The engine ([`run`], the worker pool, [`queue`]) never prints: it reports
 //! events to the caller's [`Observer`]. What the command line shows is built
@@ -61,52 +61,69 @@
 //! println!("{}", summary.headline());
 //! # Ok::<(), fetchq::RunError>(())
 //! ```
+//!
+//! # What is public
+//!
+//! The public API is what a library caller needs to run downloads and show
+//! them: the items re-exported below (the [`Config`] that drives a [`run`],
+//! the [`Source`] it reads, the events an [`Observer`] receives and the
+//! [`Summary`] it returns, with their error types), the Redis [`queue`], and
+//! the outputs the binary prints with ([`outputs`], [`progress`], [`jsonl`],
+//! [`eventlog`], [`messages`], [`display`]). Every other module is private and
+//! its items `pub(crate)`, so rustc reports what nothing uses and
+//! `missing_docs` asks only for docs a caller reads.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod backoff;
 mod base64;
-pub mod cancel;
-pub mod client;
-pub mod config;
+mod cancel;
+mod client;
+mod config;
 mod content_disposition;
 pub mod display;
-pub mod error;
-pub mod event;
+mod error;
+mod event;
 pub mod eventlog;
-pub mod exit;
-pub mod feed;
-pub mod fetch;
+mod exit;
+mod feed;
+mod fetch;
 mod forward;
 mod hex;
-pub mod hosts;
-pub mod input;
+mod hosts;
+mod input;
 pub mod jsonl;
 pub mod messages;
-pub mod naming;
-pub mod netrc;
-pub mod outdir;
+mod naming;
+mod netrc;
+mod outdir;
 pub mod outputs;
-pub mod part;
+mod part;
 mod plans;
-pub mod pool;
+mod pool;
 pub mod progress;
-pub mod proxy;
+mod proxy;
 pub mod queue;
-pub mod rate;
-pub mod report;
-pub mod resume;
+mod rate;
+mod report;
+mod resume;
 mod socks;
-pub mod transport;
-pub mod validators;
+mod transport;
+mod validators;
 
 pub use cancel::Cancel;
 pub use config::{Config, Existing, ProxyChoice};
-pub use error::{FetchError, LineError, RunError};
-pub use event::{EntryReport, Event, JobInfo, Origin, Outcome, Problem, SkipReason};
-pub use event::{Live, Observer, Slot};
+pub use error::{FetchError, LineError, ProxyError, RunError};
+pub use event::{
+    EntryReport, Event, JobInfo, Origin, Outcome, Problem, Resume, SkipReason, StartOver, Ticket,
+};
+pub use event::{Live, Observer, Slot, Tee};
 pub use exit::Exit;
 pub use feed::{Feeder, Lists, Source};
 pub use input::{Entry, ListInput};
+pub use naming::OutPath;
+pub use netrc::{Credentials, Netrc, NetrcError};
 pub use pool::run;
-pub use report::Summary;
+pub use rate::parse_rate;
+pub use report::{FailureLine, Summary};

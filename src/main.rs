@@ -15,11 +15,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, FromArgMatches};
 use fetchq::messages::{self, StdoutError};
-use fetchq::netrc::Netrc;
 use fetchq::outputs::Outputs;
 use fetchq::queue::worker::{Level, Notice, Notify, WorkerOptions};
 use fetchq::queue::{Queue, RetryPolicy, commands, default_worker_id};
-use fetchq::{Cancel, Config, Exit, ListInput, Lists};
+use fetchq::{Cancel, Config, Exit, ListInput, Lists, Netrc};
 
 use cli::{Cli, Command, EnqueueArgs, OutputArgs, QueueArgs, StatusArgs, WorkerArgs};
 

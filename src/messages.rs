@@ -15,11 +15,6 @@ use std::io::{self, Write};
 /// The program name every message starts with.
 pub const PROGRAM: &str = "fetchq";
 
-/// `fetchq: MESSAGE`, for text that is printed later or through the progress bars.
-pub fn prefixed(message: impl Display) -> String {
-    format!("{PROGRAM}: {message}")
-}
-
 /// Print `fetchq: MESSAGE` on stderr, credentials removed and control
 /// characters escaped (line breaks of its own are kept). A
 /// failing stderr has nowhere to be reported, so its error is dropped.
@@ -59,7 +54,7 @@ pub enum StdoutError {
 
 impl StdoutError {
     /// Sort a write error by the rule above.
-    pub fn from_io(error: io::Error) -> StdoutError {
+    pub(crate) fn from_io(error: io::Error) -> StdoutError {
         if error.kind() == io::ErrorKind::BrokenPipe {
             StdoutError::Closed
         } else {
@@ -96,7 +91,6 @@ mod tests {
         let full = StdoutError::from_io(io::Error::from_raw_os_error(libc::ENOSPC));
         assert!(matches!(full, StdoutError::Failed(_)));
         assert!(full.to_string().starts_with("cannot write to standard output: "));
-        assert_eq!(prefixed("x"), "fetchq: x");
     }
 
     #[test]

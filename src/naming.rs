@@ -60,7 +60,7 @@ pub enum OutPath {
 
 /// Check an explicit OUT from a list: relative, no `..`, each part sanitised
 /// and short enough, never cut (a cut could merge two names).
-pub fn check_out(text: &str) -> Result<OutPath, LineError> {
+pub(crate) fn check_out(text: &str) -> Result<OutPath, LineError> {
     let is_dir = text.ends_with('/');
     let path = Path::new(text);
     if path.is_absolute() {
@@ -92,7 +92,7 @@ pub fn check_out(text: &str) -> Result<OutPath, LineError> {
 }
 
 /// The file name a URL gets when the list gives none.
-pub fn name_from_url(url: &Url) -> String {
+pub(crate) fn name_from_url(url: &Url) -> String {
     let segment = url
         .path_segments()
         .and_then(|mut segments| segments.next_back())
@@ -106,13 +106,13 @@ pub fn name_from_url(url: &Url) -> String {
 
 /// The file name a `Content-Disposition` header offers (RFC 6266, parsed in
 /// `content_disposition.rs`), sanitised.
-pub fn name_from_disposition(value: &str) -> Option<String> {
+pub(crate) fn name_from_disposition(value: &str) -> Option<String> {
     content_disposition::filename(value).map(|name| sanitize(&name))
 }
 
 /// Make any text a safe single file name, cut to 250 bytes (see
 /// the module rules).
-pub fn sanitize(name: &str) -> String {
+pub(crate) fn sanitize(name: &str) -> String {
     fit(&clean(name), "")
 }
 
@@ -185,7 +185,7 @@ fn without_part(path: &Path) -> Option<PathBuf> {
 
 /// What the namer decided for one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placement {
+pub(crate) enum Placement {
     /// Write to this path, relative to the output dir.
     At(PathBuf),
     /// The same URL and OUT already came earlier in this run.
@@ -204,7 +204,7 @@ pub enum Placement {
 /// its duplicates without walking the numbers. A fingerprint collision could
 /// at worst give a file the next numbered name.
 #[derive(Default)]
-pub struct Namer {
+pub(crate) struct Namer {
     sources: Vec<Arc<str>>,
     claims: HashMap<u64, Claim, BuildHasherDefault<PreHashed>>,
     /// Wanted path → the next number to try, for names found taken: every
@@ -248,7 +248,7 @@ enum Clash {
 impl Namer {
     /// A namer with nothing claimed. With `late_names` (`--content-disposition`)
     /// it hands out a [`Turn`] per entry named by its URL ([`Namer::turn`]).
-    pub fn new(late_names: bool) -> Namer {
+    pub(crate) fn new(late_names: bool) -> Namer {
         Namer {
             late: late_names.then(Arc::default),
             ..Namer::default()
@@ -256,7 +256,7 @@ impl Namer {
     }
 
     /// Decide where an entry goes, claiming its path for this run.
-    pub fn place(
+    pub(crate) fn place(
         &mut self,
         origin: &Origin,
         url: &Url,
@@ -319,14 +319,14 @@ impl Namer {
 
     /// Claim a name chosen after the request (`--content-disposition`), or
     /// the first free numbered alternative, for the entry at `origin`.
-    pub fn claim_late(&mut self, wanted: PathBuf, origin: &Origin) -> PathBuf {
+    pub(crate) fn claim_late(&mut self, wanted: PathBuf, origin: &Origin) -> PathBuf {
         let here = self.pack(origin);
         self.walk(wanted, LATE, here)
     }
 
     /// The next entry's place in the order of late claims, when names may
     /// come from responses; entries must ask in the order they are queued.
-    pub fn turn(&mut self) -> Option<Turn> {
+    pub(crate) fn turn(&mut self) -> Option<Turn> {
         let order = self.late.clone()?;
         let seq = self.turns;
         self.turns += 1;
@@ -471,13 +471,13 @@ impl LateOrder {
 
 /// One entry's place in the order of late claims; passes when dropped, so
 /// an entry that ends before it got a response never holds others up.
-pub struct Turn {
+pub(crate) struct Turn {
     order: Arc<LateOrder>,
     seq: u64,
 }
 
 /// A turn being taken: passes when dropped, after the name is claimed.
-pub struct Taking<'a>(&'a Turn);
+pub(crate) struct Taking<'a>(&'a Turn);
 
 impl Drop for Taking<'_> {
     fn drop(&mut self) {
@@ -488,7 +488,7 @@ impl Drop for Taking<'_> {
 impl Turn {
     /// Wait until every earlier turn has passed; `None` if the run is
     /// stopping first.
-    pub fn wait(&self, cancel: &Cancel) -> Option<Taking<'_>> {
+    pub(crate) fn wait(&self, cancel: &Cancel) -> Option<Taking<'_>> {
         let mut turns = self.order.lock();
         while turns.open < self.seq {
             if cancel.is_requested() {

@@ -46,7 +46,7 @@ use crate::part::{Folder, Linker, id_of};
 
 /// The output directory of a run.
 #[derive(Debug)]
-pub struct OutDir {
+pub(crate) struct OutDir {
     root: PathBuf,
     /// The directory, open, and whether it was empty when the run started;
     /// `None` for a planned one (`--dry-run`), which touches nothing.
@@ -129,7 +129,7 @@ impl Made {
 
 /// A folder of the output directory as this run holds it.
 #[derive(Debug, Clone)]
-pub struct Place {
+pub(crate) struct Place {
     folder: Folder,
     /// Device and inode of the folder when it was opened.
     id: (u64, u64),
@@ -146,19 +146,19 @@ impl Place {
     }
 
     /// The open folder.
-    pub fn folder(&self) -> &Folder {
+    pub(crate) fn folder(&self) -> &Folder {
         &self.folder
     }
 
     /// Whether the folder was empty when this run first used it.
-    pub fn was_empty(&self) -> bool {
+    pub(crate) fn was_empty(&self) -> bool {
         self.was_empty
     }
 }
 
 impl OutDir {
     /// Create `root` if missing and check that files can be created in it.
-    pub fn prepare(root: &Path) -> Result<OutDir, RunError> {
+    pub(crate) fn prepare(root: &Path) -> Result<OutDir, RunError> {
         let fail = |source| RunError::OutputDir {
             path: root.to_path_buf(),
             source,
@@ -186,7 +186,7 @@ impl OutDir {
     }
 
     /// The directory as given, unchecked and not created (`--dry-run` touches nothing).
-    pub fn planned(root: &Path) -> OutDir {
+    pub(crate) fn planned(root: &Path) -> OutDir {
         OutDir {
             root: root.to_path_buf(),
             top: None,
@@ -195,18 +195,13 @@ impl OutDir {
         }
     }
 
-    /// The directory itself.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// How part files can start unnamed here, if they can.
-    pub fn linker(&self) -> Option<Linker> {
+    pub(crate) fn linker(&self) -> Option<Linker> {
         self.linker
     }
 
     /// The absolute-or-as-given path of `rel` inside the directory.
-    pub fn path_of(&self, rel: &Path) -> PathBuf {
+    pub(crate) fn path_of(&self, rel: &Path) -> PathBuf {
         self.root.join(rel)
     }
 
@@ -214,7 +209,7 @@ impl OutDir {
     /// real directory (not a symlink that could lead outside), created where
     /// missing, and was reached without following a symlink. Also says
     /// whether that folder was empty when this run first used it.
-    pub fn ensure_parent(&self, rel: &Path) -> Result<Place, FetchError> {
+    pub(crate) fn ensure_parent(&self, rel: &Path) -> Result<Place, FetchError> {
         let Some(top) = &self.top else {
             return Err(FetchError::disk(
                 "cannot write into",
@@ -276,7 +271,7 @@ impl OutDir {
     /// Check, before a download in `place` gets its name, that the path of
     /// `rel`'s folder still leads to that folder: a folder moved or replaced
     /// while the download ran fails it instead of hiding the file elsewhere.
-    pub fn check(&self, rel: &Path, place: &Place) -> Result<(), FetchError> {
+    pub(crate) fn check(&self, rel: &Path, place: &Place) -> Result<(), FetchError> {
         let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
             return Ok(());
         };

@@ -60,20 +60,14 @@ use crate::resume::{self, Record, Stored};
 /// this. A crash (or SIGKILL) loses an unnamed file, so this is the most a
 /// crash can cost to fetch again; below it, resuming saves too little to be
 /// worth a directory entry per file.
-pub const NAME_AFTER: u64 = 1024 * 1024;
+pub(crate) const NAME_AFTER: u64 = 1024 * 1024;
 
 /// How often a name is looked at again when it keeps changing under us
 /// (another process creating and removing parts at the same instant).
 const TRIES: usize = 8;
 
-/// The path of the in-progress file for `target`.
-pub fn part_path(target: &Path) -> PathBuf {
-    let name = target.file_name().unwrap_or_default();
-    target.with_file_name(part_name(name))
-}
-
 /// `NAME.part` for `NAME`.
-pub fn part_name(name: &OsStr) -> OsString {
+pub(crate) fn part_name(name: &OsStr) -> OsString {
     let mut part = name.to_os_string();
     part.push(".part");
     part
@@ -87,14 +81,14 @@ pub fn part_name(name: &OsStr) -> OsString {
 /// or rename (see [`crate::outdir`] for what the user sees then). Cloning it
 /// shares the descriptor.
 #[derive(Debug, Clone)]
-pub struct Folder {
+pub(crate) struct Folder {
     fd: Arc<OwnedFd>,
     path: PathBuf,
 }
 
 /// What is at a name a download wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Occupant {
+pub(crate) enum Occupant {
     /// A regular file, or a symlink to one (never written through).
     File {
         /// Its size.
@@ -108,7 +102,7 @@ pub enum Occupant {
 
 impl Folder {
     /// A folder from its open descriptor (`O_DIRECTORY`) and its path.
-    pub fn new(fd: OwnedFd, path: PathBuf) -> Folder {
+    pub(crate) fn new(fd: OwnedFd, path: PathBuf) -> Folder {
         Folder {
             fd: Arc::new(fd),
             path,
@@ -117,21 +111,21 @@ impl Folder {
 
     /// Open the directory at `path` (following symlinks: for the output
     /// directory itself, which the user named).
-    pub fn open(path: &Path) -> io::Result<Folder> {
+    pub(crate) fn open(path: &Path) -> io::Result<Folder> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(rustix::fs::CWD, path, flags, Mode::empty())?;
         Ok(Folder::new(fd, path.to_path_buf()))
     }
 
     /// Open the sub-folder `name`, never through a symlink.
-    pub fn open_sub(&self, name: &OsStr) -> io::Result<Folder> {
+    pub(crate) fn open_sub(&self, name: &OsStr) -> io::Result<Folder> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(self, name, flags, Mode::empty())?;
         Ok(Folder::new(fd, self.join(name)))
     }
 
     /// Make the sub-folder `name`; false if something is there already.
-    pub fn make_sub(&self, name: &OsStr) -> io::Result<bool> {
+    pub(crate) fn make_sub(&self, name: &OsStr) -> io::Result<bool> {
         match rustix::fs::mkdirat(self, name, Mode::from_raw_mode(0o777)) {
             Ok(()) => Ok(true),
             Err(Errno::EXIST) => Ok(false),
@@ -140,7 +134,7 @@ impl Folder {
     }
 
     /// Whether the folder has no entries (an error counts as not empty).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         rustix::fs::Dir::read_from(self).is_ok_and(|entries| {
             entries
                 .filter_map(Result::ok)
@@ -149,23 +143,23 @@ impl Folder {
     }
 
     /// The folder's path as the run reaches it (for messages).
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The path of `name` in this folder (for messages).
-    pub fn join(&self, name: &OsStr) -> PathBuf {
+    pub(crate) fn join(&self, name: &OsStr) -> PathBuf {
         self.path.join(name)
     }
 
     /// The folder's device and inode: what it is, whatever its path.
-    pub fn id(&self) -> io::Result<(u64, u64)> {
+    pub(crate) fn id(&self) -> io::Result<(u64, u64)> {
         Ok(id_of(&rustix::fs::fstat(self)?))
     }
 
     /// What is at `name`, a symlink there itself rather than what it points
     /// to; `None` if nothing.
-    pub fn stat(&self, name: &OsStr) -> io::Result<Option<Stat>> {
+    pub(crate) fn stat(&self, name: &OsStr) -> io::Result<Option<Stat>> {
         match rustix::fs::statat(self, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) => Ok(Some(stat)),
             Err(Errno::NOENT) => Ok(None),
@@ -174,13 +168,13 @@ impl Folder {
     }
 
     /// Whether `name` holds a file (or a symlink to one), something else, or nothing.
-    pub fn occupant(&self, name: &OsStr) -> io::Result<Option<Occupant>> {
+    pub(crate) fn occupant(&self, name: &OsStr) -> io::Result<Option<Occupant>> {
         occupant_at(self.as_fd(), name)
     }
 
     /// The metadata of the file at `name` (following a symlink there: a read,
     /// for `--update`'s validators).
-    pub fn metadata(&self, name: &OsStr) -> io::Result<Metadata> {
+    pub(crate) fn metadata(&self, name: &OsStr) -> io::Result<Metadata> {
         // `O_PATH` needs no permission on the file itself; elsewhere a
         // non-blocking read-only open does the job.
         #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -221,7 +215,7 @@ pub(crate) fn id_of(stat: &Stat) -> (u64, u64) {
 /// Whether `name` in `dir` holds a file (or a symlink to one), something
 /// else, or nothing. Looks only: for `--dry-run` it is given a path and the
 /// current directory.
-pub fn occupant_at<P: rustix::path::Arg + Copy>(
+pub(crate) fn occupant_at<P: rustix::path::Arg + Copy>(
     dir: BorrowedFd<'_>,
     name: P,
 ) -> io::Result<Option<Occupant>> {
@@ -312,7 +306,7 @@ fn claim(dir: &Folder, name: &OsStr, access: OFlags) -> io::Result<Claim> {
 /// how many bytes that part has: `None` once nobody does, or it is gone (a
 /// symlink or another odd thing there is nobody's part either: the download
 /// deals with it).
-pub fn part_holder(dir: &Folder, name: &OsStr) -> Option<u64> {
+pub(crate) fn part_holder(dir: &Folder, name: &OsStr) -> Option<u64> {
     match claim(dir, &part_name(name), OFlags::RDONLY) {
         Ok(Claim::Held(fd)) => {
             Some(rustix::fs::fstat(fd).map_or(0, |stat| u64::try_from(stat.st_size).unwrap_or(0)))
@@ -324,7 +318,7 @@ pub fn part_holder(dir: &Folder, name: &OsStr) -> Option<u64> {
 /// How an unnamed file is given a name; which one works depends on the kernel
 /// and privileges, so [`Linker::probe`] finds out once per output directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Linker {
+pub(crate) enum Linker {
     /// `linkat(fd, "", AT_EMPTY_PATH)`: Linux 6.10+ for a file the caller
     /// opened, or any kernel with `CAP_DAC_READ_SEARCH`.
     EmptyPath,
@@ -340,7 +334,7 @@ impl Linker {
     /// adds no entry, and each way of naming it is tried on the folder's own
     /// `.`, which the kernel refuses as taken (`EEXIST`) only after it has
     /// accepted the file to be linked; an unusable way fails differently.
-    pub fn probe(dir: &Folder) -> Option<Linker> {
+    pub(crate) fn probe(dir: &Folder) -> Option<Linker> {
         let file = unnamed_in(dir, 0o600).ok()?;
         [Linker::EmptyPath, Linker::ProcFd].into_iter().find(|linker| {
             linker
@@ -425,7 +419,7 @@ fn create_named(dir: &Folder, part: &OsStr, mode: u32) -> Result<File, FetchErro
 
 /// How [`PartFile::commit`] ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Committed {
+pub(crate) enum Committed {
     /// The file is at its final name.
     Saved,
     /// Without `replace`, another file took the name while this one downloaded;
@@ -441,7 +435,7 @@ pub enum Committed {
 ///
 /// [`remove`]: PartFile::remove
 /// [`commit`]: PartFile::commit
-pub struct PartFile {
+pub(crate) struct PartFile {
     /// The folder it lives in.
     dir: Folder,
     /// `NAME.part`: the file's name, or the one it gets if it needs one.
@@ -465,7 +459,11 @@ impl PartFile {
     /// there is a regular file there; [`FetchError::Busy`] if another process
     /// holds it. With `hash`, its bytes are hashed first so the digest covers
     /// the whole file.
-    pub fn continue_existing(dir: &Folder, name: &OsStr, hash: bool) -> Result<Option<PartFile>, FetchError> {
+    pub(crate) fn continue_existing(
+        dir: &Folder,
+        name: &OsStr,
+        hash: bool,
+    ) -> Result<Option<PartFile>, FetchError> {
         let part = part_name(name);
         let path = dir.join(&part);
         let fd = match claim(dir, &part, OFlags::RDWR) {
@@ -521,7 +519,7 @@ impl PartFile {
     /// one another process holds ([`FetchError::Busy`]). `mode` caps the
     /// permissions of a file that replaces an existing one, so an overwrite
     /// never widens them; the umask applies as for any new file.
-    pub fn create(
+    pub(crate) fn create(
         dir: &Folder,
         name: &OsStr,
         linker: Option<Linker>,
@@ -548,7 +546,7 @@ impl PartFile {
     }
 
     /// What an earlier run recorded on this part about where its bytes came from.
-    pub fn stored_record(&self) -> Stored {
+    pub(crate) fn stored_record(&self) -> Stored {
         resume::load(&self.file)
     }
 
@@ -556,7 +554,7 @@ impl PartFile {
     /// has a name, else just before it gets one, so a `NAME.part` never
     /// exists without it. Best effort: a file system without user
     /// attributes leaves the part unrecorded, and `-c` then starts it over.
-    pub fn set_record(&mut self, record: Record) {
+    pub(crate) fn set_record(&mut self, record: Record) {
         if self.unnamed.is_none() {
             let _ = resume::store(&self.file, &record);
         }
@@ -564,12 +562,12 @@ impl PartFile {
     }
 
     /// Bytes written so far.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
     }
 
     /// Whether nothing has been written.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
@@ -579,7 +577,7 @@ impl PartFile {
     }
 
     /// Append a chunk of the body.
-    pub fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
+    pub(crate) fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
         self.file
             .write_all(chunk)
             .map_err(|e| FetchError::disk("cannot write", self.path(), e))?;
@@ -602,7 +600,7 @@ impl PartFile {
     /// A part this run made is truncated. One taken over with `-c` is left
     /// intact and replaced at its name by a new, empty, locked file, so
     /// neither another program's file nor a hard link to it is emptied.
-    pub fn restart(&mut self) -> Result<(), FetchError> {
+    pub(crate) fn restart(&mut self) -> Result<(), FetchError> {
         if self.len == 0 {
             return Ok(());
         }
@@ -688,7 +686,7 @@ impl PartFile {
     }
 
     /// The SHA-256 of everything written, if hashing was asked for.
-    pub fn digest(&self) -> Option<[u8; 32]> {
+    pub(crate) fn digest(&self) -> Option<[u8; 32]> {
         self.hasher.as_ref().map(|h| h.clone().finalize().into())
     }
 
@@ -734,7 +732,7 @@ impl PartFile {
     /// then [`Committed::NameTaken`]); with it, it is, atomically. With
     /// `sync`, the directory is fsynced too so the new name survives a power
     /// loss. A part that cannot be published is removed.
-    pub fn commit(
+    pub(crate) fn commit(
         mut self,
         name: &OsStr,
         replace: bool,
@@ -845,7 +843,7 @@ impl PartFile {
     }
 
     /// Delete the part (a failed or unwanted download).
-    pub fn remove(mut self) {
+    pub(crate) fn remove(mut self) {
         self.discard();
     }
 
@@ -906,7 +904,6 @@ mod tests {
 
     #[test]
     fn part_name_appends_suffix() {
-        assert_eq!(part_path(Path::new("/d/a.txt")), PathBuf::from("/d/a.txt.part"));
         assert_eq!(part_name(os("a.txt")), "a.txt.part");
     }
 

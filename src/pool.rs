@@ -86,7 +86,7 @@ pub fn run(
     let (bell_tx, bell_rx) = bounded::<()>(1);
     let events = Events::new(event_tx, bell_tx);
     let not_started = AtomicU64::new(0);
-    let mut summary = Summary::new(jobs);
+    let mut summary = Summary::new();
 
     let feed_result = thread::scope(|scope| -> Result<Result<(), RunError>, RunError> {
         let mut feeder = Feeder::new(

@@ -25,7 +25,7 @@ const SCHEMES: [&str; 6] = ["http", "https", "socks4", "socks4a", "socks5", "soc
 
 /// The proxies of one run, chosen per request by the target URL.
 #[derive(Debug, Clone, Default)]
-pub struct ProxyTable {
+pub(crate) struct ProxyTable {
     http: Option<Proxy>,
     https: Option<Proxy>,
     no_proxy: Vec<String>,
@@ -33,7 +33,10 @@ pub struct ProxyTable {
 
 impl ProxyTable {
     /// Build the table for a choice, reading variables through `env`.
-    pub fn new(choice: &ProxyChoice, env: impl Fn(&str) -> Option<String>) -> Result<ProxyTable, ProxyError> {
+    pub(crate) fn new(
+        choice: &ProxyChoice,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ProxyTable, ProxyError> {
         match choice {
             ProxyChoice::Off => Ok(ProxyTable::default()),
             ProxyChoice::Url(url) => {
@@ -78,13 +81,8 @@ impl ProxyTable {
         }
     }
 
-    /// Whether no request will use a proxy (lets the hot path skip the lookup).
-    pub fn is_empty(&self) -> bool {
-        self.http.is_none() && self.https.is_none()
-    }
-
     /// The proxy for a request to `url`, if any.
-    pub fn for_url(&self, url: &Url) -> Option<Proxy> {
+    pub(crate) fn for_url(&self, url: &Url) -> Option<Proxy> {
         let proxy = match url.scheme() {
             "https" => self.https.as_ref(),
             _ => self.http.as_ref(),
@@ -165,7 +163,9 @@ mod tests {
         assert_eq!(via(&t, "https://a/x").as_deref(), Some("sp:2"));
         let t = table(&[("all_proxy", "http://ap:3")]);
         assert_eq!(via(&t, "https://a/x").as_deref(), Some("ap:3"));
-        assert!(table(&[]).is_empty());
+        let none = table(&[]);
+        assert_eq!(via(&none, "http://a/x"), None);
+        assert_eq!(via(&none, "https://a/x"), None);
     }
 
     #[test]
@@ -194,7 +194,8 @@ mod tests {
         let t = ProxyTable::new(&ProxyChoice::Url("http://px:9".into()), |_| None).unwrap();
         assert_eq!(via(&t, "https://a/").as_deref(), Some("px:9"));
         let t = ProxyTable::new(&ProxyChoice::Off, |_| Some("http://p:1".into())).unwrap();
-        assert!(t.is_empty());
+        assert_eq!(via(&t, "http://a/x"), None);
+        assert_eq!(via(&t, "https://a/x"), None);
         assert!(ProxyTable::new(&ProxyChoice::Url("::bad".into()), |_| None).is_err());
     }
 

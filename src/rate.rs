@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::cancel::Cancel;
 
 /// Shared token bucket.
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     rate: f64,
     burst: f64,
     state: Mutex<(f64, Instant)>,
@@ -20,7 +20,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// A limiter for `bytes_per_sec` in total.
-    pub fn new(bytes_per_sec: u64) -> RateLimiter {
+    pub(crate) fn new(bytes_per_sec: u64) -> RateLimiter {
         let rate = bytes_per_sec.max(1) as f64;
         RateLimiter {
             rate,
@@ -31,7 +31,7 @@ impl RateLimiter {
 
     /// Account for `bytes` just read; sleeps while the bucket is in debt.
     /// Returns early (false) if the run is cancelled.
-    pub fn take(&self, bytes: usize, cancel: &Cancel) -> bool {
+    pub(crate) fn take(&self, bytes: usize, cancel: &Cancel) -> bool {
         let wait = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let (tokens, last) = &mut *state;

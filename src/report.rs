@@ -25,7 +25,7 @@ pub struct FailureLine {
 
 impl FailureLine {
     /// Build the line for a failed report; `None` if it did not fail.
-    pub fn from_report(report: &EntryReport) -> Option<FailureLine> {
+    pub(crate) fn from_report(report: &EntryReport) -> Option<FailureLine> {
         let Outcome::Failed(problem) = &report.outcome else {
             return None;
         };
@@ -60,8 +60,6 @@ impl std::fmt::Display for FailureLine {
 /// Counts and totals of a run.
 #[derive(Debug)]
 pub struct Summary {
-    /// Worker count of the run.
-    pub jobs: usize,
     /// Entries downloaded.
     pub downloaded: u64,
     /// Entries skipped (already present, or duplicates).
@@ -94,9 +92,8 @@ pub struct Summary {
 
 impl Summary {
     /// An empty summary; the clock starts now.
-    pub fn new(jobs: usize) -> Summary {
+    pub(crate) fn new() -> Summary {
         Summary {
-            jobs,
             downloaded: 0,
             skipped: 0,
             unchanged: 0,
@@ -115,7 +112,7 @@ impl Summary {
     }
 
     /// Fold one event in.
-    pub fn record(&mut self, event: &Event) {
+    pub(crate) fn record(&mut self, event: &Event) {
         let Event::Finished(report) = event else {
             return;
         };
@@ -238,7 +235,7 @@ mod tests {
 
     #[test]
     fn exit_codes() {
-        let mut s = Summary::new(1);
+        let mut s = Summary::new();
         assert_eq!(s.exit().code(), 0);
         s.interrupted_entries = 1;
         assert_eq!(s.exit().code(), 1, "cut short without a signal is a failure");
@@ -261,11 +258,11 @@ mod tests {
             cause: "x".into(),
             attempts: n,
         };
-        let mut total = Summary::new(4);
+        let mut total = Summary::new();
         total.downloaded = 1;
         total.failed = 1;
         total.failures = (0..KEPT_FAILURES as u32 - 1).map(failure).collect();
-        let mut run = Summary::new(2);
+        let mut run = Summary::new();
         run.downloaded = 2;
         run.skipped = 3;
         run.unchanged = 4;
@@ -279,7 +276,7 @@ mod tests {
         run.input_error = Some(RunError::Spawn(std::io::Error::other("first")));
         run.interrupted = Some(15);
         total += run;
-        let mut later = Summary::new(2);
+        let mut later = Summary::new();
         later.input_error = Some(RunError::Spawn(std::io::Error::other("second")));
         later.interrupted = Some(2);
         total += later;
@@ -299,6 +296,5 @@ mod tests {
         assert_eq!(total.failures.last().map(|f| f.attempts), Some(1000));
         assert!(matches!(&total.input_error, Some(RunError::Spawn(e)) if e.to_string() == "first"));
         assert_eq!(total.interrupted, Some(15));
-        assert_eq!(total.jobs, 4);
     }
 }

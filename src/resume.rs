@@ -36,11 +36,11 @@ const MAGIC: &str = "fetchq-part 1";
 
 /// The largest record read. Written ones are a few hundred bytes: the
 /// longest values are an ETag and a date.
-pub const MAX_RECORD: usize = 4096;
+pub(crate) const MAX_RECORD: usize = 4096;
 
 /// The response a part's bytes came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     /// SHA-256 of the entry's URL (the one in the list, not a redirect target).
     url: [u8; 32],
     /// The full length of the file, if the response said.
@@ -54,7 +54,12 @@ pub struct Record {
 impl Record {
     /// The record of a response to `url` with these headers; a value that
     /// could not be sent back in a header is left out.
-    pub fn new(url: &Url, etag: Option<&str>, last_modified: Option<&str>, length: Option<u64>) -> Record {
+    pub(crate) fn new(
+        url: &Url,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+        length: Option<u64>,
+    ) -> Record {
         let keep = |v: Option<&str>| v.filter(|v| header_safe(v)).map(str::to_string);
         Record {
             url: url_hash(url),
@@ -64,14 +69,9 @@ impl Record {
         }
     }
 
-    /// The full length the response announced.
-    pub fn length(&self) -> Option<u64> {
-        self.length
-    }
-
     /// The validator for `If-Range`: a strong ETag, else Last-Modified (a
     /// weak ETag may not be used there, RFC 9110 §13.1.5).
-    pub fn if_range(&self) -> Option<&str> {
+    pub(crate) fn if_range(&self) -> Option<&str> {
         self.etag
             .as_deref()
             .filter(|e| e.starts_with('"'))
@@ -135,7 +135,7 @@ impl Record {
 
 /// What a part holds besides its bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Stored {
+pub(crate) enum Stored {
     /// No record: none was written, or the file system keeps no user attributes.
     Missing,
     /// Something that is not a record of this format.
@@ -145,7 +145,7 @@ pub enum Stored {
 }
 
 /// Read the record on `file` (an open part), reading at most [`MAX_RECORD`] bytes.
-pub fn load(file: &File) -> Stored {
+pub(crate) fn load(file: &File) -> Stored {
     let mut buf = [0u8; MAX_RECORD];
     match rustix::fs::fgetxattr(file, ATTR, &mut buf[..]) {
         Ok(n) => buf
@@ -159,21 +159,21 @@ pub fn load(file: &File) -> Stored {
 }
 
 /// Put `record` on `file`.
-pub fn store(file: &File, record: &Record) -> io::Result<()> {
+pub(crate) fn store(file: &File, record: &Record) -> io::Result<()> {
     rustix::fs::fsetxattr(file, ATTR, &record.encode(), rustix::fs::XattrFlags::empty())
         .map_err(io::Error::from)
 }
 
 /// Take the record off `file`, if it has one: its bytes are about to change
 /// version, or it becomes a finished file.
-pub fn clear(file: &File) {
+pub(crate) fn clear(file: &File) {
     // Nothing to remove (ENODATA) or no attributes at all: both fine.
     let _ = rustix::fs::fremovexattr(file, ATTR);
 }
 
 /// What to do with a part an earlier run left.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Continue, sending this `If-Range`; a response of another full length
     /// than `length` (if known) means another version.
     Continue {
@@ -190,7 +190,7 @@ pub enum Verdict {
 
 /// Judge a part of `len` bytes with `stored` for an entry of `url`; `checksum`
 /// says whether the entry's SHA-256 will be verified.
-pub fn judge(stored: Stored, url: &Url, len: u64, checksum: bool) -> Verdict {
+pub(crate) fn judge(stored: Stored, url: &Url, len: u64, checksum: bool) -> Verdict {
     let unchecked = |why| {
         if checksum {
             Verdict::Checked

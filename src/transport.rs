@@ -42,7 +42,7 @@ use crate::socks;
 
 /// How long one wait on the socket lasts before the cancel flag is checked again.
 /// Bounds the reaction to Ctrl-C on a stalled connection.
-pub const SLICE: Duration = Duration::from_millis(200);
+pub(crate) const SLICE: Duration = Duration::from_millis(200);
 
 /// A peer whose TCP handshake took less than this is near: the same host or
 /// the same LAN (1 ms is the round trip of about 100 km of fibre).
@@ -54,7 +54,7 @@ pub const SLICE: Duration = Duration::from_millis(200);
 /// 0.175–0.20 s to 0.11 s and 18 % less CPU, where autotuning grew each
 /// socket's buffer to 3–7 MiB of data waiting, cold in cache. A far peer keeps
 /// autotuning, which can grow the window to what a long fat link needs.
-pub const NEAR_RTT: Duration = Duration::from_millis(1);
+pub(crate) const NEAR_RTT: Duration = Duration::from_millis(1);
 
 /// Size of the buffer each worker streams through, and of ureq's socket
 /// buffer (see `crate::client`). Measured on a 1 GiB download from a local
@@ -65,7 +65,7 @@ pub(crate) const CHUNK: usize = 512 * 1024;
 
 /// The receive buffer a near peer gets (`SO_RCVBUF`; the kernel doubles it
 /// for its bookkeeping): room for two of the worker's reads.
-pub const NEAR_RCVBUF: usize = 2 * CHUNK;
+pub(crate) const NEAR_RCVBUF: usize = 2 * CHUNK;
 
 /// Whether the kernel grants a receive buffer of [`NEAR_RCVBUF`] (it silently
 /// caps `SO_RCVBUF` at `net.core.rmem_max`, 208 KiB on a stock kernel, and a
@@ -90,7 +90,7 @@ fn tune_for_distance(stream: &TcpStream, handshake: Duration) {
 
 /// The error a read reports when no byte arrived for the idle limit.
 #[derive(Debug)]
-pub struct IdleTimeout(pub Duration);
+pub(crate) struct IdleTimeout(pub Duration);
 
 impl fmt::Display for IdleTimeout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -102,7 +102,7 @@ impl std::error::Error for IdleTimeout {}
 
 /// The error a read reports when the run was cancelled.
 #[derive(Debug)]
-pub struct Cancelled;
+pub(crate) struct Cancelled;
 
 impl fmt::Display for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,14 +115,14 @@ impl std::error::Error for Cancelled {}
 /// Opens TCP connections as [`Socket`]s; passes through a transport an
 /// earlier connector (the CONNECT proxy) already made.
 #[derive(Debug, Clone)]
-pub struct SocketConnector {
+pub(crate) struct SocketConnector {
     idle: Option<Duration>,
     cancel: Cancel,
 }
 
 impl SocketConnector {
     /// Watch every connection for `idle` silence and for `cancel`.
-    pub fn new(idle: Option<Duration>, cancel: Cancel) -> SocketConnector {
+    pub(crate) fn new(idle: Option<Duration>, cancel: Cancel) -> SocketConnector {
         SocketConnector { idle, cancel }
     }
 }
@@ -302,7 +302,7 @@ fn connect_any(addrs: &[SocketAddr], budget: Option<Duration>) -> Result<(TcpStr
 }
 
 /// One TCP connection with sliced, cancellable, idle-limited reads.
-pub struct Socket {
+pub(crate) struct Socket {
     stream: TcpStream,
     buffers: LazyBuffers,
     idle: Option<Duration>,

@@ -18,7 +18,7 @@ const ATTR: &str = "user.fetchq.etag";
 
 /// Validators for a conditional request (RFC 9110 §13.1).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Conditional {
+pub(crate) struct Conditional {
     /// For `If-None-Match`.
     pub etag: Option<String>,
     /// For `If-Modified-Since`.
@@ -30,7 +30,7 @@ impl Conditional {
     /// for a file of `len` bytes: the same ETag, or (without one on either side)
     /// the same Last-Modified, to the second, and the same length. For where a
     /// conditional request was impossible.
-    pub fn describes(
+    pub(crate) fn describes(
         &self,
         etag: Option<&str>,
         modified: Option<SystemTime>,
@@ -47,7 +47,7 @@ impl Conditional {
 }
 
 /// Read what an earlier run stored about `path`.
-pub fn load(path: &Path, meta: &Metadata) -> Conditional {
+pub(crate) fn load(path: &Path, meta: &Metadata) -> Conditional {
     let etag = xattr::get(path, ATTR).ok().flatten().and_then(|raw| {
         let text = String::from_utf8(raw).ok()?;
         let (size, etag) = text.split_once(' ')?;
@@ -61,7 +61,7 @@ pub fn load(path: &Path, meta: &Metadata) -> Conditional {
 
 /// Remember `etag` on the file about to become the final one. Best effort: a
 /// file system without attributes only weakens the next `--update`.
-pub fn store(file: &File, size: u64, etag: &str) {
+pub(crate) fn store(file: &File, size: u64, etag: &str) {
     use xattr::FileExt;
     let _ = file.set_xattr(ATTR, format!("{size} {etag}").as_bytes());
 }

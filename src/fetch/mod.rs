@@ -57,7 +57,7 @@ const BUSY_POLL: Duration = Duration::from_millis(200);
 const BUSY_ROUNDS: usize = 100;
 
 /// Everything a worker needs to download entries; one per run, shared by reference.
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     /// The shared HTTP agent (one connection pool).
     pub agent: ureq::Agent,
     /// The run's settings.
@@ -75,7 +75,7 @@ pub struct Fetcher {
 }
 
 /// What one worker needs besides the entry: its progress slot and the event channel.
-pub struct WorkerCtx<'a> {
+pub(crate) struct WorkerCtx<'a> {
     /// Worker number.
     pub worker: usize,
     /// The worker's live byte counters.
@@ -196,7 +196,7 @@ enum Done {
 
 impl Fetcher {
     /// Download one entry and say how it went. Never panics on network or disk input.
-    pub fn fetch(
+    pub(crate) fn fetch(
         &self,
         job: &Arc<JobInfo>,
         sha256: Option<[u8; 32]>,

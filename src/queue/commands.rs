@@ -38,7 +38,7 @@ pub struct EnqueueReport {
 /// same sanitising a local run applies, the checksum in lowercase hex), so
 /// spellings of the same download share one id and a worker re-parses
 /// exactly what a local run would have used.
-pub fn queue_entry(entry: &Entry) -> QueueEntry {
+pub(crate) fn queue_entry(entry: &Entry) -> QueueEntry {
     let out = entry.out.as_ref().map(|out| match out {
         OutPath::File(path) => path.to_string_lossy().into_owned(),
         OutPath::Dir(path) if path.as_os_str().is_empty() => "./".to_string(),
@@ -56,7 +56,7 @@ pub fn queue_entry(entry: &Entry) -> QueueEntry {
 
 /// The list-entry form of a claimed queue entry, validated exactly like a
 /// list line; `Err` carries what a local run would report for such a line.
-pub fn list_entry(entry: &QueueEntry) -> Result<Entry, (Origin, LineError, String)> {
+pub(crate) fn list_entry(entry: &QueueEntry) -> Result<Entry, (Origin, LineError, String)> {
     let origin = Origin {
         source: entry.source.as_str().into(),
         line: entry.line,

@@ -363,7 +363,7 @@ fn run_series(
     let cancelled = || cancel.is_requested();
     let mut filtered = NoInputDone(observer);
     let mut runs = Runs {
-        total: Summary::new(config.jobs.clamp(1, 1024)),
+        total: Summary::new(),
         drained: false,
     };
     let mut source_queue = Some(source_queue);
