@@ -55,6 +55,7 @@ pub mod rate;
 pub mod report;
 pub mod resume;
 mod socks;
+mod tls;
 pub mod transport;
 pub mod validators;
 
