@@ -31,7 +31,7 @@ pub fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
         Trust::Anything
     } else {
         match &config.cacert {
-            Some(path) => Trust::Roots(roots_with(path)?),
+            Some(path) => Trust::UserFirst(user_certs(path)?),
             None => Trust::Platform,
         }
     };
@@ -64,8 +64,9 @@ pub fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
     ))
 }
 
-/// The certificates in `path`, plus the system store and the built-in roots.
-fn roots_with(path: &Path) -> Result<Vec<CertificateDer<'static>>, RunError> {
+/// The certificates in `path` (the system store and the built-in roots are
+/// added by [`crate::tls`] when these do not verify a server).
+fn user_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, RunError> {
     let fail = |reason: String| RunError::CaCert {
         path: path.to_path_buf(),
         reason,
@@ -80,10 +81,5 @@ fn roots_with(path: &Path) -> Result<Vec<CertificateDer<'static>>, RunError> {
     if certs.is_empty() {
         return Err(fail("no PEM certificate in the file".into()));
     }
-    // A system store that cannot be read only loses its extra roots; the
-    // built-in roots and the user's certificate still apply.
-    let system = rustls_native_certs::load_native_certs();
-    certs.extend(system.certs);
-    certs.extend(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
     Ok(certs)
 }

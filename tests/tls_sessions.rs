@@ -1,6 +1,7 @@
-//! TLS connection reuse and session resumption: the real `fetchq` binary
-//! against an in-process HTTPS/1.1 server (rustls) that counts the TCP
-//! connections it accepts and the handshakes it completes, full or resumed.
+//! TLS connection reuse, session resumption and `--cacert`'s trust set: the
+//! real `fetchq` binary against an in-process HTTPS/1.1 server (rustls) that
+//! counts the TCP connections it accepts and the handshakes it completes,
+//! full or resumed.
 //!
 //! The server's certificate is signed by a test CA made with the `openssl`
 //! command-line tool at test time (as in `tests/tls.rs`); fetchq trusts it
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{HandshakeKind, ServerConfig, ServerConnection, StreamOwned};
-use support::{assert_code, fetch_in, list_args, write_list};
+use support::{assert_code, fetch_in, fetch_in_with_env, list_args, write_list};
 use tempfile::TempDir;
 
 /// Most connections one test server accepts; its accept loop ends there.
@@ -46,35 +47,46 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// `ca.pem` (a test CA) and `server.pem`/`server.key` (a leaf it signed for
-/// 127.0.0.1) in `dir`.
-fn make_certificates(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
+const EC: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
+/// A test CA `NAME.pem` with key `NAME.key` in `dir`.
+fn make_ca(dir: &Path, name: &str) {
+    let (key, pem, subject) = (
+        format!("{name}.key"),
+        format!("{name}.pem"),
+        format!("/CN=fetchq session test CA {name}"),
+    );
     let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
+    ca.extend(EC);
     ca.extend([
         "-keyout",
-        "ca.key",
+        &key,
         "-out",
-        "ca.pem",
+        &pem,
         "-days",
         "2",
         "-subj",
-        "/CN=fetchq session test CA",
+        &subject,
         "-addext",
         "basicConstraints=critical,CA:TRUE",
         "-addext",
         "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     openssl(dir, &ca);
+}
+
+/// `ca.pem` (a test CA) and `server.pem`/`server.key` (a leaf it signed for
+/// 127.0.0.1) in `dir`.
+fn make_certificates(dir: &Path) {
+    make_ca(dir, "ca");
     let mut req = vec!["req"];
-    req.extend(ec);
+    req.extend(EC);
     req.extend([
         "-keyout",
         "server.key",
@@ -300,4 +312,37 @@ fn a_new_connection_to_the_same_server_resumes_the_session() {
         "only the first connection checks the certificate"
     );
     assert_eq!(server.count(|c| &c.resumed), 2, "later connections resume");
+}
+
+#[test]
+fn cacert_still_trusts_the_system_store_when_its_own_ca_does_not_match() {
+    let (dir, server) = setup(false);
+    let root = dir.path();
+    let certs = root.join("certs");
+    make_ca(&certs, "other");
+    write_list(root, "list.txt", server.url("a") + "\n");
+    let other = certs.join("other.pem");
+    let args = list_args("out", &["--cacert", other.to_str().expect("utf-8 path")]);
+    // The server's CA only in the "system store" (rustls-native-certs reads
+    // SSL_CERT_FILE in its place).
+    let ca = certs.join("ca.pem");
+    let run = fetch_in_with_env(
+        root,
+        &args,
+        &[("SSL_CERT_FILE", ca.to_str().expect("utf-8 path"))],
+    );
+    assert_code(&run, root, 0);
+    assert!(fs::read(root.join("out/a")).expect("downloaded") == body_of("a"));
+    // Trusted by neither: refused.
+    fs::remove_dir_all(root.join("out")).expect("clear out");
+    let run = fetch_in_with_env(
+        root,
+        &args,
+        &[("SSL_CERT_FILE", other.to_str().expect("utf-8 path"))],
+    );
+    assert!(run.code() != 0, "an untrusted server must fail\n{}", run.stderr);
+    assert!(
+        !root.join("out/a").exists(),
+        "nothing saved from an untrusted server"
+    );
 }
