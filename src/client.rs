@@ -35,7 +35,6 @@ pub fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
             None => Trust::Platform,
         }
     };
-    let tls = crate::tls::client_config(trust).map_err(|e| RunError::Tls(e.to_string()))?;
     let ureq_config: UreqConfig = Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -56,7 +55,7 @@ pub fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
         ().chain(ProxyConnector::new(&ureq_config))
             .chain(ConnectProxyConnector::default())
             .chain(SocketConnector::new(config.idle_timeout, cancel.clone()))
-            .chain(TlsConnector::new(tls));
+            .chain(TlsConnector::new(trust));
     Ok(Agent::with_parts(
         ureq_config,
         connector,

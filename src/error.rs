@@ -44,9 +44,6 @@ pub enum RunError {
         /// Why.
         reason: String,
     },
-    /// The TLS client could not be configured (no usable verifier or cipher suites).
-    #[error("cannot set up TLS: {0}")]
-    Tls(String),
     /// A worker thread could not be started.
     #[error("cannot start worker thread: {0}")]
     Spawn(#[source] io::Error),

@@ -48,6 +48,7 @@ pub(crate) const RECORD_OUTPUT: usize = 16 * 1024;
 pub(crate) const PLAINTEXT_BUFFER: usize = 128 * 1024;
 
 /// Which certificates a run trusts.
+#[derive(Debug)]
 pub(crate) enum Trust {
     /// The platform's verifier (the system store; corporate CAs work).
     Platform,
@@ -60,7 +61,7 @@ pub(crate) enum Trust {
 
 /// The run's rustls configuration: ring, TLS 1.2 and 1.3, rustls' in-memory
 /// session cache (256 servers), SNI on.
-pub(crate) fn client_config(trust: Trust) -> Result<Arc<ClientConfig>, rustls::Error> {
+pub(crate) fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder =
         ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
@@ -69,7 +70,7 @@ pub(crate) fn client_config(trust: Trust) -> Result<Arc<ClientConfig>, rustls::E
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(rustls_platform_verifier::Verifier::new(provider)?)),
         Trust::UserFirst(user) => {
-            let verifier = UserFirst::new(user, provider)?;
+            let verifier = UserFirst::new(user.clone(), provider)?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(verifier))
@@ -85,14 +86,22 @@ pub(crate) fn client_config(trust: Trust) -> Result<Arc<ClientConfig>, rustls::E
 
 /// Wraps a connection in TLS when its URL asks for it; passes everything
 /// else (and a transport that is TLS already) through.
+///
+/// The configuration is built on the first TLS connection: the platform
+/// verifier reads the system store when it is made (17 M instructions), which
+/// a run over plain http never needs.
 #[derive(Debug, Clone)]
 pub(crate) struct TlsConnector {
-    config: Arc<ClientConfig>,
+    trust: Arc<Trust>,
+    config: Arc<OnceLock<Result<Arc<ClientConfig>, rustls::Error>>>,
 }
 
 impl TlsConnector {
-    pub(crate) fn new(config: Arc<ClientConfig>) -> TlsConnector {
-        TlsConnector { config }
+    pub(crate) fn new(trust: Trust) -> TlsConnector {
+        TlsConnector {
+            trust: Arc::new(trust),
+            config: Arc::new(OnceLock::new()),
+        }
     }
 }
 
@@ -121,7 +130,9 @@ impl<In: Transport> Connector<In> for TlsConnector {
             .to_owned();
         let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         sock.set_timeout(details.timeout);
-        let transport = TlsTransport::handshake(self.config.clone(), name, sock)?;
+        let config = self.config.get_or_init(|| client_config(&self.trust)).clone()?;
+        let output = details.config.output_buffer_size();
+        let transport = TlsTransport::handshake(config, name, sock, output)?;
         Ok(Some(Either::B(transport)))
     }
 }
@@ -144,17 +155,19 @@ impl std::fmt::Debug for TlsTransport {
 }
 
 impl TlsTransport {
-    /// Run the handshake with the server at the other end of `sock`.
+    /// Run the handshake with the server at the other end of `sock`;
+    /// `output` is ureq's output buffer size (the largest request head).
     fn handshake(
         config: Arc<ClientConfig>,
         name: ServerName<'static>,
         sock: TransportAdapter,
+        output: usize,
     ) -> Result<TlsTransport, ureq::Error> {
         let conn = ClientConnection::new(config, name)?;
         let mut stream = StreamOwned::new(conn, sock);
         stream.conn.complete_io(&mut stream.sock)?;
         Ok(TlsTransport {
-            buffers: LazyBuffers::new(PLAINTEXT_BUFFER, RECORD_OUTPUT),
+            buffers: LazyBuffers::new(PLAINTEXT_BUFFER, output),
             stream,
             deferred: None,
         })
@@ -435,9 +448,9 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
             Box::new(socket) as Box<dyn Transport>,
             Arc::new(time::Instant::now),
         );
-        let config = client_config(Trust::Anything).unwrap();
+        let config = client_config(&Trust::Anything).unwrap();
         let name = ServerName::try_from("localhost").unwrap();
-        let transport = TlsTransport::handshake(config, name, adapter).unwrap();
+        let transport = TlsTransport::handshake(config, name, adapter, 1024).unwrap();
         sent_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         // Loopback delivers a write before it returns; check anyway, bounded.
         let deadline = Instant::now() + Duration::from_secs(5);
