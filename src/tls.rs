@@ -15,7 +15,7 @@
 //! The TCP side stays fetchq's [`crate::transport::Socket`] (idle limit,
 //! cancellation), read through ureq's `TransportAdapter`.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::WebPkiServerVerifier;
@@ -141,9 +141,8 @@ impl<In: Transport> Connector<In> for TlsConnector {
 pub struct TlsTransport {
     buffers: LazyBuffers,
     stream: StreamOwned<ClientConnection, TransportAdapter>,
-    /// An error met after some plaintext was already handed over; reported
-    /// by the next read, so the plaintext before it is not lost.
-    deferred: Option<io::Error>,
+    /// A read failed: the connection must not go back to the pool.
+    failed: bool,
 }
 
 impl std::fmt::Debug for TlsTransport {
@@ -169,7 +168,7 @@ impl TlsTransport {
         Ok(TlsTransport {
             buffers: LazyBuffers::new(PLAINTEXT_BUFFER, output),
             stream,
-            deferred: None,
+            failed: false,
         })
     }
 
@@ -195,9 +194,6 @@ impl Transport for TlsTransport {
     /// Fill ureq's buffer with the plaintext of every record already
     /// received; wait for the network only while nothing has been read.
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        if let Some(e) = self.deferred.take() {
-            return Err(e.into());
-        }
         self.stream.sock.set_timeout(timeout);
         let mut total = 0;
         loop {
@@ -214,18 +210,18 @@ impl Transport for TlsTransport {
                     self.buffers.input_appended(n);
                     total += n;
                 }
-                Err(e) if total > 0 => {
-                    self.deferred = Some(e);
-                    break;
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e.into());
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         Ok(total > 0)
     }
 
+    /// A connection whose last read ended in an error is never reused.
     fn is_open(&mut self) -> bool {
-        self.stream.sock.get_mut().is_open()
+        !self.failed && self.stream.sock.get_mut().is_open()
     }
 
     fn is_tls(&self) -> bool {
@@ -412,11 +408,12 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
     const RECORD: usize = 16 * 1024;
 
     /// A TLS connection to an in-process server that, once the handshake is
-    /// done, sends `body` and then waits for the client to hang up. Returns
+    /// done, sends `body`, then `raw` bytes outside TLS (a forged record),
+    /// and then waits for the client to hang up. Returns
     /// the client side once all of the body's ciphertext (records of 16 KiB
     /// plus 22 bytes of header and tag) has arrived in the client's socket.
-    fn connected(body: Vec<u8>) -> (TlsTransport, std::thread::JoinHandle<()>) {
-        let body_len = body.len();
+    fn connected(body: Vec<u8>, raw: &'static [u8]) -> (TlsTransport, std::thread::JoinHandle<()>) {
+        let body_len = body.len() + raw.len();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
@@ -438,6 +435,7 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
             }
             tls.write_all(&body).unwrap();
             tls.flush().unwrap();
+            tls.sock.write_all(raw).unwrap();
             sent_tx.send(()).unwrap();
             // Until the client hangs up (or the read timeout).
             let _ = tls.read(&mut [0u8; 1]);
@@ -465,7 +463,7 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
     #[test]
     fn one_read_returns_every_record_already_received() {
         let body: Vec<u8> = (0..RECORD * 6).map(|i| (i % 251) as u8).collect();
-        let (mut tls, server) = connected(body.clone());
+        let (mut tls, server) = connected(body.clone(), b"");
         assert!(tls.await_input(NextTimeout::default()).unwrap());
         let got = tls.buffers().input().len();
         assert!(
@@ -486,6 +484,41 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
             tls.buffers().input_consume(n);
         }
         assert!(all == body, "plaintext differs from what the server sent");
+        drop(tls);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_bad_record_fails_the_read_and_the_connection() {
+        let body: Vec<u8> = (0..RECORD * 2).map(|i| (i % 13) as u8).collect();
+        // An application-data record whose 16 bytes cannot decrypt.
+        const FORGED: &[u8] = b"\x17\x03\x03\x00\x10sixteen bytes!!!";
+        let (mut tls, server) = connected(body.clone(), FORGED);
+        let mut all = Vec::new();
+        let mut error = None;
+        for _ in 0..8 {
+            match tls.await_input(NextTimeout::default()) {
+                Ok(true) => {
+                    all.extend_from_slice(tls.buffers().input());
+                    let n = tls.buffers().input().len();
+                    tls.buffers().input_consume(n);
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        assert!(
+            all == body,
+            "got {} of {} bytes before the error",
+            all.len(),
+            body.len()
+        );
+        let error = error.expect("the forged record is an error");
+        assert!(error.to_string().contains("decrypt"), "{error}");
+        assert!(!tls.is_open(), "a connection that failed is not reused");
         drop(tls);
         server.join().unwrap();
     }
