@@ -6,17 +6,18 @@
 //! so the pool is sized to the job count.
 
 use std::path::Path;
-use std::sync::Arc;
 
+use rustls::pki_types::CertificateDer;
 use ureq::Agent;
 use ureq::config::Config as UreqConfig;
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider, parse_pem};
+use ureq::tls::{PemItem, parse_pem};
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector};
 
 use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::error::RunError;
+use crate::tls::{TlsConnector, Trust};
 use crate::transport::{ProxyConnector, SocketConnector};
 
 /// Build the shared agent. Redirects are followed by [`crate::fetch`] itself,
@@ -26,21 +27,19 @@ use crate::transport::{ProxyConnector, SocketConnector};
 /// installed on the machine work) via rustls-platform-verifier; `--cacert`
 /// adds certificates on top of the system store and the built-in Mozilla roots.
 pub(crate) fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError> {
-    let root_certs = match &config.cacert {
-        Some(path) => RootCerts::Specific(Arc::new(roots_with(path)?)),
-        None => RootCerts::PlatformVerifier,
+    let trust = if config.insecure {
+        Trust::Anything
+    } else {
+        match &config.cacert {
+            Some(path) => Trust::UserFirst(user_certs(path)?),
+            None => Trust::Platform,
+        }
     };
-    let tls = TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .root_certs(root_certs)
-        .disable_verification(config.insecure)
-        .build();
     let ureq_config: UreqConfig = Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .max_redirects_will_error(false)
         .user_agent(config.user_agent.as_str())
-        .tls_config(tls)
         // Proxies are chosen per request from the URL's scheme (see crate::proxy).
         .proxy(None)
         .timeout_connect(config.connect_timeout)
@@ -56,7 +55,7 @@ pub(crate) fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError>
         ().chain(ProxyConnector::new(&ureq_config))
             .chain(ConnectProxyConnector::default())
             .chain(SocketConnector::new(config.idle_timeout, cancel.clone()))
-            .chain(RustlsConnector::default());
+            .chain(TlsConnector::new(trust));
     Ok(Agent::with_parts(
         ureq_config,
         connector,
@@ -64,8 +63,9 @@ pub(crate) fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError>
     ))
 }
 
-/// The certificates in `path`, plus the system store and the built-in roots.
-fn roots_with(path: &Path) -> Result<Vec<Certificate<'static>>, RunError> {
+/// The certificates in `path` (the system store and the built-in roots are
+/// added by [`crate::tls`] when these do not verify a server).
+fn user_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, RunError> {
     let fail = |reason: String| RunError::CaCert {
         path: path.to_path_buf(),
         reason,
@@ -74,25 +74,11 @@ fn roots_with(path: &Path) -> Result<Vec<Certificate<'static>>, RunError> {
     let mut certs = Vec::new();
     for item in parse_pem(&pem) {
         if let PemItem::Certificate(cert) = item.map_err(|e| fail(e.to_string()))? {
-            certs.push(cert);
+            certs.push(CertificateDer::from(cert.der().to_vec()));
         }
     }
     if certs.is_empty() {
         return Err(fail("no PEM certificate in the file".into()));
     }
-    // A system store that cannot be read only loses its extra roots; the
-    // built-in roots and the user's certificate still apply.
-    let system = rustls_native_certs::load_native_certs();
-    certs.extend(
-        system
-            .certs
-            .iter()
-            .map(|der| Certificate::from_der(der).to_owned()),
-    );
-    certs.extend(
-        webpki_root_certs::TLS_SERVER_ROOT_CERTS
-            .iter()
-            .map(|der| Certificate::from_der(der).to_owned()),
-    );
     Ok(certs)
 }

@@ -109,6 +109,7 @@ mod rate;
 mod report;
 mod resume;
 mod socks;
+mod tls;
 mod transport;
 mod validators;
 

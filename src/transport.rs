@@ -145,9 +145,15 @@ impl<In: Transport> Connector<In> for SocketConnector {
         }
         tune_for_distance(&stream, handshake);
         let config = details.config;
+        // Under TLS ureq reads the TLS layer's buffer, not this one (see crate::tls).
+        let buffers = if details.needs_tls() {
+            LazyBuffers::new(crate::tls::CIPHERTEXT_BUFFER, crate::tls::RECORD_OUTPUT)
+        } else {
+            LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size())
+        };
         Ok(Some(Either::B(Socket {
             stream,
-            buffers: LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size()),
+            buffers,
             idle: self.idle,
             cancel: self.cancel.clone(),
             read_timeout: None,
@@ -324,6 +330,20 @@ impl fmt::Debug for Socket {
 }
 
 impl Socket {
+    /// A socket over `stream` with an input buffer of `input` bytes, no idle limit.
+    #[cfg(test)]
+    pub(crate) fn for_test(stream: TcpStream, input: usize) -> Socket {
+        Socket {
+            stream,
+            buffers: LazyBuffers::new(input, 1024),
+            idle: None,
+            cancel: Cancel::new(),
+            read_timeout: None,
+            write_timeout: None,
+            just_read: false,
+        }
+    }
+
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         if self.read_timeout != Some(timeout) {
             self.stream.set_read_timeout(Some(timeout))?;

@@ -9,6 +9,7 @@ use crate::support::*;
 
 mod proxy;
 mod tls;
+mod tls_sessions;
 
 /// Routes `count` slow files (300 ms before each answer) and writes them to `list.txt`.
 fn slow_list(t: &Setup, count: usize) {
