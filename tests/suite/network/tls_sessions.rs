@@ -4,7 +4,7 @@
 //! full or resumed.
 //!
 //! The server's certificate is signed by a test CA made with the `openssl`
-//! command-line tool at test time (as in `tests/tls.rs`); fetchq trusts it
+//! command-line tool at test time (as in `network::tls`); fetchq trusts it
 //! with `--cacert`. Without `openssl` the tests fail, never pass silently.
 
 use crate::support;
