@@ -21,19 +21,19 @@
 //!                            input     client  rate  proxy
 //!                              │         │
 //!                              ▼         ▼
-//!         naming   outdir   transport                names; the output directory; sockets
+//!         naming   outdir   transport   tls          names; the output directory; sockets, TLS
 //!           │        │         │
 //!           ▼        ▼         ▼
 //!  content_disposition   part   socks  forward
 //!                          │
 //!                          ▼
-//!              resume   validators   report            what a part records; the summary
+//!          folder   resume   validators   report       open folders; what a part records; the summary
 //!                │                     │
 //!                ▼                     ▼
 //!  event   messages                                    the contract: events, observers, live counters
 //!    │        │
 //!    ▼        ▼
-//!  error  display  cancel  config  exit  backoff  hex  leaves: import nothing of fetchq
+//!  error display cancel config exit backoff hex base64 netrc   leaves: import nothing of fetchq
 //! ```
 //! `event` is the contract every stage shares: what workers report
 //! ([`Event`], [`Slot`]), how they send it (`event::Events`) and what
@@ -89,6 +89,7 @@ pub mod eventlog;
 mod exit;
 mod feed;
 mod fetch;
+mod folder;
 mod forward;
 mod hex;
 mod hosts;

@@ -5,7 +5,7 @@
 //! parent's descriptor, one component at a time (`mkdirat`, then `openat` with
 //! `O_NOFOLLOW|O_DIRECTORY`): a symlink or a file where a folder should be
 //! fails the entry, and once a folder is open the downloads in it work on that
-//! descriptor and a single file name (see [`crate::part::Folder`]), so no swap
+//! descriptor and a single file name (see [`crate::folder::Folder`]), so no swap
 //! of a folder for a symlink at any moment redirects a write outside `--dir`.
 //! `openat2` with `RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS` would give the same
 //! guarantee for a whole path in one call; the walk is needed anyway to create
@@ -42,7 +42,8 @@ use std::sync::Mutex;
 use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::error::{FetchError, RunError};
-use crate::part::{Folder, Linker, id_of};
+use crate::folder::{Folder, id_of};
+use crate::part::Linker;
 
 /// The output directory of a run.
 #[derive(Debug)]

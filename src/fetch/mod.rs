@@ -35,9 +35,10 @@ use crate::error::FetchError;
 use crate::event::{
     EntryReport, Event, Events, JobInfo, Outcome, Problem, Resume, SkipReason, Slot, StartOver,
 };
+use crate::folder::{Folder, Occupant, occupant_at};
 use crate::naming::{self, Namer, Turn};
 use crate::outdir::OutDir;
-use crate::part::{Committed, Folder, Linker, Occupant, PartFile, occupant_at, part_holder, part_name};
+use crate::part::{Committed, Linker, PartFile, part_holder, part_name};
 use crate::proxy::ProxyTable;
 use crate::rate::RateLimiter;
 use crate::resume::{self, Record, Verdict};
