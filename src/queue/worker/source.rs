@@ -238,12 +238,16 @@ impl QueueSource {
         let stop = || ctx.cancel.is_requested();
         let max = room.max(1);
         // Blocking in Redis only when nothing of ours is in flight (else the
-        // source waits for the sink instead, see `idle`), and with `--drain`
-        // only once the status said the queue is not drained (else the end
-        // of a drain would wait out a whole blocking claim).
-        let may_block = ctx.claims().is_empty() && (!ctx.options.drain || self.not_drained);
-        let wait = if may_block {
+        // source waits for the sink instead, see `idle`). With `--drain`,
+        // only once the status said the queue is not drained, and briefly:
+        // other workers' last entries are finishing, and the end of the
+        // drain should be seen soon after theirs.
+        let wait = if !ctx.claims().is_empty() {
+            Duration::ZERO
+        } else if !ctx.options.drain {
             ctx.options.claim_wait
+        } else if self.not_drained {
+            ctx.options.claim_wait.min(BUSY_CLAIM_WAIT)
         } else {
             Duration::ZERO
         };
