@@ -149,9 +149,9 @@ pub enum Command {
     Enqueue(EnqueueArgs),
     /// Download the entries of a Redis queue, alongside workers on other machines.
     ///
-    /// Claims entries one at a time (never more than the worker pool can
-    /// take), downloads them with the same options as a local run, and
-    /// records each outcome in the queue. Runs until stopped, or with --drain
+    /// Claims entries in batches (never more than the worker pool can take
+    /// soon), downloads them with the same options as a local run, and
+    /// records the outcomes in the queue in batches, within 0.1 s. Runs until stopped, or with --drain
     /// until the queue is empty and no worker has anything in progress.
     /// A worker whose heartbeat stops (killed, cut off) for 15 s is presumed
     /// dead and its entries go back to the queue. Ctrl-C gives the entries

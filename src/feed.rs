@@ -203,6 +203,14 @@ impl Feeder {
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_requested()
     }
+
+    /// How many more jobs the channel takes now without blocking: what a
+    /// source that claims entries in batches may claim at once.
+    pub fn room(&self) -> usize {
+        self.jobs
+            .capacity()
+            .map_or(0, |cap| cap.saturating_sub(self.jobs.len()))
+    }
 }
 
 /// URL lists read one after another, as they arrive.

@@ -7,14 +7,15 @@
 //! synchronous API. It needs Redis 6.2 or newer (`BLMOVE`, `LMOVE`); the
 //! version is checked on connect.
 //!
-//! # Pattern: reliable queue with `BLMOVE`
+//! # Pattern: reliable queue with atomic moves between lists
 //!
-//! A worker claims an entry with `BLMOVE pending processing:{worker} LEFT RIGHT
-//! timeout`: one atomic server-side step pops the oldest pending entry and
-//! parks it in the worker's own processing list, so an entry is at every
-//! moment in exactly one list and is never lost with a crashed worker. When
-//! the download ends, the outcome is recorded and the entry leaves the
-//! processing list in one Lua script. Workers keep a heartbeat key with a
+//! A worker claims a batch of entries with one Lua script that moves the
+//! oldest pending entries to the worker's own processing list (and waits
+//! for the next one with `BLMOVE pending processing:{worker} LEFT RIGHT
+//! timeout` when none is pending): one atomic server-side step, so an entry
+//! is at every moment in exactly one list and is never lost with a crashed
+//! worker. When downloads end, their outcomes are recorded and the entries
+//! leave the processing list in one Lua script per batch. Workers keep a heartbeat key with a
 //! TTL; when it expires, any process may move the dead worker's processing
 //! list back to `pending` ([`Queue::requeue_stale`]).
 //!
@@ -37,6 +38,7 @@
 //! | `pending` | LIST | entries waiting, oldest at the head; each a compact JSON [`QueueEntry`] |
 //! | `seen` | SET | ids ever enqueued: `SADD` returning 0 means duplicate, not pushed |
 //! | `processing:WORKER` | LIST | entries claimed by that worker, in claim order |
+//! | `claimed:WORKER` | HASH | id → the exact text of each entry in that processing list, so completing one finds it without a scan |
 //! | `workers` | SET | registered worker ids |
 //! | `heartbeat:WORKER` | STRING, TTL | present while the worker is alive ([`Queue::with_heartbeat_ttl`], default 15 s) |
 //! | `done` | HASH | id → the caller's result JSON for a successful entry |
@@ -49,10 +51,23 @@
 //! their exact JSON text.
 //!
 //! Atomic steps (Lua scripts, see `scripts.rs`): enqueue (`SADD seen` +
-//! `RPUSH pending`), complete (record the result + `LREM` from processing),
-//! release (`LREM` from processing + `LPUSH pending`), requeue of one dead
-//! worker (check its heartbeat is gone + move its list + `SREM workers`),
-//! unregister, and each batch of retry-failed. Register and heartbeat are
+//! `RPUSH pending`), claim of up to K entries (`LRANGE` + `LTRIM` of pending,
+//! `RPUSH` to processing, note them in `claimed`), complete of a batch of outcomes (record each result + `LREM`
+//! of the text `claimed` gives), release (`LREM` from processing + `LPUSH
+//! pending`), requeue of one dead worker (check its heartbeat is gone + move
+//! its list + drop `claimed` + `SREM workers`), unregister, and each batch of
+//! retry-failed.
+//!
+//! # Cost per entry
+//!
+//! Redis runs scripts on one thread, so the work Redis does per entry bounds
+//! the whole fleet. A worker claims entries in batches
+//! ([`Queue::claim_many`]: one script call for up to K entries) and records
+//! outcomes in batches ([`Queue::complete_many`]: one call for many), and no
+//! script decodes JSON or walks a list in Lua: `claimed` gives the exact text
+//! to remove, and `LREM` of a processing list (a worker's in-flight entries,
+//! a few dozen) is a C loop of `memcmp`s. Apart from that `LREM`, each
+//! script issues a fixed number of commands per call, whatever the batch. Register and heartbeat are
 //! `MULTI` transactions (`SADD workers` + `SET heartbeat PX ttl`).
 //!
 //! # Delivery guarantees
@@ -138,6 +153,10 @@ pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Entries per enqueue script call.
 const ENQUEUE_BATCH: usize = 500;
+/// Most entries one claim script call moves (they are arguments of one command).
+const MAX_CLAIM: usize = 1000;
+/// Outcomes per complete script call (a longer batch is split).
+const COMPLETE_BATCH: usize = 200;
 /// Upper bound on SCAN/HSCAN rounds in one operation (a guard; real runs end
 /// when the cursor returns to 0, after about size/COUNT rounds).
 const MAX_SCAN_ROUNDS: usize = 1_000_000;
@@ -178,6 +197,10 @@ impl Keys {
     fn heartbeat(&self, worker: &str) -> String {
         format!("{}heartbeat:{worker}", self.prefix)
     }
+
+    fn claimed(&self, worker: &str) -> String {
+        format!("{}claimed:{worker}", self.prefix)
+    }
 }
 
 /// A snapshot of a queue, from [`Queue::status`].
@@ -200,6 +223,26 @@ pub struct QueueStatus {
     /// Every registered worker, and every worker with a processing list,
     /// sorted by id.
     pub workers: Vec<WorkerStatus>,
+}
+
+/// What one [`Queue::claim_many`] brought.
+#[derive(Debug, Default)]
+pub struct ClaimBatch {
+    /// The entries claimed, oldest first; each is in the worker's processing list.
+    pub entries: Vec<QueueEntry>,
+    /// Elements that were not valid entries, each with why: moved to `bad`.
+    pub bad: Vec<(String, MalformedEntry)>,
+}
+
+/// One outcome for [`Queue::complete_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct Completion<'a> {
+    /// The claimed entry.
+    pub entry: &'a QueueEntry,
+    /// `done` (true) or `failed`.
+    pub ok: bool,
+    /// The result, stored as given.
+    pub result_json: &'a str,
 }
 
 /// One worker in a [`QueueStatus`].
@@ -518,18 +561,74 @@ impl Queue {
     /// A malformed element is moved to the `bad` list and reported as
     /// [`QueueError::BadEntry`]; claim again after reporting it.
     pub fn claim(&mut self, worker_id: &str, wait: Duration) -> Result<Option<QueueEntry>, QueueError> {
+        let mut batch = self.claim_many(worker_id, 1, wait)?;
+        if let Some((raw, source)) = batch.bad.pop() {
+            return Err(QueueError::BadEntry {
+                queue: self.name.clone(),
+                raw,
+                source,
+            });
+        }
+        Ok(batch.entries.pop())
+    }
+
+    /// Claims up to `max` (at least 1, at most 1000) of the oldest pending entries for
+    /// `worker_id` in one round trip, moving them to the worker's processing
+    /// list in order. Only when none is pending does it wait, up to `wait`,
+    /// for one to arrive (`Duration::ZERO`: don't wait); the batch is empty
+    /// when none came in time.
+    ///
+    /// Claim no more than the caller can start soon: a worker that dies
+    /// strands what it holds until its heartbeat expires. Malformed elements
+    /// are moved to the `bad` list and returned in [`ClaimBatch::bad`].
+    pub fn claim_many(
+        &mut self,
+        worker_id: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<ClaimBatch, QueueError> {
         check_worker(worker_id)?;
+        let max = max.clamp(1, MAX_CLAIM);
+        let mut raws: Vec<String> = self.run(|con, keys| {
+            scripts::CLAIM
+                .key(&keys.pending)
+                .key(keys.processing(worker_id))
+                .key(keys.claimed(worker_id))
+                .arg(max)
+                .invoke(con)
+        })?;
+        if raws.is_empty() && !wait.is_zero() {
+            raws.extend(self.claim_blocking(worker_id, wait)?);
+        }
+        let mut batch = ClaimBatch::default();
+        for raw in raws {
+            match QueueEntry::from_json(&raw) {
+                Ok(e) => batch.entries.push(e),
+                Err(source) => {
+                    self.run(|con, keys| {
+                        scripts::QUARANTINE
+                            .key(keys.processing(worker_id))
+                            .key(&keys.bad)
+                            .key(keys.claimed(worker_id))
+                            .arg(&raw)
+                            .invoke::<i64>(con)
+                    })?;
+                    batch.bad.push((raw, source));
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Waits up to `wait` for one entry with `BLMOVE` (a script cannot
+    /// block), then notes it in the claimed hash. Should the note be lost
+    /// with the connection, completing the entry falls back to its own
+    /// serialisation, and an entry that is still not found is an orphan,
+    /// returned at unregister.
+    fn claim_blocking(&mut self, worker_id: &str, wait: Duration) -> Result<Option<String>, QueueError> {
         let op_timeout = self.op_timeout;
         let raw: Option<String> = self.run(|con, keys| {
             let processing = keys.processing(worker_id);
-            if wait.is_zero() {
-                return redis::cmd("LMOVE")
-                    .arg(&keys.pending)
-                    .arg(&processing)
-                    .arg("LEFT")
-                    .arg("RIGHT")
-                    .query(con);
-            }
             // A zero BLMOVE timeout blocks forever: round up to 1 ms.
             let secs = wait.as_millis().max(1) as f64 / 1000.0;
             con.set_read_timeout(Some(wait.saturating_add(op_timeout)))?;
@@ -546,23 +645,16 @@ impl Queue {
             Ok(r)
         })?;
         let Some(raw) = raw else { return Ok(None) };
-        match QueueEntry::from_json(&raw) {
-            Ok(e) => Ok(Some(e)),
-            Err(source) => {
-                self.run(|con, keys| {
-                    scripts::QUARANTINE
-                        .key(keys.processing(worker_id))
-                        .key(&keys.bad)
-                        .arg(&raw)
-                        .invoke::<i64>(con)
-                })?;
-                Err(QueueError::BadEntry {
-                    queue: self.name.clone(),
-                    raw,
-                    source,
-                })
-            }
+        if let Ok(entry) = QueueEntry::from_json(&raw) {
+            self.run(|con, keys| {
+                redis::cmd("HSET")
+                    .arg(keys.claimed(worker_id))
+                    .arg(&entry.id)
+                    .arg(&raw)
+                    .query::<()>(con)
+            })?;
         }
+        Ok(Some(raw))
     }
 
     /// Records the outcome of a claimed entry and removes it from the
@@ -580,20 +672,46 @@ impl Queue {
         ok: bool,
         result_json: &str,
     ) -> Result<bool, QueueError> {
+        let found = self.complete_many(
+            worker_id,
+            &[Completion {
+                entry,
+                ok,
+                result_json,
+            }],
+        )?;
+        Ok(found.first().copied().unwrap_or(false))
+    }
+
+    /// [`complete`](Self::complete) for many outcomes in one round trip per
+    /// 200. Each batch is atomic; retrying a whole batch after a lost reply
+    /// is safe (results are stored again, nothing is removed twice). Returns
+    /// one flag per outcome, in order.
+    pub fn complete_many(
+        &mut self,
+        worker_id: &str,
+        outcomes: &[Completion<'_>],
+    ) -> Result<Vec<bool>, QueueError> {
         check_worker(worker_id)?;
-        let found: i64 = self.run(|con, keys| {
-            scripts::COMPLETE
-                .key(keys.processing(worker_id))
-                .key(&keys.done)
-                .key(&keys.failed)
-                .key(&keys.failed_entries)
-                .arg(&entry.id)
-                .arg(if ok { "1" } else { "0" })
-                .arg(result_json)
-                .arg(entry.to_json())
-                .invoke(con)
-        })?;
-        Ok(found == 1)
+        let mut out = Vec::with_capacity(outcomes.len());
+        for chunk in outcomes.chunks(COMPLETE_BATCH) {
+            let found: Vec<i64> = self.run(|con, keys| {
+                let mut inv = scripts::COMPLETE.key(keys.processing(worker_id));
+                inv.key(keys.claimed(worker_id))
+                    .key(&keys.done)
+                    .key(&keys.failed)
+                    .key(&keys.failed_entries);
+                for c in chunk {
+                    inv.arg(&c.entry.id)
+                        .arg(if c.ok { "1" } else { "0" })
+                        .arg(c.result_json)
+                        .arg(c.entry.to_json());
+                }
+                inv.invoke(con)
+            })?;
+            out.extend(found.into_iter().map(|f| f == 1));
+        }
+        Ok(out)
     }
 
     /// Gives back a claimed entry that was not started (clean shutdown): it
@@ -605,7 +723,9 @@ impl Queue {
             scripts::RELEASE
                 .key(keys.processing(worker_id))
                 .key(&keys.pending)
+                .key(keys.claimed(worker_id))
                 .arg(&entry.id)
+                .arg(entry.to_json())
                 .invoke(con)
         })?;
         Ok(found == 1)
@@ -623,6 +743,7 @@ impl Queue {
                 .key(keys.heartbeat(worker_id))
                 .key(keys.processing(worker_id))
                 .key(&keys.pending)
+                .key(keys.claimed(worker_id))
                 .arg(worker_id)
                 .invoke(con)
         })?;
@@ -676,6 +797,7 @@ impl Queue {
                     .key(keys.heartbeat(&w))
                     .key(keys.processing(&w))
                     .key(&keys.pending)
+                    .key(keys.claimed(&w))
                     .arg(&w)
                     .invoke(con)
             })?;
@@ -810,6 +932,7 @@ mod tests {
         assert_eq!(k.failed_entries, "fetchq:q1:failed_entries");
         assert_eq!(k.processing("h:1:ab"), "fetchq:q1:processing:h:1:ab");
         assert_eq!(k.heartbeat("w"), "fetchq:q1:heartbeat:w");
+        assert_eq!(k.claimed("w"), "fetchq:q1:claimed:w");
     }
 
     #[test]

@@ -27,55 +27,120 @@ return out
     )
 });
 
-/// Finds the first element of list KEYS[1] whose JSON `id` is `id`.
-/// Processing lists are short (a worker's in-flight entries), so a scan is cheap.
-const FIND: &str = r"
-local function find(key, id)
-  local items = redis.call('LRANGE', key, 0, -1)
-  for _, raw in ipairs(items) do
-    local ok, e = pcall(cjson.decode, raw)
-    if ok and type(e) == 'table' and e.id == id then
+/// The id field of an entry's JSON text, without decoding all of it: in
+/// JSON every quote inside a string is escaped, so `"id":"` can only be the
+/// key itself. Rust checks the id against the URL after the claim.
+const ID_OF: &str = r#"
+local function id_of(raw)
+  return string.match(raw, '"id":"([^"]*)"')
+end
+"#;
+
+/// KEYS: pending, processing, claimed. ARGV: max (at most a few thousand:
+/// the entries are passed to one `RPUSH` and one `HSET` as arguments).
+/// Moves up to `max` entries from the head of pending to the tail of the
+/// processing list, and notes each one's exact text under its id in the
+/// claimed hash, so completing it needs no scan. A fixed number of commands
+/// per call, whatever `max`. Returns the texts, in order.
+pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{ID_OF}
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #items == 0 then return items end
+redis.call('LTRIM', KEYS[1], #items, -1)
+redis.call('RPUSH', KEYS[2], unpack(items))
+local notes = {{}}
+for _, raw in ipairs(items) do
+  local id = id_of(raw)
+  if id then
+    notes[#notes + 1] = id
+    notes[#notes + 1] = raw
+  end
+end
+if #notes > 0 then
+  redis.call('HSET', KEYS[3], unpack(notes))
+end
+return items
+"
+    ))
+});
+
+/// The processing-list text of the entry `id`: the claimed hash's, else the
+/// caller's own serialisation (an entry claimed by `BLMOVE` whose note was
+/// lost with a connection). Removes it from the list and the hash; returns
+/// the text removed, or nil if the list did not hold it. `COMPLETE` does the
+/// same for a whole batch.
+const TAKE: &str = r"
+local function take(processing, claimed, id, fallback)
+  local raw = redis.call('HGET', claimed, id)
+  if raw then
+    redis.call('HDEL', claimed, id)
+    if redis.call('LREM', processing, 1, raw) > 0 then
       return raw
     end
+  end
+  if fallback ~= raw and redis.call('LREM', processing, 1, fallback) > 0 then
+    return fallback
   end
   return nil
 end
 ";
 
-/// KEYS: processing, done, failed, failed_entries.
-/// ARGV: id, ok ('1'/'0'), result json, entry json (used if not found in processing).
-/// Returns 1 if the entry was in the processing list, else 0.
-/// A failure is not recorded for an id that is already done (success wins).
+/// KEYS: processing, claimed, done, failed, failed_entries.
+/// ARGV: groups of four: id, ok ('1'/'0'), result json, entry json (at most
+/// a few hundred groups: ids and results are passed to single commands).
+/// Returns one 0/1 per group: 1 if the entry was in the processing list.
+/// A failure is not recorded for an id that is already done, or done earlier
+/// in the same call (success wins). Per entry only its `LREM` (and for a
+/// failure, a check and two writes); the rest is one command per call.
 pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r"{FIND}
-local raw = find(KEYS[1], ARGV[1])
-if raw then
-  redis.call('LREM', KEYS[1], 1, raw)
+    Script::new(
+        r"
+local ids = {}
+for i = 1, #ARGV, 4 do
+  ids[#ids + 1] = ARGV[i]
 end
-if ARGV[2] == '1' then
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-  redis.call('HDEL', KEYS[3], ARGV[1])
-  redis.call('HDEL', KEYS[4], ARGV[1])
-elseif redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-  redis.call('HSET', KEYS[4], ARGV[1], raw or ARGV[4])
+local raws = redis.call('HMGET', KEYS[2], unpack(ids))
+redis.call('HDEL', KEYS[2], unpack(ids))
+local out, done, done_now, ok_ids = {}, {}, {}, {}
+for n, id in ipairs(ids) do
+  local i = (n - 1) * 4 + 1
+  local raw, own = raws[n], ARGV[i + 3]
+  local found = nil
+  if raw and redis.call('LREM', KEYS[1], 1, raw) > 0 then
+    found = raw
+  elseif raw ~= own and redis.call('LREM', KEYS[1], 1, own) > 0 then
+    found = own
+  end
+  if ARGV[i + 1] == '1' then
+    done[#done + 1] = id
+    done[#done + 1] = ARGV[i + 2]
+    ok_ids[#ok_ids + 1] = id
+    done_now[id] = true
+  elseif not done_now[id] and redis.call('HEXISTS', KEYS[3], id) == 0 then
+    redis.call('HSET', KEYS[4], id, ARGV[i + 2])
+    redis.call('HSET', KEYS[5], id, found or own)
+  end
+  if found then out[n] = 1 else out[n] = 0 end
 end
-if raw then return 1 end
-return 0
-"
-    ))
+if #done > 0 then
+  redis.call('HSET', KEYS[3], unpack(done))
+  redis.call('HDEL', KEYS[4], unpack(ok_ids))
+  redis.call('HDEL', KEYS[5], unpack(ok_ids))
+end
+return out
+",
+    )
 });
 
-/// KEYS: processing, pending. ARGV: id.
+/// KEYS: processing, pending, claimed. ARGV: id, entry json.
 /// Moves the entry from the processing list to the head of pending.
 /// Returns 1 if it was there, else 0.
 pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"{FIND}
-local raw = find(KEYS[1], ARGV[1])
+        r"{TAKE}
+local raw = take(KEYS[1], KEYS[3], ARGV[1], ARGV[2])
 if raw then
-  redis.call('LREM', KEYS[1], 1, raw)
   redis.call('LPUSH', KEYS[2], raw)
   return 1
 end
@@ -96,9 +161,10 @@ local function drain(src, dst)
 end
 ";
 
-/// KEYS: workers, heartbeat, processing, pending. ARGV: worker id.
-/// If the heartbeat key is gone: requeue the processing list, forget the
-/// worker, return the count. If it is still there: return -1, change nothing.
+/// KEYS: workers, heartbeat, processing, pending, claimed. ARGV: worker id.
+/// If the heartbeat key is gone: requeue the processing list, drop its
+/// claimed hash, forget the worker, return the count. If it is still there:
+/// return -1, change nothing.
 pub(crate) static REQUEUE_IF_DEAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DRAIN}
@@ -106,19 +172,22 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   return -1
 end
 local n = drain(KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[5])
 redis.call('SREM', KEYS[1], ARGV[1])
 return n
 "
     ))
 });
 
-/// KEYS: workers, heartbeat, processing, pending. ARGV: worker id.
+/// KEYS: workers, heartbeat, processing, pending, claimed. ARGV: worker id.
 /// Clean shutdown: requeue whatever is left in the processing list, delete
-/// the heartbeat, forget the worker. Returns the count requeued.
+/// the claimed hash and the heartbeat, forget the worker. Returns the count
+/// requeued.
 pub(crate) static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DRAIN}
 local n = drain(KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[5])
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[1], ARGV[1])
 return n
@@ -146,15 +215,20 @@ return {r[1], n}
     )
 });
 
-/// KEYS: processing, bad. ARGV: raw.
-/// Moves one malformed element out of the processing list.
+/// KEYS: processing, bad, claimed. ARGV: raw.
+/// Moves one malformed element out of the processing list, and its note out
+/// of the claimed hash unless the note is another element's.
 pub(crate) static QUARANTINE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+    Script::new(&format!(
+        r"{ID_OF}
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) > 0 then
   redis.call('RPUSH', KEYS[2], ARGV[1])
 end
+local id = id_of(ARGV[1])
+if id and redis.call('HGET', KEYS[3], id) == ARGV[1] then
+  redis.call('HDEL', KEYS[3], id)
+end
 return 1
-",
-    )
+"
+    ))
 });

@@ -14,14 +14,20 @@
 //!
 //! Every claimed entry gets a [`Ticket`](crate::event::Ticket), its claim
 //! number, and sits in one shared table (`Claims`) from the moment `claim`
-//! returns until its result is in Redis. The source claims one entry at a
-//! time, right before handing it to the feeder, whose bounded channel blocks
-//! while the pool is busy: at most `jobs` downloading + `4·jobs` queued + 1
-//! being handed over are claimed at once (plus the per-host parking lot with
-//! `--per-host`).
+//! returns until its result is in Redis. The source claims a batch as large
+//! as the room in the feeder's channel (`4·jobs`) and hands it over; while
+//! the channel is full it sleeps until the pool has drained it to half. So
+//! no more than `jobs` downloading + `4·jobs` queued are claimed and
+//! unfinished at once (plus the per-host
+//! parking lot with `--per-host`). A worker that dies strands those, and the
+//! finished ones whose outcome is not written yet (at most `FLUSH_EVERY`
+//! worth).
 //!
-//! - `Finished` with the ticket: the sink records it with `complete` (the
-//!   `--json` object as the result; ok = not failed), then drops the ticket.
+//! - `Finished` with the ticket: the sink queues the outcome (the `--json`
+//!   object as the result; ok = not failed). The pool hands events over once
+//!   per tick (100 ms) or when a backlog builds up, and at the end of each
+//!   hand-over the sink records what it queued with one `complete_many`
+//!   (also whenever a run ends); only then are the tickets dropped.
 //!   An unusable entry (bad URL) is a failed line, completed the same way.
 //! - `Finished` as `Failed(Cancelled)` (Ctrl-C mid-download): not recorded;
 //!   the ticket stays, to be released instead of marked failed.
@@ -54,7 +60,7 @@ mod source;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -72,6 +78,13 @@ use source::{End, QueueSource};
 /// How long one blocking claim waits: the longest a stop request or an idle
 /// check waits on an empty queue.
 pub const CLAIM_WAIT: Duration = Duration::from_secs(1);
+/// The longest a finished entry's outcome waits in the sink before it is
+/// written to Redis: the sink writes at every tick of the pool.
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// While this worker's own entries are downloading and the queue is empty,
+/// the source looks at the queue again after this long (or as soon as the
+/// last of its entries is recorded, to see the end of a drain at once).
+const BUSY_CLAIM_WAIT: Duration = Duration::from_millis(100);
 /// Repeat a "Redis unavailable" warning at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 /// Retry for as long as it takes (a stop request still ends it).
@@ -176,6 +189,8 @@ struct Ctx {
     cancel: Cancel,
     notify: Notify,
     claims: Mutex<Claims>,
+    /// Signalled when the sink has recorded outcomes and dropped their tickets.
+    recorded: Condvar,
 }
 
 impl Ctx {
@@ -286,6 +301,7 @@ pub fn work(
         cancel: cancel.clone(),
         notify,
         claims: Mutex::default(),
+        recorded: Condvar::new(),
     });
     let id = ctx.worker_id.clone();
     let cancelled = || cancel.is_requested();
@@ -317,6 +333,7 @@ pub fn work(
 
     let mut sink = QueueSink::new(queue, ctx.clone(), config.dir.clone());
     let runs = run_series(&ctx, &config, source_queue, &mut sink, observer);
+    sink.flush();
 
     // No more heartbeats, then give back what was claimed and not recorded.
     stop_heartbeat.store(true, Ordering::SeqCst);
@@ -367,21 +384,22 @@ fn run_series(
         drained: false,
     };
     let mut source_queue = Some(source_queue);
-    let mut carry = None;
+    let mut carry = Vec::new();
     loop {
         let queue = match source_queue.take() {
             Some(q) => q,
             None => ctx.retry(sink.queue(), "connect", &FOREVER, &cancelled, |q| q.try_clone())?,
         };
         let (back, handed_back) = mpsc::channel();
-        let source = QueueSource::new(queue, ctx.clone(), carry.take(), back);
+        let source = QueueSource::new(queue, ctx.clone(), std::mem::take(&mut carry), back);
         let summary = crate::pool::run(
             config.clone(),
             Box::new(source),
             cancel,
             &mut Tee(vec![&mut *sink, &mut filtered]),
-        )?;
-        runs.total += summary;
+        );
+        sink.flush();
+        runs.total += summary?;
         let Ok(back) = handed_back.try_recv() else {
             return Ok(runs);
         };

@@ -1,17 +1,17 @@
 //! The worker's sink: an observer that records every finished entry of this
-//! worker in the queue (`complete`, with the `--json` object as the result)
-//! and then drops its ticket.
+//! worker in the queue (`complete_many`, with the `--json` object as the
+//! result), in batches, and then drops their tickets.
 
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Ctx, FOREVER, Level};
+use super::{Ctx, FLUSH_EVERY, FOREVER, Level};
 use crate::display::{chain, line, text};
 use crate::error::FetchError;
-use crate::event::{EntryReport, Event, Live, Observer, Outcome, Problem};
-use crate::queue::{Queue, QueueEntry};
+use crate::event::{EntryReport, Event, Live, Observer, Outcome, Problem, Ticket};
+use crate::queue::{Completion, Queue, QueueEntry};
 
 use super::claims::Claims;
 
@@ -23,6 +23,35 @@ pub(super) struct QueueSink {
     recorded: u64,
     /// When a stop request was first seen: from then on, retries are bounded.
     stop_seen: Cell<Option<Instant>>,
+    /// Outcomes not yet written, oldest first.
+    waiting: Vec<Waiting>,
+    /// When the oldest of `waiting` arrived.
+    since: Option<Instant>,
+}
+
+/// A finished entry whose outcome waits to be written.
+#[derive(Debug)]
+struct Waiting {
+    ticket: Ticket,
+    entry: QueueEntry,
+    ok: bool,
+    json: String,
+    /// Where the entry came from, for a message if it cannot be recorded.
+    origin: String,
+}
+
+/// Most outcomes the sink holds: a larger backlog is written at once rather
+/// than at the end of the pool's hand-over.
+const MOST_WAITING: usize = 256;
+
+/// Whether `waiting` outcomes, the oldest since `since`, should be written
+/// at `now`: at a tick (`ticked`: the end of a hand-over of events), when
+/// too many wait, or when the oldest waited [`FLUSH_EVERY`].
+fn flush_due(waiting: usize, ticked: bool, since: Option<Instant>, now: Instant) -> bool {
+    waiting > 0
+        && (ticked
+            || waiting >= MOST_WAITING
+            || since.is_some_and(|at| now.duration_since(at) >= FLUSH_EVERY))
 }
 
 /// What the sink does with a finished entry.
@@ -80,7 +109,57 @@ impl QueueSink {
             dir,
             recorded: 0,
             stop_seen: Cell::new(None),
+            waiting: Vec::new(),
+            since: None,
         }
+    }
+
+    /// Writes every waiting outcome in one call (retried across connection
+    /// loss, bounded once a stop is old), then drops their tickets.
+    pub(super) fn flush(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut self.waiting);
+        self.since = None;
+        let ctx = self.ctx.clone();
+        let id = &ctx.worker_id;
+        let stop_seen = &self.stop_seen;
+        let limit = ctx.options.shutdown_limit;
+        let stop = || stopping_long(ctx.cancel.is_requested(), stop_seen, limit, Instant::now());
+        let batch: Vec<Completion<'_>> = waiting
+            .iter()
+            .map(|o| Completion {
+                entry: &o.entry,
+                ok: o.ok,
+                result_json: &o.json,
+            })
+            .collect();
+        let result = ctx.retry(&mut self.queue, "complete", &FOREVER, &stop, |q| {
+            q.complete_many(id, &batch)
+        });
+        match result {
+            Ok(_) => self.recorded += waiting.len() as u64,
+            Err(e) => {
+                for o in &waiting {
+                    ctx.say(
+                        Level::Error,
+                        format!(
+                            "cannot record {}: {} in the queue: {}; it returns to pending when \
+                             this worker unregisters or its heartbeat expires",
+                            text(&o.origin),
+                            line(&o.entry.url),
+                            chain(&e)
+                        ),
+                    );
+                }
+            }
+        }
+        let mut claims = ctx.claims();
+        for o in &waiting {
+            claims.remove(&o.ticket);
+        }
+        ctx.recorded.notify_all();
     }
 
     /// Results recorded in the queue so far.
@@ -99,34 +178,25 @@ impl Observer for QueueSink {
         let Event::Finished(report) = event else {
             return;
         };
-        let ctx = self.ctx.clone();
-        let decision = decide(report, &ctx.claims());
-        let Record::Complete { entry, ok } = decision else {
-            return;
-        };
-        let id = &ctx.worker_id;
-        let stop_seen = &self.stop_seen;
-        let limit = ctx.options.shutdown_limit;
-        let stop = || stopping_long(ctx.cancel.is_requested(), stop_seen, limit, Instant::now());
-        let json = crate::jsonl::entry_json(report, &self.dir).to_string();
-        let result = ctx.retry(&mut self.queue, "complete", &FOREVER, &stop, |q| {
-            q.complete(id, &entry, ok, &json)
-        });
-        match result {
-            Ok(_) => self.recorded += 1,
-            Err(e) => ctx.say(
-                Level::Error,
-                format!(
-                    "cannot record {}: {} in the queue: {}; it returns to pending when this worker \
-                     unregisters or its heartbeat expires",
-                    text(&report.origin.to_string()),
-                    line(&entry.url),
-                    chain(&e)
-                ),
-            ),
+        let decision = decide(report, &self.ctx.claims());
+        if let (Record::Complete { entry, ok }, Some(ticket)) = (decision, &report.ticket) {
+            self.waiting.push(Waiting {
+                ticket: ticket.clone(),
+                entry,
+                ok,
+                json: crate::jsonl::entry_json(report, &self.dir).to_string(),
+                origin: report.origin.to_string(),
+            });
+            self.since.get_or_insert_with(Instant::now);
         }
-        if let Some(ticket) = &report.ticket {
-            ctx.claims().remove(ticket);
+        if flush_due(self.waiting.len(), false, self.since, Instant::now()) {
+            self.flush();
+        }
+    }
+
+    fn tick(&mut self, _: &Live) {
+        if flush_due(self.waiting.len(), true, self.since, Instant::now()) {
+            self.flush();
         }
     }
 }
@@ -184,6 +254,29 @@ mod tests {
             decide(&report(Some(held), Outcome::Downloaded), &claims),
             Record::Ignore
         );
+    }
+
+    #[test]
+    fn outcomes_are_written_at_each_tick_or_when_many_or_old() {
+        let t0 = Instant::now();
+        let ms = |n: u64| Some(t0 + Duration::from_millis(n));
+        // (waiting, at a tick, oldest at ms, now at ms, due?)
+        let cases = [
+            (0, true, None, 500, false),
+            (1, true, ms(0), 0, true),
+            (1, false, ms(0), 99, false),
+            (1, false, ms(0), 100, true),
+            (255, false, ms(0), 50, false),
+            (256, false, ms(0), 0, true),
+        ];
+        for (waiting, ticked, since, now, want) in cases {
+            let now = t0 + Duration::from_millis(now);
+            assert_eq!(
+                flush_due(waiting, ticked, since, now),
+                want,
+                "{waiting}, tick {ticked}"
+            );
+        }
     }
 
     #[test]

@@ -343,7 +343,7 @@ fn sigint_gives_held_entries_back_and_exits_130() {
     enqueue_ok(root, &url, &list);
 
     let mut worker = Worker::spawn(root, &url, "w0", &["-j", "2"], &[]);
-    // -j 2: 2 downloading + 8 in the channel + 1 waiting to be handed over.
+    // -j 2: 2 downloading + 8 in the channel.
     let mut most = 0;
     wait_for(Duration::from_secs(20), "w0 holding entries", || {
         let held = poll_status(&url).processing;
@@ -355,7 +355,7 @@ fn sigint_gives_held_entries_back_and_exits_130() {
         most = most.max(poll_status(&url).processing);
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(most <= 11, "claimed {most} entries with -j 2");
+    assert!(most <= 10, "claimed {most} entries with -j 2");
 
     worker.interrupt();
     let started = Instant::now();
@@ -519,4 +519,42 @@ fn a_running_worker_downloads_retried_failures_again() {
     assert_eq!((server.hits(&path(0)), server.hits(&path(1))), (2, 1));
     assert_all_files(root, 2, std::slice::from_ref(&worker));
     assert_eq!(counts(&status_json(root, &url)), [0, 0, 2, 0]);
+}
+
+#[test]
+fn a_worker_killed_holding_a_full_batch_loses_nothing() {
+    let redis = RedisServer::start();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
+    let url = redis.url();
+    let n = 60;
+    let list = serve(server, n, Duration::from_millis(300));
+    enqueue_ok(root, &url, &list);
+
+    let env = [("FETCHQ_HEARTBEAT_TTL_MS", "1000")];
+    // -j 2: 2 downloading plus a channel of 8 is a full batch of 10; each
+    // flush of 2 outcomes makes room for a batch of 2.
+    let mut w0 = Worker::spawn(root, &url, "w0", &["--drain", "-j", "2"], &env);
+    wait_for(Duration::from_secs(20), "w0 holding a full batch", || {
+        held_by(&poll_status(&url), "w0") >= 10
+    });
+    w0.process.child.kill().unwrap();
+    w0.wait(Duration::from_secs(5));
+    let s = poll_status(&url);
+    let held = held_by(&s, "w0");
+    assert!((8..=10).contains(&held), "w0 died holding {held}: {s:?}");
+
+    let mut survivors = vec![Worker::spawn(root, &url, "w1", &["--drain", "-j", "16"], &env)];
+    assert_all_exit_0(&mut survivors);
+    survivors.push(w0);
+    assert_all_files(root, n, &survivors);
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [0, 0, n as u64, 0], "{s}");
+    assert!(
+        survivors[0]
+            .stderr()
+            .contains(&format!("requeued {held} entries of dead workers")),
+        "{}",
+        survivors[0].stderr()
+    );
 }

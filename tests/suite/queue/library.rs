@@ -516,3 +516,95 @@ fn connect_errors_are_typed_and_hide_the_password() {
     let q = Queue::connect(&server.url(), "ok").unwrap();
     assert!(!format!("{q:?}").contains("s3cret"));
 }
+
+/// Every key of queue `queue` whose name starts with `fetchq:QUEUE:PART`.
+fn keys_like(server: &RedisServer, queue: &str, part: &str) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(format!("fetchq:{queue}:{part}*"))
+        .query(&mut server.connection())
+        .unwrap()
+}
+
+#[test]
+fn batches_claim_in_order_and_complete_in_one_call() {
+    let server = RedisServer::start();
+    let mut q = queue_with_entries(&server, "batch", "w", 10);
+    let batch = q.claim_many("w", 4, SHORT).unwrap();
+    let ids: Vec<String> = batch.entries.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids, (0..4).map(|i| entry(i).id).collect::<Vec<_>>());
+    assert!(batch.bad.is_empty());
+    // A batch larger than what is pending takes what there is, without waiting.
+    let t = Instant::now();
+    let rest = q.claim_many("w", 100, Duration::from_secs(5)).unwrap();
+    assert_eq!(rest.entries.len(), 6);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(q.status().unwrap().processing, 10);
+
+    // Outcomes of the first batch in one call, one of them twice (a retry
+    // after a lost reply): only the first finds it in processing.
+    let outcome = |e, ok| fetchq::queue::Completion {
+        entry: e,
+        ok,
+        result_json: "{}",
+    };
+    let e = &batch.entries;
+    let found = q
+        .complete_many(
+            "w",
+            &[
+                outcome(&e[0], true),
+                outcome(&e[1], false),
+                outcome(&e[2], true),
+                outcome(&e[0], true),
+            ],
+        )
+        .unwrap();
+    assert_eq!(found, [true, true, true, false]);
+    let s = q.status().unwrap();
+    assert_eq!((s.processing, s.done, s.failed), (7, 2, 1));
+    // The rest: more outcomes than one script call takes are split.
+    let mut all: Vec<_> = rest.entries.iter().map(|e| outcome(e, true)).collect();
+    all.push(outcome(&e[3], true));
+    assert!(q.complete_many("w", &all).unwrap().iter().all(|f| *f));
+    let s = q.status().unwrap();
+    assert_eq!((s.processing, s.done, s.failed), (0, 9, 1));
+    // The claimed-id index is emptied with the processing list.
+    assert_eq!(keys_like(&server, "batch", "claimed:"), Vec::<String>::new());
+}
+
+#[test]
+fn a_dead_workers_whole_batch_returns_in_claim_order() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let ttl = Duration::from_millis(200);
+    let mut dead = Queue::connect(&url, "deadbatch").unwrap().with_heartbeat_ttl(ttl);
+    for i in 0..12 {
+        dead.enqueue(&entry(i)).unwrap();
+    }
+    dead.register_worker("dead").unwrap();
+    let held = dead.claim_many("dead", 8, SHORT).unwrap().entries;
+    assert_eq!(held.len(), 8);
+    assert_eq!(keys_like(&server, "deadbatch", "claimed:").len(), 1);
+
+    let mut live = Queue::connect(&url, "deadbatch").unwrap();
+    let expired = poll_until(Duration::from_secs(5), || {
+        let s = live.status().unwrap();
+        s.workers.iter().any(|w| w.id == "dead" && !w.alive)
+    });
+    assert!(expired, "the dead worker's heartbeat should expire");
+    assert_eq!(live.requeue_stale().unwrap(), 8);
+    // Back at the head, in claim order, before the 4 never claimed.
+    assert_eq!(
+        pending_ids(&server, "deadbatch"),
+        (0..12).map(|i| entry(i).id).collect::<Vec<_>>()
+    );
+    assert_eq!(keys_like(&server, "deadbatch", "claimed:"), Vec::<String>::new());
+    assert_eq!(
+        keys_like(&server, "deadbatch", "processing:"),
+        Vec::<String>::new()
+    );
+    // A late completion of a requeued entry still records it, and says it
+    // was no longer held.
+    assert!(!dead.complete("dead", &held[0], true, "{}").unwrap());
+    assert_eq!(live.status().unwrap().done, 1);
+}
