@@ -489,6 +489,14 @@ pub struct DownloadArgs {
     #[arg(long, value_name = "RATE", value_parser = fetchq::parse_rate, help_heading = "Network")]
     pub limit_rate: Option<u64>,
 
+    /// Largest file to accept, e.g. 500M or 2G (K = 1024).
+    ///
+    /// An entry whose Content-Length, or whose body as it arrives, passes SIZE
+    /// fails with error_kind too_large, is not retried, and leaves no file and
+    /// no .part.
+    #[arg(long, value_name = "SIZE", value_parser = fetchq::parse_rate, help_heading = "Behaviour")]
+    pub max_filesize: Option<u64>,
+
     /// Send every request through this proxy (overrides http_proxy/https_proxy/no_proxy).
     ///
     /// http:// or https:// (an HTTP proxy), socks5:// (fetchq resolves names),
@@ -615,6 +623,7 @@ impl DownloadArgs {
         config.cacert = self.cacert.clone();
         config.per_host = usize::from(self.per_host);
         config.limit_rate = self.limit_rate;
+        config.max_filesize = self.max_filesize;
         config.proxy = match (&self.proxy, self.no_proxy) {
             (Some(url), _) => ProxyChoice::Url(url.clone()),
             (None, true) => ProxyChoice::Off,

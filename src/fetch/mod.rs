@@ -676,6 +676,13 @@ impl Fetcher {
             progress.validator = validator(headers);
         }
         let expected = expected_length(headers, status, part.len())?;
+        let max_filesize = self.config.max_filesize;
+        if let Some(limit) = max_filesize
+            && expected.is_some_and(|total| total > limit)
+        {
+            // Refused before a byte of the body is read or a part is made.
+            return Err(FetchError::TooLarge { limit });
+        }
         if expected.is_some() {
             progress.announced = expected;
         }
@@ -703,6 +710,11 @@ impl Fetcher {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(body_error(e, part.len(), expected)),
             };
+            if let Some(limit) = max_filesize
+                && part.len() + n as u64 > limit
+            {
+                return Err(FetchError::TooLarge { limit });
+            }
             part.write(&buf[..n])?;
             progress.transferred += n as u64;
             ctx.slot.advance(n as u64);
