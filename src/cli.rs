@@ -369,7 +369,7 @@ pub struct DownloadArgs {
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Behaviour")]
     pub jobs: u16,
 
-    /// Retries of a failed attempt (connection errors, timeouts, short bodies, 408, 429, 5xx).
+    /// Retries of a failed attempt (connection errors, timeouts, short bodies, 408, 429, 5xx, --retry-on-http-error).
     #[arg(
         long,
         visible_alias = "retry",
@@ -378,6 +378,19 @@ pub struct DownloadArgs {
         help_heading = "Behaviour"
     )]
     pub retries: u32,
+
+    /// More error statuses to retry, comma-separated, e.g. 403,404.
+    ///
+    /// They are retried like 408, 429 and 5xx: up to --retries times, with the
+    /// same backoff, honouring Retry-After (for a CDN that throttles with 403).
+    #[arg(
+        long,
+        value_name = "CODES",
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(u16).range(400..=599),
+        help_heading = "Behaviour"
+    )]
+    pub retry_on_http_error: Vec<u16>,
 
     /// Base wait before a retry (seconds, or 500ms, 30s, 2m); doubles each attempt, with full jitter.
     ///
@@ -613,6 +626,7 @@ impl DownloadArgs {
         config.idle_timeout = non_zero(self.timeout);
         config.max_time = non_zero(self.max_time);
         config.retries = self.retries;
+        config.retry_statuses = self.retry_on_http_error.clone();
         config.retry_wait = self.retry_wait;
         config.retry_wait_max = self.retry_wait_max.max(self.retry_wait);
         config.max_redirects = self.max_redirects;

@@ -343,9 +343,11 @@ impl Fetcher {
                 return Err(FetchError::Cancelled);
             }
             let out_of_time = config.max_time.is_some_and(|max| start.elapsed() >= max);
-            if !error.is_transient() || progress.attempts > config.retries || out_of_time {
+            let transient = error.is_transient()
+                || matches!(&error, FetchError::Status { status, .. } if config.retry_statuses.contains(status));
+            if !transient || progress.attempts > config.retries || out_of_time {
                 // A resumable part is kept for `-c`; anything else is removed.
-                if !error.is_transient() || part.len() == 0 {
+                if !transient || part.len() == 0 {
                     part.remove();
                 }
                 return Err(error);

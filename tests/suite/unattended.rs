@@ -56,3 +56,50 @@ fn max_filesize_refuses_an_announced_length_before_the_body() {
     assert!(took < Duration::from_secs(15), "took {took:?}\n{}", run.ctx());
     t.assert_hits(&run, "/big.bin", 1);
 }
+
+// ---------------------------------------------------------------------------
+// --retry-on-http-error
+// ---------------------------------------------------------------------------
+
+/// A 403 fails at once by default; with `--retry-on-http-error` it is
+/// retried like a 503, waiting for the server's Retry-After, and the second
+/// attempt saves the file.
+#[test]
+fn retry_on_http_error_makes_a_status_transient() {
+    let body = pattern(20_000, 5);
+    let route = || Route::ok(body.clone()).fail_times(1, 403).retry_after("1");
+
+    let t = Setup::new();
+    t.list(&[t.serve("/cdn.bin", route())]);
+    let run = t.run(&[]);
+    run.assert_code(1)
+        .assert_stderr_has("HTTP 403 Forbidden")
+        .assert_no_part();
+    t.assert_hits(&run, "/cdn.bin", 1);
+
+    let t = Setup::new();
+    t.list(&[t.serve("/cdn.bin", route())]);
+    let started = Instant::now();
+    let run = t.run(&["--retry-on-http-error", "404,403", "-v"]);
+    let took = started.elapsed();
+    run.assert_code(0)
+        .assert_out_file("cdn.bin", &body)
+        .assert_no_part();
+    t.assert_hits(&run, "/cdn.bin", 2);
+    assert!(
+        took >= Duration::from_millis(900),
+        "Retry-After: 1 not honoured: {took:?}\n{}",
+        run.ctx()
+    );
+}
+
+/// Only error statuses can be named.
+#[test]
+fn retry_on_http_error_takes_only_error_statuses() {
+    let t = Setup::new();
+    t.list(&[t.serve("/a.bin", Route::ok(b"a".to_vec()))]);
+    t.run(&["--retry-on-http-error", "403,200"])
+        .assert_code(2)
+        .assert_stderr_has("--retry-on-http-error");
+    t.run(&["--retry-on-http-error", "403,nope"]).assert_code(2);
+}
