@@ -312,6 +312,16 @@ pub struct InputArgs {
     /// Save the one URL given as an argument under this name (relative to --dir).
     #[arg(short = 'o', long = "output", value_name = "NAME", help_heading = "Input")]
     pub output: Option<String>,
+
+    /// After the run, write the entries that failed or were interrupted to FILE as a list.
+    ///
+    /// One line per entry: its URL, the path it had (relative to --dir;
+    /// left out for a name from --content-disposition) and its sha256=.
+    /// `fetchq -c --save-failed FILE FILE` retries them and leaves FILE empty
+    /// once all are done. Invalid lines and entries never started because of
+    /// Ctrl-C are not written. FILE is replaced atomically.
+    #[arg(value_hint = clap::ValueHint::FilePath, long, value_name = "FILE", help_heading = "Output")]
+    pub save_failed: Option<PathBuf>,
 }
 
 impl InputArgs {
