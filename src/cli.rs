@@ -315,7 +315,7 @@ pub struct InputArgs {
 
     /// After the run, write the entries that failed or were interrupted to FILE as a list.
     ///
-    /// One line per entry: its URL, the path it had (relative to --dir;
+    /// One line per entry, in list order: its URL, the path it had (relative to --dir;
     /// left out for a name from --content-disposition) and its sha256=.
     /// `fetchq -c --save-failed FILE FILE` retries them and leaves FILE empty
     /// once all are done. Invalid lines and entries never started because of

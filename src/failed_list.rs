@@ -13,6 +13,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::FetchError;
 use crate::event::{Event, JobInfo, Live, Observer, Outcome, Problem};
@@ -24,7 +25,8 @@ pub(crate) struct FailedList {
     /// `--content-disposition`: names chosen from the URL may have yielded to
     /// the server's, so they are not pinned.
     server_names: bool,
-    lines: Vec<String>,
+    /// Each entry's list, line number and list line, in completion order.
+    lines: Vec<(Arc<str>, u64, String)>,
 }
 
 impl FailedList {
@@ -52,6 +54,26 @@ impl FailedList {
         line
     }
 
+    /// The lines in list order: lists in the order their first entry
+    /// finished (the order they were read, but for stragglers), lines by
+    /// number within a list.
+    fn in_list_order(&self) -> Vec<&str> {
+        let mut sources: Vec<&Arc<str>> = Vec::new();
+        let mut keyed: Vec<(usize, u64, &str)> = Vec::with_capacity(self.lines.len());
+        for (source, line, text) in &self.lines {
+            let rank = match sources.iter().position(|s| *s == source) {
+                Some(rank) => rank,
+                None => {
+                    sources.push(source);
+                    sources.len() - 1
+                }
+            };
+            keyed.push((rank, *line, text));
+        }
+        keyed.sort_by_key(|&(rank, line, _)| (rank, line));
+        keyed.into_iter().map(|(_, _, text)| text).collect()
+    }
+
     /// Write the lines to the file: to a temporary file beside it, then
     /// renamed over it.
     pub(crate) fn write(&self) -> Result<(), FetchError> {
@@ -59,7 +81,7 @@ impl FailedList {
         let temp = self
             .path
             .with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-        let written = write_lines(&temp, &self.lines).and_then(|()| fs::rename(&temp, &self.path));
+        let written = write_lines(&temp, &self.in_list_order()).and_then(|()| fs::rename(&temp, &self.path));
         written.map_err(|e| {
             let _ = fs::remove_file(&temp);
             FetchError::disk("cannot write", self.path.clone(), e)
@@ -72,7 +94,7 @@ impl FailedList {
     }
 }
 
-fn write_lines(path: &Path, lines: &[String]) -> io::Result<()> {
+fn write_lines(path: &Path, lines: &[&str]) -> io::Result<()> {
     let mut file = io::BufWriter::new(File::create(path)?);
     for line in lines {
         writeln!(file, "{line}")?;
@@ -89,7 +111,8 @@ impl Observer for FailedList {
             && let Some(job) = &report.job
         {
             let line = self.line(job);
-            self.lines.push(line);
+            self.lines
+                .push((job.origin.source.clone(), job.origin.line, line));
         }
     }
 }
@@ -153,5 +176,14 @@ mod tests {
             let list = FailedList::new("x".into(), server_names);
             assert_eq!(list.line(&job), want, "{job:?}");
         }
+    }
+
+    #[test]
+    fn lines_are_written_in_list_order() {
+        let mut list = FailedList::new("x".into(), false);
+        for (source, line) in [("b", 3), ("a", 2), ("b", 1), ("a", 1), ("c", 0)] {
+            list.lines.push((source.into(), line, format!("{source}{line}")));
+        }
+        assert_eq!(list.in_list_order(), ["b1", "b3", "a1", "a2", "c0"]);
     }
 }

@@ -110,16 +110,14 @@ fn retry_on_http_error_takes_only_error_statuses() {
 // --save-failed
 // ---------------------------------------------------------------------------
 
-/// The lines of `root/name`, sorted (the list is in completion order).
+/// The lines of `root/name`.
 fn saved_lines(root: &Path, name: &str) -> Vec<String> {
     let text = fs::read_to_string(root.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"));
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines.sort();
-    lines
+    text.lines().map(str::to_string).collect()
 }
 
 /// A 404, a good file, a second `data.bin` that fails and a slow file cut by
-/// SIGTERM: the saved list holds the three unfinished entries with the names
+/// SIGTERM: the saved list holds the three unfinished entries, in list order, with the names
 /// they had (the second `data.bin` keeps `data-1.bin`, though it is the only
 /// one in the new list), and `-c` over it finishes them and empties it.
 #[test]
@@ -166,8 +164,8 @@ fn save_failed_writes_a_list_that_finishes_the_run() {
     assert_eq!(
         saved_lines(t.root(), "retry.txt"),
         [
-            format!("{} data-1.bin", url("/b/data.bin")),
             format!("{} missing.bin", url("/missing.bin")),
+            format!("{} data-1.bin", url("/b/data.bin")),
             format!("{} slow.bin", url("/slow.bin")),
         ],
         "{}",
