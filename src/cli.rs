@@ -312,6 +312,16 @@ pub struct InputArgs {
     /// Save the one URL given as an argument under this name (relative to --dir).
     #[arg(short = 'o', long = "output", value_name = "NAME", help_heading = "Input")]
     pub output: Option<String>,
+
+    /// After the run, write the entries that failed or were interrupted to FILE as a list.
+    ///
+    /// One line per entry, in list order: its URL, the path it had (relative to --dir;
+    /// left out for a name from --content-disposition) and its sha256=.
+    /// `fetchq -c --save-failed FILE FILE` retries them and leaves FILE empty
+    /// once all are done. Invalid lines and entries never started because of
+    /// Ctrl-C are not written. FILE is replaced atomically.
+    #[arg(value_hint = clap::ValueHint::FilePath, long, value_name = "FILE", help_heading = "Output")]
+    pub save_failed: Option<PathBuf>,
 }
 
 impl InputArgs {
@@ -369,7 +379,7 @@ pub struct DownloadArgs {
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Behaviour")]
     pub jobs: u16,
 
-    /// Retries of a failed attempt (connection errors, timeouts, short bodies, 408, 429, 5xx).
+    /// Retries of a failed attempt (connection errors, timeouts, short bodies, 408, 429, 5xx, --retry-on-http-error).
     #[arg(
         long,
         visible_alias = "retry",
@@ -378,6 +388,19 @@ pub struct DownloadArgs {
         help_heading = "Behaviour"
     )]
     pub retries: u32,
+
+    /// More error statuses to retry, comma-separated, e.g. 403,404.
+    ///
+    /// They are retried like 408, 429 and 5xx: up to --retries times, with the
+    /// same backoff, honouring Retry-After (for a CDN that throttles with 403).
+    #[arg(
+        long,
+        value_name = "CODES",
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(u16).range(400..=599),
+        help_heading = "Behaviour"
+    )]
+    pub retry_on_http_error: Vec<u16>,
 
     /// Base wait before a retry (seconds, or 500ms, 30s, 2m); doubles each attempt, with full jitter.
     ///
@@ -488,6 +511,14 @@ pub struct DownloadArgs {
     /// Total download rate across all workers, e.g. 500K or 2M (bytes/s, K = 1024).
     #[arg(long, value_name = "RATE", value_parser = fetchq::parse_rate, help_heading = "Network")]
     pub limit_rate: Option<u64>,
+
+    /// Largest file to accept, e.g. 500M or 2G (K = 1024).
+    ///
+    /// An entry whose Content-Length, or whose body as it arrives, passes SIZE
+    /// fails with error_kind too_large, is not retried, and leaves no file and
+    /// no .part.
+    #[arg(long, value_name = "SIZE", value_parser = fetchq::parse_rate, help_heading = "Behaviour")]
+    pub max_filesize: Option<u64>,
 
     /// Send every request through this proxy (overrides http_proxy/https_proxy/no_proxy).
     ///
@@ -605,6 +636,7 @@ impl DownloadArgs {
         config.idle_timeout = non_zero(self.timeout);
         config.max_time = non_zero(self.max_time);
         config.retries = self.retries;
+        config.retry_statuses = self.retry_on_http_error.clone();
         config.retry_wait = self.retry_wait;
         config.retry_wait_max = self.retry_wait_max.max(self.retry_wait);
         config.max_redirects = self.max_redirects;
@@ -615,6 +647,7 @@ impl DownloadArgs {
         config.cacert = self.cacert.clone();
         config.per_host = usize::from(self.per_host);
         config.limit_rate = self.limit_rate;
+        config.max_filesize = self.max_filesize;
         config.proxy = match (&self.proxy, self.no_proxy) {
             (Some(url), _) => ProxyChoice::Url(url.clone()),
             (None, true) => ProxyChoice::Off,

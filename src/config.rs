@@ -79,6 +79,11 @@ pub struct Config {
     pub netrc: Option<std::sync::Arc<crate::netrc::Netrc>>,
     /// Resolve names and print destinations without touching the network.
     pub dry_run: bool,
+    /// Largest file accepted, in bytes: a larger announced or streamed body
+    /// fails the entry and leaves nothing behind.
+    pub max_filesize: Option<u64>,
+    /// Error statuses retried like 408, 429 and 5xx (`--retry-on-http-error`).
+    pub retry_statuses: Vec<u16>,
 }
 
 impl Config {
@@ -107,6 +112,8 @@ impl Config {
             cacert: None,
             netrc: None,
             dry_run: false,
+            max_filesize: None,
+            retry_statuses: Vec::new(),
         }
     }
 }

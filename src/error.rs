@@ -237,6 +237,13 @@ pub enum FetchError {
     /// A client-side failure that no retry will mend.
     #[error("{0}")]
     Client(String),
+    /// The file is larger than `--max-filesize` allows, by its announced
+    /// length or by what arrived.
+    #[error("larger than --max-filesize ({limit} bytes)")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The run was interrupted while this download was in flight.
     #[error("interrupted")]
     Cancelled,
@@ -262,6 +269,7 @@ impl FetchError {
             | FetchError::NotAFile { .. }
             | FetchError::Client(_)
             | FetchError::Tls(_)
+            | FetchError::TooLarge { .. }
             | FetchError::Cancelled => false,
         }
     }
@@ -284,6 +292,7 @@ impl FetchError {
             FetchError::NotAFile { .. } => "not_a_file",
             FetchError::Client(_) => "client",
             FetchError::Tls(_) => "tls",
+            FetchError::TooLarge { .. } => "too_large",
             FetchError::Cancelled => "interrupted",
         }
     }

@@ -154,6 +154,8 @@ pub struct JobInfo {
     /// Whether the file name came from the URL (and so may yield to
     /// `--content-disposition`) rather than from an explicit OUT.
     pub named_by_url: bool,
+    /// The SHA-256 the list asked for (`sha256=`), if any.
+    pub sha256: Option<[u8; 32]>,
     /// The job source's tag for this entry, echoed back in its report.
     pub ticket: Option<Ticket>,
 }

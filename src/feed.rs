@@ -130,6 +130,7 @@ impl Feeder {
                     url: entry.url,
                     path: Default::default(),
                     named_by_url: false,
+                    sha256: entry.sha256,
                     ticket,
                 };
                 let report = EntryReport::without_request(
@@ -146,6 +147,7 @@ impl Feeder {
         };
         let info = Arc::new(JobInfo {
             named_by_url,
+            sha256: entry.sha256,
             origin: entry.origin,
             url: entry.url,
             path,

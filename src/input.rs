@@ -70,7 +70,11 @@ pub(crate) fn parse_line(text: &str) -> Result<Option<ParsedLine>, LineError> {
 /// `text` as one list field, quoted and escaped when it needs to be (the
 /// inverse of how [`parse_line`] reads a field).
 pub(crate) fn quote_field(text: &str) -> String {
-    if !text.is_empty() && !text.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\') {
+    // A `#` that starts a field would start a comment.
+    if !text.is_empty()
+        && !text.starts_with('#')
+        && !text.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\')
+    {
         return text.to_string();
     }
     let mut quoted = String::with_capacity(text.len() + 2);
@@ -435,6 +439,7 @@ mod tests {
             "",
             "\"",
             "end\\",
+            "#1.txt",
         ] {
             let quoted = quote_field(text);
             let fields: Vec<_> = Fields(&format!("  {quoted} next")).collect();

@@ -13,6 +13,7 @@
 //!    │              │
 //!    ▼              ▼
 //!  progress plans jsonl eventlog     pool      observers of events; threads and channels
+//!  failed_list
 //!                                      │
 //!                                      ▼
 //!                            feed   hosts   fetch (mod redirect headers classify)
@@ -87,6 +88,7 @@ mod error;
 mod event;
 pub mod eventlog;
 mod exit;
+mod failed_list;
 mod feed;
 mod fetch;
 mod folder;

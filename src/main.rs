@@ -87,6 +87,9 @@ fn download(cli: Cli) -> Result<Exit> {
     watch_signals(&cancel)?;
     let start = format!("fetchq {} into {}", names.join(" "), config.dir.display());
     let mut outputs = outputs(&cli.output, &config, &start, &cancel)?;
+    if let Some(path) = cli.input.save_failed {
+        outputs.save_failed(path, config.content_disposition);
+    }
     let summary = fetchq::run(config, Box::new(Lists(lists)), &cancel, &mut outputs.observers())?;
     Ok(outputs.finish(&summary))
 }

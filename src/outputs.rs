@@ -1,6 +1,7 @@
 //! Everything a command-line run prints through, built in one place from the
-//! output options: the terminal view on stderr, `--json` on stdout and the
-//! `--log` file, fed the same events and finished together.
+//! output options: the terminal view on stderr, `--json` on stdout, the
+//! `--log` file and the `--save-failed` list, fed the same events and
+//! finished together.
 
 use std::io::{self, IsTerminal, StdoutLock};
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use crate::cancel::Cancel;
 use crate::event::{Observer, Tee};
 use crate::eventlog::EventLog;
 use crate::exit::Exit;
+use crate::failed_list::FailedList;
 use crate::jsonl::JsonLines;
 use crate::messages::{self, StdoutError};
 use crate::plans::Plans;
@@ -34,6 +36,7 @@ pub struct Outputs {
     terminal: Terminal,
     json: Option<JsonLines<StdoutLock<'static>>>,
     log: Option<EventLog>,
+    failed: Option<FailedList>,
 }
 
 impl Outputs {
@@ -72,7 +75,15 @@ impl Outputs {
             terminal,
             json,
             log,
+            failed: None,
         })
+    }
+
+    /// `--save-failed FILE`: after the run, write the entries that failed or
+    /// were interrupted to `path` as a list (see [`Outputs::finish`]);
+    /// `server_names` is `--content-disposition`, whose names are not pinned.
+    pub fn save_failed(&mut self, path: PathBuf, server_names: bool) {
+        self.failed = Some(FailedList::new(path, server_names));
     }
 
     /// All of them as one observer for [`crate::run`].
@@ -90,12 +101,16 @@ impl Outputs {
         if let Some(log) = self.log.as_mut() {
             observers.push(log);
         }
+        if let Some(failed) = self.failed.as_mut() {
+            observers.push(failed);
+        }
         Tee(observers)
     }
 
     /// Print the closing report, the JSON summary and the log's last line,
-    /// and say how the run ends: the summary's [`Exit`], or a failure if
-    /// `--json` output was lost to a write error other than a closed pipe.
+    /// write the `--save-failed` list, and say how the run ends: the
+    /// summary's [`Exit`], or a failure if `--json` output was lost to a write
+    /// error other than a closed pipe or the list could not be written.
     pub fn finish(&mut self, summary: &Summary) -> Exit {
         self.terminal.finish(summary);
         let mut exit = summary.exit();
@@ -111,6 +126,16 @@ impl Outputs {
         }
         if let Some(error) = &summary.input_error {
             messages::message(crate::display::chain(error));
+        }
+        if let Some(failed) = &self.failed
+            && let Err(error) = failed.write()
+        {
+            messages::message(format_args!(
+                "--save-failed {}: {}",
+                failed.path().display(),
+                crate::display::chain(&error)
+            ));
+            exit = exit.merge(Exit::Failed);
         }
         exit
     }

@@ -344,9 +344,11 @@ impl Fetcher {
                 return Err(FetchError::Cancelled);
             }
             let out_of_time = config.max_time.is_some_and(|max| start.elapsed() >= max);
-            if !error.is_transient() || progress.attempts > config.retries || out_of_time {
+            let transient = error.is_transient()
+                || matches!(&error, FetchError::Status { status, .. } if config.retry_statuses.contains(status));
+            if !transient || progress.attempts > config.retries || out_of_time {
                 // A resumable part is kept for `-c`; anything else is removed.
-                if !error.is_transient() || part.len() == 0 {
+                if !transient || part.len() == 0 {
                     part.remove();
                 }
                 return Err(error);
@@ -677,6 +679,13 @@ impl Fetcher {
             progress.validator = validator(headers);
         }
         let expected = expected_length(headers, status, part.len())?;
+        let max_filesize = self.config.max_filesize;
+        if let Some(limit) = max_filesize
+            && expected.is_some_and(|total| total > limit)
+        {
+            // Refused before a byte of the body is read or a part is made.
+            return Err(FetchError::TooLarge { limit });
+        }
         if expected.is_some() {
             progress.announced = expected;
         }
@@ -704,6 +713,11 @@ impl Fetcher {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(body_error(e, part.len(), expected)),
             };
+            if let Some(limit) = max_filesize
+                && part.len() + n as u64 > limit
+            {
+                return Err(FetchError::TooLarge { limit });
+            }
             part.write(&buf[..n])?;
             progress.transferred += n as u64;
             ctx.slot.advance(n as u64);
