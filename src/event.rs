@@ -311,6 +311,8 @@ impl EntryReport {
 pub struct Slot {
     done: AtomicU64,
     total: AtomicU64,
+    /// Bytes the entry's part held when it began: not received in this run.
+    from: AtomicU64,
 }
 
 /// `total` value meaning "length unknown".
@@ -319,6 +321,7 @@ const UNKNOWN: u64 = u64::MAX;
 impl Slot {
     /// A new entry starts, with `from` bytes already on disk.
     pub(crate) fn begin(&self, from: u64) {
+        self.from.store(from, Ordering::Relaxed);
         self.done.store(from, Ordering::Relaxed);
         self.total.store(UNKNOWN, Ordering::Relaxed);
     }
@@ -341,6 +344,14 @@ impl Slot {
             self.done.load(Ordering::Relaxed),
             (total != UNKNOWN).then_some(total),
         )
+    }
+
+    /// Bytes of the current entry received in this run: what was on disk
+    /// when it began (`-c`) is not counted.
+    pub fn received(&self) -> u64 {
+        self.done
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.from.load(Ordering::Relaxed))
     }
 }
 

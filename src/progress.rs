@@ -56,8 +56,8 @@ pub struct Terminal {
 struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
-    /// One per worker: the entry it works on and its bar.
-    active: Vec<Option<(Arc<JobInfo>, ProgressBar)>>,
+    /// One per worker: the entry it works on, its bar and when it began.
+    active: Vec<Option<(Arc<JobInfo>, ProgressBar, Instant)>>,
 }
 
 impl Terminal {
@@ -140,8 +140,8 @@ impl Terminal {
         }
         if let (Some(bars), Some(job)) = (self.bars.as_mut(), &report.job) {
             for slot in bars.active.iter_mut() {
-                if slot.as_ref().is_some_and(|(j, _)| Arc::ptr_eq(j, job))
-                    && let Some((_, bar)) = slot.take()
+                if slot.as_ref().is_some_and(|(j, _, _)| Arc::ptr_eq(j, job))
+                    && let Some((_, bar, _)) = slot.take()
                 {
                     bar.finish_and_clear();
                     bars.multi.remove(&bar);
@@ -154,7 +154,7 @@ impl Terminal {
     /// Clear the bars and print the closing report.
     pub fn finish(&mut self, summary: &Summary) {
         if let Some(bars) = self.bars.take() {
-            for (_, bar) in bars.active.into_iter().flatten() {
+            for (_, bar, _) in bars.active.into_iter().flatten() {
                 bar.finish_and_clear();
             }
             bars.overall.finish_and_clear();
@@ -210,7 +210,7 @@ impl Observer for Terminal {
                     bar.set_style(file_style());
                     bar.set_message(display::text(&job.path.to_string_lossy()).into_owned());
                     if let Some(slot) = bars.active.get_mut(*worker)
-                        && let Some((_, old)) = slot.replace((job.clone(), bar))
+                        && let Some((_, old, _)) = slot.replace((job.clone(), bar, Instant::now()))
                     {
                         old.finish_and_clear();
                         bars.multi.remove(&old);
@@ -275,23 +275,31 @@ impl Observer for Terminal {
         };
         let mut in_flight = 0;
         for (slot, active) in live.slots.iter().zip(&bars.active) {
-            if let Some((_, bar)) = active {
+            if let Some((_, bar, since)) = active {
                 let (done, total) = slot.read();
                 if let Some(total) = total {
                     bar.set_length(total);
                 }
                 bar.set_position(done);
-                in_flight += done;
+                // The rate of this run's bytes: a part continued with `-c`
+                // was on disk already.
+                let received = slot.received();
+                bar.set_prefix(format!("{}/s", display::bytes(per_second(received, *since))));
+                in_flight += received;
             }
         }
         let bytes = self.finished_bytes + in_flight;
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
         bars.overall.set_message(format!(
             "{}  {}/s",
             display::bytes(bytes),
-            display::bytes((bytes as f64 / secs) as u64)
+            display::bytes(per_second(bytes, self.started))
         ));
     }
+}
+
+/// The average rate of `bytes` since `since`.
+fn per_second(bytes: u64, since: Instant) -> u64 {
+    (bytes as f64 / since.elapsed().as_secs_f64().max(0.001)) as u64
 }
 
 /// One line for a finished entry in verbose mode.
@@ -344,7 +352,7 @@ fn eta_once_known(state: &ProgressState, out: &mut dyn std::fmt::Write) {
 }
 
 fn file_style() -> ProgressStyle {
-    ProgressStyle::with_template("  {wide_msg} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}")
+    ProgressStyle::with_template("  {wide_msg} {bytes:>10}/{total_bytes:<10} {prefix:>12}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 

@@ -40,4 +40,5 @@ mod retries_resume;
 mod safety;
 mod server_selftest;
 mod stdout;
+mod terminal;
 mod url_arguments;

@@ -1,0 +1,85 @@
+//! What a person reads at the end of a run and while it goes: the summary's
+//! byte counts after an interruption and after `-c`, and the status lines of
+//! `--progress-interval`. (The bars are tested in `src/progress.rs` with an
+//! in-memory terminal.)
+
+use std::fs;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// The closing line of a run's stderr that holds the summary.
+fn headline(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|line| line.contains(" downloaded, "))
+        .unwrap_or_else(|| panic!("no summary in\n{stderr}"))
+}
+
+/// `n` bytes as the summary writes a figure under 1 MiB.
+fn kib(n: u64) -> String {
+    format!("{:.1} KiB", n as f64 / 1024.0)
+}
+
+/// Ctrl-C in the middle of the first of five entries with one worker: the
+/// summary counts the bytes that arrived for the interrupted entry and the
+/// four entries that were queued and never started; `-c` then counts only
+/// the rest it fetched, and says it continued a part.
+#[test]
+fn interrupted_run_counts_its_bytes_and_unstarted_entries_and_c_counts_only_the_rest() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let body = pattern(100_000, 29);
+    server.route(
+        "/slow.bin",
+        Route::ok(body.clone())
+            .etag("\"slow\"")
+            .drip(2_000, Duration::from_millis(50)),
+    );
+    let mut lines = vec![server.url("/slow.bin")];
+    for n in 0..4 {
+        let path = format!("/other{n}.bin");
+        server.route(&path, Route::ok(b"other".to_vec()));
+        lines.push(server.url(&path));
+    }
+    fs::write(root.join("list.txt"), lines.join("\n") + "\n").unwrap();
+    let part = out(root).join("slow.bin.part");
+
+    let mut running = Running::start(root, logs.path(), &["-j", "1"]);
+    wait_for_bytes(&part, &running, root);
+    running.signal("-INT");
+    let (code, _) = running.wait(Duration::from_secs(5), root);
+    let output = running.output();
+    assert_eq!(code, 130, "{output}");
+    let kept = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    assert!(kept > 0, "the part is kept\n{output}");
+    let stderr = running.stderr();
+    let line = headline(&stderr);
+    assert!(
+        line.contains("1 interrupted, 4 queued but not started: "),
+        "every queued entry that never started is counted\n{output}"
+    );
+    assert!(
+        line.contains(&format!(": {} in ", kib(kept))),
+        "the interrupted entry's {kept} bytes are counted\n{output}"
+    );
+
+    server.route("/slow.bin", Route::ok(body.clone()).etag("\"slow\""));
+    let run = fetch(root, &["-j", "1", "-c"]);
+    assert_code(&run, root, 0);
+    assert_file(&run, root, "out/slow.bin", &body);
+    let line = headline(&run.stderr);
+    let rest = body.len() as u64 - kept;
+    assert!(
+        line.contains(&format!(": {} in ", kib(rest))),
+        "only the {rest} bytes fetched in this run are counted\n{}",
+        ctx(&run, root)
+    );
+    assert!(
+        line.ends_with("; 1 download continued a .part"),
+        "the summary says what was continued\n{}",
+        ctx(&run, root)
+    );
+}
