@@ -3,8 +3,11 @@
 //!
 //! Three modes, chosen by the binary:
 //! - [`Mode::Bars`] (stderr is a terminal): one overall bar (files done/total,
-//!   bytes, rate, ETA) and one bar per active download, never more than workers.
-//!   Log lines go through `MultiProgress::println` so bars never tear.
+//!   bytes, rate, failures so far, ETA) and one bar per active download, never
+//!   more than workers. Each failure is printed once, after the summary, in
+//!   list order: what a person scrolling back wants is one list sorted as the
+//!   list file is, not the same lines twice in the order downloads ended.
+//!   Log lines (`-v`) go through `MultiProgress::println` so bars never tear.
 //! - [`Mode::Plain`] (stderr is a pipe or file, e.g. cron): no bars, no `\r`;
 //!   one line per failure as it happens, then the summary.
 //! - [`Mode::Quiet`] (`-q`): nothing on success; failures and a one-line count
@@ -51,6 +54,52 @@ pub struct Terminal {
     color: bool,
     /// The run's stop request, to freeze the bars on Ctrl-C.
     cancel: Option<Cancel>,
+    /// With bars: the failures to list at the end (see [`Failures`]).
+    failures: Failures,
+}
+
+/// Most failures kept for the closing list; the count is always exact.
+const KEPT_FAILURES: usize = 1000;
+
+/// Failures kept to be listed once, in list order: by list (in the order
+/// the lists were first seen in events, which is the order they are read)
+/// and line.
+#[derive(Default)]
+struct Failures {
+    sources: Vec<Arc<str>>,
+    kept: Vec<(usize, u64, FailureLine)>,
+    count: u64,
+}
+
+impl Failures {
+    fn see(&mut self, source: &Arc<str>) -> usize {
+        match self.sources.iter().position(|s| s == source) {
+            Some(rank) => rank,
+            None => {
+                self.sources.push(source.clone());
+                self.sources.len() - 1
+            }
+        }
+    }
+
+    fn add(&mut self, report: &EntryReport, line: FailureLine) {
+        self.count += 1;
+        if self.kept.len() < KEPT_FAILURES {
+            let rank = self.see(&report.origin.source);
+            self.kept.push((rank, report.origin.line, line));
+        }
+    }
+
+    /// The closing list's lines, in list order.
+    fn lines(&mut self) -> Vec<String> {
+        self.kept.sort_by_key(|(rank, line, _)| (*rank, *line));
+        let mut lines: Vec<String> = self.kept.iter().map(|(_, _, f)| format!("  {f}")).collect();
+        let more = self.count.saturating_sub(self.kept.len() as u64);
+        if more > 0 {
+            lines.push(format!("  ... and {more} more"));
+        }
+        lines
+    }
 }
 
 struct Bars {
@@ -63,8 +112,13 @@ struct Bars {
 impl Terminal {
     /// A view for a run with `jobs` workers.
     pub fn new(mode: Mode, verbose: bool, jobs: usize) -> Terminal {
+        Terminal::drawing_to(mode, verbose, jobs, ProgressDrawTarget::stderr_with_hz(10))
+    }
+
+    /// A view whose bars draw to `target` (stderr, or a test's terminal).
+    fn drawing_to(mode: Mode, verbose: bool, jobs: usize, target: ProgressDrawTarget) -> Terminal {
         let bars = (mode == Mode::Bars).then(|| {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+            let multi = MultiProgress::with_draw_target(target);
             let overall = multi.add(ProgressBar::no_length());
             overall.set_style(overall_style(false));
             // No steady-tick thread: the event loop ticks every 100 ms, and a
@@ -84,6 +138,7 @@ impl Terminal {
             finished_bytes: 0,
             started: Instant::now(),
             cancel: None,
+            failures: Failures::default(),
             color: mode == Mode::Bars && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
@@ -115,8 +170,8 @@ impl Terminal {
     /// [`display::text`], whatever its parts were built from; `red` colours it.
     fn line(&self, text: &str, red: bool) {
         let text = display::text(text);
-        let text = if red && self.color {
-            Cow::Owned(format!("\x1b[31m{text}\x1b[0m"))
+        let text = if red {
+            Cow::Owned(self.red(&text).into_owned())
         } else {
             text
         };
@@ -130,11 +185,28 @@ impl Terminal {
         }
     }
 
+    /// `text` in red where colour is on.
+    fn red<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if self.color {
+            Cow::Owned(format!("\x1b[31m{text}\x1b[0m"))
+        } else {
+            Cow::Borrowed(text)
+        }
+    }
+
     fn finished(&mut self, report: &EntryReport) {
+        self.failures.see(&report.origin.source);
         self.finished += 1;
         self.finished_bytes += report.transferred;
         if let Some(line) = FailureLine::from_report(report) {
-            self.line(&line.to_string(), true);
+            if self.mode == Mode::Bars {
+                if self.verbose {
+                    self.line(&describe(report), true);
+                }
+                self.failures.add(report, line);
+            } else {
+                self.line(&line.to_string(), true);
+            }
         } else if self.verbose {
             self.line(&describe(report), false);
         }
@@ -185,14 +257,11 @@ impl Terminal {
             }
             Mode::Bars => {
                 let _ = writeln!(err, "{}", summary.headline());
-                if !summary.failures.is_empty() {
+                let lines = self.failures.lines();
+                if !lines.is_empty() {
                     let _ = writeln!(err, "failed:");
-                    for failure in &summary.failures {
-                        let _ = writeln!(err, "  {failure}");
-                    }
-                    let more = summary.failed.saturating_sub(summary.failures.len() as u64);
-                    if more > 0 {
-                        let _ = writeln!(err, "  ... and {more} more");
+                    for line in lines {
+                        let _ = writeln!(err, "{}", self.red(&line));
                     }
                 }
             }
@@ -205,6 +274,7 @@ impl Observer for Terminal {
         self.freeze_on_cancel();
         match event {
             Event::Started { worker, job } => {
+                self.failures.see(&job.origin.source);
                 if let Some(bars) = self.bars.as_mut() {
                     let bar = bars.multi.add(ProgressBar::no_length());
                     bar.set_style(file_style());
@@ -289,8 +359,12 @@ impl Observer for Terminal {
             }
         }
         let bytes = self.finished_bytes + in_flight;
+        let failed = match self.failures.count {
+            0 => String::new(),
+            n => format!("  {n} failed"),
+        };
         bars.overall.set_message(format!(
-            "{}  {}/s",
+            "{}  {}/s{failed}",
             display::bytes(bytes),
             display::bytes(per_second(bytes, self.started))
         ));
@@ -359,7 +433,70 @@ fn file_style() -> ProgressStyle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::LineError;
+    use crate::event::{Origin, Problem, Slot};
     use indicatif::InMemoryTerm;
+
+    fn bars_in(term: &InMemoryTerm, jobs: usize) -> Terminal {
+        let mut view = Terminal::drawing_to(
+            Mode::Bars,
+            false,
+            jobs,
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+        );
+        view.color = false;
+        view
+    }
+
+    fn live(jobs: usize) -> Live {
+        Live {
+            slots: (0..jobs).map(|_| Slot::default()).collect(),
+        }
+    }
+
+    fn bad_line(source: &str, line: u64) -> Event {
+        Event::Finished(EntryReport::without_request(
+            Origin {
+                source: source.into(),
+                line,
+            },
+            None,
+            Outcome::Failed(Problem::Line {
+                text: format!("bad{line}"),
+                error: LineError::NoHost,
+            }),
+        ))
+    }
+
+    #[test]
+    fn failures_show_as_a_count_while_bars_run_and_once_at_the_end_in_list_order() {
+        let term = InMemoryTerm::new(10, 120);
+        let mut view = bars_in(&term, 1);
+        let live = live(1);
+        for (source, line) in [("a.txt", 9), ("a.txt", 2), ("b.txt", 1), ("a.txt", 5)] {
+            view.event(&bad_line(source, line), &live);
+        }
+        if let Some(bars) = &view.bars {
+            bars.overall.force_draw();
+        }
+        let screen = term.contents();
+        assert!(
+            !screen.contains("bad"),
+            "no failure line while bars run:\n{screen}"
+        );
+        assert!(screen.contains("4 failed"), "the bar counts failures:\n{screen}");
+        let lines = view.failures.lines();
+        let origins: Vec<&str> = lines
+            .iter()
+            .map(|l| l.trim().split(": ").next().unwrap_or(""))
+            .collect();
+        assert_eq!(origins, ["a.txt:2", "a.txt:5", "a.txt:9", "b.txt:1"]);
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.starts_with("  ") && l.contains("URL has no host"))
+        );
+    }
 
     #[test]
     fn overall_bar_shows_an_eta_only_once_a_file_finished() {

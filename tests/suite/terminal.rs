@@ -83,3 +83,20 @@ fn interrupted_run_counts_its_bytes_and_unstarted_entries_and_c_counts_only_the_
         ctx(&run, root)
     );
 }
+
+/// On a pipe each failure is one line, printed once, as it happens, and the
+/// summary follows without repeating them.
+#[test]
+fn plain_output_prints_each_failure_once() {
+    let t = Setup::new();
+    t.list(&["ftp://example.invalid/a", "ftp://example.invalid/b"]);
+
+    let run = t.run(&[]);
+
+    run.assert_code(1).assert_summary_has("2 failed");
+    for line in [":1: ", ":2: "] {
+        let count = run.stderr.lines().filter(|l| l.contains(line)).count();
+        assert_eq!(count, 1, "one line for list line {line}\n{}", run.ctx());
+    }
+    assert!(!run.stderr.lines().any(|l| l == "failed:"), "{}", run.ctx());
+}
