@@ -16,13 +16,12 @@
 //! With `verbose`, every finished entry and every retry gets a line too.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use indicatif::{
-    HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle,
-};
+use indicatif::{HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cancel::Cancel;
 use crate::display;
@@ -56,7 +55,14 @@ pub struct Terminal {
     cancel: Option<Cancel>,
     /// With bars: the failures to list at the end (see [`Failures`]).
     failures: Failures,
+    /// Bytes of this run sampled each tick over the last [`RATE_WINDOW`],
+    /// oldest first: the recent rate the ETA divides by.
+    samples: VecDeque<(Instant, u64)>,
 }
+
+/// How far back the ETA's rate looks: long enough to smooth a stall of a
+/// second, short enough to follow a change of pace.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 /// Most failures kept for the closing list; the count is always exact.
 const KEPT_FAILURES: usize = 1000;
@@ -139,6 +145,7 @@ impl Terminal {
             started: Instant::now(),
             cancel: None,
             failures: Failures::default(),
+            samples: VecDeque::new(),
             color: mode == Mode::Bars && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
@@ -344,11 +351,16 @@ impl Observer for Terminal {
             return;
         };
         let mut in_flight = 0;
+        let mut left = Left::default();
         for (slot, active) in live.slots.iter().zip(&bars.active) {
             if let Some((_, bar, since)) = active {
                 let (done, total) = slot.read();
+                left.active += 1;
                 if let Some(total) = total {
                     bar.set_length(total);
+                    left.known_bytes = Some(left.known_bytes.unwrap_or(0) + total.saturating_sub(done));
+                    left.known_files += 1;
+                    left.known_total += total;
                 }
                 bar.set_position(done);
                 // The rate of this run's bytes: a part continued with `-c`
@@ -359,15 +371,94 @@ impl Observer for Terminal {
             }
         }
         let bytes = self.finished_bytes + in_flight;
+        let now = Instant::now();
+        self.samples.push_back((now, bytes));
+        while self.samples.len() > 2
+            && self
+                .samples
+                .get(1)
+                .is_some_and(|(at, _)| now.duration_since(*at) >= RATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
         let failed = match self.failures.count {
             0 => String::new(),
             n => format!("  {n} failed"),
         };
+        let eta = self.entries.and_then(|entries| {
+            left.files = entries.saturating_sub(self.finished);
+            left.finished_files = self.finished;
+            left.finished_bytes = self.finished_bytes;
+            left.byte_rate = recent_rate(&self.samples);
+            left.file_rate = self.finished as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+            left.eta()
+        });
+        let eta = eta.map_or_else(String::new, |eta| format!("  ETA {:#}", HumanDuration(eta)));
         bars.overall.set_message(format!(
-            "{}  {}/s{failed}",
+            "{}  {}/s{failed}{eta}",
             display::bytes(bytes),
             display::bytes(per_second(bytes, self.started))
         ));
+    }
+}
+
+/// Bytes per second between the oldest and newest sample; none over less
+/// than half a second, too short to say.
+fn recent_rate(samples: &VecDeque<(Instant, u64)>) -> f64 {
+    match (samples.front(), samples.back()) {
+        (Some((t0, b0)), Some((t1, b1))) => {
+            let secs = t1.duration_since(*t0).as_secs_f64();
+            if secs < 0.5 {
+                0.0
+            } else {
+                b1.saturating_sub(*b0) as f64 / secs
+            }
+        }
+        _ => 0.0,
+    }
+}
+
+/// What is left of a run, for its ETA.
+#[derive(Debug, Default)]
+struct Left {
+    /// Entries not finished (active or not started).
+    files: u64,
+    /// Entries being downloaded.
+    active: u64,
+    /// Bytes still to come for the active entries whose length is known;
+    /// `None` when no length is known.
+    known_bytes: Option<u64>,
+    /// Active entries whose length is known, and their lengths' sum.
+    known_files: u64,
+    known_total: u64,
+    /// Entries finished, and the bytes they transferred.
+    finished_files: u64,
+    finished_bytes: u64,
+    /// Recent bytes per second, and files per second over the run.
+    byte_rate: f64,
+    file_rate: f64,
+}
+
+impl Left {
+    /// From bytes where any length is known: the bytes left of known
+    /// lengths, plus, for each entry not yet started, the mean size of the
+    /// files seen, over the recent byte rate. From files only when no length
+    /// is known. `None` before there is a rate to divide by.
+    fn eta(&self) -> Option<Duration> {
+        if self.files == 0 {
+            return None;
+        }
+        if let Some(known) = self.known_bytes {
+            if self.byte_rate <= 0.0 {
+                return None;
+            }
+            let waiting = self.files.saturating_sub(self.active);
+            let seen = self.known_files + self.finished_files;
+            let mean = (self.known_total + self.finished_bytes) as f64 / seen.max(1) as f64;
+            let bytes = known as f64 + waiting as f64 * mean;
+            return Some(Duration::from_secs_f64(bytes / self.byte_rate));
+        }
+        (self.file_rate > 0.0).then(|| Duration::from_secs_f64(self.files as f64 / self.file_rate))
     }
 }
 
@@ -407,22 +498,13 @@ fn describe(report: &EntryReport) -> String {
 
 fn overall_style(known_total: bool) -> ProgressStyle {
     let template = if known_total {
-        "{spinner} [{elapsed_precise}] [{bar:30}] {pos}/{len} files  {msg}{eta_once_known}"
+        "{spinner} [{elapsed_precise}] [{bar:30}] {pos}/{len} files  {msg}"
     } else {
         "{spinner} [{elapsed_precise}] {pos} files  {msg}"
     };
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .with_key("eta_once_known", eta_once_known)
         .progress_chars("=> ")
-}
-
-/// `  ETA 16s`, once a file has finished: before that there is no rate to
-/// estimate from, and indicatif would show a confident `ETA 0s`.
-fn eta_once_known(state: &ProgressState, out: &mut dyn std::fmt::Write) {
-    if state.pos() > 0 {
-        let _ = write!(out, "  ETA {:#}", HumanDuration(state.eta()));
-    }
 }
 
 fn file_style() -> ProgressStyle {
@@ -499,23 +581,71 @@ mod tests {
     }
 
     #[test]
-    fn overall_bar_shows_an_eta_only_once_a_file_finished() {
+    fn eta_comes_from_bytes_where_lengths_are_known_else_from_files() {
+        let mib = 1 << 20;
+        // 6 of 10 tiny files done in 3 s, 4 × 30 MiB at 2 MiB/s, 5 MiB of
+        // each in: 100 MiB left, 50 s, not the 2 s files would say.
+        let big = Left {
+            files: 4,
+            active: 4,
+            known_bytes: Some(4 * 25 * mib),
+            known_files: 4,
+            known_total: 4 * 30 * mib,
+            finished_files: 6,
+            finished_bytes: 600,
+            byte_rate: 2.0 * mib as f64,
+            file_rate: 2.0,
+        };
+        let secs = |left: &Left| left.eta().map(|d| d.as_secs_f64().round() as u64);
+        assert_eq!(secs(&big), Some(50));
+        // Two of them not started yet: each counts as the mean size seen.
+        let waiting = Left {
+            active: 2,
+            known_bytes: Some(2 * 25 * mib),
+            known_files: 2,
+            known_total: 2 * 30 * mib,
+            ..big
+        };
+        let mean = (60 * mib + 600) as f64 / 8.0;
+        let want = ((50 * mib) as f64 + 2.0 * mean) / (2.0 * mib as f64);
+        assert_eq!(secs(&waiting), Some(want.round() as u64));
+        // No rate yet: no ETA rather than a confident 0 s.
+        assert_eq!(
+            secs(&Left {
+                byte_rate: 0.0,
+                ..waiting
+            }),
+            None
+        );
+        // No length known: files left over files per second.
+        let unknown = Left {
+            files: 4,
+            active: 1,
+            file_rate: 0.5,
+            ..Left::default()
+        };
+        assert_eq!(secs(&unknown), Some(8));
+        assert_eq!(
+            secs(&Left {
+                file_rate: 0.0,
+                ..unknown
+            }),
+            None
+        );
+        assert_eq!(secs(&Left { files: 0, ..big }), None, "nothing left");
+    }
+
+    #[test]
+    fn overall_bar_shows_files_of_a_known_total() {
         let term = InMemoryTerm::new(2, 120);
         let bar =
             ProgressBar::with_draw_target(Some(6), ProgressDrawTarget::term_like(Box::new(term.clone())));
         bar.set_style(overall_style(true));
-        bar.set_message("1.0 MiB");
-        bar.force_draw();
-        assert!(!term.contents().contains("ETA"), "{}", term.contents());
-        assert!(
-            term.contents().contains("0/6 files  1.0 MiB"),
-            "{}",
-            term.contents()
-        );
+        bar.set_message("1.0 MiB  2.0 MiB/s  ETA 5s");
         bar.set_position(3);
         bar.force_draw();
         assert!(
-            term.contents().contains("3/6 files  1.0 MiB  ETA "),
+            term.contents().contains("3/6 files  1.0 MiB  2.0 MiB/s  ETA 5s"),
             "{}",
             term.contents()
         );
