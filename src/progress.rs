@@ -284,8 +284,8 @@ impl Observer for Terminal {
                 self.failures.see(&job.origin.source);
                 if let Some(bars) = self.bars.as_mut() {
                     let bar = bars.multi.add(ProgressBar::no_length());
-                    bar.set_style(file_style());
-                    bar.set_message(display::text(&job.path.to_string_lossy()).into_owned());
+                    bar.set_style(file_style(false));
+                    bar.set_message(elide(&display::text(&job.path.to_string_lossy()), NAME_WIDTH));
                     if let Some(slot) = bars.active.get_mut(*worker)
                         && let Some((_, old, _)) = slot.replace((job.clone(), bar, Instant::now()))
                     {
@@ -357,6 +357,9 @@ impl Observer for Terminal {
                 let (done, total) = slot.read();
                 left.active += 1;
                 if let Some(total) = total {
+                    if bar.length().is_none() {
+                        bar.set_style(file_style(true));
+                    }
                     bar.set_length(total);
                     left.known_bytes = Some(left.known_bytes.unwrap_or(0) + total.saturating_sub(done));
                     left.known_files += 1;
@@ -507,9 +510,43 @@ fn overall_style(known_total: bool) -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-fn file_style() -> ProgressStyle {
-    ProgressStyle::with_template("  {wide_msg} {bytes:>10}/{total_bytes:<10} {prefix:>12}")
+/// Most characters of a file's name on its bar: what is left of 120
+/// columns beside a bar, percentage, sizes and rate, with room to spare.
+const NAME_WIDTH: usize = 40;
+
+/// A file's bar: with a bar and percentage once its length is known.
+fn file_style(known_length: bool) -> ProgressStyle {
+    let template = if known_length {
+        "  {wide_msg} [{bar:20}] {percent:>3}% {bytes:>10}/{total_bytes:<10} {prefix:>12}"
+    } else {
+        "  {wide_msg} {bytes:>10}/{total_bytes:<10} {prefix:>12}"
+    };
+    ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// `name` in at most `max` characters, cut in the middle so the start and
+/// the end (version, extension) both show:
+/// `ubuntu-24.04.1-live-…ually-long-name.iso`. The end gets half the room,
+/// and at least the extension if it has at most 10 characters.
+fn elide(name: &str, max: usize) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() <= max || max < 3 {
+        return name.to_string();
+    }
+    let extension = chars
+        .iter()
+        .rposition(|&c| c == '.')
+        .map(|dot| chars.len() - dot)
+        .filter(|&len| len <= 10)
+        .unwrap_or(0);
+    let tail = extension.max((max - 1) / 2).min(max - 2);
+    let head = max - 1 - tail;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
 }
 
 #[cfg(test)]
@@ -633,6 +670,55 @@ mod tests {
             None
         );
         assert_eq!(secs(&Left { files: 0, ..big }), None, "nothing left");
+    }
+
+    #[test]
+    fn long_names_are_cut_in_the_middle_keeping_the_extension() {
+        let name = "ubuntu-24.04.1-live-server-amd64-with-an-unusually-long-name.iso";
+        let table = [
+            ("short.iso", 40, "short.iso"),
+            (name, 40, "ubuntu-24.04.1-live-…ually-long-name.iso"),
+            (name, 12, "ubuntu…e.iso"),
+            ("a.tar.gz-but-no-short-extension-here", 12, "a.tar.…-here"),
+            ("x.verylongextension", 8, "x.ve…ion"),
+        ];
+        for (name, max, want) in table {
+            let got = elide(name, max);
+            assert_eq!(got, want, "{name} in {max}");
+            assert!(got.chars().count() <= max);
+        }
+    }
+
+    #[test]
+    fn file_bars_show_a_bar_and_percentage_once_the_length_is_known() {
+        let term = InMemoryTerm::new(4, 120);
+        let mut view = bars_in(&term, 1);
+        let live = live(1);
+        let job = Arc::new(JobInfo {
+            origin: Origin {
+                source: "l".into(),
+                line: 1,
+            },
+            url: url::Url::parse("http://127.0.0.1/x").expect("a URL"),
+            path: "ubuntu-24.04.1-live-server-amd64-with-an-unusually-long-name.iso".into(),
+            named_by_url: true,
+            ticket: None,
+        });
+        view.event(&Event::Started { worker: 0, job }, &live);
+        live.slots[0].begin(0);
+        live.slots[0].begin_body(0, Some(4 << 20));
+        live.slots[0].advance(1 << 20);
+        view.tick(&live);
+        if let Some((_, bar, _)) = view.bars.as_ref().and_then(|b| b.active[0].as_ref()) {
+            bar.force_draw();
+        }
+        let screen = term.contents();
+        assert!(
+            screen.contains("ubuntu-24.04.1-live-…ually-long-name.iso"),
+            "{screen}"
+        );
+        assert!(screen.contains("]  25%"), "{screen}");
+        assert!(screen.contains("[====="), "{screen}");
     }
 
     #[test]
