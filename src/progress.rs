@@ -58,6 +58,11 @@ pub struct Terminal {
     /// Bytes of this run sampled each tick over the last [`RATE_WINDOW`],
     /// oldest first: the recent rate the ETA divides by.
     samples: VecDeque<(Instant, u64)>,
+    /// Each worker's entry, in every mode (the status line counts their bytes).
+    running: Vec<Option<Arc<JobInfo>>>,
+    /// `--progress-interval` without bars: how often, and when the last
+    /// status line was due.
+    status: Option<(Duration, Instant)>,
 }
 
 /// How far back the ETA's rate looks: long enough to smooth a stall of a
@@ -146,8 +151,37 @@ impl Terminal {
             cancel: None,
             failures: Failures::default(),
             samples: VecDeque::new(),
+            running: (0..jobs).map(|_| None).collect(),
+            status: None,
             color: mode == Mode::Bars && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
+    }
+
+    /// Print a status line (files done/total, bytes, rate) every `interval`,
+    /// for a run whose stderr is not a terminal (`--progress-interval`).
+    pub fn status_every(&mut self, interval: Option<Duration>) {
+        self.status = interval.map(|every| (every, Instant::now()));
+    }
+
+    /// The status line: `fetchq: 3/25 files, 12.0 MiB, 1.0 MiB/s`.
+    fn status_line(&self, live: &Live) -> String {
+        let in_flight: u64 = live
+            .slots
+            .iter()
+            .zip(&self.running)
+            .filter(|(_, job)| job.is_some())
+            .map(|(slot, _)| slot.received())
+            .sum();
+        let bytes = self.finished_bytes + in_flight;
+        let files = match self.entries {
+            Some(total) => format!("{}/{total}", self.finished),
+            None => self.finished.to_string(),
+        };
+        format!(
+            "{PROGRAM}: {files} files, {}, {}/s",
+            display::bytes(bytes),
+            display::bytes(per_second(bytes, self.started))
+        )
     }
 
     /// Watch `cancel`: on Ctrl-C the bars freeze where they are (see
@@ -203,6 +237,13 @@ impl Terminal {
 
     fn finished(&mut self, report: &EntryReport) {
         self.failures.see(&report.origin.source);
+        if let Some(job) = &report.job {
+            for running in &mut self.running {
+                if running.as_ref().is_some_and(|j| Arc::ptr_eq(j, job)) {
+                    *running = None;
+                }
+            }
+        }
         self.finished += 1;
         self.finished_bytes += report.transferred;
         if let Some(line) = FailureLine::from_report(report) {
@@ -282,6 +323,9 @@ impl Observer for Terminal {
         match event {
             Event::Started { worker, job } => {
                 self.failures.see(&job.origin.source);
+                if let Some(running) = self.running.get_mut(*worker) {
+                    *running = Some(job.clone());
+                }
                 if let Some(bars) = self.bars.as_mut() {
                     let bar = bars.multi.add(ProgressBar::no_length());
                     bar.set_style(file_style(false));
@@ -347,6 +391,12 @@ impl Observer for Terminal {
 
     fn tick(&mut self, live: &Live) {
         self.freeze_on_cancel();
+        if let Some((every, last)) = self.status
+            && last.elapsed() >= every
+        {
+            self.status = Some((every, Instant::now()));
+            self.line(&self.status_line(live), false);
+        }
         let Some(bars) = &self.bars else {
             return;
         };

@@ -100,3 +100,38 @@ fn plain_output_prints_each_failure_once() {
     }
     assert!(!run.stderr.lines().any(|l| l == "failed:"), "{}", run.ctx());
 }
+
+/// `--progress-interval` on a pipe prints status lines while a slow download
+/// goes; without it the same run prints none.
+#[test]
+fn progress_interval_prints_status_lines_on_a_pipe_only_when_asked() {
+    let t = Setup::new();
+    let slow = t.serve(
+        "/slow.bin",
+        Route::ok(pattern(20_000, 3)).drip(2_000, Duration::from_millis(100)),
+    );
+    t.list(&[slow]);
+
+    let quiet = t.run(&[]);
+    quiet.assert_code(0);
+    assert!(
+        !quiet.stderr.contains(" files, "),
+        "no status line by default\n{}",
+        quiet.ctx()
+    );
+
+    let t = Setup::new();
+    let slow = t.serve(
+        "/slow.bin",
+        Route::ok(pattern(20_000, 3)).drip(2_000, Duration::from_millis(100)),
+    );
+    t.list(&[slow]);
+    let run = t.run(&["--progress-interval", "0.2"]);
+    run.assert_code(0);
+    let status = run.stderr_line("fetchq: ");
+    assert!(
+        status.contains(" files, ") && status.ends_with("/s"),
+        "a status line: files, bytes, rate\n{}",
+        run.ctx()
+    );
+}
