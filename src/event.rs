@@ -75,6 +75,17 @@ pub enum Event {
     },
     /// An entry is finished, one way or another.
     Finished(EntryReport),
+    /// How much input there is, before it is exhausted: sent once at the
+    /// start, and, while a list that could not be counted (a pipe) is read,
+    /// at most every 100 ms.
+    InputSeen {
+        /// Entries read so far.
+        entries: u64,
+        /// The lines of every list, counted ahead when every list is a
+        /// regular file (or a URL argument): an upper bound on the entries,
+        /// since blank and comment lines are lines too. `None` from a pipe.
+        lines: Option<u64>,
+    },
     /// The input is exhausted: `entries` is the number of entries (including
     /// rejected lines) this run will report.
     InputDone {

@@ -58,6 +58,8 @@ pub struct Terminal {
     /// Bytes of this run sampled each tick over the last [`RATE_WINDOW`],
     /// oldest first: the recent rate the ETA divides by.
     samples: VecDeque<(Instant, u64)>,
+    /// The input's lines counted ahead, until the exact count is known.
+    expected: Option<u64>,
     /// Each worker's entry, in every mode (the status line counts their bytes).
     running: Vec<Option<Arc<JobInfo>>>,
     /// `--progress-interval` without bars: how often, and when the last
@@ -151,6 +153,7 @@ impl Terminal {
             cancel: None,
             failures: Failures::default(),
             samples: VecDeque::new(),
+            expected: None,
             running: (0..jobs).map(|_| None).collect(),
             status: None,
             color: mode == Mode::Bars && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
@@ -173,7 +176,7 @@ impl Terminal {
             .map(|(slot, _)| slot.received())
             .sum();
         let bytes = self.finished_bytes + in_flight;
-        let files = match self.entries {
+        let files = match self.entries.or(self.expected) {
             Some(total) => format!("{}/{total}", self.finished),
             None => self.finished.to_string(),
         };
@@ -182,6 +185,24 @@ impl Terminal {
             display::bytes(bytes),
             display::bytes(per_second(bytes, self.started))
         )
+    }
+
+    /// The input's lines counted ahead become the overall bar's total; from
+    /// a pipe, the entries read so far show as `/12+` (more may come).
+    fn input_seen(&mut self, entries: u64, lines: Option<u64>) {
+        if self.entries.is_some() {
+            return;
+        }
+        self.expected = lines;
+        if let Some(bars) = &self.bars {
+            match lines {
+                Some(lines) => {
+                    bars.overall.set_length(lines);
+                    bars.overall.set_style(overall_style(true));
+                }
+                None => bars.overall.set_prefix(format!("/{entries}+")),
+            }
+        }
     }
 
     /// Watch `cancel`: on Ctrl-C the bars freeze where they are (see
@@ -378,6 +399,7 @@ impl Observer for Terminal {
                 }
             }
             Event::Finished(report) => self.finished(report),
+            Event::InputSeen { entries, lines } => self.input_seen(*entries, *lines),
             Event::InputDone { entries } => {
                 self.entries = Some(*entries);
                 if let Some(bars) = &self.bars {
@@ -438,7 +460,7 @@ impl Observer for Terminal {
             0 => String::new(),
             n => format!("  {n} failed"),
         };
-        let eta = self.entries.and_then(|entries| {
+        let eta = self.entries.or(self.expected).and_then(|entries| {
             left.files = entries.saturating_sub(self.finished);
             left.finished_files = self.finished;
             left.finished_bytes = self.finished_bytes;
@@ -553,7 +575,7 @@ fn overall_style(known_total: bool) -> ProgressStyle {
     let template = if known_total {
         "{spinner} [{elapsed_precise}] [{bar:30}] {pos}/{len} files  {msg}"
     } else {
-        "{spinner} [{elapsed_precise}] {pos} files  {msg}"
+        "{spinner} [{elapsed_precise}] {pos}{prefix} files  {msg}"
     };
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -769,6 +791,24 @@ mod tests {
         );
         assert!(screen.contains("]  25%"), "{screen}");
         assert!(screen.contains("[====="), "{screen}");
+    }
+
+    #[test]
+    fn overall_total_is_the_lines_counted_ahead_or_grows_from_a_pipe() {
+        let draw = |lines: Option<u64>| {
+            let term = InMemoryTerm::new(4, 120);
+            let mut view = bars_in(&term, 1);
+            let live = live(1);
+            view.event(&Event::InputSeen { entries: 12, lines }, &live);
+            if let Some(bars) = &view.bars {
+                bars.overall.force_draw();
+            }
+            term.contents()
+        };
+        let counted = draw(Some(25));
+        assert!(counted.contains("] 0/25 files"), "{counted}");
+        let growing = draw(None);
+        assert!(growing.contains("] 0/12+ files"), "{growing}");
     }
 
     #[test]

@@ -135,7 +135,7 @@ impl Summary {
                 }
                 return;
             }
-            Event::Started { .. } | Event::Retrying { .. } => return,
+            Event::Started { .. } | Event::Retrying { .. } | Event::InputSeen { .. } => return,
         };
         self.transferred += report.transferred;
         match &report.outcome {

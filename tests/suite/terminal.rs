@@ -135,3 +135,32 @@ fn progress_interval_prints_status_lines_on_a_pipe_only_when_asked() {
         run.ctx()
     );
 }
+
+/// A list in a regular file is counted ahead, before the first download
+/// starts, so the overall total is known from the start (the bars show it;
+/// `--log` records the count); from a pipe there is no count ahead.
+#[test]
+fn a_list_file_is_counted_before_the_first_download() {
+    let t = Setup::new();
+    let a = t.serve("/a.txt", Route::ok(b"a".to_vec()));
+    let b = t.serve("/b.txt", Route::ok(b"b".to_vec()));
+    t.list(&["# two files", a.as_str(), b.as_str()]);
+
+    let run = t.run(&["-j", "1", "--log", "run.log"]);
+    run.assert_code(0);
+    let log = fs::read_to_string(t.root().join("run.log")).unwrap();
+    let counted = log.find("input counted: 3 lines");
+    let started = log.find("started ");
+    assert!(
+        counted.is_some() && counted < started,
+        "the count comes before the first download\n{log}"
+    );
+
+    let piped = t.run_with_stdin(
+        &["-d", "out2", "--log", "piped.log", "-"],
+        format!("{a}\n").as_bytes(),
+    );
+    piped.assert_code(0);
+    let log = fs::read_to_string(t.root().join("piped.log")).unwrap();
+    assert!(!log.contains("input counted"), "{log}");
+}
