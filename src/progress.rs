@@ -25,7 +25,8 @@ use indicatif::{HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, P
 
 use crate::cancel::Cancel;
 use crate::display;
-use crate::event::{EntryReport, Event, JobInfo, Live, Observer, Outcome, SkipReason};
+use crate::error::FetchError;
+use crate::event::{EntryReport, Event, JobInfo, Live, Observer, Outcome, Problem, SkipReason};
 use crate::messages::PROGRAM;
 use crate::report::{FailureLine, Summary};
 
@@ -272,7 +273,13 @@ impl Terminal {
                 if self.verbose {
                     self.line(&describe(report), true);
                 }
-                self.failures.add(report, line);
+                // Entries cut short by Ctrl-C are counted as interrupted, not listed.
+                if !matches!(
+                    report.outcome,
+                    Outcome::Failed(Problem::Fetch(FetchError::Cancelled))
+                ) {
+                    self.failures.add(report, line);
+                }
             } else {
                 self.line(&line.to_string(), true);
             }
@@ -625,7 +632,7 @@ fn elide(name: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::error::LineError;
-    use crate::event::{Origin, Problem, Slot};
+    use crate::event::{Origin, Slot};
     use indicatif::InMemoryTerm;
 
     fn bars_in(term: &InMemoryTerm, jobs: usize) -> Terminal {
@@ -667,6 +674,15 @@ mod tests {
         for (source, line) in [("a.txt", 9), ("a.txt", 2), ("b.txt", 1), ("a.txt", 5)] {
             view.event(&bad_line(source, line), &live);
         }
+        let cut_short = EntryReport::without_request(
+            Origin {
+                source: "a.txt".into(),
+                line: 7,
+            },
+            None,
+            Outcome::Failed(Problem::Fetch(FetchError::Cancelled)),
+        );
+        view.event(&Event::Finished(cut_short), &live);
         if let Some(bars) = &view.bars {
             bars.overall.force_draw();
         }
