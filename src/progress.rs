@@ -61,6 +61,8 @@ pub struct Terminal {
     samples: VecDeque<(Instant, u64)>,
     /// The input's lines counted ahead, until the exact count is known.
     expected: Option<u64>,
+    /// From a pipe: the entries read so far, as last told.
+    read_so_far: Option<u64>,
     /// Each worker's entry, in every mode (the status line counts their bytes).
     running: Vec<Option<Arc<JobInfo>>>,
     /// `--progress-interval` without bars: how often, and when the last
@@ -155,6 +157,7 @@ impl Terminal {
             failures: Failures::default(),
             samples: VecDeque::new(),
             expected: None,
+            read_so_far: None,
             running: (0..jobs).map(|_| None).collect(),
             status: None,
             color: mode == Mode::Bars && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
@@ -195,14 +198,13 @@ impl Terminal {
             return;
         }
         self.expected = lines;
-        if let Some(bars) = &self.bars {
-            match lines {
-                Some(lines) => {
-                    bars.overall.set_length(lines);
-                    bars.overall.set_style(overall_style(true));
-                }
-                None => bars.overall.set_prefix(format!("/{entries}+")),
+        match (lines, &self.bars) {
+            (Some(lines), Some(bars)) => {
+                bars.overall.set_length(lines);
+                bars.overall.set_style(overall_style(true));
             }
+            (Some(_), None) => {}
+            (None, _) => self.read_so_far = Some(entries),
         }
     }
 
@@ -451,6 +453,14 @@ impl Observer for Terminal {
                 bar.set_prefix(format!("{}/s", display::bytes(per_second(received, *since))));
                 in_flight += received;
             }
+        }
+        if let Some(told) = self.read_so_far
+            && self.entries.is_none()
+        {
+            // The feeder tells the count now and then; entries that started
+            // or finished since were read too.
+            let read = told.max(self.finished + left.active);
+            bars.overall.set_prefix(format!("/{read}+"));
         }
         let bytes = self.finished_bytes + in_flight;
         let now = Instant::now();
@@ -816,6 +826,7 @@ mod tests {
             let mut view = bars_in(&term, 1);
             let live = live(1);
             view.event(&Event::InputSeen { entries: 12, lines }, &live);
+            view.tick(&live);
             if let Some(bars) = &view.bars {
                 bars.overall.force_draw();
             }
