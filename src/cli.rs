@@ -358,6 +358,11 @@ pub struct OutputArgs {
     /// Append one line per event, with an RFC 3339 timestamp, to this file.
     #[arg(value_hint = clap::ValueHint::FilePath, long, value_name = "FILE", help_heading = "Output format")]
     pub log: Option<PathBuf>,
+
+    /// When stderr is not a terminal, print a status line (files done/total,
+    /// bytes, rate) this often (e.g. 30s, 5m). Off by default.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Output format")]
+    pub progress_interval: Option<Duration>,
 }
 
 impl OutputArgs {
@@ -367,6 +372,7 @@ impl OutputArgs {
             quiet: self.quiet,
             verbose: self.verbose,
             json: self.json,
+            progress_interval: self.progress_interval.filter(|d| !d.is_zero()),
             log: self.log.clone(),
         }
     }

@@ -75,6 +75,17 @@ pub enum Event {
     },
     /// An entry is finished, one way or another.
     Finished(EntryReport),
+    /// How much input there is, before it is exhausted: sent once at the
+    /// start, and, while a list that could not be counted (a pipe) is read,
+    /// at most every 100 ms.
+    InputSeen {
+        /// Entries read so far.
+        entries: u64,
+        /// The lines of every list, counted ahead when every list is a
+        /// regular file (or a URL argument): an upper bound on the entries,
+        /// since blank and comment lines are lines too. `None` from a pipe.
+        lines: Option<u64>,
+    },
     /// The input is exhausted: `entries` is the number of entries (including
     /// rejected lines) this run will report.
     InputDone {
@@ -313,6 +324,8 @@ impl EntryReport {
 pub struct Slot {
     done: AtomicU64,
     total: AtomicU64,
+    /// Bytes the entry's part held when it began: not received in this run.
+    from: AtomicU64,
 }
 
 /// `total` value meaning "length unknown".
@@ -321,6 +334,7 @@ const UNKNOWN: u64 = u64::MAX;
 impl Slot {
     /// A new entry starts, with `from` bytes already on disk.
     pub(crate) fn begin(&self, from: u64) {
+        self.from.store(from, Ordering::Relaxed);
         self.done.store(from, Ordering::Relaxed);
         self.total.store(UNKNOWN, Ordering::Relaxed);
     }
@@ -343,6 +357,14 @@ impl Slot {
             self.done.load(Ordering::Relaxed),
             (total != UNKNOWN).then_some(total),
         )
+    }
+
+    /// Bytes of the current entry received in this run: what was on disk
+    /// when it began (`-c`) is not counted.
+    pub fn received(&self) -> u64 {
+        self.done
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.from.load(Ordering::Relaxed))
     }
 }
 

@@ -102,6 +102,10 @@ impl Observer for EventLog {
                 }
             },
             Event::InputDone { entries } => format!("input done: {entries} entries"),
+            Event::InputSeen {
+                lines: Some(lines), ..
+            } => format!("input counted: {lines} lines"),
+            Event::InputSeen { lines: None, .. } => return,
         };
         self.line(&text);
     }

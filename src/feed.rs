@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use std::sync::OnceLock;
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -77,7 +77,13 @@ pub struct Feeder {
     events: Events,
     cancel: Cancel,
     entries: u64,
+    /// While reading a list whose lines were not counted: when the entries
+    /// read so far were last told (`Event::InputSeen`).
+    growing: Option<Instant>,
 }
+
+/// How often a growing count of entries read is told.
+const SEEN_EVERY: Duration = Duration::from_millis(100);
 
 impl Feeder {
     pub(crate) fn new(
@@ -94,6 +100,34 @@ impl Feeder {
             events,
             cancel,
             entries: 0,
+            growing: None,
+        }
+    }
+
+    /// Say how much input there is, before reading it: `lines` counted
+    /// ahead, or `None` (a pipe), and then the entries read are told as they
+    /// grow.
+    pub(crate) fn lines_ahead(&mut self, lines: Option<u64>) {
+        let _ = self.events.send(Event::InputSeen {
+            entries: self.entries,
+            lines,
+        });
+        if lines.is_none() {
+            self.growing = Some(Instant::now());
+        }
+    }
+
+    /// One more entry read; tells the count now and then if it grows.
+    fn count_entry(&mut self) {
+        self.entries += 1;
+        if let Some(last) = self.growing
+            && last.elapsed() >= SEEN_EVERY
+        {
+            self.growing = Some(Instant::now());
+            let _ = self.events.send(Event::InputSeen {
+                entries: self.entries,
+                lines: None,
+            });
         }
     }
 
@@ -110,7 +144,7 @@ impl Feeder {
         if self.cancel.is_requested() {
             return false;
         }
-        self.entries += 1;
+        self.count_entry();
         let named_by_url = !matches!(entry.out, Some(OutPath::File(_)));
         let (placement, turn) = {
             let mut namer = self.namer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -184,7 +218,7 @@ impl Feeder {
 
     /// Report an unusable line as a failed entry. Returns false when the run is stopping.
     pub fn reject(&mut self, origin: Origin, error: LineError, text: String, ticket: Option<Ticket>) -> bool {
-        self.entries += 1;
+        self.count_entry();
         self.report_line(origin, error, text, ticket)
     }
 
@@ -220,6 +254,14 @@ pub struct Lists(pub Vec<ListInput>);
 
 impl Source for Lists {
     fn feed(self: Box<Self>, feeder: &mut Feeder) -> Result<(), RunError> {
+        // One bounded pass per list that only counts newlines, so a view
+        // knows the total from the start; any list that cannot be counted
+        // makes the total one that grows as lines arrive.
+        let lines = self
+            .0
+            .iter()
+            .try_fold(0u64, |sum, list| Some(sum + list.lines()?));
+        feeder.lines_ahead(lines);
         for list in self.0 {
             list.for_each_line(|item| match item {
                 Ok(entry) => feeder.submit(entry, None),

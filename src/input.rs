@@ -162,16 +162,61 @@ fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
 /// One input list, opened but not yet read.
 pub struct ListInput {
     name: Arc<str>,
+    /// Its lines, counted ahead (see [`ListInput::lines`]): a second handle
+    /// on a regular file, read with positional reads that leave the list's
+    /// own position alone; `Some(1)` for a URL argument; `None` otherwise.
+    counter: Counter,
     reader: Box<dyn BufRead + Send>,
     /// Whether its entries are named by line (`FILE:LINE`); a URL given on
     /// the command line is a one-line list named by the argument alone.
     numbered: bool,
 }
 
+/// How a list's lines can be counted ahead.
+enum Counter {
+    File(File),
+    Known(u64),
+    Unknown,
+}
+
+/// Newline bytes in `file` (plus one for a last line without one), read in
+/// 64 KiB pieces at their offsets: bounded memory, and the shared file
+/// position the list is read from does not move.
+fn count_lines(file: &File) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut offset, mut lines, mut last) = (0u64, 0u64, b'\n');
+    loop {
+        let n = match file.read_at(&mut buf, offset) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let piece = &buf[..n];
+        lines += piece.iter().filter(|&&b| b == b'\n').count() as u64;
+        last = piece[n - 1];
+        offset += n as u64;
+    }
+    Ok(lines + u64::from(last != b'\n'))
+}
+
 impl ListInput {
+    /// Its lines, counted ahead without reading the list itself: `None` for
+    /// a list that is not a regular file (a pipe, standard input) or that
+    /// cannot be read twice.
+    pub(crate) fn lines(&self) -> Option<u64> {
+        match &self.counter {
+            Counter::File(file) => count_lines(file).ok(),
+            Counter::Known(n) => Some(*n),
+            Counter::Unknown => None,
+        }
+    }
+
     /// Open a list: `-` is standard input, anything else a file path.
     /// Opening happens up front so an unreadable list stops the run before any download.
     pub fn open(name: &str) -> Result<ListInput, RunError> {
+        let mut counter = Counter::Unknown;
         let reader: Box<dyn BufRead + Send> = if name == "-" {
             Box::new(BufReader::new(io::stdin()))
         } else {
@@ -185,10 +230,16 @@ impl ListInput {
                     source: io::Error::new(io::ErrorKind::IsADirectory, "is a directory"),
                 });
             }
+            if file.metadata().is_ok_and(|m| m.is_file())
+                && let Ok(second) = file.try_clone()
+            {
+                counter = Counter::File(second);
+            }
             Box::new(BufReader::with_capacity(64 * 1024, file))
         };
         Ok(ListInput {
             name: name.into(),
+            counter,
             reader,
             numbered: true,
         })
@@ -198,6 +249,7 @@ impl ListInput {
     pub fn from_reader(name: &str, reader: impl BufRead + Send + 'static) -> ListInput {
         ListInput {
             name: name.into(),
+            counter: Counter::Unknown,
             reader: Box::new(reader),
             numbered: true,
         }
@@ -221,6 +273,7 @@ impl ListInput {
         line.push('\n');
         ListInput {
             name: format!("argument {position}").into(),
+            counter: Counter::Known(1),
             reader: Box::new(io::Cursor::new(line.into_bytes())),
             numbered: false,
         }
@@ -351,6 +404,30 @@ fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<Option<b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_counted_ahead_without_moving_the_list() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (text, want) in [("", 0), ("a\n", 1), ("a\nb", 2), ("# c\n\nhttp://h/x\n", 3)] {
+            let path = dir.path().join("list.txt");
+            std::fs::write(&path, text).expect("write");
+            let name = path.to_str().expect("utf-8 path");
+            let list = ListInput::open(name).expect("open");
+            assert_eq!(list.lines(), Some(want), "{text:?}");
+            let mut read = String::new();
+            let mut reader = list.reader;
+            io::Read::read_to_string(&mut reader, &mut read).expect("read");
+            assert_eq!(read, text, "the list still reads from its start");
+        }
+        let big = dir.path().join("big.txt");
+        std::fs::write(&big, "x\n".repeat(100_000)).expect("write");
+        let list = ListInput::open(big.to_str().expect("utf-8")).expect("open");
+        assert_eq!(list.lines(), Some(100_000), "more than one 64 KiB piece");
+        let url = Url::parse("http://h/x").expect("url");
+        assert_eq!(ListInput::from_argument(1, &url, None).lines(), Some(1));
+        let piped = ListInput::from_reader("-", "a\n".as_bytes());
+        assert_eq!(piped.lines(), None);
+    }
 
     fn parse(text: &str) -> Result<Option<(String, Option<OutPath>, bool)>, LineError> {
         parse_line(text).map(|o| o.map(|(u, out, sum)| (u.to_string(), out, sum.is_some())))

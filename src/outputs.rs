@@ -28,6 +28,9 @@ pub struct OutputOptions {
     pub json: bool,
     /// `--log FILE`: append timestamped event lines.
     pub log: Option<PathBuf>,
+    /// `--progress-interval`: a status line this often when stderr is not a
+    /// terminal.
+    pub progress_interval: Option<std::time::Duration>,
 }
 
 /// The observers of one run.
@@ -59,6 +62,9 @@ impl Outputs {
         };
         let mut terminal = Terminal::new(mode, options.verbose, jobs);
         terminal.watch(cancel);
+        if mode == Mode::Plain {
+            terminal.status_every(options.progress_interval);
+        }
         // --json carries the plans itself.
         let plans = (!options.json).then(|| Plans::new(dir.to_path_buf()));
         let json = options.json.then(|| JsonLines::new(io::stdout().lock(), dir));

@@ -4,7 +4,7 @@ use std::ops::AddAssign;
 use std::time::{Duration, Instant};
 
 use crate::error::{FetchError, RunError};
-use crate::event::{EntryReport, Event, Outcome, Problem};
+use crate::event::{EntryReport, Event, Outcome, Problem, Resume};
 use crate::exit::Exit;
 
 /// Most failures kept for the closing list; the count is always exact.
@@ -77,6 +77,13 @@ pub struct Summary {
     pub not_started: u64,
     /// Bytes written to finished files.
     pub bytes: u64,
+    /// Bytes that crossed the network in this run, over every entry
+    /// (interrupted and failed ones too): what the headline and its rate count.
+    pub transferred: u64,
+    /// Downloads that went on from a `.part` holding bytes from before.
+    pub continued: u64,
+    /// Entries the input gave this run, once it said (`Event::InputDone`).
+    entries: Option<u64>,
     /// Failures, in the order they happened (at most 1000; the count is always exact).
     pub failures: Vec<FailureLine>,
     /// The signal that interrupted the run, if any.
@@ -102,6 +109,9 @@ impl Summary {
             interrupted_entries: 0,
             not_started: 0,
             bytes: 0,
+            transferred: 0,
+            continued: 0,
+            entries: None,
             failures: Vec::new(),
             interrupted: None,
             input_error: None,
@@ -113,9 +123,21 @@ impl Summary {
 
     /// Fold one event in.
     pub(crate) fn record(&mut self, event: &Event) {
-        let Event::Finished(report) = event else {
-            return;
+        let report = match event {
+            Event::Finished(report) => report,
+            Event::InputDone { entries } => {
+                self.entries = Some(*entries);
+                return;
+            }
+            Event::Resume { decision, .. } => {
+                if !matches!(decision, Resume::StartedOver(_)) {
+                    self.continued += 1;
+                }
+                return;
+            }
+            Event::Started { .. } | Event::Retrying { .. } | Event::InputSeen { .. } => return,
         };
+        self.transferred += report.transferred;
         match &report.outcome {
             Outcome::Downloaded => {
                 self.downloaded += 1;
@@ -144,7 +166,12 @@ impl Summary {
         interrupted: Option<i32>,
         input_error: Option<RunError>,
     ) {
-        self.not_started = not_started;
+        // Workers count the queued entries they dropped; the input's count
+        // also covers those still in the channel when the run stopped.
+        let unfinished = self
+            .entries
+            .map_or(0, |entries| entries.saturating_sub(self.finished()));
+        self.not_started = not_started.max(unfinished);
         self.interrupted = interrupted;
         self.input_error = input_error;
         self.elapsed = self.started.elapsed();
@@ -177,7 +204,11 @@ impl Summary {
     /// The one-line human summary: counts, bytes, time, rate.
     pub fn headline(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            self.transferred as f64 / secs
+        } else {
+            0.0
+        };
         let mut parts = vec![format!("{} downloaded", self.downloaded)];
         if self.unchanged > 0 {
             parts.push(format!("{} unchanged", self.unchanged));
@@ -191,12 +222,19 @@ impl Summary {
             parts.push(format!("{} planned", self.planned));
         }
         if self.not_started > 0 {
-            parts.push(format!("{} not started", self.not_started));
+            // Only entries the input had handed over: lines not yet read
+            // when the run stopped are not counted.
+            parts.push(format!("{} queued but not started", self.not_started));
         }
+        let continued = match self.continued {
+            0 => String::new(),
+            1 => "; 1 download continued a .part".to_string(),
+            n => format!("; {n} downloads continued a .part"),
+        };
         format!(
-            "{}: {} in {:.2} s ({}/s)",
+            "{}: {} in {:.2} s ({}/s){continued}",
             parts.join(", "),
-            crate::display::bytes(self.bytes),
+            crate::display::bytes(self.transferred),
             secs,
             crate::display::bytes(rate as u64)
         )
@@ -217,6 +255,8 @@ impl AddAssign for Summary {
         self.interrupted_entries += run.interrupted_entries;
         self.not_started += run.not_started;
         self.bytes += run.bytes;
+        self.transferred += run.transferred;
+        self.continued += run.continued;
         self.worker_panics += run.worker_panics;
         let room = KEPT_FAILURES.saturating_sub(self.failures.len());
         self.failures.extend(run.failures.into_iter().take(room));

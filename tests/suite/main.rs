@@ -40,5 +40,6 @@ mod retries_resume;
 mod safety;
 mod server_selftest;
 mod stdout;
+mod terminal;
 mod unattended;
 mod url_arguments;
