@@ -266,7 +266,11 @@ fn save_failed_leaves_out_entries_never_started() {
     running.signal("-INT");
     let (code, _) = running.wait(Duration::from_secs(10), t.root());
     assert_eq!(code, 130, "{}", running.output());
-    assert!(running.output().contains("1 not started"), "{}", running.output());
+    assert!(
+        running.output().contains("1 queued but not started"),
+        "{}",
+        running.output()
+    );
     assert_eq!(
         saved_lines(t.root(), "retry.txt"),
         [format!("{slow} slow.bin")],
