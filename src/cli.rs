@@ -310,7 +310,7 @@ pub struct InputArgs {
     pub input_files: Vec<String>,
 
     /// Save the one URL given as an argument under this name (relative to --dir).
-    #[arg(short = 'o', long = "output", value_name = "NAME", help_heading = "Input")]
+    #[arg(short = 'o', long = "output", value_name = "NAME", help_heading = "Files")]
     pub output: Option<String>,
 
     /// After the run, write the entries that failed or were interrupted to FILE as a list.
@@ -320,7 +320,7 @@ pub struct InputArgs {
     /// `fetchq -c --save-failed FILE FILE` retries them and leaves FILE empty
     /// once all are done. Invalid lines and entries never started because of
     /// Ctrl-C are not written. FILE is replaced atomically.
-    #[arg(value_hint = clap::ValueHint::FilePath, long, value_name = "FILE", help_heading = "Output")]
+    #[arg(value_hint = clap::ValueHint::FilePath, long, value_name = "FILE", help_heading = "Files")]
     pub save_failed: Option<PathBuf>,
 }
 
@@ -335,11 +335,11 @@ impl InputArgs {
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Print nothing unless an entry fails (for cron).
-    #[arg(short, long, conflicts_with = "verbose", help_heading = "Output format")]
+    #[arg(short, long, conflicts_with = "verbose", help_heading = "Messages")]
     pub quiet: bool,
 
     /// Print a line for every entry and every retry.
-    #[arg(short, long, help_heading = "Output format")]
+    #[arg(short, long, help_heading = "Messages")]
     pub verbose: bool,
 
     /// Print one JSON object per finished entry on stdout, then a summary object.
@@ -352,16 +352,16 @@ pub struct OutputArgs {
     /// the counts (downloaded, skipped, unchanged, planned, failed,
     /// interrupted_entries, not_started), bytes, elapsed_ms, interrupted and
     /// exit_code.
-    #[arg(long, help_heading = "Output format")]
+    #[arg(long, help_heading = "Messages")]
     pub json: bool,
 
     /// Append one line per event, with an RFC 3339 timestamp, to this file.
-    #[arg(value_hint = clap::ValueHint::FilePath, long, value_name = "FILE", help_heading = "Output format")]
+    #[arg(value_hint = clap::ValueHint::FilePath, long, value_name = "FILE", help_heading = "Messages")]
     pub log: Option<PathBuf>,
 
     /// When stderr is not a terminal, print a status line (files done/total,
     /// bytes, rate) this often (e.g. 30s, 5m). Off by default.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Output format")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Messages")]
     pub progress_interval: Option<Duration>,
 }
 
@@ -433,12 +433,12 @@ pub struct DownloadArgs {
         visible_alias = "output-dir",
         value_name = "DIR",
         default_value = ".",
-        help_heading = "Output"
+        help_heading = "Files"
     )]
     pub dir: PathBuf,
 
     /// Replace files that already exist instead of skipping them.
-    #[arg(long, conflicts_with = "update", help_heading = "Output")]
+    #[arg(long, conflicts_with = "update", help_heading = "Files")]
     pub overwrite: bool,
 
     /// Re-download an existing file only if the server's copy changed.
@@ -446,7 +446,7 @@ pub struct DownloadArgs {
     /// Sends If-None-Match (the ETag kept from the last download) and
     /// If-Modified-Since (the file's mtime, set from Last-Modified); a 304
     /// counts as "unchanged". A changed file is replaced atomically.
-    #[arg(short = 'N', long, visible_alias = "timestamping", help_heading = "Output")]
+    #[arg(short = 'N', long, visible_alias = "timestamping", help_heading = "Files")]
     pub update: bool,
 
     /// Continue NAME.part files left by an earlier run instead of starting over.
@@ -454,18 +454,18 @@ pub struct DownloadArgs {
     /// The rest is requested with a Range request; if the server sends the
     /// whole file or a different version, the download starts over from zero.
     /// Without -c, a leftover NAME.part is replaced.
-    #[arg(short = 'c', long = "continue", help_heading = "Output")]
+    #[arg(short = 'c', long = "continue", help_heading = "Files")]
     pub resume: bool,
 
     /// fsync each file before it gets its name, and its folder after (durable across power loss).
-    #[arg(long, help_heading = "Output")]
+    #[arg(long, help_heading = "Files")]
     pub sync: bool,
 
     /// Name files from the server's Content-Disposition header when the list gives no OUT.
     ///
     /// The name is sanitised like any other and stays in the entry's folder;
     /// colliding names are numbered in list order.
-    #[arg(long, help_heading = "Output")]
+    #[arg(long, help_heading = "Files")]
     pub content_disposition: bool,
 
     /// Extra request header, `Name: value` (repeatable).
