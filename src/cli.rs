@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use fetchq::outputs::OutputOptions;
-use fetchq::{Config, Existing, ProxyChoice};
+use fetchq::{Config, Existing, IpFamily, ProxyChoice};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -539,6 +539,21 @@ pub struct DownloadArgs {
     )]
     pub proxy: Option<String>,
 
+    /// Connect over IPv4 only.
+    #[arg(short = '4', long, conflicts_with = "ipv6", help_heading = "Network")]
+    pub ipv4: bool,
+
+    /// Connect over IPv6 only.
+    #[arg(short = '6', long, help_heading = "Network")]
+    pub ipv6: bool,
+
+    /// Connect to ADDR for HOST on PORT instead of asking DNS (repeatable).
+    ///
+    /// curl's syntax: files.example.com:443:192.0.2.7, or [2001:db8::7] for
+    /// IPv6. The URL keeps HOST, so TLS verifies it and Host carries it.
+    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = fetchq::Pin::parse, help_heading = "Network")]
+    pub resolve: Vec<fetchq::Pin>,
+
     /// Ignore proxy settings from the environment and connect directly.
     #[arg(long, help_heading = "Network")]
     pub no_proxy: bool,
@@ -654,6 +669,12 @@ impl DownloadArgs {
         config.per_host = usize::from(self.per_host);
         config.limit_rate = self.limit_rate;
         config.max_filesize = self.max_filesize;
+        config.ip_family = match (self.ipv4, self.ipv6) {
+            (true, _) => IpFamily::V4,
+            (_, true) => IpFamily::V6,
+            _ => IpFamily::Any,
+        };
+        config.resolve = self.resolve.clone();
         config.proxy = match (&self.proxy, self.no_proxy) {
             (Some(url), _) => ProxyChoice::Url(url.clone()),
             (None, true) => ProxyChoice::Off,

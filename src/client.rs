@@ -5,17 +5,20 @@
 //! with `-j 8` against one host five workers would reconnect for every file,
 //! so the pool is sized to the job count.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use rustls::pki_types::CertificateDer;
 use ureq::Agent;
-use ureq::config::Config as UreqConfig;
+use ureq::config::{Config as UreqConfig, IpFamily as UreqFamily};
+use ureq::http::Uri;
 use ureq::tls::{PemItem, parse_pem};
-use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::NextTimeout;
 use ureq::unversioned::transport::{ConnectProxyConnector, Connector};
 
 use crate::cancel::Cancel;
-use crate::config::Config;
+use crate::config::{Config, IpFamily, Pin};
 use crate::error::RunError;
 use crate::tls::{TlsConnector, Trust};
 use crate::transport::{ProxyConnector, SocketConnector};
@@ -43,6 +46,11 @@ pub(crate) fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError>
         // Proxies are chosen per request from the URL's scheme (see crate::proxy).
         .proxy(None)
         .timeout_connect(config.connect_timeout)
+        .ip_family(match config.ip_family {
+            IpFamily::Any => UreqFamily::Any,
+            IpFamily::V4 => UreqFamily::Ipv4Only,
+            IpFamily::V6 => UreqFamily::Ipv6Only,
+        })
         .max_idle_connections(config.jobs.max(16))
         .max_idle_connections_per_host(config.jobs)
         // Reads from the socket fill this buffer; match the worker's chunk.
@@ -59,8 +67,66 @@ pub(crate) fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError>
     Ok(Agent::with_parts(
         ureq_config,
         connector,
-        DefaultResolver::default(),
+        Pinned {
+            pins: config.resolve.clone(),
+            dns: DefaultResolver::default(),
+        },
     ))
+}
+
+/// ureq's resolver, except for the host and port pairs `--resolve` names:
+/// those connect to the given address and keep their name in the URL, so TLS
+/// verifies it and `Host` carries it. It resolves every name the agent
+/// connects to: the origin of a direct connection, a proxy's own host, and the
+/// target a socks5:// proxy is given as an address (as curl's `--resolve`
+/// does); an HTTP proxy or socks5h:// gets the origin by name.
+#[derive(Debug)]
+struct Pinned {
+    pins: Vec<Pin>,
+    dns: DefaultResolver,
+}
+
+impl Resolver for Pinned {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &UreqConfig,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let pinned = uri.authority().and_then(|authority| {
+            let port = authority.port_u16().or_else(|| match uri.scheme_str() {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            })?;
+            let host = authority.host().to_ascii_lowercase();
+            Some(
+                self.pins
+                    .iter()
+                    .filter(|pin| pin.port == port && pin.host == host)
+                    .map(|pin| SocketAddr::new(pin.addr, port))
+                    .collect::<Vec<_>>(),
+            )
+        });
+        match pinned {
+            Some(addrs) if !addrs.is_empty() => {
+                let mut out = self.empty();
+                let family = config.ip_family();
+                let mut any = false;
+                for addr in family.keep_wanted(addrs.into_iter()) {
+                    if out.try_push(addr).is_err() {
+                        break;
+                    }
+                    any = true;
+                }
+                if !any {
+                    return Err(ureq::Error::HostNotFound);
+                }
+                Ok(out)
+            }
+            _ => self.dns.resolve(uri, config, timeout),
+        }
+    }
 }
 
 /// The certificates in `path` (the system store and the built-in roots are

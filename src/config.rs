@@ -3,6 +3,7 @@
 //! Nothing here knows about clap or does I/O. The binary turns what the user
 //! typed into a [`Config`] in one step; the library trusts it from then on.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,6 +30,58 @@ pub enum ProxyChoice {
     Url(String),
     /// Connect directly, whatever the environment says.
     Off,
+}
+
+/// Which addresses a host name may connect to (`-4`, `-6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpFamily {
+    /// IPv4 and IPv6, in the order the resolver gives them.
+    #[default]
+    Any,
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+}
+
+/// One `--resolve HOST:PORT:ADDR`: connections to HOST on PORT go to ADDR
+/// without asking DNS; the URL keeps HOST (for TLS and `Host`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The host name as in URLs, lowercase.
+    pub host: String,
+    /// The port the pin applies to.
+    pub port: u16,
+    /// Where to connect instead.
+    pub addr: IpAddr,
+}
+
+impl Pin {
+    /// Parse curl's `HOST:PORT:ADDR`, where ADDR may be `[v6]` or a bare IPv6
+    /// address.
+    pub fn parse(text: &str) -> Result<Pin, String> {
+        let bad = |why: &str| format!("{why}; expected HOST:PORT:ADDR");
+        let mut parts = text.splitn(3, ':');
+        let (Some(host), Some(port), Some(addr)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("missing field"));
+        };
+        if host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        let port = port.parse::<u16>().map_err(|_| bad("bad port"))?;
+        let bare = addr
+            .strip_prefix('[')
+            .and_then(|a| a.strip_suffix(']'))
+            .unwrap_or(addr);
+        let addr = bare
+            .parse::<IpAddr>()
+            .map_err(|_| bad("ADDR is not an IP address"))?;
+        Ok(Pin {
+            host: host.to_ascii_lowercase(),
+            port,
+            addr,
+        })
+    }
 }
 
 /// Everything one run needs to know. Build it with [`Config::new`] and adjust fields.
@@ -84,6 +137,10 @@ pub struct Config {
     pub max_filesize: Option<u64>,
     /// Error statuses retried like 408, 429 and 5xx (`--retry-on-http-error`).
     pub retry_statuses: Vec<u16>,
+    /// Address families to connect over (`-4`, `-6`).
+    pub ip_family: IpFamily,
+    /// Addresses given for host and port instead of DNS (`--resolve`).
+    pub resolve: Vec<Pin>,
 }
 
 impl Config {
@@ -114,6 +171,49 @@ impl Config {
             dry_run: false,
             max_filesize: None,
             retry_statuses: Vec::new(),
+            ip_family: IpFamily::Any,
+            resolve: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_takes_curls_syntax() {
+        let ok = [
+            (
+                "files.example.test:8080:127.0.0.1",
+                "files.example.test",
+                8080,
+                "127.0.0.1",
+            ),
+            ("Files.Example.TEST:443:[::1]", "files.example.test", 443, "::1"),
+            ("h:80:::1", "h", 80, "::1"),
+            ("h:80:2001:db8::7", "h", 80, "2001:db8::7"),
+        ];
+        for (text, host, port, addr) in ok {
+            let want = Pin {
+                host: host.into(),
+                port,
+                addr: addr.parse().unwrap(),
+            };
+            assert_eq!(Pin::parse(text), Ok(want), "{text:?}");
+        }
+        for bad in [
+            "",
+            "h",
+            "h:80",
+            ":80:127.0.0.1",
+            "h:x:127.0.0.1",
+            "h:70000:127.0.0.1",
+            "h:80:",
+            "h:80:example.com",
+            "h:80:[127.0.0.1",
+        ] {
+            assert!(Pin::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

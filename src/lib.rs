@@ -117,7 +117,7 @@ mod transport;
 mod validators;
 
 pub use cancel::Cancel;
-pub use config::{Config, Existing, ProxyChoice};
+pub use config::{Config, Existing, IpFamily, Pin, ProxyChoice};
 pub use error::{FetchError, LineError, ProxyError, RunError};
 pub use event::{
     EntryReport, Event, JobInfo, Origin, Outcome, Problem, Resume, SkipReason, StartOver, Ticket,

@@ -1,5 +1,6 @@
 //! How fetchq talks to servers: `-j` and connection reuse, timeouts,
-//! `--per-host`, `--limit-rate`, proxies, custom headers and the user agent.
+//! `--per-host`, `--limit-rate`, proxies, custom headers and the user agent;
+//! which address a name connects to (`-4`, `-6`, `--resolve`) is in [`addr`].
 //! TLS is in [`tls`], which brings its own `openssl s_server`.
 
 use std::path::Path;
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
+mod addr;
 mod proxy;
 mod tls;
 mod tls_sessions;
