@@ -78,7 +78,7 @@ pub(crate) fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError>
 /// those connect to the given address and keep their name in the URL, so TLS
 /// verifies it and `Host` carries it. It resolves every name the agent
 /// connects to: the origin of a direct connection, a proxy's own host, and the
-/// target a socks5:// proxy is given as an address (as curl's `--resolve`
+/// target a socks5:// or socks4:// proxy is given as an address (as curl's `--resolve`
 /// does); an HTTP proxy or socks5h:// gets the origin by name.
 #[derive(Debug)]
 struct Pinned {

@@ -81,6 +81,33 @@ fn a_bad_resolve_is_a_usage_error_naming_it() {
     }
 }
 
+/// A first address that refuses costs nothing measurable: the next is tried at once.
+#[test]
+fn a_refusing_first_address_is_skipped_at_once() {
+    let t = Setup::new();
+    t.server.route("/x.bin", Route::ok(b"second".to_vec()));
+    let port = port(&t);
+    t.list(&[format!("http://files.example.test:{port}/x.bin")]);
+    // Nothing listens on 127.0.0.3.
+    let refused = format!("files.example.test:{port}:127.0.0.3");
+    let live = format!("files.example.test:{port}:127.0.0.1");
+
+    let start = Instant::now();
+    let run = t.run(&[
+        "--resolve",
+        &refused,
+        "--resolve",
+        &live,
+        "--connect-timeout",
+        "4",
+        "--retries",
+        "0",
+    ]);
+    let took = start.elapsed();
+    run.assert_code(0).assert_out_file("x.bin", b"second");
+    assert!(took < Duration::from_millis(1500), "took {took:?}\n{}", run.ctx());
+}
+
 /// A listener on 127.0.0.2:`port` that never accepts, with its one-slot
 /// backlog taken: a connect to it hangs, as to a dead address family's
 /// address, until the connector gives up. Keep both values alive.
@@ -95,21 +122,28 @@ fn black_hole(port: u16) -> (socket2::Socket, std::net::TcpStream) {
     (listener, filler)
 }
 
-/// A host whose first address hangs and whose second answers: the download
-/// succeeds once the first has had its share of `--connect-timeout` (half,
-/// with two addresses), not the whole of it.
+/// A host whose first address hangs and whose second answers: the downloads
+/// succeed once the first has had its share of `--connect-timeout` (half,
+/// with two addresses), not the whole of it, and only once: the second file
+/// reuses the connection.
 #[test]
-fn a_hanging_first_address_costs_a_share_of_the_connect_timeout() {
+fn a_hanging_first_address_costs_a_share_of_the_connect_timeout_once() {
     let t = Setup::new();
-    t.server.route("/x.bin", Route::ok(b"second".to_vec()));
+    t.server.route("/x.bin", Route::ok(b"first".to_vec()));
+    t.server.route("/y.bin", Route::ok(b"second".to_vec()));
     let port = port(&t);
     let _hole = black_hole(port);
-    t.list(&[format!("http://files.example.test:{port}/x.bin")]);
+    t.list(&[
+        format!("http://files.example.test:{port}/x.bin"),
+        format!("http://files.example.test:{port}/y.bin"),
+    ]);
     let dead = format!("files.example.test:{port}:127.0.0.2");
     let live = format!("files.example.test:{port}:127.0.0.1");
 
     let start = Instant::now();
     let run = t.run(&[
+        "-j",
+        "1",
         "--resolve",
         &dead,
         "--resolve",
@@ -120,10 +154,13 @@ fn a_hanging_first_address_costs_a_share_of_the_connect_timeout() {
         "0",
     ]);
     let took = start.elapsed();
-    run.assert_code(0).assert_out_file("x.bin", b"second");
+    run.assert_code(0)
+        .assert_out_file("x.bin", b"first")
+        .assert_out_file("y.bin", b"second");
     assert!(
         (Duration::from_millis(1500)..Duration::from_millis(3500)).contains(&took),
-        "the first address should cost about 2 s of the 4: took {took:?}\n{}",
+        "the first address should cost about 2 s of the 4, once: took {took:?}\n{}",
         run.ctx()
     );
+    assert_eq!(t.server.connections_opened(), 1, "{}", run.ctx());
 }

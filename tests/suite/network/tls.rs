@@ -465,3 +465,34 @@ fn cacert_missing_file_is_usage_error() {
     let f = Fixture::new(LOCAL_SAN);
     f.assert_cacert_usage_error("no-such-ca.pem", "No such file", "--cacert with a missing file");
 }
+
+/// `--resolve` keeps the name for TLS: a certificate for the pinned name
+/// verifies, one for another name does not.
+#[test]
+fn resolve_keeps_the_name_for_certificate_checks() {
+    let pin = |f: &Fixture| format!("files.example.test:{}:127.0.0.1", f.server.port);
+
+    let f = Fixture::new("DNS:files.example.test");
+    f.list(&[&f.url("files.example.test", "file.bin")]);
+    let r = f.fetch(&["--resolve", &pin(&f), "--cacert", &f.tls_file("ca.pem")]);
+    r.assert_code(0);
+    r.assert_file("out/file.bin", &f.body);
+
+    let f = Fixture::new("DNS:example.com");
+    f.list(&[&f.url("files.example.test", "file.bin")]);
+    let r = f.fetch(&[
+        "--retries",
+        "0",
+        "--resolve",
+        &pin(&f),
+        "--cacert",
+        &f.tls_file("ca.pem"),
+    ]);
+    r.assert_code(1).assert_files(&["list.txt"]);
+    let line = r.stderr_line(&f.url("files.example.test", "file.bin"));
+    assert!(
+        line.contains("certificate not valid for name \"files.example.test\""),
+        "{line:?}\n{}",
+        r.ctx()
+    );
+}
