@@ -33,6 +33,7 @@ fn loaded_cookies_go_only_where_domain_path_secure_and_expiry_allow() {
         other.example\tFALSE\t/\tFALSE\t0\tother\tno\n\
         .example.com\tTRUE\t/\tFALSE\t0\tsuffix\tno\n\
         127.0.0.1\tFALSE\t/\tFALSE\t1\texpired\tno\n\
+        127.0.0.1\tFALSE\t/private\tTRUE\t0\tloopback_secure\tyes\n\
         #HttpOnly_127.0.0.1\tFALSE\t/private\tFALSE\t4102444800\tpriv\tyes\n";
     fs::write(root.join("c.txt"), file).unwrap();
     let (a, b) = (server.url("/pub/a"), server.url("/private/b"));
@@ -49,7 +50,40 @@ fn loaded_cookies_go_only_where_domain_path_secure_and_expiry_allow() {
     assert_eq!(private.len(), 1, "{run}");
     let mut pairs: Vec<&str> = private[0].as_deref().unwrap_or_default().split("; ").collect();
     pairs.sort_unstable();
-    assert_eq!(pairs, ["host=yes", "priv=yes"], "{run}");
+    assert_eq!(pairs, ["host=yes", "loopback_secure=yes", "priv=yes"], "{run}");
+}
+
+#[test]
+fn a_cookie_header_given_with_h_wins_over_the_jar() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    server.route("/a", Route::ok(pattern(10, 1)));
+    fs::write(root.join("c.txt"), "127.0.0.1\tFALSE\t/\tFALSE\t0\tjar\tno\n").unwrap();
+    let a = server.url("/a");
+
+    let run = fetch_in(
+        root,
+        &[
+            "-d",
+            "out",
+            "--load-cookies",
+            "c.txt",
+            "-H",
+            "Cookie: mine=yes",
+            &a,
+        ],
+    );
+
+    assert_code(&run, root, 0);
+    let sent = server.requests_for("/a");
+    let headers: Vec<&str> = sent
+        .iter()
+        .flat_map(|r| r.headers.iter())
+        .filter(|(name, _)| name == "cookie")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    assert_eq!(headers, ["mine=yes"], "{run}");
 }
 
 #[test]
