@@ -590,6 +590,28 @@ pub struct DownloadArgs {
     /// Do not read ~/.netrc.
     #[arg(long, help_heading = "Network")]
     pub no_netrc: bool,
+
+    /// Send cookies from FILE, a Netscape cookies.txt (as browser extensions export).
+    ///
+    /// Each cookie goes only where its domain, path, secure flag and expiry
+    /// allow; cookies the servers set during the run are sent too.
+    #[arg(
+        long,
+        value_name = "FILE",
+        value_hint = clap::ValueHint::FilePath,
+        help_heading = "Network"
+    )]
+    pub load_cookies: Option<PathBuf>,
+
+    /// After the run, write every unexpired cookie (loaded or set by the
+    /// servers, session cookies included) to FILE, mode 0600.
+    #[arg(
+        long,
+        value_name = "FILE",
+        value_hint = clap::ValueHint::FilePath,
+        help_heading = "Network"
+    )]
+    pub save_cookies: Option<PathBuf>,
 }
 
 /// The longest duration accepted anywhere: about 31 years, far beyond any

@@ -130,6 +130,9 @@ pub struct Config {
     /// Logins from a `.netrc`, used for the host each names while a download
     /// is at its URL's origin, unless the URL has its own `user:password@`.
     pub netrc: Option<std::sync::Arc<crate::netrc::Netrc>>,
+    /// The cookie jar (`--load-cookies`, `--save-cookies`): sent where
+    /// RFC 6265 allows, and filled from every response's `Set-Cookie`.
+    pub cookies: Option<std::sync::Arc<crate::cookies::Cookies>>,
     /// Resolve names and print destinations without touching the network.
     pub dry_run: bool,
     /// Largest file accepted, in bytes: a larger announced or streamed body
@@ -168,6 +171,7 @@ impl Config {
             insecure: false,
             cacert: None,
             netrc: None,
+            cookies: None,
             dry_run: false,
             max_filesize: None,
             retry_statuses: Vec::new(),

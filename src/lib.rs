@@ -34,7 +34,7 @@
 //!  event   messages                                    the contract: events, observers, live counters
 //!    │        │
 //!    ▼        ▼
-//!  error display cancel config exit backoff hex base64 netrc   leaves: import nothing of fetchq
+//!  error display cancel config exit backoff hex base64 netrc cookies   leaves: import nothing of fetchq
 //! ```
 //! `event` is the contract every stage shares: what workers report
 //! ([`Event`], [`Slot`]), how they send it (`event::Events`) and what
@@ -83,6 +83,7 @@ mod cancel;
 mod client;
 mod config;
 mod content_disposition;
+mod cookies;
 pub mod display;
 mod error;
 mod event;
@@ -118,6 +119,7 @@ mod validators;
 
 pub use cancel::Cancel;
 pub use config::{Config, Existing, IpFamily, Pin, ProxyChoice};
+pub use cookies::{Cookies, CookiesError};
 pub use error::{FetchError, LineError, ProxyError, RunError};
 pub use event::{
     EntryReport, Event, JobInfo, Origin, Outcome, Problem, Resume, SkipReason, StartOver, Ticket,

@@ -18,7 +18,7 @@ use fetchq::messages::{self, StdoutError};
 use fetchq::outputs::Outputs;
 use fetchq::queue::worker::{Level, Notice, Notify, WorkerOptions};
 use fetchq::queue::{Queue, RetryPolicy, commands, default_worker_id};
-use fetchq::{Cancel, Config, Exit, ListInput, Lists, Netrc};
+use fetchq::{Cancel, Config, Cookies, Exit, ListInput, Lists, Netrc};
 
 use cli::{Cli, Command, EnqueueArgs, OutputArgs, QueueArgs, StatusArgs, WorkerArgs};
 
@@ -77,6 +77,8 @@ fn outputs(output: &OutputArgs, config: &Config, start: &str, cancel: &Cancel) -
 fn download(cli: Cli) -> Result<Exit> {
     let mut config = cli.download.to_config().map_err(anyhow::Error::msg)?;
     config.netrc = netrc(&cli.download)?;
+    config.cookies = cookies(&cli.download)?;
+    let jar = config.cookies.clone();
     let names = list_names(cli.input.names())?;
     let lists = open_lists(&names, cli.input.output.as_deref())?;
     if config.insecure {
@@ -91,7 +93,9 @@ fn download(cli: Cli) -> Result<Exit> {
         outputs.save_failed(path, config.content_disposition);
     }
     let summary = fetchq::run(config, Box::new(Lists(lists)), &cancel, &mut outputs.observers())?;
-    Ok(outputs.finish(&summary))
+    let exit = outputs.finish(&summary);
+    save_cookies(&cli.download, jar.as_deref())?;
+    Ok(exit)
 }
 
 /// The lists to read; standard input when none is named, unless it is a terminal.
@@ -163,6 +167,50 @@ fn netrc(args: &cli::DownloadArgs) -> Result<Option<Arc<Netrc>>> {
     Ok(Some(Arc::new(netrc)))
 }
 
+/// The cookie jar of a run: empty when only `--save-cookies` is given, none
+/// without either flag. A file that cannot be read or has a malformed line
+/// is a usage error naming FILE:LINE (never the cookie's value).
+fn cookies(args: &cli::DownloadArgs) -> Result<Option<Arc<Cookies>>> {
+    let jar = match &args.load_cookies {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Cookies::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}:{}: {}", path.display(), e.line, e.reason))?
+        }
+        None if args.save_cookies.is_some() => Cookies::new(),
+        None => return Ok(None),
+    };
+    Ok(Some(Arc::new(jar)))
+}
+
+/// Write the jar to `--save-cookies` FILE: a temporary file of mode 0600 in
+/// the same folder, renamed over FILE, so a reader never sees half a file.
+fn save_cookies(args: &cli::DownloadArgs, jar: Option<&Cookies>) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (Some(path), Some(jar)) = (&args.save_cookies, jar) else {
+        return Ok(());
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .and_then(|mut file| {
+            file.write_all(jar.to_netscape().as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e).with_context(|| format!("cannot save cookies to {}", path.display()));
+    }
+    Ok(())
+}
+
 /// Connects at once, so a wrong address or an old server is a usage error.
 fn connect(args: &QueueArgs) -> Result<Queue> {
     Ok(Queue::connect(&args.redis, &args.queue)?)
@@ -223,6 +271,8 @@ fn worker(args: WorkerArgs) -> Result<Exit> {
     }
     let mut config = args.download.to_config().map_err(anyhow::Error::msg)?;
     config.netrc = netrc(&args.download)?;
+    config.cookies = cookies(&args.download)?;
+    let jar = config.cookies.clone();
     if config.insecure {
         messages::warning("--insecure: TLS certificates are NOT verified");
     }
@@ -259,6 +309,7 @@ fn worker(args: WorkerArgs) -> Result<Exit> {
             report.released
         ));
     }
+    save_cookies(&args.download, jar.as_deref())?;
     Ok(exit)
 }
 

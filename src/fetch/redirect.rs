@@ -1,7 +1,9 @@
 //! Sending one GET and following its redirects by hand (ureq's own
 //! following is off, see [`crate::client`]): each hop is checked (scheme,
 //! loops, `--max-redirects`), and credential headers given with `-H` go only
-//! to the origin of the entry's URL.
+//! to the origin of the entry's URL. Cookies from the run's jar go with each
+//! hop its rules allow (unless `-H Cookie` is given, which wins), and every
+//! hop's `Set-Cookie` goes into the jar.
 
 use std::time::Duration;
 
@@ -37,6 +39,21 @@ impl Fetcher {
         Some(crate::base64::basic(&credentials.login, &credentials.password))
     }
 
+    /// The `Cookie` header from the run's jar for `url`, unless `-H` gives a
+    /// `Cookie` of its own.
+    fn jar_cookies(&self, url: &Url) -> Option<String> {
+        let jar = self.config.cookies.as_ref()?;
+        let user_header = self
+            .config
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("cookie"));
+        if user_header {
+            return None;
+        }
+        jar.header(url)
+    }
+
     /// Send a GET, following redirects by hand (see [`crate::client`]).
     pub(super) fn send(
         &self,
@@ -64,6 +81,9 @@ impl Fetcher {
             if same_origin && let Some(authorization) = self.netrc_authorization(url) {
                 request = request.header("Authorization", authorization);
             }
+            if let Some(cookies) = self.jar_cookies(&current) {
+                request = request.header("Cookie", cookies);
+            }
             if offset > 0 {
                 request = request.header("Range", format!("bytes={offset}-"));
                 if let Some(validator) = &progress.validator {
@@ -82,6 +102,10 @@ impl Fetcher {
                 request = request.config().timeout_global(deadline).proxy(proxy).build();
             }
             let response = request.call().map_err(request_error)?;
+            if let Some(jar) = &self.config.cookies {
+                let set = response.headers().get_all(header::SET_COOKIE);
+                jar.store(&current, set.iter().filter_map(|v| v.to_str().ok()));
+            }
             let status = response.status();
             let location = header_str(response.headers(), header::LOCATION)
                 .filter(|_| status.is_redirection() && status != StatusCode::NOT_MODIFIED);

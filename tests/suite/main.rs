@@ -21,6 +21,7 @@ mod support;
 
 mod cli;
 mod config_file;
+mod cookies;
 mod cron;
 mod existing_files;
 mod exit_codes;

@@ -1356,3 +1356,16 @@ fn gate_serve(mut stream: TcpStream, gate: &Gate) {
     let _ = stream.write_all(&body[first..]);
     close_gracefully(stream, &gate.stop);
 }
+
+impl TestServer {
+    /// Serve `r` for a request target matched verbatim, such as the absolute
+    /// form `http://host/path` a client sends to an HTTP proxy (this server
+    /// then stands in for every host reached through it).
+    pub fn route_target(&self, target: &str, r: Route) {
+        let entry = Arc::new(Entry {
+            route: r,
+            served: AtomicUsize::new(0),
+        });
+        lock(&self.shared.routes).insert(target.to_string(), entry);
+    }
+}
