@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
+mod client_cert;
 mod proxy;
 mod tls;
 mod tls_sessions;
