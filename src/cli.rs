@@ -572,6 +572,29 @@ pub struct DownloadArgs {
     )]
     pub cacert: Option<PathBuf>,
 
+    /// Present this PEM client certificate (chain) to servers that ask for one.
+    ///
+    /// If FILE also holds the private key and --key is not given, that key
+    /// is used. An unreadable file, or a key that does not match the
+    /// certificate, is an error (exit 2).
+    #[arg(
+        long,
+        value_name = "FILE",
+        value_hint = clap::ValueHint::FilePath,
+        help_heading = "Network"
+    )]
+    pub cert: Option<PathBuf>,
+
+    /// The PEM private key for --cert (PKCS#8, PKCS#1 RSA or SEC1 EC); needs --cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        value_hint = clap::ValueHint::FilePath,
+        requires = "cert",
+        help_heading = "Network"
+    )]
+    pub key: Option<PathBuf>,
+
     /// Read logins from FILE instead of ~/.netrc (read by default, as wget and aria2c do).
     ///
     /// A `machine HOST login NAME password SECRET` entry is sent as Basic
@@ -688,6 +711,8 @@ impl DownloadArgs {
         config.dry_run = self.dry_run;
         config.insecure = self.insecure;
         config.cacert = self.cacert.clone();
+        config.cert = self.cert.clone();
+        config.key = self.key.clone();
         config.per_host = usize::from(self.per_host);
         config.limit_rate = self.limit_rate;
         config.max_filesize = self.max_filesize;

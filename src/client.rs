@@ -7,8 +7,11 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use ureq::Agent;
 use ureq::config::{Config as UreqConfig, IpFamily as UreqFamily};
 use ureq::http::Uri;
@@ -38,6 +41,10 @@ pub(crate) fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError>
             None => Trust::Platform,
         }
     };
+    let identity = match &config.cert {
+        Some(cert) => Some(client_identity(cert, config.key.as_deref())?),
+        None => None,
+    };
     let ureq_config: UreqConfig = Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -63,7 +70,7 @@ pub(crate) fn agent(config: &Config, cancel: &Cancel) -> Result<Agent, RunError>
         ().chain(ProxyConnector::new(&ureq_config))
             .chain(ConnectProxyConnector::default())
             .chain(SocketConnector::new(config.idle_timeout, cancel.clone()))
-            .chain(TlsConnector::new(trust));
+            .chain(TlsConnector::new(trust, identity));
     Ok(Agent::with_parts(
         ureq_config,
         connector,
@@ -147,4 +154,62 @@ fn user_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, RunError> {
         return Err(fail("no PEM certificate in the file".into()));
     }
     Ok(certs)
+}
+
+/// `--cert` and `--key`: the certificate chain in `cert` and the private key
+/// in `key`, or in `cert` when there is no `key` (as curl does). Loaded and
+/// checked against each other before the run starts, so a wrong file is a
+/// usage error rather than a failed handshake per entry.
+fn client_identity(cert: &Path, key: Option<&Path>) -> Result<Arc<CertifiedKey>, RunError> {
+    let fail = |what: &'static str, path: &Path, reason: String| RunError::ClientCert {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    };
+    let cert_pem = std::fs::read(cert).map_err(|e| fail("certificate", cert, e.to_string()))?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail("certificate", cert, pem_reason(&e)))?;
+    if chain.is_empty() {
+        return Err(fail("certificate", cert, "no PEM certificate in the file".into()));
+    }
+    let (key_path, key_pem) = match key {
+        Some(path) => (
+            path,
+            std::fs::read(path).map_err(|e| fail("key", path, e.to_string()))?,
+        ),
+        None => (cert, cert_pem),
+    };
+    let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+        pem::Error::NoItemsFound if key.is_none() => fail(
+            "key",
+            key_path,
+            "no PEM private key in the file (give it with --key)".into(),
+        ),
+        pem::Error::NoItemsFound => fail(
+            "key",
+            key_path,
+            "no PEM private key (PKCS#8, RSA or EC) in the file".into(),
+        ),
+        e => fail("key", key_path, pem_reason(&e)),
+    })?;
+    let provider = rustls::crypto::ring::default_provider();
+    let identity = CertifiedKey::from_der(chain, private, &provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => fail(
+            "key",
+            key_path,
+            format!("it does not match the certificate in {}", cert.display()),
+        ),
+        e => fail("key", key_path, e.to_string()),
+    })?;
+    Ok(Arc::new(identity))
+}
+
+/// Why a PEM file did not parse, without echoing any of its contents.
+fn pem_reason(error: &pem::Error) -> String {
+    match error {
+        pem::Error::Io(e) => e.to_string(),
+        pem::Error::NoItemsFound => "nothing PEM-encoded in the file".into(),
+        _ => "the file is not valid PEM".into(),
+    }
 }

@@ -127,6 +127,11 @@ pub struct Config {
     pub insecure: bool,
     /// Extra PEM CA certificates to trust.
     pub cacert: Option<PathBuf>,
+    /// A PEM certificate chain to present when a server asks for one; it may
+    /// hold the private key too.
+    pub cert: Option<PathBuf>,
+    /// The PEM private key for [`Config::cert`], when it is not in that file.
+    pub key: Option<PathBuf>,
     /// Logins from a `.netrc`, used for the host each names while a download
     /// is at its URL's origin, unless the URL has its own `user:password@`.
     pub netrc: Option<std::sync::Arc<crate::netrc::Netrc>>,
@@ -170,6 +175,8 @@ impl Config {
             proxy: ProxyChoice::FromEnv,
             insecure: false,
             cacert: None,
+            cert: None,
+            key: None,
             netrc: None,
             cookies: None,
             dry_run: false,

@@ -44,6 +44,16 @@ pub enum RunError {
         /// Why.
         reason: String,
     },
+    /// The `--cert` or `--key` file is unusable, or the two do not match.
+    #[error("cannot use the client {what} in {}: {reason}", path.display())]
+    ClientCert {
+        /// Which file: "certificate" (`--cert`) or "key" (`--key`).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A worker thread could not be started.
     #[error("cannot start worker thread: {0}")]
     Spawn(#[source] io::Error),

@@ -22,6 +22,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned,
 };
@@ -60,8 +61,12 @@ pub(crate) enum Trust {
 }
 
 /// The run's rustls configuration: ring, TLS 1.2 and 1.3, rustls' in-memory
-/// session cache (256 servers), SNI on.
-pub(crate) fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, rustls::Error> {
+/// session cache (256 servers), SNI on, and `identity` (`--cert`, `--key`)
+/// presented to servers that ask for a client certificate.
+pub(crate) fn client_config(
+    trust: &Trust,
+    identity: Option<&Arc<CertifiedKey>>,
+) -> Result<Arc<ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder =
         ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
@@ -81,7 +86,10 @@ pub(crate) fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, rustls::
                 provider.signature_verification_algorithms,
             ))),
     };
-    Ok(Arc::new(config.with_no_client_auth()))
+    Ok(Arc::new(match identity {
+        Some(key) => config.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(key.clone()))),
+        None => config.with_no_client_auth(),
+    }))
 }
 
 /// Wraps a connection in TLS when its URL asks for it; passes everything
@@ -93,13 +101,15 @@ pub(crate) fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, rustls::
 #[derive(Debug, Clone)]
 pub(crate) struct TlsConnector {
     trust: Arc<Trust>,
+    identity: Option<Arc<CertifiedKey>>,
     config: Arc<OnceLock<Result<Arc<ClientConfig>, rustls::Error>>>,
 }
 
 impl TlsConnector {
-    pub(crate) fn new(trust: Trust) -> TlsConnector {
+    pub(crate) fn new(trust: Trust, identity: Option<Arc<CertifiedKey>>) -> TlsConnector {
         TlsConnector {
             trust: Arc::new(trust),
+            identity,
             config: Arc::new(OnceLock::new()),
         }
     }
@@ -130,7 +140,10 @@ impl<In: Transport> Connector<In> for TlsConnector {
             .to_owned();
         let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         sock.set_timeout(details.timeout);
-        let config = self.config.get_or_init(|| client_config(&self.trust)).clone()?;
+        let config = self
+            .config
+            .get_or_init(|| client_config(&self.trust, self.identity.as_ref()))
+            .clone()?;
         let output = details.config.output_buffer_size();
         let transport = TlsTransport::handshake(config, name, sock, output)?;
         Ok(Some(Either::B(transport)))
@@ -446,7 +459,7 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
             Box::new(socket) as Box<dyn Transport>,
             Arc::new(time::Instant::now),
         );
-        let config = client_config(&Trust::Anything).unwrap();
+        let config = client_config(&Trust::Anything, None).unwrap();
         let name = ServerName::try_from("localhost").unwrap();
         let transport = TlsTransport::handshake(config, name, adapter, 1024).unwrap();
         sent_rx.recv_timeout(Duration::from_secs(10)).unwrap();

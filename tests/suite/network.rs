@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 
 mod addr;
+mod client_cert;
 mod proxy;
 mod tls;
 mod tls_sessions;
