@@ -16,6 +16,7 @@
 //! Assertion messages carry the full run (command, exit code, stdout,
 //! stderr) and the files under `root` (see [`ctx`]).
 
+pub mod certs;
 mod fixture;
 pub mod redis;
 pub mod server;

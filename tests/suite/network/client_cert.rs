@@ -7,12 +7,12 @@
 //! never pass silently.
 
 use crate::support;
+use crate::support::certs::{CLIENT_EXT, make_ca, make_leaf, openssl, server_ext};
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -31,100 +31,18 @@ const BODY: &[u8] = b"for certified clients only\n";
 /// The subject of the client certificate the test CA signs.
 const CLIENT_CN: &str = "fetchq test client";
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("the TLS tests need the `openssl` command-line tool ({e})"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-const EC: [&str; 5] = [
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-];
-
-/// `NAME.pem` and `NAME.key`: a leaf signed by `ca.pem` with subject `cn`
-/// and the extensions in `ext`.
-fn make_leaf(dir: &Path, name: &str, cn: &str, ext: &str) {
-    let (key, csr, pem, extfile, subject) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.pem"),
-        format!("{name}.ext"),
-        format!("/CN={cn}"),
-    );
-    let mut req = vec!["req"];
-    req.extend(EC);
-    req.extend(["-keyout", &key, "-out", &csr, "-subj", &subject]);
-    openssl(dir, &req);
-    fs::write(dir.join(&extfile), ext).expect("write extensions");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &extfile,
-            "-out",
-            &pem,
-        ],
-    );
-}
-
 /// In `dir`: `ca.pem` (a test CA), `server.pem`/`server.key` (for
 /// 127.0.0.1), `client.pem`/`client.key` (a client certificate the CA signed)
 /// and `other.key` (an EC key that matches neither).
 fn make_certificates(dir: &Path) {
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(EC);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=fetchq client-cert test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(dir, &ca);
+    make_ca(dir, "ca", "fetchq client-cert test CA");
     make_leaf(
         dir,
         "server",
         "fetchq client-cert test server",
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        &server_ext("IP:127.0.0.1"),
     );
-    make_leaf(
-        dir,
-        "client",
-        CLIENT_CN,
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-         extendedKeyUsage=clientAuth\n",
-    );
+    make_leaf(dir, "client", CLIENT_CN, CLIENT_EXT);
     openssl(
         dir,
         &[

@@ -17,19 +17,16 @@
 //! messages carry the run, the files under `root` and the server log.
 
 use std::fs::{self, File};
-use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::certs;
 use crate::support::{Run, fetch_in, free_port, json_lines, list_args, pattern, write_list};
 use serde_json::Value;
 use tempfile::TempDir;
-
-/// The OpenSSL command-line tool, found on `PATH` (`/usr/bin/openssl` in the base image).
-const OPENSSL: &str = "openssl";
 
 /// Longest the server may take to accept connections.
 const READY_BOUND: Duration = Duration::from_secs(10);
@@ -41,114 +38,15 @@ const LOCAL_SAN: &str = "IP:127.0.0.1,DNS:localhost";
 // Certificates
 // ---------------------------------------------------------------------------
 
-/// Runs `openssl ARGS` in `dir`; panics with its output if it fails, and with
-/// an install hint if the tool is missing.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new(OPENSSL)
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                panic!(
-                    "the TLS tests need the `openssl` command-line tool, which was not found on PATH \
-                     ({e}); install openssl (e.g. `apt-get install openssl`)"
-                )
-            }
-            panic!("cannot run openssl {args:?}: {e}")
-        });
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed ({})\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A test CA in `dir`: `ca.pem` (`CA:TRUE`, may sign certificates) and `ca.key`.
 fn make_ca(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=fetchq test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
+    certs::make_ca(dir, "ca", "fetchq test CA");
 }
 
 /// A server certificate `NAME.pem` with key `NAME.key` in `dir`, signed by the
 /// CA of [`make_ca`], valid for the subject alternative names `san`.
 fn make_leaf(dir: &Path, name: &str, san: &str) {
-    let (key, csr, ext, pem) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.ext"),
-        format!("{name}.pem"),
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            "/CN=fetchq test server",
-        ],
-    );
-    fs::write(
-        dir.join(&ext),
-        format!(
-            "subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\n\
-             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
-        ),
-    )
-    .expect("write extensions file");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            "2",
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-            "-out",
-            &pem,
-        ],
-    );
+    certs::make_leaf(dir, name, "fetchq test server", &certs::server_ext(san));
 }
 
 // ---------------------------------------------------------------------------
@@ -172,7 +70,7 @@ impl SServer {
             let port = free_port();
             let out = File::create(log).expect("create server log");
             let err = out.try_clone().expect("clone server log");
-            let child = Command::new(OPENSSL)
+            let child = Command::new("openssl")
                 .current_dir(www)
                 .arg("s_server")
                 .args(["-accept", &format!("127.0.0.1:{port}")])

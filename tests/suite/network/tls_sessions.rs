@@ -8,12 +8,12 @@
 //! with `--cacert`. Without `openssl` the tests fail, never pass silently.
 
 use crate::support;
+use crate::support::certs::{make_ca, make_leaf, server_ext};
 
 use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -32,95 +32,11 @@ const MAX_REQUESTS: usize = 1_000;
 /// How long a connection may sit idle before the server drops it.
 const IDLE: Duration = Duration::from_secs(10);
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("the TLS tests need the `openssl` command-line tool ({e})"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-const EC: [&str; 5] = [
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-];
-
-/// A test CA `NAME.pem` with key `NAME.key` in `dir`.
-fn make_ca(dir: &Path, name: &str) {
-    let (key, pem, subject) = (
-        format!("{name}.key"),
-        format!("{name}.pem"),
-        format!("/CN=fetchq session test CA {name}"),
-    );
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(EC);
-    ca.extend([
-        "-keyout",
-        &key,
-        "-out",
-        &pem,
-        "-days",
-        "2",
-        "-subj",
-        &subject,
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(dir, &ca);
-}
-
 /// `ca.pem` (a test CA) and `server.pem`/`server.key` (a leaf it signed for
 /// 127.0.0.1) in `dir`.
 fn make_certificates(dir: &Path) {
-    make_ca(dir, "ca");
-    let mut req = vec!["req"];
-    req.extend(EC);
-    req.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=fetchq session test",
-    ]);
-    openssl(dir, &req);
-    fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("write extensions");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
+    make_ca(dir, "ca", "fetchq session test CA ca");
+    make_leaf(dir, "server", "fetchq session test", &server_ext("IP:127.0.0.1"));
 }
 
 /// What the server saw.
@@ -318,7 +234,7 @@ fn cacert_still_trusts_the_system_store_when_its_own_ca_does_not_match() {
     let (dir, server) = setup(false);
     let root = dir.path();
     let certs = root.join("certs");
-    make_ca(&certs, "other");
+    make_ca(&certs, "other", "fetchq session test CA other");
     write_list(root, "list.txt", server.url("a") + "\n");
     let other = certs.join("other.pem");
     let args = list_args("out", &["--cacert", other.to_str().expect("utf-8 path")]);
