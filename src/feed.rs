@@ -19,8 +19,6 @@ use crate::naming::{Namer, OutPath, Placement, Turn};
 pub(crate) struct Job {
     /// Identity and destination.
     pub info: Arc<JobInfo>,
-    /// Expected SHA-256, if the list gave one.
-    pub sha256: Option<[u8; 32]>,
     /// With `--content-disposition`, for an entry named by its URL: its place
     /// in the list order of names claimed from responses.
     pub turn: Option<Turn>,
@@ -187,11 +185,7 @@ impl Feeder {
             path,
             ticket,
         });
-        self.queue(Job {
-            info,
-            sha256: entry.sha256,
-            turn,
-        })
+        self.queue(Job { info, turn })
     }
 
     /// Put a job on the channel. When it is full, sleep until the workers have

@@ -143,7 +143,7 @@ pub fn run(
                             buf: &mut buf,
                             turn: job.turn.as_ref(),
                         };
-                        let report = fetcher.fetch(&job.info, job.sha256, &mut ctx);
+                        let report = fetcher.fetch(&job.info, &mut ctx);
                         if !events.send(Event::Finished(report)) {
                             break;
                         }

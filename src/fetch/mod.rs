@@ -197,15 +197,10 @@ enum Done {
 
 impl Fetcher {
     /// Download one entry and say how it went. Never panics on network or disk input.
-    pub(crate) fn fetch(
-        &self,
-        job: &Arc<JobInfo>,
-        sha256: Option<[u8; 32]>,
-        ctx: &mut WorkerCtx<'_>,
-    ) -> EntryReport {
+    pub(crate) fn fetch(&self, job: &Arc<JobInfo>, ctx: &mut WorkerCtx<'_>) -> EntryReport {
         let start = Instant::now();
         let mut progress = Progress::default();
-        let (outcome, bytes) = match self.run(job, sha256, ctx, &mut progress, start) {
+        let (outcome, bytes) = match self.run(job, ctx, &mut progress, start) {
             Ok((outcome, bytes)) => (outcome, bytes),
             Err(error) => (Outcome::Failed(Problem::Fetch(error)), 0),
         };
@@ -227,12 +222,12 @@ impl Fetcher {
     fn run(
         &self,
         job: &Arc<JobInfo>,
-        sha256: Option<[u8; 32]>,
         ctx: &mut WorkerCtx<'_>,
         progress: &mut Progress,
         start: Instant,
     ) -> Result<(Outcome, u64), FetchError> {
         let config = &*self.config;
+        let sha256 = job.sha256;
         if config.dry_run {
             return self.plan(job);
         }

@@ -244,9 +244,11 @@ fn dry_run_paths_are_the_json_paths() {
     );
     write_list(root, "list.txt", &list);
     let dir = "out/nested";
-    let plain = fetch_in(root, &["--dry-run", "-d", dir, "list.txt"]);
+    // One worker, so plans come out in list order in both runs (with several,
+    // they come out in the order workers finish them).
+    let plain = fetch_in(root, &["--dry-run", "-j", "1", "-d", dir, "list.txt"]);
     assert_code(&plain, root, 0);
-    let json = fetch_in(root, &["--dry-run", "--json", "-d", dir, "list.txt"]);
+    let json = fetch_in(root, &["--dry-run", "-j", "1", "--json", "-d", dir, "list.txt"]);
     assert_code(&json, root, 0);
     let planned: Vec<&str> = plain
         .stdout
