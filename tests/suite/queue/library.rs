@@ -347,14 +347,19 @@ fn three_workers_claim_every_entry_exactly_once() {
     let all: Vec<QueueEntry> = (0..300).map(entry).collect();
     assert!(q.enqueue_many(&all).unwrap().iter().all(|f| *f));
 
+    // All three connect and register first, then start claiming together:
+    // a thread that was slow to connect must not find the queue drained.
+    let ready = std::sync::Barrier::new(3);
     let claimed: Vec<Vec<String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..3)
             .map(|_| {
                 let url = url.clone();
+                let ready = &ready;
                 s.spawn(move || {
                     let mut q = Queue::connect(&url, "conc").unwrap();
                     let me = default_worker_id();
                     q.register_worker(&me).unwrap();
+                    ready.wait();
                     let mut got = Vec::new();
                     let deadline = Instant::now() + Duration::from_secs(60);
                     // Bounded in count (300 entries + a few empty polls) and time.
