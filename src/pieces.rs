@@ -14,6 +14,13 @@
 //! written bytes count as done: the map stored with the part (for `-c`)
 //! never claims bytes a crash could have lost.
 //!
+//! A connection that has delivered bytes and then gone quiet (a server that
+//! throttles in bursts, a congested path) is *stalled*: an idle worker takes
+//! the whole rest of its piece instead of half, and the stalled connection
+//! is abandoned (see `fetch::split`). One that has not delivered a byte yet
+//! is never taken over this way, so a server that stalls everything does not
+//! turn into a stream of new requests.
+//!
 //! Pure bookkeeping, no I/O: the fetch side (`fetch::split`) holds it under
 //! a mutex.
 
@@ -29,6 +36,8 @@ pub(crate) struct Taken {
     pub(crate) end: u64,
 }
 
+use std::time::Instant;
+
 #[derive(Debug, Clone)]
 struct Piece {
     start: u64,
@@ -38,6 +47,8 @@ struct Piece {
     written: u64,
     end: u64,
     taken: bool,
+    /// When its connection last delivered a byte; `None` until the first.
+    moved: Option<Instant>,
 }
 
 impl Piece {
@@ -71,6 +82,7 @@ impl PieceMap {
                     written: b,
                     end: b,
                     taken: false,
+                    moved: None,
                 });
             }
             at = at.max(b);
@@ -85,6 +97,7 @@ impl PieceMap {
             written: start,
             end,
             taken: false,
+            moved: None,
         });
     }
 
@@ -97,6 +110,7 @@ impl PieceMap {
             .enumerate()
             .find(|(_, p)| !p.taken && p.reserved == from && p.reserved < p.end)?;
         piece.taken = true;
+        piece.moved = None;
         Some(Taken {
             id,
             from,
@@ -105,9 +119,11 @@ impl PieceMap {
     }
 
     /// Something for an idle connection: the untaken piece nearest the
-    /// start of the file, else the back half of the taken piece with the
-    /// most bytes left, if that half is at least `min` bytes.
-    pub(crate) fn take(&mut self, min: u64) -> Option<Taken> {
+    /// start of the file; else the whole rest of the largest piece whose
+    /// connection delivered its last byte before `stalled`; else the back
+    /// half of the taken piece with the most bytes left, if that half is at
+    /// least `min` bytes.
+    pub(crate) fn take(&mut self, min: u64, stalled: Instant) -> Option<Taken> {
         if let Some((id, piece)) = self
             .pieces
             .iter_mut()
@@ -116,11 +132,22 @@ impl PieceMap {
             .min_by_key(|(_, p)| p.reserved)
         {
             piece.taken = true;
+            piece.moved = None;
             return Some(Taken {
                 id,
                 from: piece.reserved,
                 end: piece.end,
             });
+        }
+        let quiet = self
+            .pieces
+            .iter_mut()
+            .filter(|p| p.taken && p.left() > 0 && p.moved.is_some_and(|at| at < stalled))
+            .max_by_key(|p| p.left());
+        if let Some(victim) = quiet {
+            let (from, end) = (victim.reserved, victim.end);
+            victim.end = from;
+            return Some(self.push_taken(from, end));
         }
         let victim = self
             .pieces
@@ -134,18 +161,23 @@ impl PieceMap {
         let mid = victim.end - half;
         let end = victim.end;
         victim.end = mid;
+        Some(self.push_taken(mid, end))
+    }
+
+    fn push_taken(&mut self, from: u64, end: u64) -> Taken {
         self.pieces.push(Piece {
-            start: mid,
-            reserved: mid,
-            written: mid,
+            start: from,
+            reserved: from,
+            written: from,
             end,
             taken: true,
+            moved: None,
         });
-        Some(Taken {
+        Taken {
             id: self.pieces.len() - 1,
-            from: mid,
+            from,
             end,
-        })
+        }
     }
 
     /// Reserve up to `want` more bytes of piece `id` for its writer: how many
@@ -158,6 +190,9 @@ impl PieceMap {
         let n = want.min(piece.left());
         let at = piece.reserved;
         piece.reserved += n;
+        if want > 0 {
+            piece.moved = Some(Instant::now());
+        }
         (at, n)
     }
 
@@ -175,6 +210,7 @@ impl PieceMap {
         if let Some(piece) = self.pieces.get_mut(id) {
             piece.reserved = piece.written;
             piece.taken = false;
+            piece.moved = None;
         }
     }
 
@@ -194,6 +230,11 @@ impl PieceMap {
             .iter()
             .filter(|p| p.taken && p.reserved < p.end)
             .count()
+    }
+
+    /// Bytes not yet reserved by any connection, taken pieces included.
+    pub(crate) fn left(&self) -> u64 {
+        self.pieces.iter().map(Piece::left).sum()
     }
 
     /// Bytes still to fetch (not yet reserved by anyone).
@@ -237,6 +278,11 @@ fn merge(ranges: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
 mod tests {
     use super::*;
 
+    /// A moment before any test's bytes arrived: nothing counts as stalled.
+    fn long_ago() -> Instant {
+        Instant::now() - std::time::Duration::from_secs(3600)
+    }
+
     /// Write everything piece `t` may write, as one connection would.
     fn drain(map: &mut PieceMap, t: Taken) -> u64 {
         let mut total = 0;
@@ -273,16 +319,16 @@ mod tests {
         map.reserve(owner.id, 200);
         map.wrote(owner.id, 200);
         // 800 left: the helper takes the last 400.
-        let helper = map.take(10).unwrap();
+        let helper = map.take(10, long_ago()).unwrap();
         assert_eq!((helper.from, helper.end), (600, 1000));
         // The owner may now write only up to 600.
         assert_eq!(map.reserve(owner.id, 1000), (200, 400));
         // The next helper halves the largest remaining: the first helper's.
-        let second = map.take(10).unwrap();
+        let second = map.take(10, long_ago()).unwrap();
         assert_eq!((second.from, second.end), (800, 1000));
         assert_eq!(map.connections(), 2, "the owner's piece is fully reserved");
         // Nothing worth stealing below `min`.
-        assert_eq!(map.take(150), None);
+        assert_eq!(map.take(150, long_ago()), None);
     }
 
     #[test]
@@ -290,12 +336,12 @@ mod tests {
         let mut map = PieceMap::new(10_000, &[]);
         let owner = map.take_at(0).unwrap();
         let mut taken = vec![owner];
-        while let Some(t) = map.take(100) {
+        while let Some(t) = map.take(100, long_ago()) {
             taken.push(t);
         }
         let mut written: u64 = taken.iter().map(|&t| drain(&mut map, t)).sum();
         // Stealing stopped at the minimum; the remainder is still the owners'.
-        while let Some(t) = map.take(1) {
+        while let Some(t) = map.take(1, long_ago()) {
             written += drain(&mut map, t);
         }
         assert_eq!(written, 10_000);
@@ -308,12 +354,12 @@ mod tests {
     fn a_released_piece_is_taken_again_from_what_was_written() {
         let mut map = PieceMap::new(1000, &[]);
         let owner = map.take_at(0).unwrap();
-        let helper = map.take(10).unwrap();
+        let helper = map.take(10, long_ago()).unwrap();
         assert_eq!(map.reserve(helper.id, 100), (500, 100));
         map.wrote(helper.id, 60);
         // A reset: 40 reserved bytes never arrived.
         map.release(helper.id);
-        let again = map.take(10).unwrap();
+        let again = map.take(10, long_ago()).unwrap();
         assert_eq!((again.id, again.from, again.end), (helper.id, 560, 1000));
         assert!(!map.finished(owner.id));
         assert_eq!(map.done(), vec![(500, 560)]);
@@ -328,7 +374,7 @@ mod tests {
         assert_eq!(map.unclaimed(), 400 + 200);
         let first = map.take_at(100).unwrap();
         assert_eq!((first.from, first.end), (100, 500));
-        let next = map.take(10).unwrap();
+        let next = map.take(10, long_ago()).unwrap();
         assert_eq!((next.from, next.end), (800, 1000));
         drain(&mut map, first);
         drain(&mut map, next);
@@ -340,6 +386,24 @@ mod tests {
         let map = PieceMap::new(100, &[(50, 500)]);
         assert_eq!(map.done(), vec![(50, 100)]);
         assert_eq!(map.unclaimed(), 50);
+    }
+
+    #[test]
+    fn a_stalled_connection_loses_the_whole_rest_of_its_piece() {
+        let mut map = PieceMap::new(1000, &[]);
+        let owner = map.take_at(0).unwrap();
+        let helper = map.take(10, long_ago()).unwrap();
+        assert_eq!((helper.from, helper.end), (500, 1000));
+        // The owner delivered bytes, then went quiet; the helper is busy.
+        map.reserve(owner.id, 100);
+        map.wrote(owner.id, 100);
+        let now = Instant::now() + std::time::Duration::from_millis(1);
+        let rest = map.take(10, now).unwrap();
+        assert_eq!((rest.from, rest.end), (100, 500), "the whole rest, not half");
+        assert!(map.finished(owner.id), "the stalled owner has nothing left");
+        assert_eq!(map.reserve(owner.id, 50), (100, 0));
+        // A connection that has not delivered a byte is never taken over.
+        assert_eq!(map.take(1000, now), None);
     }
 
     #[test]

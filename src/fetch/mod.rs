@@ -742,6 +742,8 @@ impl Fetcher {
         };
         let splittable = progress.validator.is_some() && self.splittable(headers, full_length, ranged);
         let mut split: Option<(Arc<Split>, Taken)> = None;
+        // While split, this connection's reads end when its piece is taken over.
+        let mut _watch = None;
         let mut on_disk = part.len();
         if let Some(done) = progress.pieces.take() {
             let opened = match (full_length, progress.validator.as_deref()) {
@@ -758,6 +760,7 @@ impl Fetcher {
             };
             on_disk = done.iter().map(|(a, b)| b - a).sum();
             self.call_helpers(&opened.0, ctx.crew);
+            _watch = Some(opened.0.watch(opened.1));
             split = Some(opened);
         }
         ctx.slot.begin_body(on_disk, expected);
@@ -774,6 +777,14 @@ impl Fetcher {
                 Ok(0) => break 'stream Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Taken over while this connection was quiet: nothing is lost.
+                Err(_)
+                    if split
+                        .as_ref()
+                        .is_some_and(|(split, owner)| split.is_finished(*owner)) =>
+                {
+                    break 'stream Ok(());
+                }
                 Err(e) => break 'stream Err(body_error(e, part.len(), expected)),
             };
             if let Some(limit) = max_filesize
@@ -796,6 +807,7 @@ impl Fetcher {
                 if part.len() >= next_look {
                     next_look = part.len() + SPLIT_LOOK;
                     split.record(part);
+                    self.call_helpers(split, ctx.crew);
                 }
                 continue;
             }
@@ -815,12 +827,14 @@ impl Fetcher {
                     && crew.idle() > 0
                 {
                     split = self.open_split(job, part, validator, total, &[(0, part.len())], part.len())?;
-                    if let Some((split, _)) = &split {
+                    if let Some((split, owner)) = &split {
                         self.call_helpers(split, ctx.crew);
+                        _watch = Some(split.watch(*owner));
                     }
                 }
             }
         };
+        drop(_watch);
         if let Some((split, owner)) = split {
             match streamed {
                 // The response ended before the piece did.

@@ -26,7 +26,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::http::header;
 
@@ -38,9 +38,18 @@ use crate::error::FetchError;
 use crate::event::{JobInfo, Slot};
 use crate::part::PartFile;
 use crate::pieces::{PieceMap, Taken};
+use crate::transport::{self, Watch};
 
 /// The smallest piece worth a request of its own: stealing stops below it.
 const MIN_PIECE: u64 = 1024 * 1024;
+
+/// The smallest half of a piece another connection takes over at the end
+/// of a file: a new request for less costs more than it saves.
+const MIN_STEAL: u64 = 512 * 1024;
+
+/// A connection that delivered nothing for this long, while an idle worker
+/// could take over, is stalled: the rest of its piece is taken from it.
+const STALL: Duration = Duration::from_millis(150);
 
 /// How often the owner, waiting for the other connections, shows their
 /// bytes, hashes the grown prefix and records the map.
@@ -71,6 +80,8 @@ struct State {
     /// Helpers inside [`Fetcher::help`]: the owner waits for them to leave
     /// before it touches the part.
     inside: usize,
+    /// Helpers asked for through the channel that have not arrived yet.
+    called: usize,
     stop: Option<Stop>,
     /// Piece connections that failed so far.
     failures: u32,
@@ -104,6 +115,14 @@ impl Split {
     /// Whether piece `taken` has all its bytes on disk.
     pub(super) fn is_finished(&self, taken: Taken) -> bool {
         self.lock().map.finished(taken.id)
+    }
+
+    /// Make reads on this thread give up once piece `taken` is finished
+    /// (its rest was taken over from a stalled connection), for as long as
+    /// the guard lives.
+    pub(super) fn watch(self: &Arc<Self>, taken: Taken) -> Watch {
+        let split = self.clone();
+        transport::abandon_when(Arc::new(move || split.is_finished(taken)))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -186,6 +205,7 @@ impl Fetcher {
             state: Mutex::new(State {
                 map,
                 inside: 0,
+                called: 0,
                 stop: None,
                 failures: 0,
             }),
@@ -197,22 +217,24 @@ impl Fetcher {
     }
 
     /// Call idle workers to `split`, as many as `--split` and `--per-host`
-    /// allow besides the connections it has.
+    /// allow besides the owner and the helpers it has or has asked for.
+    /// Called again as the download goes on: workers that were busy (or
+    /// still starting) when the split opened join when they are free.
     pub(super) fn call_helpers(&self, split: &Arc<Split>, crew: Option<&dyn Crew>) {
         let Some(crew) = crew else {
             return;
         };
-        let (connections, unclaimed) = {
-            let state = split.lock();
-            (state.map.connections() + state.inside, state.map.unclaimed())
-        };
+        let mut state = split.lock();
+        if state.stop.is_some() {
+            return;
+        }
         let limit = self.config.split.min(self.config.per_host);
-        let wanted = limit.saturating_sub(connections.max(1));
+        let wanted = limit.saturating_sub(1 + state.inside + state.called);
         // A helper with nothing to take would only cost a wake-up.
-        let worth = usize::try_from(split.total.max(unclaimed) / MIN_PIECE).unwrap_or(usize::MAX);
-        let n = wanted.min(crew.idle()).min(worth);
-        if n > 0 {
-            crew.call(split, n);
+        let worth = usize::try_from(state.map.left() / (2 * MIN_STEAL)).unwrap_or(usize::MAX);
+        let n = wanted.min(worth);
+        if n > 0 && crew.idle() > 0 {
+            state.called += crew.call(split, n.min(crew.idle()));
         }
     }
 
@@ -285,12 +307,16 @@ impl Fetcher {
             let (prefix, done, connections) = (state.map.prefix(), state.map.done(), state.map.connections());
             drop(state);
             self.show(split, ctx, connections);
+            self.call_helpers(split, ctx.crew);
             part.advance_to(prefix)?;
             part.record_done(done);
         }
-        // Nobody may write into the part once the owner acts on it.
+        // Nobody may write into the part once the owner acts on it. A
+        // complete file has nothing left to reserve, so helpers still in a
+        // read (a connection being abandoned) can write nothing more; a
+        // stopped one may, so they are waited for.
         let mut state = split.lock();
-        while state.inside > 0 {
+        while state.inside > 0 && !(state.stop.is_none() && state.map.complete()) {
             state = split
                 .changed
                 .wait_timeout(state, TICK)
@@ -333,9 +359,10 @@ impl Fetcher {
 
     /// A worker the pool sent to `split`: fetch pieces until none is left to
     /// take, the split stops, or an entry waits in the channel.
-    pub(crate) fn help(&self, split: &Split, ctx: &mut WorkerCtx<'_>) {
+    pub(crate) fn help(&self, split: &Arc<Split>, ctx: &mut WorkerCtx<'_>) {
         {
             let mut state = split.lock();
+            state.called = state.called.saturating_sub(1);
             if state.stop.is_some() || self.cancel.is_requested() {
                 return;
             }
@@ -348,20 +375,31 @@ impl Fetcher {
     }
 
     /// Take pieces and fetch them until there is nothing to take. A helper
-    /// (not the `owner`) leaves after a failed piece, and when entries wait.
-    fn take_pieces(&self, split: &Split, ctx: &mut WorkerCtx<'_>, owner: bool) {
+    /// (not the `owner`) leaves after a failed piece, and when entries wait;
+    /// while other connections still fetch, it stays to take over one that
+    /// stalls (the owner does the same from `finish_split`).
+    fn take_pieces(&self, split: &Arc<Split>, ctx: &mut WorkerCtx<'_>, owner: bool) {
         loop {
             if !owner && ctx.crew.is_some_and(|crew| crew.waiting()) {
                 return;
             }
             let taken = {
                 let mut state = split.lock();
-                if state.stop.is_some() {
-                    return;
-                }
-                match state.map.take(MIN_PIECE) {
-                    Some(taken) => taken,
-                    None => return,
+                loop {
+                    if state.stop.is_some() || self.cancel.is_requested() {
+                        return;
+                    }
+                    let stalled = Instant::now().checked_sub(STALL).unwrap_or_else(Instant::now);
+                    if let Some(taken) = state.map.take(MIN_STEAL, stalled) {
+                        break taken;
+                    }
+                    if owner || state.map.left() == 0 || ctx.crew.is_some_and(|crew| crew.waiting()) {
+                        return;
+                    }
+                    state = split
+                        .changed
+                        .wait_timeout(state, STALL / 3)
+                        .map_or_else(|poisoned| poisoned.into_inner().0, |(state, _)| state);
                 }
             };
             match self.piece(split, taken, ctx, owner) {
@@ -386,11 +424,12 @@ impl Fetcher {
     /// Fetch one piece with a ranged request and write it in place.
     fn piece(
         &self,
-        split: &Split,
+        split: &Arc<Split>,
         taken: Taken,
         ctx: &mut WorkerCtx<'_>,
         owner: bool,
     ) -> Result<Piece, FetchError> {
+        let _watch = split.watch(taken);
         let mut progress = Progress {
             validator: Some(split.validator.clone()),
             ..Progress::default()
@@ -446,6 +485,8 @@ impl Fetcher {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Taken over while this connection was quiet: nothing is lost.
+                Err(_) if split.is_finished(taken) => return Ok(Piece::Finished),
                 Err(e) => return Err(body_error(e, at_end - taken.from, Some(last - taken.from))),
             };
             let (at, allowed) = split.lock().map.reserve(taken.id, n as u64);

@@ -243,3 +243,28 @@ fn sigterm_then_continue_fetches_only_the_missing_bytes() {
         requests_text(&t.server)
     );
 }
+
+#[test]
+fn a_connection_that_stalls_mid_piece_is_taken_over() {
+    let t = Setup::new();
+    let body = pattern(SIZE, 11);
+    // The first (whole-file) response goes silent after 512 KiB with its
+    // socket open; the pieces asked for later are served normally.
+    t.list(&[t.serve(
+        "/big.bin",
+        throttled(&body, "\"v1\"").fail_times_with(1, throttled(&body, "\"v1\"").stall_after(512 * 1024)),
+    )]);
+    let started = std::time::Instant::now();
+    // Without a take-over the silent connection would hold the file until
+    // the 30 s idle timeout.
+    let run = t.run(&["-j", "4", "-s", "4", "--split-min", "2M", "--timeout", "30"]);
+    run.assert_code(0)
+        .assert_out_file("big.bin", &body)
+        .assert_no_part();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}: {}",
+        started.elapsed(),
+        requests_text(&t.server)
+    );
+}
