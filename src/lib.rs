@@ -35,6 +35,7 @@
 //!    │        │
 //!    ▼        ▼
 //!  error display cancel config exit backoff hex base64 netrc cookies   leaves: import nothing of fetchq
+//!  checksum                                  (but one another: config holds netrc's and checksum's types)
 //! ```
 //! `event` is the contract every stage shares: what workers report
 //! ([`Event`], [`Slot`]), how they send it (`event::Events`) and what
@@ -80,6 +81,7 @@
 mod backoff;
 mod base64;
 mod cancel;
+mod checksum;
 mod client;
 mod config;
 mod content_disposition;
@@ -118,6 +120,7 @@ mod transport;
 mod validators;
 
 pub use cancel::Cancel;
+pub use checksum::{Algorithm, Checksum, Checksums, MAX_SUMS_FILE, Sums, SumsError};
 pub use config::{Config, Existing, IpFamily, Pin, ProxyChoice};
 pub use cookies::{Cookies, CookiesError};
 pub use error::{FetchError, LineError, ProxyError, RunError};
@@ -127,7 +130,7 @@ pub use event::{
 pub use event::{Live, Observer, Slot, Tee};
 pub use exit::Exit;
 pub use feed::{Feeder, Lists, Source};
-pub use input::{Entry, ListInput};
+pub use input::{Entry, ListInput, parse_header};
 pub use naming::OutPath;
 pub use netrc::{Credentials, Netrc, NetrcError};
 pub use pool::run;

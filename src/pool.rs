@@ -95,6 +95,7 @@ pub fn run(
             events.clone(),
             cancel.clone(),
             refill.clone(),
+            config.checksums.clone(),
         );
         let feeder_thread = thread::Builder::new()
             .name("fetchq-input".into())

@@ -12,7 +12,7 @@
 //! `-c` continues a part an earlier run left the same way, with the validator
 //! and full length recorded on the part (see [`crate::resume`]). Bytes whose
 //! version nothing can check (no validator, no usable record) are continued
-//! only where the entry's SHA-256 will check the result, and fetched whole
+//! only where the entry's checksums will check the result, and fetched whole
 //! once more if it does not match.
 
 mod classify;
@@ -30,6 +30,7 @@ use url::Url;
 
 use crate::backoff::Backoff;
 use crate::cancel::Cancel;
+use crate::checksum::{Algorithms, Checksums};
 use crate::config::{Config, Existing};
 use crate::error::FetchError;
 use crate::event::{
@@ -125,7 +126,7 @@ struct Part {
     /// How to make it: see [`PartFile::create`].
     linker: Option<Linker>,
     mode: Option<u32>,
-    hash: bool,
+    hash: Algorithms,
 }
 
 impl Part {
@@ -227,7 +228,7 @@ impl Fetcher {
         start: Instant,
     ) -> Result<(Outcome, u64), FetchError> {
         let config = &*self.config;
-        let sha256 = job.sha256;
+        let checksums = &job.checksums;
         if config.dry_run {
             return self.plan(job);
         }
@@ -250,7 +251,7 @@ impl Fetcher {
         if existing.is_some() && config.existing == Existing::Update {
             progress.conditional = Some(conditional(folder, name)?);
         }
-        let hash = sha256.is_some();
+        let hash = checksums.algorithms();
         let _ = ctx.events.send(Event::Started {
             worker: ctx.worker,
             job: job.clone(),
@@ -274,7 +275,9 @@ impl Fetcher {
         // Judged only once the part is ours (locked, and still the file at
         // `NAME.part`): its record cannot change under us.
         let continued = match continued {
-            Some(found) if !found.is_empty() => self.judge_leftover(found, job, hash, ctx, progress),
+            Some(found) if !found.is_empty() => {
+                self.judge_leftover(found, job, !hash.is_empty(), ctx, progress)
+            }
             other => other,
         };
         let mut part = Part {
@@ -294,7 +297,7 @@ impl Fetcher {
             progress.attempts += 1;
             let result = self.attempt(job, &mut part, ctx, progress, start);
             let error = match result {
-                Ok(Done::Complete) if progress.unrecorded && digest_differs(sha256, &part) => {
+                Ok(Done::Complete) if progress.unrecorded && digest_differs(checksums, &part) => {
                     // The leftover bytes were not this file's: fetch it whole.
                     progress.unrecorded = false;
                     let _ = ctx.events.send(Event::Resume {
@@ -369,13 +372,12 @@ impl Fetcher {
             // Every `Done::Complete` follows a body written to the part.
             return Err(FetchError::BadResponse("no body was received".into()));
         };
-        if let (Some(want), Some(got)) = (sha256, part.digest())
-            && want != got
-        {
+        if let Err(mismatch) = part.verify(checksums) {
             part.remove();
             return Err(FetchError::Checksum {
-                expected: crate::hex::encode(&want),
-                actual: crate::hex::encode(&got),
+                algorithm: mismatch.algorithm.name(),
+                expected: mismatch.expected,
+                actual: mismatch.actual,
             });
         }
         let bytes = part.len();
@@ -542,7 +544,7 @@ impl Fetcher {
             // The first response had no ETag or Last-Modified: nothing can
             // tell its version from the server's now, so only a checksum may
             // vouch for continuing.
-            let decision = if part.hash {
+            let decision = if !part.hash.is_empty() {
                 progress.unrecorded = true;
                 Resume::Checked
             } else {
@@ -553,7 +555,7 @@ impl Fetcher {
                 from: part.len(),
                 decision,
             });
-            if !part.hash {
+            if part.hash.is_empty() {
                 part.restart()?;
             }
         }
@@ -565,7 +567,7 @@ impl Fetcher {
         if deadline.is_some_and(|d| d.is_zero()) {
             return Err(FetchError::Timeout("--max-time reached".into()));
         }
-        let response = self.send(&job.url, offset, deadline, progress)?;
+        let response = self.send(&job.url, &job.headers, offset, deadline, progress)?;
         let status = response.status();
         progress.status = Some(status.as_u16());
         let headers = response.headers();
@@ -738,8 +740,7 @@ impl Fetcher {
     }
 }
 
-/// Whether the part's SHA-256 is known and not the `want`ed one.
-fn digest_differs(want: Option<[u8; 32]>, part: &Part) -> bool {
-    let got = part.file.as_ref().and_then(PartFile::digest);
-    matches!((want, got), (Some(want), Some(got)) if want != got)
+/// Whether the part's digests are not the `want`ed ones.
+fn digest_differs(want: &Checksums, part: &Part) -> bool {
+    part.file.as_ref().is_some_and(|file| file.verify(want).is_err())
 }

@@ -28,6 +28,7 @@ mod exit_codes;
 mod file_safety;
 mod hostile_text;
 mod input;
+mod list_format;
 mod man_pages;
 mod naming;
 mod naming_reserved;
