@@ -445,6 +445,25 @@ pub struct DownloadArgs {
     )]
     pub dir: PathBuf,
 
+    /// Check files against a published SHA256SUMS, SHA512SUMS or md5sum-style FILE (repeatable).
+    ///
+    /// Lines are `HEX  NAME`, `HEX *NAME` or the tagged `SHA256 (NAME) = HEX`; the
+    /// algorithm is told by the digest's length or the tag (md5, sha1, sha256,
+    /// sha384, sha512), `#` lines and blank lines are skipped, and a leading ./
+    /// of NAME is dropped. An entry whose path relative to --dir is a NAME there
+    /// is checked against it as well as against its line's own sums; a mismatch
+    /// fails the entry and leaves no file. The path is the one known before the
+    /// request (from OUT or the URL); a --content-disposition name is not looked
+    /// up. A missing or malformed FILE, or one over 64 MiB, stops the run before
+    /// any download.
+    #[arg(
+        value_hint = clap::ValueHint::FilePath,
+        long = "checksums",
+        value_name = "FILE",
+        help_heading = "Files"
+    )]
+    pub checksums: Vec<PathBuf>,
+
     /// Replace files that already exist instead of skipping them.
     #[arg(long, conflicts_with = "update", help_heading = "Files")]
     pub overwrite: bool,

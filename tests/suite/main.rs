@@ -19,6 +19,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod checksums;
 mod cli;
 mod config_file;
 mod cookies;
