@@ -170,6 +170,32 @@ pub fn parse_header(text: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), value.to_string()))
 }
 
+/// A line as messages show it when it is unusable: trimmed, and with the
+/// value of every well-formed `header=` replaced by `***`, since a header
+/// may carry a token (`header="Authorization: Bearer …"`) and the line is
+/// printed, logged and put in `--json`. The header's name stays, to say
+/// which field is meant; a malformed `header=` is the error and is shown.
+pub(crate) fn shown_line(text: &str) -> String {
+    let mut shown = text.trim().to_string();
+    for field in Fields(text.trim()).map_while(Result::ok) {
+        let (raw, value) = match field {
+            Field::Pair { key, value, raw } if key.eq_ignore_ascii_case("header") => (raw, value),
+            Field::Bare(raw) if !looks_like_url(&raw) => match raw.split_once('=') {
+                Some((key, value)) if key.eq_ignore_ascii_case("header") => {
+                    let value = value.to_string();
+                    (raw, value)
+                }
+                _ => continue,
+            },
+            _ => continue,
+        };
+        if let Ok((name, _)) = parse_header(&value) {
+            shown = shown.replacen(&raw, &format!("header=\"{name}: ***\""), 1);
+        }
+    }
+    shown
+}
+
 /// Whether an unquoted field is meant as a URL: `scheme://…`.
 fn looks_like_url(text: &str) -> bool {
     text.split_once("://").is_some_and(|(scheme, _)| {
@@ -526,7 +552,7 @@ impl ListInput {
                 Ok(text) => match parse_line(text) {
                     Ok(None) => continue,
                     Ok(Some(line)) => Ok(Entry::new(origin, line)),
-                    Err(e) => Err((origin, e, text.trim().to_string())),
+                    Err(e) => Err((origin, e, shown_line(text))),
                 },
             };
             if !each(item) {
@@ -800,6 +826,25 @@ mod tests {
             (line.url, line.mirrors, line.checksums, line.headers),
             "{written}"
         );
+    }
+
+    #[test]
+    fn shown_lines_hide_header_values() {
+        for (text, want) in [
+            (
+                r#" http://h/a x y header="Authorization: Bearer s3cret" "#,
+                r#"http://h/a x y header="Authorization: ***""#,
+            ),
+            (
+                "http://h/a header=X-Key:s3cret foo=bar",
+                r#"http://h/a header="X-Key: ***" foo=bar"#,
+            ),
+            // A malformed header is the error: it is shown as written.
+            ("http://h/a header=NoColon", "http://h/a header=NoColon"),
+            ("http://h/a?header=x:y z", "http://h/a?header=x:y z"),
+        ] {
+            assert_eq!(shown_line(text), want, "{text}");
+        }
     }
 
     #[test]

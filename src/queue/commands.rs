@@ -12,7 +12,7 @@ use super::{Queue, QueueEntry, QueueError, QueueStatus, RetryPolicy};
 use crate::checksum::{Algorithm, Checksum};
 use crate::error::{LineError, RunError};
 use crate::event::Origin;
-use crate::input::{Entry, ListInput, parse_line, quote_field};
+use crate::input::{Entry, ListInput, parse_line, quote_field, shown_line};
 use crate::naming::OutPath;
 
 /// Entries pushed per [`Queue::enqueue_many`] call.
@@ -93,7 +93,7 @@ pub(crate) fn list_entry(entry: &QueueEntry) -> Result<Entry, (Origin, LineError
     match parse_line(&text) {
         Ok(Some(line)) => Ok(Entry::new(origin, line)),
         Ok(None) => Err((origin, LineError::BadUrl("empty URL".into()), text)),
-        Err(error) => Err((origin, error, text)),
+        Err(error) => Err((origin, error, shown_line(&text))),
     }
 }
 

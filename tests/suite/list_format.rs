@@ -230,3 +230,24 @@ fn save_failed_writes_a_version_2_line_back_whole() {
         .assert_stderr_has("HTTP 404");
     t.assert_sent_header(&again, "/gone.bin", 1, "x-token", Some("a b"));
 }
+
+#[test]
+fn an_unusable_line_is_shown_without_its_header_values() {
+    let t = Setup::new();
+    let bad = t.serve("/bad.txt", Route::ok(b"never".to_vec()));
+    t.list(&[format!(
+        "{bad} one.txt two.txt header=\"Authorization: Bearer s3cret\" header=X-Key:k3y"
+    )]);
+
+    let run = t.run(&["--json", "--log", "run.log"]);
+
+    run.assert_code(1)
+        .assert_stderr_has("header=\"Authorization: ***\" header=\"X-Key: ***\": second output path");
+    let log = std::fs::read_to_string(t.root().join("run.log")).unwrap();
+    for (label, text) in [("stderr", &run.stderr), ("--json", &run.stdout), ("--log", &log)] {
+        for secret in ["s3cret", "k3y"] {
+            assert!(!text.contains(secret), "{label} shows {secret}\n{}", run.ctx());
+        }
+    }
+    assert!(run.stdout.contains("Authorization: ***"), "{}", run.ctx());
+}
