@@ -178,3 +178,22 @@ fn a_content_disposition_name_is_not_looked_up() {
         .assert_out_files(&["real.bin"])
         .assert_out_file("real.bin", b"served");
 }
+
+/// `--checksums` in the config file applies, also when the command line
+/// sets other download options (`-d`, `-j`).
+#[test]
+fn the_config_files_checksums_apply_beside_other_typed_options() {
+    let t = Setup::new();
+    t.list(&[t.serve("/a.bin", Route::ok(b"served".to_vec()))]);
+    write_list(t.root(), "SUMS", format!("{}  a.bin\n", sha256_hex(b"x")));
+    let xdg = t.root().join("xdg");
+    std::fs::create_dir_all(xdg.join("fetchq")).unwrap();
+    std::fs::write(xdg.join("fetchq/config"), "--checksums SUMS\n").unwrap();
+    let env = [("XDG_CONFIG_HOME", xdg.to_str().unwrap())];
+
+    let run = fetch_in_with_env(t.root(), &["-d", "out", "-j", "2", "list.txt"], &env);
+
+    assert_code(&run, t.root(), 1);
+    assert_stderr_has(&run, t.root(), "checksum mismatch: expected sha256");
+    assert!(!t.out().join("a.bin").exists(), "{}", ctx(&run, t.root()));
+}
