@@ -41,11 +41,11 @@ List format:
   match published sums; they prove nothing against an attacker); a mismatch
   fails the entry. header=\"Name: value\" (repeatable) is sent like -H, on
   this entry's requests only. Quote a field with spaces: \"my file.pdf\"
-  (\\\" and \\\\ inside quotes); an unquoted field holding = is a key, so a name
-  with = is quoted, and a quoted field is always OUT. An unknown key, bad
-  digest, second OUT or non-http source fails the line. Blank lines are
-  ignored, and # at the start of a line or after a blank starts a comment;
-  CRLF line ends and a UTF-8 BOM are accepted.
+  (\\\" and \\\\ inside quotes); an unquoted field holding = is a key, so a
+  name with = is quoted, and a quoted field after the URL is always OUT. An
+  unknown key, bad digest, second OUT or non-http source fails the line.
+  Blank lines are ignored, and # at the start of a line or after a blank
+  starts a comment; CRLF line ends and a UTF-8 BOM are accepted.
 
 Naming:
   Without OUT, the name is the URL's last path segment, percent-decoded
