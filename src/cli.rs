@@ -545,6 +545,20 @@ pub struct DownloadArgs {
     #[arg(long, value_name = "RATE", value_parser = fetchq::parse_rate, help_heading = "Network")]
     pub limit_rate: Option<u64>,
 
+    /// Most connections for one file: a big file is fetched in pieces by idle workers.
+    ///
+    /// A file is split when its server takes byte ranges, it has a known
+    /// length of at least --split-min and a version tag (ETag or
+    /// Last-Modified), and workers would otherwise idle: splitting never
+    /// delays another entry. Every connection counts against -j and
+    /// --per-host, and --limit-rate is shared. 1 turns splitting off.
+    #[arg(short = 's', long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), help_heading = "Behaviour")]
+    pub split: u16,
+
+    /// Smallest file to split over several connections, e.g. 16M (K = 1024).
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = fetchq::parse_rate, help_heading = "Behaviour")]
+    pub split_min: u64,
+
     /// Largest file to accept, e.g. 500M or 2G (K = 1024).
     ///
     /// An entry whose Content-Length, or whose body as it arrives, passes SIZE
@@ -723,6 +737,8 @@ impl DownloadArgs {
         config.per_host = usize::from(self.per_host);
         config.limit_rate = self.limit_rate;
         config.max_filesize = self.max_filesize;
+        config.split = usize::from(self.split);
+        config.split_min = self.split_min;
         config.ip_family = match (self.ipv4, self.ipv6) {
             (true, _) => IpFamily::V4,
             (_, true) => IpFamily::V6,

@@ -152,6 +152,10 @@ pub struct Config {
     pub ip_family: IpFamily,
     /// Addresses given for host and port instead of DNS (`--resolve`).
     pub resolve: Vec<Pin>,
+    /// Most connections one file may use (`--split`); 1 never splits.
+    pub split: usize,
+    /// Smallest file split over several connections (`--split-min`).
+    pub split_min: u64,
 }
 
 impl Config {
@@ -188,6 +192,8 @@ impl Config {
             retry_statuses: Vec::new(),
             ip_family: IpFamily::Any,
             resolve: Vec::new(),
+            split: 4,
+            split_min: 16 * 1024 * 1024,
         }
     }
 }

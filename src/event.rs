@@ -335,6 +335,8 @@ pub struct Slot {
     total: AtomicU64,
     /// Bytes the entry's part held when it began: not received in this run.
     from: AtomicU64,
+    /// Connections the entry uses right now beyond the first (`--split`).
+    extra: AtomicU64,
 }
 
 /// `total` value meaning "length unknown".
@@ -345,6 +347,7 @@ impl Slot {
     pub(crate) fn begin(&self, from: u64) {
         self.from.store(from, Ordering::Relaxed);
         self.done.store(from, Ordering::Relaxed);
+        self.extra.store(0, Ordering::Relaxed);
         self.total.store(UNKNOWN, Ordering::Relaxed);
     }
 
@@ -374,6 +377,17 @@ impl Slot {
         self.done
             .load(Ordering::Relaxed)
             .saturating_sub(self.from.load(Ordering::Relaxed))
+    }
+
+    /// How many connections the current entry uses (more than one when it
+    /// is split, see `--split`).
+    pub fn connections(&self) -> u64 {
+        1 + self.extra.load(Ordering::Relaxed)
+    }
+
+    /// The entry now uses `n` connections.
+    pub(crate) fn set_connections(&self, n: u64) {
+        self.extra.store(n.saturating_sub(1), Ordering::Relaxed);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The feeding end of the pipeline: where entries come from ([`Source`]), and
 //! the [`Feeder`] that names them, drops duplicates and queues them as [`Job`]s.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::sync::OnceLock;
@@ -8,11 +9,13 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use url::Url;
 
 use crate::cancel::Cancel;
 use crate::checksum::{Checksums, Sums};
 use crate::error::{LineError, RunError};
 use crate::event::{EntryReport, Event, Events, JobInfo, Origin, Outcome, Problem, SkipReason, Ticket};
+use crate::fetch::Split;
 use crate::input::{Entry, ListInput};
 use crate::naming::{Namer, OutPath, Placement, Turn};
 
@@ -23,6 +26,102 @@ pub(crate) struct Job {
     /// With `--content-disposition`, for an entry named by its URL: its place
     /// in the list order of names claimed from responses.
     pub turn: Option<Turn>,
+}
+
+/// What a worker takes from the channel.
+pub(crate) enum Task {
+    /// An entry to download.
+    Entry(Job),
+    /// Help with a big file another worker is downloading (`--split`).
+    Help(Arc<Split>),
+}
+
+impl Task {
+    /// The URL the task connects to, for `--per-host`.
+    pub(crate) fn url(&self) -> &Url {
+        match self {
+            Task::Entry(job) => &job.info.url,
+            Task::Help(split) => &split.job.url,
+        }
+    }
+}
+
+/// Keeps the job channel open while any entry is unfinished, so idle
+/// workers stay to help with a big file after the input has ended
+/// ([`Task::Help`]); once the input is done and the last entry finished,
+/// its sender goes and the workers' `recv` ends the pool.
+pub(crate) struct Door {
+    tx: Mutex<Option<Sender<Task>>>,
+    /// Entries queued or being downloaded.
+    pending: AtomicUsize,
+    fed: AtomicBool,
+    /// Help tasks on the channel, not yet taken.
+    helps: AtomicUsize,
+}
+
+impl Door {
+    pub(crate) fn new(tx: Sender<Task>) -> Door {
+        Door {
+            tx: Mutex::new(Some(tx)),
+            pending: AtomicUsize::new(0),
+            fed: AtomicBool::new(false),
+            helps: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Sender<Task>>> {
+        self.tx.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A worker finished (or dropped) an entry it took from the channel.
+    pub(crate) fn entry_done(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close_if_done();
+        }
+    }
+
+    /// The feeder will queue no more entries.
+    fn input_done(&self) {
+        self.fed.store(true, Ordering::Release);
+        self.close_if_done();
+    }
+
+    fn close_if_done(&self) {
+        let mut tx = self.lock();
+        if self.fed.load(Ordering::Acquire) && self.pending.load(Ordering::Acquire) == 0 {
+            *tx = None;
+        }
+    }
+
+    /// Put up to `n` help tasks for `split` on the channel without waiting;
+    /// how many went.
+    pub(crate) fn send_help(&self, split: &Arc<Split>, n: usize) -> usize {
+        let tx = self.lock();
+        let Some(tx) = tx.as_ref() else {
+            return 0;
+        };
+        (0..n)
+            .take_while(|_| {
+                // Counted first: a worker may take it the moment it is sent.
+                self.helps.fetch_add(1, Ordering::AcqRel);
+                let sent = tx.try_send(Task::Help(split.clone())).is_ok();
+                if !sent {
+                    self.helps.fetch_sub(1, Ordering::AcqRel);
+                }
+                sent
+            })
+            .count()
+    }
+
+    /// A worker took a help task from the channel.
+    pub(crate) fn help_taken(&self) {
+        self.helps.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// How many of `queued` tasks on the channel are entries (not help).
+    pub(crate) fn entries_among(&self, queued: usize) -> usize {
+        queued.saturating_sub(self.helps.load(Ordering::Acquire))
+    }
 }
 
 /// Where entries come from: URL lists, or a shared queue.
@@ -72,7 +171,8 @@ impl Refill {
 pub struct Feeder {
     namer: Arc<Mutex<Namer>>,
     refill: Arc<Refill>,
-    jobs: Sender<Job>,
+    jobs: Sender<Task>,
+    door: Arc<Door>,
     events: Events,
     cancel: Cancel,
     entries: u64,
@@ -89,7 +189,8 @@ const SEEN_EVERY: Duration = Duration::from_millis(100);
 impl Feeder {
     pub(crate) fn new(
         namer: Arc<Mutex<Namer>>,
-        jobs: Sender<Job>,
+        jobs: Sender<Task>,
+        door: Arc<Door>,
         events: Events,
         cancel: Cancel,
         refill: Arc<Refill>,
@@ -100,6 +201,7 @@ impl Feeder {
             refill,
             namer,
             jobs,
+            door,
             events,
             cancel,
             entries: 0,
@@ -139,6 +241,7 @@ impl Feeder {
         let _ = self.events.send(Event::InputDone {
             entries: self.entries,
         });
+        self.door.input_done();
     }
 
     /// Queue an entry (blocking while the channel is full). `ticket` is echoed
@@ -220,14 +323,22 @@ impl Feeder {
     /// drained it to half ([`Refill`]) instead of blocking in `send`, which
     /// would wake this thread once per finished entry: with small files that
     /// wake-up was a measurable share of the run's CPU.
-    fn queue(&mut self, mut job: Job) -> bool {
+    fn queue(&mut self, job: Job) -> bool {
         self.refill.register();
+        // Counted before it can be taken, so the count never dips to zero
+        // while an entry is on its way to a worker.
+        self.door.pending.fetch_add(1, Ordering::AcqRel);
+        let mut job = Task::Entry(job);
         loop {
             match self.jobs.try_send(job) {
                 Ok(()) => return true,
-                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Disconnected(_)) => {
+                    self.door.entry_done();
+                    return false;
+                }
                 Err(TrySendError::Full(back)) => {
                     if self.cancel.is_requested() {
+                        self.door.entry_done();
                         return false;
                     }
                     job = back;

@@ -16,10 +16,12 @@
 //!  failed_list
 //!                                      │
 //!                                      ▼
-//!                            feed   hosts   fetch (mod redirect headers classify)
-//!                              │               │
-//!                              ▼               ▼
-//!                            input     client  rate  proxy
+//!                            feed   hosts            the channel's tasks; --per-host
+//!                              │  ╲
+//!                              │   ▼
+//!                              │  fetch (mod redirect headers classify split)
+//!                              ▼               │
+//!                            input     client  rate  proxy  pieces
 //!                              │         │
 //!                              ▼         ▼
 //!         naming   outdir   transport   tls          names; the output directory; sockets, TLS
@@ -106,6 +108,7 @@ mod netrc;
 mod outdir;
 pub mod outputs;
 mod part;
+mod pieces;
 mod plans;
 mod pool;
 pub mod progress;

@@ -43,15 +43,16 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::checksum::{Algorithms, Checksums, Hasher, Mismatch};
+use crate::checksum::{Algorithms, Hasher};
 use crate::error::FetchError;
 use crate::folder::Folder;
 use crate::resume::{self, Record, Stored};
@@ -175,10 +176,11 @@ impl Linker {
     }
 }
 
-/// An unnamed, write-only file in `dir` (`O_TMPFILE`, Linux only).
+/// An unnamed file in `dir` (`O_TMPFILE`, Linux only).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn unnamed_in(dir: &Folder, mode: u32) -> io::Result<File> {
-    let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+    // Readable too: a split download's hash reads back what other connections wrote.
+    let flags = OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(dir, ".", flags, Mode::from_raw_mode(mode))?;
     Ok(File::from(fd))
 }
@@ -194,7 +196,7 @@ fn unnamed_in(_dir: &Folder, _mode: u32) -> io::Result<File> {
 /// holds is left alone: [`FetchError::Busy`].
 fn create_named(dir: &Folder, part: &OsStr, mode: u32) -> Result<File, FetchError> {
     let path = || dir.join(part);
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     for _ in 0..TRIES {
         // Usually there is no stale part: try the create first and only clean
         // up when it is in the way (one syscall per file saved).
@@ -257,8 +259,19 @@ pub(crate) struct PartFile {
     file: File,
     /// `Some` while the file has no name.
     unnamed: Option<Linker>,
+    /// Bytes on disk from the start of the file without a gap: every write
+    /// of this file's own goes here. Other connections of a split download
+    /// write elsewhere, through [`PartFile::writer`], and move it on with
+    /// [`PartFile::advance_to`].
     len: u64,
+    /// Bytes may lie past `len` (a split download's pieces): the file is cut
+    /// to `len` before it is published.
+    holes: bool,
     hasher: Option<Hasher>,
+    /// How far the hasher has read: it catches up from the file when bytes
+    /// arrived through other connections, so a split download is hashed as
+    /// its prefix grows, not all at the end.
+    hashed: u64,
     /// The response the bytes come from, for `-c` (see [`crate::resume`]):
     /// put on the file as soon as it has a name, or before it gets one.
     record: Option<Record>,
@@ -271,8 +284,8 @@ pub(crate) struct PartFile {
 impl PartFile {
     /// Continue the `NAME.part` an earlier run left for `name` in `dir`, if
     /// there is a regular file there; [`FetchError::Busy`] if another process
-    /// holds it. With `hash`, its bytes are hashed first so the digests cover
-    /// the whole file.
+    /// holds it. With `hash`, its bytes are hashed when the digests are next
+    /// needed, so they cover the whole file.
     pub(crate) fn continue_existing(
         dir: &Folder,
         name: &OsStr,
@@ -286,7 +299,7 @@ impl PartFile {
             Ok(Claim::Free(fd)) => fd,
             Err(e) => return Err(FetchError::disk("cannot open", path, e)),
         };
-        let mut file = File::from(fd);
+        let file = File::from(fd);
         let meta = file
             .metadata()
             .map_err(|e| FetchError::disk("cannot inspect", &path, e))?;
@@ -297,29 +310,15 @@ impl PartFile {
                 io::Error::other("not a regular file"),
             ));
         }
-        let mut hasher = Hasher::new(hash);
-        if let Some(hasher) = hasher.as_mut() {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = file
-                    .read(&mut buf)
-                    .map_err(|e| FetchError::disk("cannot read", &path, e))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
-        }
-        let len = file
-            .seek(SeekFrom::End(0))
-            .map_err(|e| FetchError::disk("cannot seek", &path, e))?;
         Ok(Some(PartFile {
             dir: dir.clone(),
             name: part,
             file,
             unnamed: None,
-            len,
-            hasher,
+            len: meta.len(),
+            holes: false,
+            hasher: Hasher::new(hash),
+            hashed: 0,
             record: None,
             adopted: true,
         }))
@@ -353,7 +352,9 @@ impl PartFile {
             file,
             unnamed,
             len: 0,
+            holes: false,
             hasher,
+            hashed: 0,
             record: None,
             adopted: false,
         })
@@ -390,20 +391,90 @@ impl PartFile {
         self.dir.join(&self.name)
     }
 
-    /// Append a chunk of the body.
+    /// Append a chunk of the body at byte `len`.
     pub(crate) fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
         self.file
-            .write_all(chunk)
+            .write_all_at(chunk, self.len)
             .map_err(|e| FetchError::disk("cannot write", self.path(), e))?;
-        if let Some(hasher) = self.hasher.as_mut() {
-            hasher.update(chunk);
+        if self.hasher.is_some() && self.hashed == self.len {
+            if let Some(hasher) = self.hasher.as_mut() {
+                hasher.update(chunk);
+            }
+            self.hashed += chunk.len() as u64;
         }
+        self.grow(self.len + chunk.len() as u64)
+    }
+
+    /// Move `len` on to `end`: the bytes up to it are on disk, written
+    /// through [`PartFile::writer`] by another connection.
+    pub(crate) fn advance_to(&mut self, end: u64) -> Result<(), FetchError> {
+        self.holes = true;
+        if end > self.len {
+            self.grow(end)?;
+        }
+        self.catch_up()
+    }
+
+    /// Count only the first `len` bytes as the part's: the rest of the file
+    /// has holes (a split download continued with `-c`), filled by pieces.
+    pub(crate) fn keep_prefix(&mut self, len: u64) {
+        self.holes = true;
+        self.len = self.len.min(len);
+        self.hashed = self.hashed.min(self.len);
+    }
+
+    fn grow(&mut self, len: u64) -> Result<(), FetchError> {
         let before = self.len;
-        self.len += chunk.len() as u64;
+        self.len = len;
         // Once, when it crosses the mark: a part that stays unnamed (its name
         // is held by another process) is not asked again for every chunk.
         if before <= NAME_AFTER && self.len > NAME_AFTER {
             self.name()?;
+        }
+        Ok(())
+    }
+
+    /// A second descriptor of the file, for a split download's other
+    /// connections to write their pieces with positional writes.
+    pub(crate) fn writer(&self) -> Result<File, FetchError> {
+        self.file
+            .try_clone()
+            .map_err(|e| FetchError::disk("cannot reopen", self.path(), e))
+    }
+
+    /// Update the record's map of the ranges on disk (a split download), so
+    /// `-c` fetches only what is missing.
+    pub(crate) fn record_done(&mut self, done: Vec<(u64, u64)>) {
+        if let Some(mut record) = self.record.take() {
+            record.set_done(done);
+            self.set_record(record);
+        }
+    }
+
+    /// Feed the hasher what it has not read yet of the first `len` bytes,
+    /// from the file.
+    fn catch_up(&mut self) -> Result<(), FetchError> {
+        let Some(hasher) = self.hasher.as_mut() else {
+            return Ok(());
+        };
+        let mut buf = vec![0u8; 256 * 1024];
+        while self.hashed < self.len {
+            let want = usize::try_from(self.len - self.hashed)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            let n = self
+                .file
+                .read_at(&mut buf[..want], self.hashed)
+                .map_err(|e| FetchError::disk("cannot read", self.dir.join(&self.name), e))?;
+            if n == 0 {
+                return Err(FetchError::disk(
+                    "cannot read",
+                    self.dir.join(&self.name),
+                    io::Error::other("the file is shorter than what was written to it"),
+                ));
+            }
+            hasher.update(&buf[..n]);
+            self.hashed += n as u64;
         }
         Ok(())
     }
@@ -415,7 +486,7 @@ impl PartFile {
     /// intact and replaced at its name by a new, empty, locked file, so
     /// neither another program's file nor a hard link to it is emptied.
     pub(crate) fn restart(&mut self) -> Result<(), FetchError> {
-        if self.len == 0 {
+        if self.len == 0 && !self.holes {
             return Ok(());
         }
         if self.adopted {
@@ -424,18 +495,19 @@ impl PartFile {
         } else {
             self.file
                 .set_len(0)
-                .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(drop))
                 .map_err(|e| FetchError::disk("cannot truncate", self.path(), e))?;
             if self.unnamed.is_none() {
                 resume::clear(&self.file);
             }
         }
         self.len = 0;
+        self.holes = false;
         // The record described the bytes just dropped; the next response's follows.
         self.record = None;
         if let Some(hasher) = self.hasher.as_mut() {
             hasher.reset();
         }
+        self.hashed = 0;
         Ok(())
     }
 
@@ -448,7 +520,7 @@ impl PartFile {
             .map_err(|e| FetchError::disk("cannot inspect", self.path(), e.into()))?;
         #[allow(clippy::useless_conversion)]
         let mode = Mode::from_raw_mode((u32::from(stat.st_mode) & 0o666).into());
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         for _ in 0..TRIES {
             let private = self.private_name();
             let fd = match rustix::fs::openat(&self.dir, &private, flags, mode) {
@@ -499,10 +571,11 @@ impl PartFile {
         }
     }
 
-    /// Whether everything written has the digests `want`s (hashed as
-    /// written, for the algorithms the part was made with).
-    pub(crate) fn verify(&self, want: &Checksums) -> Result<(), Mismatch> {
-        want.verify(self.hasher.as_ref())
+    /// The hasher, caught up with every byte of the part, if hashing was
+    /// asked for: what [`Checksums::verify`](crate::checksum::Checksums::verify) compares.
+    pub(crate) fn hasher(&mut self) -> Result<Option<&Hasher>, FetchError> {
+        self.catch_up()?;
+        Ok(self.hasher.as_ref())
     }
 
     /// Give an unnamed part its `NAME.part` name, replacing a stale file
@@ -577,6 +650,12 @@ impl PartFile {
         etag: Option<&str>,
     ) -> Result<Committed, FetchError> {
         let target = |dir: &Folder| dir.join(name);
+        if self.holes {
+            // Pieces of an abandoned split may lie past what was kept.
+            self.file
+                .set_len(self.len)
+                .map_err(|e| FetchError::disk("cannot truncate", self.path(), e))?;
+        }
         if let Some(etag) = etag {
             crate::validators::store(&self.file, self.len, etag);
         }
@@ -675,7 +754,7 @@ impl PartFile {
 impl Drop for PartFile {
     /// Keep an abandoned download for `-c`: give an unnamed one its name.
     fn drop(&mut self) {
-        if self.len > 0 {
+        if self.len > 0 || self.holes {
             let _ = self.name();
         }
     }
@@ -702,12 +781,12 @@ fn rename_no_replace(dir: &Folder, from: &OsStr, to: &OsStr) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checksum::Algorithm;
-    use std::fs;
-    use std::path::Path;
+    use crate::checksum::{Algorithm, Checksums};
 
     const NO_HASH: Algorithms = Algorithms::NONE;
     const SHA256: Algorithms = Algorithms::of(Algorithm::Sha256);
+    use std::fs;
+    use std::path::Path;
 
     fn names_in(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
@@ -758,10 +837,8 @@ mod tests {
             .unwrap();
         assert_eq!(part.len(), 6);
         part.write(b"world").unwrap();
-        assert_eq!(
-            part.verify(&Checksums::for_bytes(Algorithm::Sha256, b"hello world")),
-            Ok(())
-        );
+        let want = Checksums::for_bytes(Algorithm::Sha256, b"hello world");
+        assert_eq!(want.verify(part.hasher().unwrap()), Ok(()));
     }
 
     #[test]
@@ -921,7 +998,11 @@ mod tests {
         );
         part.write(b"new").unwrap();
         let want = Checksums::for_bytes(Algorithm::Sha256, b"new");
-        assert_eq!(part.verify(&want), Ok(()), "the digest starts over too");
+        assert_eq!(
+            want.verify(part.hasher().unwrap()),
+            Ok(()),
+            "the digest starts over too"
+        );
         assert_eq!(
             part.commit(os("x"), false, false, None, None).unwrap(),
             Committed::Saved

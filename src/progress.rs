@@ -450,7 +450,11 @@ impl Observer for Terminal {
                 // The rate of this run's bytes: a part continued with `-c`
                 // was on disk already.
                 let received = slot.received();
-                bar.set_prefix(format!("{}/s", display::bytes(per_second(received, *since))));
+                let rate = display::bytes(per_second(received, *since));
+                bar.set_prefix(match slot.connections() {
+                    1 => format!("{rate}/s"),
+                    n => format!("{rate}/s ×{n}"),
+                });
                 in_flight += received;
             }
         }

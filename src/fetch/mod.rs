@@ -18,6 +18,9 @@
 mod classify;
 mod headers;
 mod redirect;
+mod split;
+
+pub(crate) use split::{Crew, Split};
 
 use std::ffi::OsStr;
 use std::io::{self, Read};
@@ -25,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use ureq::http::header;
+use ureq::http::{StatusCode, header};
 use url::Url;
 
 use crate::backoff::Backoff;
@@ -40,6 +43,7 @@ use crate::folder::{Folder, Occupant, occupant_at};
 use crate::naming::{self, Namer, Turn};
 use crate::outdir::OutDir;
 use crate::part::{Committed, Linker, PartFile, part_holder, part_name};
+use crate::pieces::Taken;
 use crate::proxy::ProxyTable;
 use crate::rate::RateLimiter;
 use crate::resume::{self, Record, Verdict};
@@ -49,6 +53,10 @@ use classify::body_error;
 use headers::{
     content_range, content_range_total, expected_length, header_str, retry_after, same_version, validator,
 };
+
+/// How often (in bytes streamed) a download that could be split looks for
+/// idle workers to share it with.
+const SPLIT_LOOK: u64 = 1024 * 1024;
 
 /// How often a worker waiting for another process's part looks at it again.
 const BUSY_POLL: Duration = Duration::from_millis(200);
@@ -88,6 +96,8 @@ pub(crate) struct WorkerCtx<'a> {
     pub buf: &'a mut Vec<u8>,
     /// The entry's place in the order of late names (`--content-disposition`).
     pub turn: Option<&'a Turn>,
+    /// The pool's idle workers, for splitting a big file (`--split`).
+    pub crew: Option<&'a dyn Crew>,
 }
 
 /// What is known about an entry across its attempts.
@@ -113,6 +123,9 @@ struct Progress {
     /// The part holds bytes continued without a record of their version
     /// (`-c` with a checksum); cleared once the part starts from byte 0.
     unrecorded: bool,
+    /// The ranges on disk when the part has holes: a split download that
+    /// stopped (kept for the next attempt) or one continued with `-c`.
+    pieces: Option<Vec<(u64, u64)>>,
 }
 
 /// An entry's part file, made only once a response has a body to write: a
@@ -297,7 +310,7 @@ impl Fetcher {
             progress.attempts += 1;
             let result = self.attempt(job, &mut part, ctx, progress, start);
             let error = match result {
-                Ok(Done::Complete) if progress.unrecorded && digest_differs(checksums, &part) => {
+                Ok(Done::Complete) if progress.unrecorded && digest_differs(checksums, &mut part)? => {
                     // The leftover bytes were not this file's: fetch it whole.
                     progress.unrecorded = false;
                     let _ = ctx.events.send(Event::Resume {
@@ -306,6 +319,7 @@ impl Fetcher {
                         decision: Resume::StartedOver(StartOver::ChecksumFailed),
                     });
                     part.restart()?;
+                    progress.pieces = None;
                     progress.validator = None;
                     progress.announced = None;
                     continue;
@@ -368,11 +382,11 @@ impl Fetcher {
             }
         }
 
-        let Some(part) = part.file else {
+        let Some(mut part) = part.file else {
             // Every `Done::Complete` follows a body written to the part.
             return Err(FetchError::BadResponse("no body was received".into()));
         };
-        if let Err(mismatch) = part.verify(checksums) {
+        if let Err(mismatch) = checksums.verify(part.hasher()?) {
             part.remove();
             return Err(FetchError::Checksum {
                 algorithm: mismatch.algorithm.name(),
@@ -507,9 +521,14 @@ impl Fetcher {
     ) -> Option<PartFile> {
         let from = found.len();
         let decision = match resume::judge(found.stored_record(), &job.url, from, hash) {
-            Verdict::Continue { if_range, length } => {
+            Verdict::Continue {
+                if_range,
+                length,
+                done,
+            } => {
                 progress.validator = Some(if_range);
                 progress.announced = length;
+                progress.pieces = done;
                 Resume::Continued
             }
             Verdict::Checked => {
@@ -527,6 +546,14 @@ impl Fetcher {
             found.remove();
             None
         } else {
+            let mut found = found;
+            if let Some(done) = &progress.pieces {
+                // Holes follow the first range: only it counts as the part's.
+                found.keep_prefix(match done.first() {
+                    Some(&(0, end)) => end,
+                    _ => 0,
+                });
+            }
             Some(found)
         }
     }
@@ -557,6 +584,7 @@ impl Fetcher {
             });
             if part.hash.is_empty() {
                 part.restart()?;
+                progress.pieces = None;
             }
         }
         let offset = part.len();
@@ -567,7 +595,12 @@ impl Fetcher {
         if deadline.is_some_and(|d| d.is_zero()) {
             return Err(FetchError::Timeout("--max-time reached".into()));
         }
-        let response = self.send(&job.url, &job.headers, offset, deadline, progress)?;
+        // A part with holes asks for its first gap only; the rest is pieces.
+        let gap_end = progress
+            .pieces
+            .as_ref()
+            .and_then(|done| done.iter().map(|&(start, _)| start).find(|&start| start > offset));
+        let response = self.send(&job.url, &job.headers, offset, gap_end, deadline, progress)?;
         let status = response.status();
         progress.status = Some(status.as_u16());
         let headers = response.headers();
@@ -595,6 +628,7 @@ impl Fetcher {
                 };
                 if let Some(mismatch) = mismatch {
                     part.restart()?;
+                    progress.pieces = None;
                     progress.validator = None;
                     progress.announced = None;
                     return Err(FetchError::Restart(mismatch));
@@ -608,6 +642,7 @@ impl Fetcher {
                     return Ok(Done::Complete);
                 }
                 part.restart()?;
+                progress.pieces = None;
                 progress.validator = None;
                 return Err(FetchError::Restart("server refused to resume".into()));
             }
@@ -621,6 +656,7 @@ impl Fetcher {
                         decision: Resume::StartedOver(StartOver::WholeFile),
                     });
                     part.restart()?;
+                    progress.pieces = None;
                 }
             }
             code => {
@@ -697,37 +733,115 @@ impl Fetcher {
                 expected,
             ));
         }
-        ctx.slot.begin_body(part.len(), expected);
+        // A big file served in ranges is split over idle workers (see
+        // `split`): at once when the part has holes, else as soon as idle
+        // workers turn up while it streams.
+        let ranged = status == StatusCode::PARTIAL_CONTENT;
+        let full_length = if ranged {
+            content_range(headers)?.total
+        } else {
+            expected
+        };
+        let splittable = progress.validator.is_some() && self.splittable(headers, full_length, ranged);
+        let mut split: Option<(Arc<Split>, Taken)> = None;
+        let mut on_disk = part.len();
+        if let Some(done) = progress.pieces.take() {
+            let opened = match (full_length, progress.validator.as_deref()) {
+                (Some(total), Some(validator)) if ranged => {
+                    self.open_split(job, part, validator, total, &done, part.len())?
+                }
+                _ => None,
+            };
+            let Some(opened) = opened else {
+                part.restart()?;
+                return Err(FetchError::Restart(
+                    "the server no longer serves the missing ranges".into(),
+                ));
+            };
+            on_disk = done.iter().map(|(a, b)| b - a).sum();
+            self.call_helpers(&opened.0, ctx.crew);
+            split = Some(opened);
+        }
+        ctx.slot.begin_body(on_disk, expected);
         let mut reader = response.into_body().into_reader();
+        let mut next_look = 0;
         let buf = &mut *ctx.buf;
-        loop {
+        // Ends with the response, or with why this connection stopped; a
+        // split goes on without it (see below).
+        let streamed: Result<(), FetchError> = 'stream: loop {
             if self.cancel.is_requested() {
-                return Err(FetchError::Cancelled);
+                break 'stream Err(FetchError::Cancelled);
             }
             let n = match reader.read(buf) {
-                Ok(0) => break,
+                Ok(0) => break 'stream Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(body_error(e, part.len(), expected)),
+                Err(e) => break 'stream Err(body_error(e, part.len(), expected)),
             };
             if let Some(limit) = max_filesize
                 && part.len() + n as u64 > limit
             {
-                return Err(FetchError::TooLarge { limit });
+                break 'stream Err(FetchError::TooLarge { limit });
             }
-            part.write(&buf[..n])?;
             progress.transferred += n as u64;
-            ctx.slot.advance(n as u64);
             if let Some(rate) = &self.rate
                 && !rate.take(n, &self.cancel)
             {
-                return Err(FetchError::Cancelled);
+                break 'stream Err(FetchError::Cancelled);
             }
+            if let Some((split, owner)) = &split {
+                match self.owner_write(split, *owner, part, &buf[..n], ctx.slot) {
+                    Ok(true) => {}
+                    Ok(false) => break 'stream Ok(()),
+                    Err(error) => break 'stream Err(error),
+                }
+                if part.len() >= next_look {
+                    next_look = part.len() + SPLIT_LOOK;
+                    split.record(part);
+                }
+                continue;
+            }
+            if let Err(error) = part.write(&buf[..n]) {
+                break 'stream Err(error);
+            }
+            ctx.slot.advance(n as u64);
             if expected.is_some_and(|total| part.len() > total) {
                 part.restart()?;
+                progress.pieces = None;
                 return Err(FetchError::Restart("body longer than announced".into()));
             }
+            if splittable && part.len() >= next_look {
+                next_look = part.len() + SPLIT_LOOK;
+                if let (Some(crew), Some(total), Some(validator)) =
+                    (ctx.crew, full_length, progress.validator.as_deref())
+                    && crew.idle() > 0
+                {
+                    split = self.open_split(job, part, validator, total, &[(0, part.len())], part.len())?;
+                    if let Some((split, _)) = &split {
+                        self.call_helpers(split, ctx.crew);
+                    }
+                }
+            }
+        };
+        if let Some((split, owner)) = split {
+            match streamed {
+                // The response ended before the piece did.
+                Ok(()) if !split.is_finished(owner) => self.owner_failed(
+                    &split,
+                    owner,
+                    FetchError::Truncated {
+                        received: part.len(),
+                        expected: expected.unwrap_or_default(),
+                    },
+                ),
+                Ok(()) => {}
+                // Only this connection's piece is lost unless the error is
+                // final: the other connections go on, or stop and are waited for.
+                Err(error) => self.owner_failed(&split, owner, error),
+            }
+            return self.finish_split(&split, part, ctx, progress);
         }
+        streamed?;
         if let Some(total) = expected
             && part.len() < total
         {
@@ -741,6 +855,9 @@ impl Fetcher {
 }
 
 /// Whether the part's digests are not the `want`ed ones.
-fn digest_differs(want: &Checksums, part: &Part) -> bool {
-    part.file.as_ref().is_some_and(|file| file.verify(want).is_err())
+fn digest_differs(want: &Checksums, part: &mut Part) -> Result<bool, FetchError> {
+    match part.file.as_mut() {
+        Some(file) => Ok(want.verify(file.hasher()?).is_err()),
+        None => Ok(false),
+    }
 }

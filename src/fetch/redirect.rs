@@ -56,14 +56,16 @@ impl Fetcher {
         jar.header(url)
     }
 
-    /// Send a GET, following redirects by hand (see [`crate::client`]), with
-    /// `-H` and then the entry's own `headers` on every hop, both under the
-    /// same cross-origin rule.
+    /// Send a GET for the bytes from `offset` to `end` (exclusive; to the
+    /// end of the file if `None`), following redirects by hand (see
+    /// [`crate::client`]), with `-H` and then the entry's own `headers` on
+    /// every hop, both under the same cross-origin rule.
     pub(super) fn send(
         &self,
         url: &Url,
         headers: &[(String, String)],
         offset: u64,
+        end: Option<u64>,
         deadline: Option<Duration>,
         progress: &mut Progress,
     ) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
@@ -87,8 +89,9 @@ impl Fetcher {
             if let Some(cookies) = self.jar_cookies(&current, headers) {
                 request = request.header("Cookie", cookies);
             }
-            if offset > 0 {
-                request = request.header("Range", format!("bytes={offset}-"));
+            if offset > 0 || end.is_some() {
+                let last = end.map_or_else(String::new, |end| end.saturating_sub(1).to_string());
+                request = request.header("Range", format!("bytes={offset}-{last}"));
                 if let Some(validator) = &progress.validator {
                     request = request.header("If-Range", validator);
                 }

@@ -12,6 +12,13 @@ fn sha512_hex(data: &[u8]) -> String {
     Sha512::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn sha1_hex(data: &[u8]) -> String {
+    sha1::Sha1::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn md5_hex(data: &[u8]) -> String {
     Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -250,4 +257,47 @@ fn an_unusable_line_is_shown_without_its_header_values() {
         }
     }
     assert!(run.stdout.contains("Authorization: ***"), "{}", run.ctx());
+}
+
+/// A file split over several connections: every piece's request carries the
+/// entry's header, and md5 and sha1 are checked over the whole result.
+#[test]
+fn a_split_file_sends_the_header_on_every_piece_and_checks_every_digest() {
+    let t = Setup::new();
+    // Small for a split (the digests of a debug build are slow), above --split-min.
+    let body = pattern(3 * 1024 * 1024, 5);
+    let throttled = |body: &[u8]| {
+        Route::ok(body.to_vec())
+            .etag("\"v1\"")
+            .drip(32 * 1024, std::time::Duration::from_millis(10))
+    };
+    let good = t.serve("/good.bin", throttled(&body));
+    let bad = t.serve("/bad.bin", throttled(&body));
+    t.list(&[
+        format!(
+            "{good} md5={} sha1={} header=\"X-Token: t\"",
+            md5_hex(&body),
+            sha1_hex(&body)
+        ),
+        format!("{bad} md5={} sha1={}", md5_hex(&body), sha1_hex(b"x")),
+    ]);
+
+    let run = t.run(&["-j", "8", "-s", "4", "--split-min", "1M"]);
+
+    run.assert_code(1)
+        .assert_out_files(&["good.bin"])
+        .assert_out_file("good.bin", &body)
+        .assert_no_part();
+    assert!(
+        run.stderr_line("bad.bin")
+            .contains("checksum mismatch: expected sha1"),
+        "{}",
+        run.ctx()
+    );
+    let requests = t.server.requests_for("/good.bin");
+    let pieces = requests.iter().filter(|r| r.header("range").is_some()).count();
+    assert!(pieces >= 1, "not split: {requests:?}\n{}", run.ctx());
+    for request in &requests {
+        assert_eq!(request.header("x-token"), Some("t"), "{request:?}\n{}", run.ctx());
+    }
 }

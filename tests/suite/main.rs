@@ -42,6 +42,7 @@ mod resume_across_runs;
 mod retries_resume;
 mod safety;
 mod server_selftest;
+mod split;
 mod stdout;
 mod terminal;
 mod unattended;
