@@ -3,15 +3,17 @@
 //! a single pass over the body, the comparison that names what differed, and
 //! the published sums files `--checksums` reads ([`Sums`]).
 //!
-//! md5 and sha1 are here to match the sums projects publish. Anyone who
-//! controls a file can make another with the same md5 or sha1, so a match
-//! proves nothing against an attacker; sha256 and longer do.
+//! md5 and sha1 are here to match the sums projects publish. Collisions of
+//! both can be made at will (whoever prepares a file can prepare a second,
+//! different one with the same digest), so a match proves nothing against
+//! an attacker; sha256 and longer are not known to be broken.
 //!
 //! Sums files are the output of `sha256sum` and its kin (`HEX  NAME`, or
 //! `HEX *NAME` in binary mode, and a leading `\` when NAME holds a newline or
-//! backslash, escaped as `\n` and `\\`) and of BSD `sha256 -r`'s opposite,
-//! the tagged form `SHA256 (NAME) = HEX` (`sha256sum --tag`, BSD `md5`). The
-//! untagged form's algorithm is told by the digest's length.
+//! backslash, escaped as `\n` and `\\`), or the tagged form
+//! `SHA256 (NAME) = HEX` that `sha256sum --tag` and the BSD tools write. The
+//! untagged form's algorithm is told by the digest's length, which differs
+//! for each of the five.
 
 use std::collections::HashMap;
 
