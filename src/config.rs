@@ -138,6 +138,9 @@ pub struct Config {
     /// The cookie jar (`--load-cookies`, `--save-cookies`): sent where
     /// RFC 6265 allows, and filled from every response's `Set-Cookie`.
     pub cookies: Option<std::sync::Arc<crate::cookies::Cookies>>,
+    /// Published digests (`--checksums`), checked for every entry whose path
+    /// relative to [`Config::dir`] they name.
+    pub checksums: Option<std::sync::Arc<crate::checksum::Sums>>,
     /// Resolve names and print destinations without touching the network.
     pub dry_run: bool,
     /// Largest file accepted, in bytes: a larger announced or streamed body
@@ -183,6 +186,7 @@ impl Config {
             key: None,
             netrc: None,
             cookies: None,
+            checksums: None,
             dry_run: false,
             max_filesize: None,
             retry_statuses: Vec::new(),

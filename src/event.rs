@@ -17,6 +17,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use url::Url;
 
+use crate::checksum::Checksums;
 use crate::error::{FetchError, LineError};
 
 /// Where an entry came from.
@@ -100,8 +101,8 @@ pub enum Resume {
     /// Continued: the server sends the rest only if it still has the version
     /// the part recorded (`If-Range`).
     Continued,
-    /// Continued without a record of the version: the entry's SHA-256 checks
-    /// the result.
+    /// Continued without a record of the version: the entry's checksums
+    /// check the result.
     Checked,
     /// Thrown away: the download starts from byte 0.
     StartedOver(StartOver),
@@ -123,7 +124,7 @@ pub enum StartOver {
     NoValidator,
     /// The server answered the request for the rest with the whole file.
     WholeFile,
-    /// A part continued without a record did not give the expected SHA-256.
+    /// A part continued without a record did not give the expected digests.
     ChecksumFailed,
 }
 
@@ -136,7 +137,7 @@ impl std::fmt::Display for Resume {
             }
             Resume::Checked => {
                 return f.write_str(
-                    "continuing a part that records no version: the sha256 will check the result",
+                    "continuing a part that records no version: a checksum will check the result",
                 );
             }
             Resume::StartedOver(StartOver::NoRecord) => "the part has no record of the version it came from",
@@ -147,7 +148,7 @@ impl std::fmt::Display for Resume {
                 "the part's response had no ETag or Last-Modified to check the version by"
             }
             Resume::StartedOver(StartOver::WholeFile) => "the server sent the whole file instead of the rest",
-            Resume::StartedOver(StartOver::ChecksumFailed) => "the continued file did not match its sha256",
+            Resume::StartedOver(StartOver::ChecksumFailed) => "the continued file did not match its checksum",
         };
         write!(f, "starting over from byte 0: {why}")
     }
@@ -158,15 +159,23 @@ impl std::fmt::Display for Resume {
 pub struct JobInfo {
     /// List and line.
     pub origin: Origin,
-    /// What was asked for.
+    /// What was asked for: the first source, which names the entry.
     pub url: Url,
+    /// Further sources of the same file, in list order. Downloads use only
+    /// [`url`](Self::url); these are carried so every output can name them
+    /// and a list line written back keeps them.
+    pub mirrors: Vec<Url>,
     /// Where it goes, relative to the output dir.
     pub path: PathBuf,
     /// Whether the file name came from the URL (and so may yield to
     /// `--content-disposition`) rather than from an explicit OUT.
     pub named_by_url: bool,
-    /// The SHA-256 the list asked for (`sha256=`), if any.
-    pub sha256: Option<[u8; 32]>,
+    /// The digests the whole file must match: the line's own (`sha256=`,
+    /// `md5=`, ...) and those `--checksums` files give for its path.
+    pub checksums: Checksums,
+    /// The entry's own request headers (`header="Name: value"`), sent like
+    /// `-H` (after it, on the same requests, under the same cross-origin rule).
+    pub headers: Vec<(String, String)>,
     /// The job source's tag for this entry, echoed back in its report.
     pub ticket: Option<Ticket>,
 }

@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use url::Url;
 
 use crate::cancel::Cancel;
+use crate::checksum::{Checksums, Sums};
 use crate::error::{LineError, RunError};
 use crate::event::{EntryReport, Event, Events, JobInfo, Origin, Outcome, Problem, SkipReason, Ticket};
 use crate::fetch::Split;
@@ -178,6 +179,8 @@ pub struct Feeder {
     /// While reading a list whose lines were not counted: when the entries
     /// read so far were last told (`Event::InputSeen`).
     growing: Option<Instant>,
+    /// `--checksums`: the published digests, looked up by each entry's path.
+    sums: Option<Arc<Sums>>,
 }
 
 /// How often a growing count of entries read is told.
@@ -191,8 +194,10 @@ impl Feeder {
         events: Events,
         cancel: Cancel,
         refill: Arc<Refill>,
+        sums: Option<Arc<Sums>>,
     ) -> Feeder {
         Feeder {
+            sums,
             refill,
             namer,
             jobs,
@@ -263,9 +268,11 @@ impl Feeder {
                 let info = JobInfo {
                     origin: entry.origin.clone(),
                     url: entry.url,
+                    mirrors: entry.mirrors,
                     path: Default::default(),
                     named_by_url: false,
-                    sha256: entry.sha256,
+                    checksums: entry.checksums,
+                    headers: entry.headers,
                     ticket,
                 };
                 let report = EntryReport::without_request(
@@ -280,15 +287,36 @@ impl Feeder {
                 return self.report_line(entry.origin, error, text, ticket);
             }
         };
+        let checksums = self.checksums_for(entry.checksums, &path);
         let info = Arc::new(JobInfo {
             named_by_url,
-            sha256: entry.sha256,
+            checksums,
+            headers: entry.headers,
             origin: entry.origin,
             url: entry.url,
+            mirrors: entry.mirrors,
             path,
             ticket,
         });
         self.queue(Job { info, turn })
+    }
+
+    /// The line's own digests and those the `--checksums` files give for
+    /// `path` (relative to the output directory), all to be checked. The
+    /// path is the one placed before any request: a name chosen later from
+    /// `Content-Disposition` is not looked up.
+    fn checksums_for(&self, mut checksums: Checksums, path: &std::path::Path) -> Checksums {
+        if let Some(published) = self
+            .sums
+            .as_deref()
+            .zip(path.to_str())
+            .and_then(|(sums, path)| sums.get(path))
+        {
+            for checksum in published.iter() {
+                checksums.add(checksum.clone());
+            }
+        }
+        checksums
     }
 
     /// Put a job on the channel. When it is full, sleep until the workers have

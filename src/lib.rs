@@ -37,6 +37,7 @@
 //!    │        │
 //!    ▼        ▼
 //!  error display cancel config exit backoff hex base64 netrc cookies   leaves: import nothing of fetchq
+//!  checksum                                  (but one another: config holds netrc's and checksum's types)
 //! ```
 //! `event` is the contract every stage shares: what workers report
 //! ([`Event`], [`Slot`]), how they send it (`event::Events`) and what
@@ -82,6 +83,7 @@
 mod backoff;
 mod base64;
 mod cancel;
+mod checksum;
 mod client;
 mod config;
 mod content_disposition;
@@ -121,6 +123,7 @@ mod transport;
 mod validators;
 
 pub use cancel::Cancel;
+pub use checksum::{Algorithm, Checksum, Checksums, MAX_SUMS_FILE, Sums, SumsError};
 pub use config::{Config, Existing, IpFamily, Pin, ProxyChoice};
 pub use cookies::{Cookies, CookiesError};
 pub use error::{FetchError, LineError, ProxyError, RunError};
@@ -130,7 +133,7 @@ pub use event::{
 pub use event::{Live, Observer, Slot, Tee};
 pub use exit::Exit;
 pub use feed::{Feeder, Lists, Source};
-pub use input::{Entry, ListInput};
+pub use input::{Entry, ListInput, parse_header};
 pub use naming::OutPath;
 pub use netrc::{Credentials, Netrc, NetrcError};
 pub use pool::run;

@@ -51,8 +51,8 @@ use std::time::SystemTime;
 
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
-use sha2::{Digest, Sha256};
 
+use crate::checksum::{Algorithms, Hasher};
 use crate::error::FetchError;
 use crate::folder::Folder;
 use crate::resume::{self, Record, Stored};
@@ -267,7 +267,7 @@ pub(crate) struct PartFile {
     /// Bytes may lie past `len` (a split download's pieces): the file is cut
     /// to `len` before it is published.
     holes: bool,
-    hasher: Option<Sha256>,
+    hasher: Option<Hasher>,
     /// How far the hasher has read: it catches up from the file when bytes
     /// arrived through other connections, so a split download is hashed as
     /// its prefix grows, not all at the end.
@@ -284,12 +284,12 @@ pub(crate) struct PartFile {
 impl PartFile {
     /// Continue the `NAME.part` an earlier run left for `name` in `dir`, if
     /// there is a regular file there; [`FetchError::Busy`] if another process
-    /// holds it. With `hash`, its bytes are hashed when the digest is next
-    /// needed, so the digest covers the whole file.
+    /// holds it. With `hash`, its bytes are hashed when the digests are next
+    /// needed, so they cover the whole file.
     pub(crate) fn continue_existing(
         dir: &Folder,
         name: &OsStr,
-        hash: bool,
+        hash: Algorithms,
     ) -> Result<Option<PartFile>, FetchError> {
         let part = part_name(name);
         let path = dir.join(&part);
@@ -317,7 +317,7 @@ impl PartFile {
             unnamed: None,
             len: meta.len(),
             holes: false,
-            hasher: hash.then(Sha256::new),
+            hasher: Hasher::new(hash),
             hashed: 0,
             record: None,
             adopted: true,
@@ -337,11 +337,11 @@ impl PartFile {
         name: &OsStr,
         linker: Option<Linker>,
         mode: Option<u32>,
-        hash: bool,
+        hash: Algorithms,
     ) -> Result<PartFile, FetchError> {
         let part = part_name(name);
         let mode = mode.unwrap_or(0o666) & 0o666;
-        let hasher = hash.then(Sha256::new);
+        let hasher = Hasher::new(hash);
         let (file, unnamed) = match linker.and_then(|linker| Some((unnamed_in(dir, mode).ok()?, linker))) {
             Some((file, linker)) => (file, Some(linker)),
             None => (create_named(dir, &part, mode)?, None),
@@ -505,7 +505,7 @@ impl PartFile {
         // The record described the bytes just dropped; the next response's follows.
         self.record = None;
         if let Some(hasher) = self.hasher.as_mut() {
-            *hasher = Sha256::new();
+            hasher.reset();
         }
         self.hashed = 0;
         Ok(())
@@ -571,10 +571,11 @@ impl PartFile {
         }
     }
 
-    /// The SHA-256 of the part's bytes, if hashing was asked for.
-    pub(crate) fn digest(&mut self) -> Result<Option<[u8; 32]>, FetchError> {
+    /// The hasher, caught up with every byte of the part, if hashing was
+    /// asked for: what [`Checksums::verify`](crate::checksum::Checksums::verify) compares.
+    pub(crate) fn hasher(&mut self) -> Result<Option<&Hasher>, FetchError> {
         self.catch_up()?;
-        Ok(self.hasher.as_ref().map(|h| h.clone().finalize().into()))
+        Ok(self.hasher.as_ref())
     }
 
     /// Give an unnamed part its `NAME.part` name, replacing a stale file
@@ -780,6 +781,10 @@ fn rename_no_replace(dir: &Folder, from: &OsStr, to: &OsStr) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::{Algorithm, Checksums};
+
+    const NO_HASH: Algorithms = Algorithms::NONE;
+    const SHA256: Algorithms = Algorithms::of(Algorithm::Sha256);
     use std::fs;
     use std::path::Path;
 
@@ -810,9 +815,9 @@ mod tests {
         std::os::unix::fs::symlink(&outside, tmp.path().join("a.txt.part")).unwrap();
 
         // Continuing refuses to open through the link.
-        assert!(PartFile::continue_existing(&dir, os("a.txt"), false).is_err());
+        assert!(PartFile::continue_existing(&dir, os("a.txt"), NO_HASH).is_err());
         // A fresh start removes the link itself and writes a new file.
-        let mut part = PartFile::create(&dir, os("a.txt"), None, None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("a.txt"), None, None, NO_HASH).unwrap();
         part.write(b"new").unwrap();
         assert_eq!(
             part.commit(os("a.txt"), true, false, None, None).unwrap(),
@@ -827,11 +832,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         fs::write(tmp.path().join("a.part"), b"hello ").unwrap();
         let dir = Folder::open(tmp.path()).unwrap();
-        let mut part = PartFile::continue_existing(&dir, os("a"), true).unwrap().unwrap();
+        let mut part = PartFile::continue_existing(&dir, os("a"), SHA256)
+            .unwrap()
+            .unwrap();
         assert_eq!(part.len(), 6);
         part.write(b"world").unwrap();
-        let want: [u8; 32] = Sha256::digest(b"hello world").into();
-        assert_eq!(part.digest().unwrap(), Some(want));
+        let want = Checksums::for_bytes(Algorithm::Sha256, b"hello world");
+        assert_eq!(want.verify(part.hasher().unwrap()), Ok(()));
     }
 
     #[test]
@@ -842,7 +849,7 @@ mod tests {
             return; // The file system has no O_TMPFILE: named parts cover it.
         };
         assert!(names_in(tmp.path()).is_empty(), "the probe leaves nothing");
-        let mut part = PartFile::create(&dir, os("a"), Some(linker), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("a"), Some(linker), None, NO_HASH).unwrap();
         part.write(b"body").unwrap();
         assert!(names_in(tmp.path()).is_empty());
         assert_eq!(
@@ -869,7 +876,7 @@ mod tests {
             io::ErrorKind::AlreadyExists,
             "what the probe relies on"
         );
-        let mut part = PartFile::create(&dir, os("a"), Some(Linker::ProcFd), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("a"), Some(Linker::ProcFd), None, NO_HASH).unwrap();
         part.write(b"via /proc").unwrap();
         assert_eq!(
             part.commit(os("a"), false, false, None, None).unwrap(),
@@ -886,14 +893,14 @@ mod tests {
         let target = tmp.path().join("a");
         for linker in [Linker::probe(&dir), None] {
             fs::write(&target, b"theirs").unwrap();
-            let mut part = PartFile::create(&dir, os("a"), linker, None, false).unwrap();
+            let mut part = PartFile::create(&dir, os("a"), linker, None, NO_HASH).unwrap();
             part.write(b"ours").unwrap();
             let committed = part.commit(os("a"), false, false, None, None).unwrap();
             assert_eq!(committed, Committed::NameTaken, "{linker:?}");
             assert_eq!(fs::read(&target).unwrap(), b"theirs");
             assert_eq!(names_in(tmp.path()), ["a"], "the download is discarded");
 
-            let mut part = PartFile::create(&dir, os("a"), linker, None, false).unwrap();
+            let mut part = PartFile::create(&dir, os("a"), linker, None, NO_HASH).unwrap();
             part.write(b"ours").unwrap();
             assert_eq!(
                 part.commit(os("a"), true, false, None, None).unwrap(),
@@ -913,7 +920,7 @@ mod tests {
         let url = url::Url::parse("http://h/f").unwrap();
         let record = Record::new(&url, Some("\"v1\""), None, Some(9));
         let load = |name: &str| resume::load(&File::open(tmp.path().join(name)).unwrap());
-        let mut part = PartFile::create(&dir, os("named"), None, None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("named"), None, None, NO_HASH).unwrap();
         part.set_record(record.clone());
         if part.stored_record() == Stored::Missing {
             return; // No user attributes here: parts stay unrecorded and `-c` starts over.
@@ -938,7 +945,7 @@ mod tests {
             return;
         };
         for (name, size) in [("big", NAME_AFTER as usize + 1), ("dropped", 5)] {
-            let mut part = PartFile::create(&dir, os(name), Some(linker), None, false).unwrap();
+            let mut part = PartFile::create(&dir, os(name), Some(linker), None, NO_HASH).unwrap();
             part.set_record(record.clone());
             part.write(&vec![1; size]).unwrap();
             drop(part);
@@ -951,10 +958,10 @@ mod tests {
         // Replacing NAME: an unnamed part is named first (`NAME.part`, or a
         // private name while another download holds that), then renamed; the
         // finished file sheds the record either way.
-        let theirs = PartFile::create(&dir, os("held"), None, None, false).unwrap();
+        let theirs = PartFile::create(&dir, os("held"), None, None, NO_HASH).unwrap();
         for name in ["replaced", "held"] {
             fs::write(tmp.path().join(name), b"older").unwrap();
-            let mut part = PartFile::create(&dir, os(name), Some(linker), None, false).unwrap();
+            let mut part = PartFile::create(&dir, os(name), Some(linker), None, NO_HASH).unwrap();
             part.set_record(record.clone());
             part.write(b"newer").unwrap();
             assert_eq!(
@@ -975,21 +982,27 @@ mod tests {
         let dir = Folder::open(tmp.path()).unwrap();
         fs::write(tmp.path().join("x.part"), b"theirs").unwrap();
         fs::hard_link(tmp.path().join("x.part"), tmp.path().join("keep")).unwrap();
-        let mut part = PartFile::continue_existing(&dir, os("x"), true).unwrap().unwrap();
+        let mut part = PartFile::continue_existing(&dir, os("x"), SHA256)
+            .unwrap()
+            .unwrap();
         assert_eq!(part.len(), 6);
         part.restart().unwrap();
         assert_eq!(fs::read(tmp.path().join("keep")).unwrap(), b"theirs");
         assert_eq!(fs::metadata(tmp.path().join("x.part")).unwrap().len(), 0);
         assert!(
             matches!(
-                PartFile::continue_existing(&dir, os("x"), false),
+                PartFile::continue_existing(&dir, os("x"), NO_HASH),
                 Err(FetchError::Busy { .. })
             ),
             "the new part is locked"
         );
         part.write(b"new").unwrap();
-        let want: [u8; 32] = Sha256::digest(b"new").into();
-        assert_eq!(part.digest().unwrap(), Some(want), "the digest starts over too");
+        let want = Checksums::for_bytes(Algorithm::Sha256, b"new");
+        assert_eq!(
+            want.verify(part.hasher().unwrap()),
+            Ok(()),
+            "the digest starts over too"
+        );
         assert_eq!(
             part.commit(os("x"), false, false, None, None).unwrap(),
             Committed::Saved
@@ -1006,7 +1019,7 @@ mod tests {
         let Some(linker) = Linker::probe(&dir) else {
             return;
         };
-        let mut part = PartFile::create(&dir, os("big"), Some(linker), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("big"), Some(linker), None, NO_HASH).unwrap();
         part.write(&vec![7; NAME_AFTER as usize]).unwrap();
         assert!(names_in(tmp.path()).is_empty(), "not yet worth a name");
         part.write(b"more").unwrap();
@@ -1018,7 +1031,7 @@ mod tests {
         );
 
         fs::write(tmp.path().join("small.part"), b"stale").unwrap();
-        let mut part = PartFile::create(&dir, os("small"), Some(linker), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("small"), Some(linker), None, NO_HASH).unwrap();
         part.write(b"fresh").unwrap();
         drop(part);
         assert_eq!(
@@ -1027,7 +1040,7 @@ mod tests {
             "kept, replacing the stale one"
         );
 
-        let mut part = PartFile::create(&dir, os("gone"), Some(linker), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("gone"), Some(linker), None, NO_HASH).unwrap();
         part.write(b"unwanted").unwrap();
         part.remove();
         assert_eq!(names_in(tmp.path()), ["big.part", "small.part"]);
@@ -1037,22 +1050,22 @@ mod tests {
     fn a_part_another_download_holds_is_left_alone() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Folder::open(tmp.path()).unwrap();
-        let mut theirs = PartFile::create(&dir, os("x"), None, None, false).unwrap();
+        let mut theirs = PartFile::create(&dir, os("x"), None, None, NO_HASH).unwrap();
         theirs.write(b"theirs").unwrap();
 
         assert!(matches!(
-            PartFile::create(&dir, os("x"), None, None, false),
+            PartFile::create(&dir, os("x"), None, None, NO_HASH),
             Err(FetchError::Busy { .. })
         ));
         assert!(matches!(
-            PartFile::continue_existing(&dir, os("x"), false),
+            PartFile::continue_existing(&dir, os("x"), NO_HASH),
             Err(FetchError::Busy { .. })
         ));
         assert_eq!(part_holder(&dir, os("x")), Some(6));
         // An unnamed part that cannot take the name stays unnamed and still
         // commits by its descriptor.
         if let Some(linker) = Linker::probe(&dir) {
-            let mut ours = PartFile::create(&dir, os("x"), Some(linker), None, false).unwrap();
+            let mut ours = PartFile::create(&dir, os("x"), Some(linker), None, NO_HASH).unwrap();
             ours.write(&vec![1; NAME_AFTER as usize + 1]).unwrap();
             assert_eq!(names_in(tmp.path()), ["x.part"]);
             assert_eq!(
@@ -1067,12 +1080,12 @@ mod tests {
         // Once its holder lets go, the part is stale: continued, or replaced.
         drop(theirs);
         assert_eq!(part_holder(&dir, os("x")), None);
-        let continued = PartFile::continue_existing(&dir, os("x"), false)
+        let continued = PartFile::continue_existing(&dir, os("x"), NO_HASH)
             .unwrap()
             .unwrap();
         assert_eq!(continued.len(), 6);
         drop(continued);
-        let mut fresh = PartFile::create(&dir, os("x"), None, None, false).unwrap();
+        let mut fresh = PartFile::create(&dir, os("x"), None, None, NO_HASH).unwrap();
         fresh.write(b"new").unwrap();
         assert_eq!(
             fresh.commit(os("x"), false, false, None, None).unwrap(),
@@ -1086,7 +1099,7 @@ mod tests {
     fn only_the_file_written_is_published() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Folder::open(tmp.path()).unwrap();
-        let mut part = PartFile::create(&dir, os("x"), None, None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("x"), None, None, NO_HASH).unwrap();
         part.write(b"ours").unwrap();
         // Another program, ignoring the lock, puts its own file at the name.
         fs::rename(tmp.path().join("x.part"), tmp.path().join("moved")).unwrap();
@@ -1103,7 +1116,7 @@ mod tests {
         fs::create_dir(tmp.path().join("x")).unwrap();
         for linker in [Linker::probe(&dir), None] {
             for replace in [false, true] {
-                let mut part = PartFile::create(&dir, os("x"), linker, None, false).unwrap();
+                let mut part = PartFile::create(&dir, os("x"), linker, None, NO_HASH).unwrap();
                 part.write(b"body").unwrap();
                 let committed = part.commit(os("x"), replace, false, None, None);
                 assert!(!matches!(committed, Ok(Committed::Saved)), "{linker:?} {replace}");

@@ -129,6 +129,7 @@ pub fn run(
             events.clone(),
             cancel.clone(),
             refill.clone(),
+            config.checksums.clone(),
         );
         let feeder_thread = thread::Builder::new()
             .name("fetchq-input".into())

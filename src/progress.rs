@@ -804,7 +804,9 @@ mod tests {
             url: url::Url::parse("http://127.0.0.1/x").expect("a URL"),
             path: "ubuntu-24.04.1-live-server-amd64-with-an-unusually-long-name.iso".into(),
             named_by_url: true,
-            sha256: None,
+            mirrors: Vec::new(),
+            checksums: Default::default(),
+            headers: Vec::new(),
             ticket: None,
         });
         view.event(&Event::Started { worker: 0, job }, &live);

@@ -15,7 +15,7 @@
 //! record, so a server with another version answers 200 and the download
 //! starts over. A part without a usable record (a file system without user
 //! attributes, another tool's file, a record for another URL) starts over,
-//! unless the entry's `sha256=` will check the result.
+//! unless the entry's checksums will check the result.
 //!
 //! A part fetched over several connections (`--split`) has holes: its record
 //! also lists the byte ranges on disk (`done`), and `-c` fetches only the

@@ -12,7 +12,7 @@
 //! `-c` continues a part an earlier run left the same way, with the validator
 //! and full length recorded on the part (see [`crate::resume`]). Bytes whose
 //! version nothing can check (no validator, no usable record) are continued
-//! only where the entry's SHA-256 will check the result, and fetched whole
+//! only where the entry's checksums will check the result, and fetched whole
 //! once more if it does not match.
 
 mod classify;
@@ -33,6 +33,7 @@ use url::Url;
 
 use crate::backoff::Backoff;
 use crate::cancel::Cancel;
+use crate::checksum::{Algorithms, Checksums};
 use crate::config::{Config, Existing};
 use crate::error::FetchError;
 use crate::event::{
@@ -138,7 +139,7 @@ struct Part {
     /// How to make it: see [`PartFile::create`].
     linker: Option<Linker>,
     mode: Option<u32>,
-    hash: bool,
+    hash: Algorithms,
 }
 
 impl Part {
@@ -240,7 +241,7 @@ impl Fetcher {
         start: Instant,
     ) -> Result<(Outcome, u64), FetchError> {
         let config = &*self.config;
-        let sha256 = job.sha256;
+        let checksums = &job.checksums;
         if config.dry_run {
             return self.plan(job);
         }
@@ -263,7 +264,7 @@ impl Fetcher {
         if existing.is_some() && config.existing == Existing::Update {
             progress.conditional = Some(conditional(folder, name)?);
         }
-        let hash = sha256.is_some();
+        let hash = checksums.algorithms();
         let _ = ctx.events.send(Event::Started {
             worker: ctx.worker,
             job: job.clone(),
@@ -287,7 +288,9 @@ impl Fetcher {
         // Judged only once the part is ours (locked, and still the file at
         // `NAME.part`): its record cannot change under us.
         let continued = match continued {
-            Some(found) if !found.is_empty() => self.judge_leftover(found, job, hash, ctx, progress),
+            Some(found) if !found.is_empty() => {
+                self.judge_leftover(found, job, !hash.is_empty(), ctx, progress)
+            }
             other => other,
         };
         let mut part = Part {
@@ -307,7 +310,7 @@ impl Fetcher {
             progress.attempts += 1;
             let result = self.attempt(job, &mut part, ctx, progress, start);
             let error = match result {
-                Ok(Done::Complete) if progress.unrecorded && digest_differs(sha256, &mut part)? => {
+                Ok(Done::Complete) if progress.unrecorded && digest_differs(checksums, &mut part)? => {
                     // The leftover bytes were not this file's: fetch it whole.
                     progress.unrecorded = false;
                     let _ = ctx.events.send(Event::Resume {
@@ -383,13 +386,12 @@ impl Fetcher {
             // Every `Done::Complete` follows a body written to the part.
             return Err(FetchError::BadResponse("no body was received".into()));
         };
-        if let (Some(want), Some(got)) = (sha256, part.digest()?)
-            && want != got
-        {
+        if let Err(mismatch) = checksums.verify(part.hasher()?) {
             part.remove();
             return Err(FetchError::Checksum {
-                expected: crate::hex::encode(&want),
-                actual: crate::hex::encode(&got),
+                algorithm: mismatch.algorithm.name(),
+                expected: mismatch.expected,
+                actual: mismatch.actual,
             });
         }
         let bytes = part.len();
@@ -569,7 +571,7 @@ impl Fetcher {
             // The first response had no ETag or Last-Modified: nothing can
             // tell its version from the server's now, so only a checksum may
             // vouch for continuing.
-            let decision = if part.hash {
+            let decision = if !part.hash.is_empty() {
                 progress.unrecorded = true;
                 Resume::Checked
             } else {
@@ -580,7 +582,7 @@ impl Fetcher {
                 from: part.len(),
                 decision,
             });
-            if !part.hash {
+            if part.hash.is_empty() {
                 part.restart()?;
                 progress.pieces = None;
             }
@@ -598,7 +600,7 @@ impl Fetcher {
             .pieces
             .as_ref()
             .and_then(|done| done.iter().map(|&(start, _)| start).find(|&start| start > offset));
-        let response = self.send(&job.url, offset, gap_end, deadline, progress)?;
+        let response = self.send(&job.url, &job.headers, offset, gap_end, deadline, progress)?;
         let status = response.status();
         progress.status = Some(status.as_u16());
         let headers = response.headers();
@@ -866,11 +868,10 @@ impl Fetcher {
     }
 }
 
-/// Whether the part's SHA-256 is known and not the `want`ed one.
-fn digest_differs(want: Option<[u8; 32]>, part: &mut Part) -> Result<bool, FetchError> {
-    let got = match part.file.as_mut() {
-        Some(file) => file.digest()?,
-        None => None,
-    };
-    Ok(matches!((want, got), (Some(want), Some(got)) if want != got))
+/// Whether the part's digests are not the `want`ed ones.
+fn digest_differs(want: &Checksums, part: &mut Part) -> Result<bool, FetchError> {
+    match part.file.as_mut() {
+        Some(file) => Ok(want.verify(file.hasher()?).is_err()),
+        None => Ok(false),
+    }
 }

@@ -434,7 +434,14 @@ impl Fetcher {
             validator: Some(split.validator.clone()),
             ..Progress::default()
         };
-        let response = self.send(&split.job.url, taken.from, Some(taken.end), None, &mut progress)?;
+        let response = self.send(
+            &split.job.url,
+            &split.job.headers,
+            taken.from,
+            Some(taken.end),
+            None,
+            &mut progress,
+        )?;
         let status = response.status().as_u16();
         let headers = response.headers();
         let last = match status {

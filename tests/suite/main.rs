@@ -19,6 +19,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod checksums;
 mod cli;
 mod config_file;
 mod cookies;
@@ -28,6 +29,7 @@ mod exit_codes;
 mod file_safety;
 mod hostile_text;
 mod input;
+mod list_format;
 mod man_pages;
 mod naming;
 mod naming_reserved;
