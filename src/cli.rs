@@ -559,6 +559,14 @@ pub struct DownloadArgs {
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = fetchq::parse_rate, help_heading = "Behaviour")]
     pub split_min: u64,
 
+    /// How long an entry with several sources (mirrors) waits for an answer before asking the next one too.
+    ///
+    /// The first usable answer wins and the others are closed unread; 0 asks
+    /// every source at once. A source that fails is set aside and the next is
+    /// used; the entry fails only when all have failed.
+    #[arg(long, value_name = "DURATION", default_value = "1", value_parser = parse_duration, help_heading = "Network")]
+    pub race_after: Duration,
+
     /// Largest file to accept, e.g. 500M or 2G (K = 1024).
     ///
     /// An entry whose Content-Length, or whose body as it arrives, passes SIZE
@@ -739,6 +747,7 @@ impl DownloadArgs {
         config.max_filesize = self.max_filesize;
         config.split = usize::from(self.split);
         config.split_min = self.split_min;
+        config.race_after = self.race_after;
         config.ip_family = match (self.ipv4, self.ipv6) {
             (true, _) => IpFamily::V4,
             (_, true) => IpFamily::V6,

@@ -156,6 +156,9 @@ pub struct Config {
     pub split: usize,
     /// Smallest file split over several connections (`--split-min`).
     pub split_min: u64,
+    /// How long an entry with several sources waits for response headers
+    /// before it asks the next source as well (`--race-after`).
+    pub race_after: Duration,
 }
 
 impl Config {
@@ -194,6 +197,7 @@ impl Config {
             resolve: Vec::new(),
             split: 4,
             split_min: 16 * 1024 * 1024,
+            race_after: Duration::from_secs(1),
         }
     }
 }

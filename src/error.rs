@@ -294,6 +294,9 @@ pub enum FetchError {
     /// The run was interrupted while this download was in flight.
     #[error("interrupted")]
     Cancelled,
+    /// Every source of an entry with mirrors failed; each with its cause.
+    #[error("every source failed: {}", .0.iter().map(|(url, cause)| format!("{url}: {cause}")).collect::<Vec<_>>().join("; "))]
+    AllSources(Vec<(String, String)>),
 }
 
 impl FetchError {
@@ -317,6 +320,7 @@ impl FetchError {
             | FetchError::Client(_)
             | FetchError::Tls(_)
             | FetchError::TooLarge { .. }
+            | FetchError::AllSources(_)
             | FetchError::Cancelled => false,
         }
     }
@@ -341,6 +345,7 @@ impl FetchError {
             FetchError::Tls(_) => "tls",
             FetchError::TooLarge { .. } => "too_large",
             FetchError::Cancelled => "interrupted",
+            FetchError::AllSources(_) => "all_sources_failed",
         }
     }
 

@@ -63,6 +63,16 @@ pub enum Event {
         /// Bytes already on disk that the next attempt will continue from.
         resume_from: u64,
     },
+    /// One source of an entry with several (mirrors) failed and is set
+    /// aside for that entry; the next one is used.
+    SourceSetAside {
+        /// The entry.
+        job: Arc<JobInfo>,
+        /// Which source was set aside (see [`JobInfo::source`]).
+        source: usize,
+        /// Why.
+        error: FetchError,
+    },
     /// A download is about to go on from a part that already holds bytes
     /// (`-c`, or the server answered a resume with the whole file), and this
     /// is what became of them (shown with `-v`).
@@ -161,9 +171,8 @@ pub struct JobInfo {
     pub origin: Origin,
     /// What was asked for: the first source, which names the entry.
     pub url: Url,
-    /// Further sources of the same file, in list order. Downloads use only
-    /// [`url`](Self::url); these are carried so every output can name them
-    /// and a list line written back keeps them.
+    /// Further sources of the same file (mirrors), in list order: asked
+    /// when [`url`](Self::url) is slow to answer (`--race-after`) or fails.
     pub mirrors: Vec<Url>,
     /// Where it goes, relative to the output dir.
     pub path: PathBuf,
@@ -178,6 +187,16 @@ pub struct JobInfo {
     pub headers: Vec<(String, String)>,
     /// The job source's tag for this entry, echoed back in its report.
     pub ticket: Option<Ticket>,
+}
+
+impl JobInfo {
+    /// Source `index` of the entry: 0 is its URL, then its mirrors in list order.
+    pub fn source(&self, index: usize) -> &Url {
+        match index {
+            0 => &self.url,
+            n => self.mirrors.get(n - 1).unwrap_or(&self.url),
+        }
+    }
 }
 
 /// A job source's tag for one entry, echoed back in the entry's report so the
@@ -287,6 +306,18 @@ pub struct EntryReport {
     /// The job source's tag for this entry (see [`JobInfo::ticket`]); also
     /// set for an unusable line, which has no `JobInfo`.
     pub ticket: Option<Ticket>,
+    /// For an entry with mirrors: what became of each source (boxed: most
+    /// entries have one source, and every report crosses the event channel).
+    pub sources: Option<Box<SourceReport>>,
+}
+
+/// What became of the sources of an entry with mirrors.
+#[derive(Debug, Clone, Default)]
+pub struct SourceReport {
+    /// Sources set aside (see [`JobInfo::source`]), each with its cause.
+    pub set_aside: Vec<(usize, String)>,
+    /// The source the body came from, for a downloaded entry.
+    pub delivered_by: Option<usize>,
 }
 
 impl EntryReport {
@@ -317,6 +348,7 @@ impl EntryReport {
             elapsed: Duration::ZERO,
             saved_as: None,
             ticket: job.as_ref().and_then(|j| j.ticket.clone()),
+            sources: None,
             job,
         }
     }

@@ -15,7 +15,7 @@ use crate::cancel::Cancel;
 use crate::checksum::{Checksums, Sums};
 use crate::error::{LineError, RunError};
 use crate::event::{EntryReport, Event, Events, JobInfo, Origin, Outcome, Problem, SkipReason, Ticket};
-use crate::fetch::Split;
+use crate::fetch::{Race, Split, source_url};
 use crate::input::{Entry, ListInput};
 use crate::naming::{Namer, OutPath, Placement, Turn};
 
@@ -34,6 +34,15 @@ pub(crate) enum Task {
     Entry(Job),
     /// Help with a big file another worker is downloading (`--split`).
     Help(Arc<Split>),
+    /// Ask one more source of an entry with mirrors (`--race-after`).
+    Probe {
+        /// The entry's race.
+        race: Arc<Race>,
+        /// Which source.
+        source: usize,
+        /// Not before then.
+        at: Instant,
+    },
 }
 
 impl Task {
@@ -41,7 +50,8 @@ impl Task {
     pub(crate) fn url(&self) -> &Url {
         match self {
             Task::Entry(job) => &job.info.url,
-            Task::Help(split) => &split.job.url,
+            Task::Help(split) => &split.source,
+            Task::Probe { race, source, .. } => source_url(&race.job, *source),
         }
     }
 }
@@ -111,6 +121,26 @@ impl Door {
                 sent
             })
             .count()
+    }
+
+    /// Put a probe task on the channel without waiting; whether it went.
+    pub(crate) fn send_probe(&self, race: &Arc<Race>, source: usize, at: Instant) -> bool {
+        let tx = self.lock();
+        let Some(tx) = tx.as_ref() else {
+            return false;
+        };
+        self.helps.fetch_add(1, Ordering::AcqRel);
+        let sent = tx
+            .try_send(Task::Probe {
+                race: race.clone(),
+                source,
+                at,
+            })
+            .is_ok();
+        if !sent {
+            self.helps.fetch_sub(1, Ordering::AcqRel);
+        }
+        sent
     }
 
     /// A worker took a help task from the channel.

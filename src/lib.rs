@@ -19,7 +19,7 @@
 //!                            feed   hosts            the channel's tasks; --per-host
 //!                              │  ╲
 //!                              │   ▼
-//!                              │  fetch (mod redirect headers classify split)
+//!                              │  fetch (mod redirect headers classify split sources)
 //!                              ▼               │
 //!                            input     client  rate  proxy  pieces
 //!                              │         │
@@ -128,7 +128,8 @@ pub use config::{Config, Existing, IpFamily, Pin, ProxyChoice};
 pub use cookies::{Cookies, CookiesError};
 pub use error::{FetchError, LineError, ProxyError, RunError};
 pub use event::{
-    EntryReport, Event, JobInfo, Origin, Outcome, Problem, Resume, SkipReason, StartOver, Ticket,
+    EntryReport, Event, JobInfo, Origin, Outcome, Problem, Resume, SkipReason, SourceReport, StartOver,
+    Ticket,
 };
 pub use event::{Live, Observer, Slot, Tee};
 pub use exit::Exit;

@@ -19,7 +19,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
 
@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::error::RunError;
 use crate::event::{Event, Events, Live, Observer, Slot};
 use crate::feed::{Door, Feeder, Refill, Source, Task};
-use crate::fetch::{Crew, Fetcher, Split, WorkerCtx};
+use crate::fetch::{Crew, Fetcher, Race, Split, WorkerCtx};
 use crate::hosts::HostGate;
 use crate::naming::Namer;
 use crate::outdir::OutDir;
@@ -66,6 +66,10 @@ impl Crew for Idle<'_> {
 
     fn call(&self, split: &Arc<Split>, n: usize) -> usize {
         self.door.send_help(split, n)
+    }
+
+    fn probe(&self, race: &Arc<Race>, source: usize, at: Instant) -> bool {
+        self.door.send_probe(race, source, at)
     }
 }
 
@@ -179,6 +183,11 @@ pub fn run(
                                     crew: Some(idle),
                                 };
                                 fetcher.help(&split, &mut ctx);
+                                continue;
+                            }
+                            Task::Probe { race, source, at } => {
+                                door.help_taken();
+                                fetcher.probe(&race, source, at, Some(idle));
                                 continue;
                             }
                         };

@@ -393,6 +393,19 @@ impl Observer for Terminal {
                     );
                 }
             }
+            Event::SourceSetAside { job, source, error } => {
+                if self.verbose {
+                    self.line(
+                        &format!(
+                            "{}: {}: source set aside: {}",
+                            display::text(&job.origin.to_string()),
+                            display::url(job.source(*source)),
+                            display::text(&display::chain(error)),
+                        ),
+                        false,
+                    );
+                }
+            }
             Event::Resume { job, from, decision } => {
                 if self.verbose {
                     self.line(

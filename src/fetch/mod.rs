@@ -18,8 +18,11 @@
 mod classify;
 mod headers;
 mod redirect;
+mod sources;
 mod split;
 
+use sources::source_count;
+pub(crate) use sources::{Race, source_url};
 pub(crate) use split::{Crew, Split};
 
 use std::ffi::OsStr;
@@ -37,7 +40,7 @@ use crate::checksum::{Algorithms, Checksums};
 use crate::config::{Config, Existing};
 use crate::error::FetchError;
 use crate::event::{
-    EntryReport, Event, Events, JobInfo, Outcome, Problem, Resume, SkipReason, Slot, StartOver,
+    EntryReport, Event, Events, JobInfo, Outcome, Problem, Resume, SkipReason, Slot, SourceReport, StartOver,
 };
 use crate::folder::{Folder, Occupant, occupant_at};
 use crate::naming::{self, Namer, Turn};
@@ -126,6 +129,14 @@ struct Progress {
     /// The ranges on disk when the part has holes: a split download that
     /// stopped (kept for the next attempt) or one continued with `-c`.
     pieces: Option<Vec<(u64, u64)>>,
+    /// The source in use (0 is the entry's URL, then its mirrors).
+    source: usize,
+    /// Sources set aside, with why.
+    aside: Vec<(usize, String)>,
+    /// Attempts made on the current source.
+    source_attempts: u32,
+    /// Whether the current attempt got as far as a body.
+    streamed: bool,
 }
 
 /// An entry's part file, made only once a response has a body to write: a
@@ -218,7 +229,14 @@ impl Fetcher {
             Ok((outcome, bytes)) => (outcome, bytes),
             Err(error) => (Outcome::Failed(Problem::Fetch(error)), 0),
         };
+        let sources = (!job.mirrors.is_empty()).then(|| {
+            Box::new(SourceReport {
+                delivered_by: matches!(outcome, Outcome::Downloaded).then_some(progress.source),
+                set_aside: std::mem::take(&mut progress.aside),
+            })
+        });
         EntryReport {
+            sources,
             origin: job.origin.clone(),
             job: Some(job.clone()),
             outcome,
@@ -308,6 +326,8 @@ impl Fetcher {
         let mut busy_rounds = 0;
         loop {
             progress.attempts += 1;
+            progress.source_attempts += 1;
+            progress.streamed = false;
             let result = self.attempt(job, &mut part, ctx, progress, start);
             let error = match result {
                 Ok(Done::Complete) if progress.unrecorded && digest_differs(checksums, &mut part)? => {
@@ -358,7 +378,37 @@ impl Fetcher {
             let out_of_time = config.max_time.is_some_and(|max| start.elapsed() >= max);
             let transient = error.is_transient()
                 || matches!(&error, FetchError::Status { status, .. } if config.retry_statuses.contains(status));
-            if !transient || progress.attempts > config.retries || out_of_time {
+            // With mirrors, a source that failed before its body, or whose
+            // retries are spent, makes way for the next one.
+            let error = if source_count(job) > 1
+                && !out_of_time
+                && source_fault(&error)
+                && (!progress.streamed || !transient || progress.source_attempts > config.retries)
+            {
+                let here = progress.source;
+                self.set_aside(job, here, error, progress, ctx);
+                match self.next_source(job, progress) {
+                    Some(next) => {
+                        self.switch_source(job, next, &mut part, progress)?;
+                        continue;
+                    }
+                    None => {
+                        part.remove();
+                        return Err(FetchError::AllSources(
+                            progress
+                                .aside
+                                .iter()
+                                .map(|(source, cause)| {
+                                    (crate::display::url(source_url(job, *source)), cause.clone())
+                                })
+                                .collect(),
+                        ));
+                    }
+                }
+            } else {
+                error
+            };
+            if !transient || progress.source_attempts > config.retries || out_of_time {
                 // A resumable part is kept for `-c`; anything else is removed.
                 if !transient || part.len() == 0 {
                     part.remove();
@@ -600,7 +650,7 @@ impl Fetcher {
             .pieces
             .as_ref()
             .and_then(|done| done.iter().map(|&(start, _)| start).find(|&start| start > offset));
-        let response = self.send(&job.url, &job.headers, offset, gap_end, deadline, progress)?;
+        let response = self.first_answer(job, offset, gap_end, deadline, progress, ctx)?;
         let status = response.status();
         progress.status = Some(status.as_u16());
         let headers = response.headers();
@@ -749,9 +799,14 @@ impl Fetcher {
         let mut on_disk = part.len();
         if let Some(done) = progress.pieces.take() {
             let opened = match (full_length, progress.validator.as_deref()) {
-                (Some(total), Some(validator)) if ranged => {
-                    self.open_split(job, part, validator, total, &done, part.len())?
-                }
+                (Some(total), Some(validator)) if ranged => self.open_split(
+                    job,
+                    source_url(job, progress.source),
+                    part,
+                    validator,
+                    total,
+                    &done,
+                )?,
                 _ => None,
             };
             let Some(opened) = opened else {
@@ -766,6 +821,7 @@ impl Fetcher {
             split = Some(opened);
         }
         ctx.slot.begin_body(on_disk, expected);
+        progress.streamed = true;
         let mut reader = response.into_body().into_reader();
         let mut next_look = 0;
         let buf = &mut *ctx.buf;
@@ -828,7 +884,14 @@ impl Fetcher {
                     (ctx.crew, full_length, progress.validator.as_deref())
                     && crew.idle() > 0
                 {
-                    split = self.open_split(job, part, validator, total, &[(0, part.len())], part.len())?;
+                    split = self.open_split(
+                        job,
+                        source_url(job, progress.source),
+                        part,
+                        validator,
+                        total,
+                        &[(0, part.len())],
+                    )?;
                     if let Some((split, owner)) = &split {
                         self.call_helpers(split, ctx.crew);
                         _watch = Some(split.watch(*owner));
@@ -873,5 +936,49 @@ fn digest_differs(want: &Checksums, part: &mut Part) -> Result<bool, FetchError>
     match part.file.as_mut() {
         Some(file) => Ok(want.verify(file.hasher()?).is_err()),
         None => Ok(false),
+    }
+}
+
+/// Whether `error` says something about the source rather than about this
+/// machine or the entry: only then does another source help.
+fn source_fault(error: &FetchError) -> bool {
+    !matches!(
+        error,
+        FetchError::Disk { .. }
+            | FetchError::Busy { .. }
+            | FetchError::NotAFile { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::Cancelled
+            | FetchError::Checksum { .. }
+            | FetchError::AllSources(_)
+    )
+}
+
+impl Fetcher {
+    /// Go on with source `next`. Bytes of the old one stay only where the
+    /// entry's checksum will check the joined result; otherwise the file
+    /// starts over, since two servers' bytes are never spliced unverified.
+    fn switch_source(
+        &self,
+        job: &Arc<JobInfo>,
+        next: usize,
+        part: &mut Part,
+        progress: &mut Progress,
+    ) -> Result<(), FetchError> {
+        progress.source = next;
+        progress.source_attempts = 0;
+        // Validators and lengths are the old server's.
+        progress.validator = None;
+        progress.announced = None;
+        if part.len() > 0 || progress.pieces.is_some() {
+            if job.checksums.is_empty() {
+                part.restart()?;
+            } else {
+                progress.unrecorded = true;
+            }
+            // A map of pieces belongs to the old source's version.
+            progress.pieces = None;
+        }
+        Ok(())
     }
 }

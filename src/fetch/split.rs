@@ -29,10 +29,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ureq::http::header;
+use url::Url;
 
 use super::classify::body_error;
 use super::headers::{content_range, header_str, same_version};
-use super::{Done, Fetcher, Progress, WorkerCtx};
+use super::{Done, Fetcher, Progress, Race, WorkerCtx};
 use crate::backoff::Backoff;
 use crate::error::FetchError;
 use crate::event::{JobInfo, Slot};
@@ -63,6 +64,9 @@ pub(crate) trait Crew: Sync {
     fn waiting(&self) -> bool;
     /// Ask up to `n` idle workers to help with `split`; how many were asked.
     fn call(&self, split: &Arc<Split>, n: usize) -> usize;
+    /// Ask an idle worker to try source `source` of `race` at `at`
+    /// (see `sources`); whether one was asked.
+    fn probe(&self, race: &Arc<Race>, source: usize, at: Instant) -> bool;
 }
 
 /// Why a split stopped before its file was complete.
@@ -92,6 +96,8 @@ struct State {
 pub(crate) struct Split {
     /// The entry.
     pub(crate) job: Arc<JobInfo>,
+    /// The source every piece is asked from: the one the owner streams.
+    pub(crate) source: Url,
     /// Sent as `If-Range` with every piece, and checked on every answer.
     validator: String,
     total: u64,
@@ -180,25 +186,27 @@ impl Fetcher {
     }
 
     /// Open a split of `job`'s file of `total` bytes whose `done` ranges are
-    /// on disk, the owner's response continuing at `from`. `None` when the
+    /// on disk, the owner's response from `source` continuing at the end of
+    /// the part's prefix. `None` when the
     /// owner's piece cannot be placed (nothing missing at `from`).
     pub(super) fn open_split(
         &self,
         job: &Arc<JobInfo>,
+        source: &Url,
         part: &mut PartFile,
         validator: &str,
         total: u64,
         done: &[(u64, u64)],
-        from: u64,
     ) -> Result<Option<(Arc<Split>, Taken)>, FetchError> {
         let mut map = PieceMap::new(total, done);
-        let Some(owner) = map.take_at(from) else {
+        let Some(owner) = map.take_at(part.len()) else {
             return Ok(None);
         };
         // From now on the part has holes: `-c` must know which bytes it holds.
         part.record_done(map.done());
         let split = Arc::new(Split {
             job: job.clone(),
+            source: source.clone(),
             validator: validator.to_string(),
             total,
             file: part.writer()?,
@@ -435,7 +443,7 @@ impl Fetcher {
             ..Progress::default()
         };
         let response = self.send(
-            &split.job.url,
+            &split.source,
             &split.job.headers,
             taken.from,
             Some(taken.end),

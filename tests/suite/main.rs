@@ -31,6 +31,7 @@ mod hostile_text;
 mod input;
 mod list_format;
 mod man_pages;
+mod mirrors;
 mod naming;
 mod naming_reserved;
 mod netrc;
