@@ -5,7 +5,10 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::limits::FleetLimits;
 
 /// What to do when the final file already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -149,6 +152,9 @@ pub struct Config {
     pub ip_family: IpFamily,
     /// Addresses given for host and port instead of DNS (`--resolve`).
     pub resolve: Vec<Pin>,
+    /// Where `per_host` and `limit_rate` are counted across processes
+    /// (`worker --global-limits`); `None`: in this process only.
+    pub(crate) fleet: Option<Arc<dyn FleetLimits>>,
 }
 
 impl Config {
@@ -184,6 +190,7 @@ impl Config {
             retry_statuses: Vec::new(),
             ip_family: IpFamily::Any,
             resolve: Vec::new(),
+            fleet: None,
         }
     }
 }

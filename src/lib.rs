@@ -35,6 +35,9 @@
 //!    │        │
 //!    ▼        ▼
 //!  error display cancel config exit backoff hex base64 netrc cookies   leaves: import nothing of fetchq
+//!                           │                                          (but config names limits)
+//!                           ▼
+//!                         limits       the hook for limits shared across processes (queue implements it)
 //! ```
 //! `event` is the contract every stage shares: what workers report
 //! ([`Event`], [`Slot`]), how they send it (`event::Events`) and what
@@ -98,6 +101,7 @@ mod hex;
 mod hosts;
 mod input;
 pub mod jsonl;
+mod limits;
 pub mod messages;
 mod naming;
 mod netrc;

@@ -4,10 +4,11 @@
 //! ```text
 //!            ┌─ source.rs (feeder thread, own connection): claim ─▶ Feeder::submit(entry, ticket)
 //!  Redis ◀───┼─ sink.rs (observer, calling thread, own connection): Finished ─▶ complete / release
-//!            └─ heartbeat.rs (own thread and connection): heartbeat every TTL/3, requeue_stale every TTL
+//!            ├─ heartbeat.rs (own thread and connection): heartbeat every TTL/3, requeue_stale every TTL
+//!            └─ fleet.rs (--global-limits; own connection, called by the pool's gate and rate limiter)
 //! ```
 //!
-//! This file runs the three and the series of runs, and shuts down;
+//! This file runs them and the series of runs, and shuts down;
 //! `claims.rs` is the table they share.
 //!
 //! # Claim accounting
@@ -54,6 +55,7 @@
 //! so it is downloaded again rather than skipped as a duplicate.
 
 mod claims;
+mod fleet;
 mod heartbeat;
 mod sink;
 mod source;
@@ -109,6 +111,9 @@ pub struct WorkerOptions {
     /// How long shutdown keeps retrying to release entries and unregister
     /// while Redis is unreachable.
     pub shutdown_limit: Duration,
+    /// Count the config's `per_host` and `limit_rate` across every worker
+    /// of the queue (through Redis) instead of in this worker alone.
+    pub global_limits: bool,
 }
 
 impl WorkerOptions {
@@ -120,6 +125,7 @@ impl WorkerOptions {
             claim_wait: CLAIM_WAIT,
             max_entries_per_run: 50_000,
             shutdown_limit: Duration::from_secs(10),
+            global_limits: false,
         }
     }
 }
@@ -288,7 +294,7 @@ impl Observer for NoInputDone<'_> {
 /// more connections from it: one for claiming, one for the heartbeat.
 pub fn work(
     mut queue: Queue,
-    config: Config,
+    mut config: Config,
     options: WorkerOptions,
     cancel: &Cancel,
     observer: &mut dyn Observer,
@@ -331,13 +337,35 @@ pub fn work(
         }
     };
 
+    let fleet = if ctx.options.global_limits {
+        match start_fleet(&ctx, &mut queue, &stop_heartbeat) {
+            Ok((counter, thread)) => {
+                config.fleet = Some(counter.clone());
+                Some((counter, thread))
+            }
+            Err(e) => {
+                stop_heartbeat.store(true, Ordering::SeqCst);
+                let _ = beat.join();
+                let _ = queue.unregister_worker(&id);
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+
     let mut sink = QueueSink::new(queue, ctx.clone(), config.dir.clone());
     let runs = run_series(&ctx, &config, source_queue, &mut sink, observer);
     sink.flush();
 
-    // No more heartbeats, then give back what was claimed and not recorded.
+    // No more heartbeats or host slots, then give back what was claimed and
+    // not recorded.
     stop_heartbeat.store(true, Ordering::SeqCst);
     let _ = beat.join();
+    if let Some((counter, thread)) = fleet {
+        let _ = thread.join();
+        counter.release_all();
+    }
     let released = shut_down(&ctx, sink.queue());
     let Runs { mut total, drained } = runs?;
     let (not_started, input_error) = (total.not_started, total.input_error.take());
@@ -348,6 +376,28 @@ pub fn work(
         released,
         drained,
     })
+}
+
+/// The fleet counter of `--global-limits` on a connection of its own, and
+/// the thread that returns its idle slots until `stop` is set.
+fn start_fleet(
+    ctx: &Arc<Ctx>,
+    queue: &mut Queue,
+    stop: &Arc<AtomicBool>,
+) -> Result<(Arc<fleet::FleetCounter>, thread::JoinHandle<()>), WorkerError> {
+    let cancelled = || ctx.cancel.is_requested();
+    let own = ctx.retry(queue, "connect", &RetryPolicy::default(), &cancelled, |q| {
+        q.try_clone()
+    })?;
+    let counter = Arc::new(fleet::FleetCounter::new(own, ctx.clone()));
+    let thread = thread::Builder::new()
+        .name("fetchq-fleet".into())
+        .spawn({
+            let (counter, stop) = (counter.clone(), stop.clone());
+            move || fleet::run(counter, stop)
+        })
+        .map_err(RunError::Spawn)?;
+    Ok((counter, thread))
 }
 
 /// Opens the heartbeat's and the source's connections, retrying connection
