@@ -293,6 +293,14 @@ impl QueueSource {
         let ctx = self.ctx.clone();
         let claims = ctx.claims();
         if !claims.is_empty() {
+            if ctx.options.drain {
+                // Draining and nothing pending: end the run, so the pool
+                // finishes what it holds and returns the moment the last
+                // download ends, and the series writes the outcomes at once
+                // instead of at the pool's next tick (up to 0.1 s later).
+                // The next run sees whether the queue is drained.
+                return Ok(Claim::End(End::Restart));
+            }
             // Our own entries are still downloading: the queue is not drained
             // and this run is not idle. Look again once the sink recorded
             // some, or after a while (new entries may come).
