@@ -16,12 +16,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{Ctx, Level, Warnings};
-use crate::cancel::sleep_unless;
+use super::{Ctx, Level, Stop, Warnings};
 use crate::display::chain;
 use crate::limits::FleetLimits;
 use crate::queue::{Queue, QueueError};
@@ -173,9 +171,8 @@ impl FleetLimits for FleetCounter {
 }
 
 /// Returns idle slots every [`KEEP`] until `stop` is set, then all of them.
-pub(super) fn run(counter: Arc<FleetCounter>, stop: Arc<AtomicBool>) {
-    let stopped = || stop.load(Ordering::SeqCst);
-    while sleep_unless(KEEP, stopped) {
+pub(super) fn run(counter: Arc<FleetCounter>, stop: Arc<Stop>) {
+    while stop.sleep(KEEP) {
         counter.return_idle(KEEP);
     }
     counter.return_idle(Duration::ZERO);

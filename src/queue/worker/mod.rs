@@ -61,7 +61,6 @@ mod sink;
 mod source;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -241,6 +240,51 @@ impl Ctx {
     }
 }
 
+/// Tells the heartbeat's and the fleet's threads to end, waking them from
+/// their sleep at once (so shutdown does not wait out a polling interval).
+#[derive(Debug, Default)]
+struct Stop {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Stop {
+    fn lock(&self) -> MutexGuard<'_, bool> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Ends every sleep, now and later.
+    fn set(&self) {
+        *self.lock() = true;
+        self.wake.notify_all();
+    }
+
+    fn is_set(&self) -> bool {
+        *self.lock()
+    }
+
+    /// Sleeps `total` unless stopped first; true if the whole time passed.
+    fn sleep(&self, total: Duration) -> bool {
+        let until = Instant::now() + total;
+        let mut stopped = self.lock();
+        loop {
+            if *stopped {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            stopped = self
+                .wake
+                .wait_timeout(stopped, left)
+                .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard);
+        }
+    }
+}
+
 /// When failures of one retry loop are worth a warning.
 #[derive(Debug, Default)]
 struct Warnings {
@@ -322,7 +366,7 @@ pub fn work(
             return Err(e.into());
         }
     };
-    let stop_heartbeat = Arc::new(AtomicBool::new(false));
+    let stop_heartbeat = Arc::new(Stop::default());
     let beat = {
         let (ctx, stop) = (ctx.clone(), stop_heartbeat.clone());
         thread::Builder::new()
@@ -344,7 +388,7 @@ pub fn work(
                 Some((counter, thread))
             }
             Err(e) => {
-                stop_heartbeat.store(true, Ordering::SeqCst);
+                stop_heartbeat.set();
                 let _ = beat.join();
                 let _ = queue.unregister_worker(&id);
                 return Err(e);
@@ -360,7 +404,7 @@ pub fn work(
 
     // No more heartbeats or host slots, then give back what was claimed and
     // not recorded.
-    stop_heartbeat.store(true, Ordering::SeqCst);
+    stop_heartbeat.set();
     let _ = beat.join();
     if let Some((counter, thread)) = fleet {
         let _ = thread.join();
@@ -383,7 +427,7 @@ pub fn work(
 fn start_fleet(
     ctx: &Arc<Ctx>,
     queue: &mut Queue,
-    stop: &Arc<AtomicBool>,
+    stop: &Arc<Stop>,
 ) -> Result<(Arc<fleet::FleetCounter>, thread::JoinHandle<()>), WorkerError> {
     let cancelled = || ctx.cancel.is_requested();
     let own = ctx.retry(queue, "connect", &RetryPolicy::default(), &cancelled, |q| {
@@ -509,6 +553,21 @@ fn shut_down(ctx: &Ctx, queue: &mut Queue) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stop_ends_a_sleep_at_once_and_stays_set() {
+        let stop = Arc::new(Stop::default());
+        assert!(stop.sleep(Duration::from_millis(1)), "a short sleep runs out");
+        let sleeper = {
+            let stop = stop.clone();
+            thread::spawn(move || stop.sleep(Duration::from_secs(30)))
+        };
+        let start = Instant::now();
+        stop.set();
+        assert!(!sleeper.join().expect("sleeper thread"));
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(!stop.sleep(Duration::from_secs(30)), "a later sleep ends at once");
+    }
 
     #[test]
     fn the_first_failure_is_quiet_then_one_warning_per_interval() {
