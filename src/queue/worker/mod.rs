@@ -16,9 +16,10 @@
 //! Every claimed entry gets a [`Ticket`](crate::event::Ticket), its claim
 //! number, and sits in one shared table (`Claims`) from the moment `claim`
 //! returns until its result is in Redis. The source claims a batch as large
-//! as the room in the feeder's channel (`4·jobs`) and hands it over; while
-//! the channel is full it sleeps until the pool has drained it to half. So
-//! no more than `jobs` downloading + `4·jobs` queued are claimed and
+//! as the room in the feeder's channel (`4·jobs`) plus `2·jobs` it keeps
+//! and hands over as the channel drains; while the channel is full it
+//! sleeps until the pool has drained it to half. So no more than `jobs`
+//! downloading + `4·jobs` queued + `2·jobs` held are claimed and
 //! unfinished at once (plus the per-host
 //! parking lot with `--per-host`). A worker that dies strands those, and the
 //! finished ones whose outcome is not written yet (at most `FLUSH_EVERY`
@@ -485,7 +486,8 @@ fn run_series(
             None => ctx.retry(sink.queue(), "connect", &FOREVER, &cancelled, |q| q.try_clone())?,
         };
         let (back, handed_back) = mpsc::channel();
-        let source = QueueSource::new(queue, ctx.clone(), std::mem::take(&mut carry), back);
+        let source = QueueSource::new(queue, ctx.clone(), std::mem::take(&mut carry), back)
+            .claiming_ahead(2 * config.jobs.clamp(1, 1024));
         let summary = crate::pool::run(
             config.clone(),
             Box::new(source),
