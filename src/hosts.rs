@@ -126,6 +126,8 @@ impl<T> HostGate<T> {
     }
 
     /// Whether the fleet grants `host` one more slot (always, without a fleet).
+    /// Called under the state lock: a slot the counter does not hold already
+    /// costs a round trip to it there, which the other workers wait out.
     fn fleet_slot(&self, host: &str) -> bool {
         self.fleet
             .as_ref()
