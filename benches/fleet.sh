@@ -3,7 +3,7 @@
 #
 #   benches/fleet.sh [--quick] [--entries N] [--workers LIST] [--jobs J]
 #                    [--enqueue-lines M] [--fetchq PATH] [--runs R]
-#                    [--stats-dir DIR]
+#                    [--stats-dir DIR] [--worker-args "ARGS"]
 #
 # Starts its own redis-server (no persistence) and nginx on 127.0.0.1,
 # serves N generated 4 KiB files from /dev/shm (the disk stays out of the
@@ -15,6 +15,9 @@
 # `fetchq -j J` of the same list for comparison, `enqueue` of M generated
 # lines (time, entries/s, peak RSS) and `status` on that queue of M.
 # --stats-dir keeps each run's INFO commandstats (DIR/commandstats-W-R.txt).
+# --worker-args adds ARGS (split on spaces) to every worker, e.g.
+# "--global-limits --per-host 64" to measure what the shared limits cost.
+# --quick: 5,000 entries and 100,000 enqueued lines (about a minute).
 set -euo pipefail
 export LC_ALL=C
 umask 022   # nginx's worker drops root and must still read the data
@@ -24,19 +27,19 @@ HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd -- "$HERE/.." && pwd)
 
 ENTRIES=100000 WORKERS="1 2 4 8" JOBS=8 LINES=1000000 RUNS=1
-FETCHQ=$ROOT/target/release/fetchq STATS_DIR=""
+FETCHQ=$ROOT/target/release/fetchq STATS_DIR="" WORKER_ARGS=""
 while (($#)); do
     case $1 in
         --quick) ENTRIES=5000 LINES=100000; shift ;;
-        --entries|--workers|--jobs|--enqueue-lines|--fetchq|--runs|--stats-dir)
+        --entries|--workers|--jobs|--enqueue-lines|--fetchq|--runs|--stats-dir|--worker-args)
             [[ $# -ge 2 ]] || { echo "fleet.sh: $1 needs a value" >&2; exit 2; }
             case $1 in
                 --entries) ENTRIES=$2 ;; --workers) WORKERS=$2 ;; --jobs) JOBS=$2 ;;
                 --enqueue-lines) LINES=$2 ;; --fetchq) FETCHQ=$2 ;; --runs) RUNS=$2 ;;
-                --stats-dir) STATS_DIR=$2 ;;
+                --stats-dir) STATS_DIR=$2 ;; --worker-args) WORKER_ARGS=$2 ;;
             esac
             shift 2 ;;
-        -h|--help) sed -n '2,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "fleet.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -118,11 +121,12 @@ redis_cpu() { info cpu | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" 
 # From INFO commandstats: usec and calls of the commands clients sent.
 # Commands run inside a script are counted twice there (in EVALSHA and under
 # their own name), so the commands fetchq's scripts call are left out; of
-# those, only the heartbeat's SADD (one per worker every TTL/3) and one HSET
-# after a BLMOVE that found the queue empty are also sent by clients.
+# those, only the heartbeat's SADD (one per worker every TTL/3), one HSET
+# after a BLMOVE that found the queue empty, and status's EXISTS per worker
+# and HLENs are also sent by clients.
 # A pipeline counts each of its commands: calls are an upper bound on round
 # trips.
-NESTED='^(lmove|hset|hget|hdel|lrem|hexists|sadd|rpush|lpush|del|srem|hscan)$'
+NESTED='^(lmove|hset|hget|hmget|hdel|lrem|lrange|ltrim|hexists|sadd|rpush|lpush|del|srem|hscan|hgetall|hincrby|hlen|exists|time|pexpire)$'
 cmdstats() {
     info commandstats | awk -F'[_:=,]' -v nested="$NESTED" '
         /^cmdstat_/ { if ($2 !~ nested) { calls += $4; usec += $6 } }
@@ -130,7 +134,7 @@ cmdstats() {
 }
 
 echo "# fleet.sh: $ENTRIES entries of 4 KiB, workers: $WORKERS, -j $JOBS each, $RUNS run(s); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) at start"
-echo "# fetchq: $FETCHQ; $(redis-server --version | cut -d' ' -f3)"
+echo "# fetchq: $FETCHQ; $(redis-server --version | cut -d' ' -f3); worker args: ${WORKER_ARGS:-none}"
 
 # ------------------------------------------------------------------ local baseline
 for ((r = 1; r <= RUNS; r++)); do
@@ -157,7 +161,8 @@ for w in $WORKERS; do
         t0=$EPOCHREALTIME
         pids=()
         for ((i = 0; i < w; i++)); do
-            "$FETCHQ" worker --redis "$REDIS" --drain -q -j "$JOBS" -d "$out" \
+            # shellcheck disable=SC2086 # WORKER_ARGS is a list of words
+            "$FETCHQ" worker --redis "$REDIS" --drain -q -j "$JOBS" -d "$out" $WORKER_ARGS \
                 >/dev/null 2>"$WORK/logs/worker$i.err" &
             pids+=($!)
         done

@@ -183,9 +183,11 @@ Queue commands:
 The Redis URL may come from FETCHQ_REDIS instead of --redis. Redis 6.2 or newer.";
 
 const WORKER_HELP: &str = "\
-Limits are per worker process: --jobs, --per-host and --limit-rate bound this
-worker only; N workers may open N x --per-host connections to one host and
-download at N x --limit-rate in all.
+Limits are per worker process unless --global-limits is given: --jobs,
+--per-host and --limit-rate bound this worker only, so N workers may open
+N x --per-host connections to one host and download at N x --limit-rate in
+all. With --global-limits on every worker, --per-host and --limit-rate hold
+for the whole queue (--jobs stays per worker).
 
 Examples:
   fetchq worker --redis redis://queue.lan -d /data -j 16
@@ -234,14 +236,15 @@ pub struct EnqueueArgs {
     args_override_self = true,
     mut_arg("dry_run", |a| a.hide(true)),
     mut_arg("per_host", |a| a
-        .help("Most simultaneous connections to one host from this worker (each worker counts its own)")
+        .help("Most simultaneous connections to one host from this worker (from all workers with --global-limits)")
         .long_help("Most simultaneous connections to one host (host and port) from this worker.\n\n\
-            Per worker process: workers do not coordinate, so N workers may open N times this \
-            many connections to one host.")),
+            Per worker process unless --global-limits is given: then it holds across every worker \
+            of the queue that uses --global-limits.")),
     mut_arg("limit_rate", |a| a
-        .help("Download rate of this worker, e.g. 500K or 2M (bytes/s, K = 1024; each worker counts its own)")
+        .help("Download rate of this worker, e.g. 500K or 2M (bytes/s, K = 1024; of all workers with --global-limits)")
         .long_help("Total download rate across this worker's downloads, e.g. 500K or 2M (bytes/s, K = 1024).\n\n\
-            Per worker process: N workers together download at up to N times this rate.")),
+            Per worker process unless --global-limits is given: then it is the rate of every worker \
+            of the queue that uses --global-limits, together.")),
 )]
 pub struct WorkerArgs {
     /// The queue.
@@ -260,6 +263,16 @@ pub struct WorkerArgs {
     /// Two live workers must never share an id.
     #[arg(long, value_name = "ID", help_heading = "Queue")]
     pub worker_id: Option<String>,
+
+    /// --per-host and --limit-rate hold across every worker of the queue, through Redis.
+    ///
+    /// Each worker given this flag counts its connections to a host and the
+    /// bytes it reads in Redis, so the fleet together keeps to --per-host
+    /// connections per host and --limit-rate in all. Give every worker of a
+    /// queue the same --per-host and --limit-rate. A killed worker's
+    /// connection slots are free again when its heartbeat expires (15 s).
+    #[arg(long, help_heading = "Queue")]
+    pub global_limits: bool,
 
     /// Heartbeat TTL in milliseconds: a worker silent this long is presumed
     /// dead. Every worker of a queue should use the same value. For tests.

@@ -5,7 +5,10 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::limits::FleetLimits;
 
 /// What to do when the final file already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -159,6 +162,9 @@ pub struct Config {
     /// How long an entry with several sources waits for response headers
     /// before it asks the next source as well (`--race-after`).
     pub race_after: Duration,
+    /// Where `per_host` and `limit_rate` are counted across processes
+    /// (`worker --global-limits`); `None`: in this process only.
+    pub(crate) fleet: Option<Arc<dyn FleetLimits>>,
 }
 
 impl Config {
@@ -198,6 +204,7 @@ impl Config {
             split: 4,
             split_min: 16 * 1024 * 1024,
             race_after: Duration::from_secs(1),
+            fleet: None,
         }
     }
 }

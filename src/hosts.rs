@@ -9,16 +9,28 @@
 //! of its host. The parking lot is bounded: once it holds
 //! `PARK_LIMIT` (1024) entries (a list that is all one host), workers wait for a
 //! host to free up instead of draining the channel, so memory stays bounded.
+//!
+//! With a fleet counter (`worker --global-limits`, see [`crate::limits`]) a
+//! download also needs one of the host's slots across the fleet: an entry
+//! whose host has none free is parked like one at the local limit, and the
+//! parked entries are offered again every `FLEET_RETRY`, since a slot freed
+//! by another process wakes no one here.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use url::Url;
+
+use crate::config::Config;
+use crate::limits::FleetLimits;
 
 /// Most entries held back at once.
 const PARK_LIMIT: usize = 1024;
+/// How often parked entries are offered to the fleet counter again while
+/// this process waits for its next entry.
+const FLEET_RETRY: Duration = Duration::from_millis(50);
 
 /// The shared per-host limiter of a channel of `T`s (the pool's jobs).
 pub(crate) struct HostGate<T> {
@@ -31,6 +43,8 @@ pub(crate) struct HostGate<T> {
     /// decided in queue order (`--content-disposition` relies on it: an entry
     /// waits for every earlier one's name, see `naming::LateOrder`).
     intake: Mutex<()>,
+    /// The fleet-wide counter of host slots, if the limit is shared.
+    fleet: Option<Arc<dyn FleetLimits>>,
 }
 
 struct State<T> {
@@ -63,12 +77,17 @@ impl<T> Drop for Permit<'_, T> {
     /// A waiter that needs a wake-up for another reason is covered by its
     /// timed wait.
     fn drop(&mut self) {
-        let mut state = self.gate.lock();
-        if let Some(count) = state.active.get_mut(&self.host) {
-            *count -= 1;
-            if *count == 0 {
-                state.active.remove(&self.host);
+        {
+            let mut state = self.gate.lock();
+            if let Some(count) = state.active.get_mut(&self.host) {
+                *count -= 1;
+                if *count == 0 {
+                    state.active.remove(&self.host);
+                }
             }
+        }
+        if let Some(fleet) = &self.gate.fleet {
+            fleet.give_slot(&self.host);
         }
     }
 }
@@ -92,7 +111,45 @@ impl<T> HostGate<T> {
             state: Mutex::default(),
             freed: Condvar::new(),
             intake: Mutex::default(),
+            fleet: None,
         }
+    }
+
+    /// The gate `config` asks for in a pool of `jobs` workers, if any: with
+    /// no more workers than the per-host limit the limit cannot bind in this
+    /// process, but it can across a fleet.
+    pub(crate) fn of(config: &Config, jobs: usize, url_of: fn(&T) -> &Url) -> Option<HostGate<T>> {
+        (config.per_host < jobs || config.fleet.is_some()).then(|| HostGate {
+            fleet: config.fleet.clone(),
+            ..HostGate::new(config.per_host, url_of)
+        })
+    }
+
+    /// Whether the fleet grants `host` one more slot (always, without a fleet).
+    /// Called under the state lock: a slot the counter does not hold already
+    /// costs a round trip to it there, which the other workers wait out.
+    fn fleet_slot(&self, host: &str) -> bool {
+        self.fleet
+            .as_ref()
+            .is_none_or(|fleet| fleet.take_slot(host, self.limit))
+    }
+
+    /// The first parked entry that may start now: its host is under the
+    /// local limit and the fleet gave it a slot. A host the fleet refused is
+    /// not asked again in the same pass, so its entries keep their order.
+    fn runnable(&self, state: &State<T>) -> Option<usize> {
+        let mut refused: Vec<&str> = Vec::new();
+        for (i, (host, _)) in state.parked.iter().enumerate() {
+            if state.active.get(host).copied().unwrap_or(0) >= self.limit || refused.contains(&host.as_str())
+            {
+                continue;
+            }
+            if self.fleet_slot(host) {
+                return Some(i);
+            }
+            refused.push(host);
+        }
+        None
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -107,11 +164,7 @@ impl<T> HostGate<T> {
         loop {
             {
                 let mut state = self.lock();
-                let limit = self.limit;
-                let runnable = state
-                    .parked
-                    .iter()
-                    .position(|(host, _)| state.active.get(host).copied().unwrap_or(0) < limit);
+                let runnable = self.runnable(&state);
                 if let Some((host, job)) = runnable.and_then(|i| state.parked.remove(i)) {
                     return Some((job, self.acquire(&mut state, host)));
                 }
@@ -128,17 +181,28 @@ impl<T> HostGate<T> {
                 .intake
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match jobs.recv() {
+            // Parked entries waiting for the fleet are offered again soon
+            // even if no new entry arrives.
+            let received = if self.fleet.is_some() && !self.lock().parked.is_empty() {
+                jobs.recv_timeout(FLEET_RETRY)
+            } else {
+                jobs.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            };
+            match received {
                 Ok(job) => {
                     let host = host_key((self.url_of)(&job));
                     let mut state = self.lock();
                     let behind = state.parked.iter().any(|(parked, _)| *parked == host);
-                    if !behind && state.active.get(&host).copied().unwrap_or(0) < self.limit {
+                    if !behind
+                        && state.active.get(&host).copied().unwrap_or(0) < self.limit
+                        && self.fleet_slot(&host)
+                    {
                         return Some((job, self.acquire(&mut state, host)));
                     }
                     state.parked.push_back((host, job));
                 }
-                Err(_) => {
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
                     self.lock().input_done = true;
                     self.freed.notify_all();
                 }
@@ -293,6 +357,69 @@ mod tests {
             most.load(Ordering::SeqCst) <= LIMIT,
             "{most:?} at once on one host"
         );
+    }
+
+    /// A fleet counter holding `free` slots per host for the whole fleet.
+    #[derive(Debug)]
+    struct Fleet(Mutex<HashMap<String, usize>>);
+
+    impl Fleet {
+        fn set(&self, host: &str, free: usize) {
+            self.0.lock().unwrap().insert(host.to_string(), free);
+        }
+        fn free(&self, host: &str) -> usize {
+            self.0.lock().unwrap().get(host).copied().unwrap_or(0)
+        }
+    }
+
+    impl FleetLimits for Fleet {
+        fn take_slot(&self, host: &str, _: usize) -> bool {
+            let mut free = self.0.lock().unwrap();
+            let n = free.entry(host.to_string()).or_default();
+            *n > 0 && {
+                *n -= 1;
+                true
+            }
+        }
+        fn give_slot(&self, host: &str) {
+            *self.0.lock().unwrap().entry(host.to_string()).or_default() += 1;
+        }
+        fn charge(&self, _: u64, _: u64, _: u64) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    #[test]
+    fn a_host_the_fleet_refuses_waits_parked_and_its_slots_go_back() {
+        let fleet = Arc::new(Fleet(Mutex::default()));
+        fleet.set("a.test:80", 0);
+        fleet.set("b.test:80", 1);
+        let mut config = Config::new("unused");
+        config.per_host = 4;
+        config.fleet = Some(fleet.clone());
+        fn itself(url: &Url) -> &Url {
+            url
+        }
+        // With -j 1 there is no gate without a fleet: one worker cannot exceed 4.
+        let gate = HostGate::of(&config, 1, itself).expect("a fleet always needs the gate");
+        let rx = queued(&["http://a.test/1", "http://b.test/1", "http://b.test/2"]);
+
+        // a.test has no fleet slot free: parked; b.test/1 takes b's only one.
+        let b1 = gate.next(&rx);
+        assert_eq!(url_of(&b1).as_deref(), Some("http://b.test/1"));
+        // Another process frees a slot of a.test: the parked entry goes first.
+        fleet.set("a.test:80", 1);
+        let a1 = gate.next(&rx);
+        assert_eq!(url_of(&a1).as_deref(), Some("http://a.test/1"));
+        assert_eq!(fleet.free("a.test:80"), 0);
+        // b.test/2 needs b.test/1's slot, which its permit gives back.
+        drop(b1);
+        assert_eq!(fleet.free("b.test:80"), 1);
+        let b2 = gate.next(&rx);
+        assert_eq!(url_of(&b2).as_deref(), Some("http://b.test/2"));
+        drop((a1, b2));
+        assert!(gate.next(&rx).is_none());
+        assert_eq!((fleet.free("a.test:80"), fleet.free("b.test:80")), (1, 1));
     }
 
     /// A list that is all one host parks at most `PARK_LIMIT` entries; the

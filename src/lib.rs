@@ -38,6 +38,9 @@
 //!    ▼        ▼
 //!  error display cancel config exit backoff hex base64 netrc cookies   leaves: import nothing of fetchq
 //!  checksum                                  (but one another: config holds netrc's and checksum's types)
+//!                           │                                          (but config names limits)
+//!                           ▼
+//!                         limits       the hook for limits shared across processes (queue implements it)
 //! ```
 //! `event` is the contract every stage shares: what workers report
 //! ([`Event`], [`Slot`]), how they send it (`event::Events`) and what
@@ -102,6 +105,7 @@ mod hex;
 mod hosts;
 mod input;
 pub mod jsonl;
+mod limits;
 pub mod messages;
 mod naming;
 mod netrc;

@@ -312,6 +312,7 @@ fn worker(args: WorkerArgs) -> Result<Exit> {
     }
     let mut options = WorkerOptions::new(args.worker_id.unwrap_or_else(default_worker_id));
     options.drain = args.drain;
+    options.global_limits = args.global_limits;
 
     let cancel = Cancel::new();
     watch_signals(&cancel)?;

@@ -102,12 +102,11 @@ pub fn run(
         config: config.clone(),
         out,
         cancel: cancel.clone(),
-        rate: config.limit_rate.map(RateLimiter::new),
+        rate: RateLimiter::of(&config),
         namer: namer.clone(),
         proxies,
     };
-    // With no more workers than the per-host limit, the limit can never bind.
-    let gate = (config.per_host < jobs).then(|| HostGate::new(config.per_host, Task::url));
+    let gate = HostGate::of(&config, jobs, Task::url);
     let live = Live {
         slots: (0..jobs).map(|_| Slot::default()).collect(),
     };

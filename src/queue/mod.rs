@@ -45,6 +45,7 @@
 //! | `failed` | HASH | id → the caller's result JSON for a failed entry |
 //! | `failed_entries` | HASH | id → the failed entry's JSON, for [`Queue::retry_failed`] |
 //! | `bad` | LIST | claimed elements that were not valid entry JSON (never retried) |
+//! | `slots:HOST`, `slot_hosts`, `rate` | | `worker --global-limits`, see `fleet.rs` |
 //!
 //! An entry's id is [`QueueEntry::id_for`]: SHA-256 of `url NUL out`,
 //! truncated to 16 bytes (32 hex digits). Entries are matched by id, not by
@@ -132,6 +133,7 @@
 pub mod commands;
 mod entry;
 mod error;
+mod fleet;
 mod retry;
 mod scripts;
 pub mod worker;

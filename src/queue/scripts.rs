@@ -232,3 +232,94 @@ return 1
 "
     ))
 });
+
+/// KEYS: the host's slots hash (worker → slots held), the set of hosts
+/// with slots. ARGV: worker, limit, want, heartbeat key prefix, host.
+/// Counts the slots held by live workers (a holder whose heartbeat key is
+/// gone is dropped from the hash: its leases expired with it), takes up to
+/// `want` of what is free under `limit` for the worker, and returns how
+/// many. One `EXISTS` per other holder: a handful of workers, not entries.
+pub(crate) static TAKE_SLOTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local held = redis.call('HGETALL', KEYS[1])
+local used = 0
+for i = 1, #held, 2 do
+  local w = held[i]
+  if w ~= ARGV[1] and redis.call('EXISTS', ARGV[4] .. w) == 0 then
+    redis.call('HDEL', KEYS[1], w)
+  else
+    used = used + tonumber(held[i + 1])
+  end
+end
+local n = math.min(tonumber(ARGV[2]) - used, tonumber(ARGV[3]))
+if n <= 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], n)
+redis.call('SADD', KEYS[2], ARGV[5])
+return n
+",
+    )
+});
+
+/// KEYS: the set of hosts with slots, then one slots hash per host.
+/// ARGV: worker, then per hash: host, count. Gives the slots back; a
+/// worker left with none leaves the hash, and an empty hash's host leaves
+/// the set. A count below zero (the worker was presumed dead meanwhile and
+/// its leases dropped) is cleared the same way.
+pub(crate) static GIVE_SLOTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+for i = 2, #KEYS do
+  local j = (i - 2) * 2 + 2
+  if redis.call('HINCRBY', KEYS[i], ARGV[1], -tonumber(ARGV[j + 1])) <= 0 then
+    redis.call('HDEL', KEYS[i], ARGV[1])
+    if redis.call('HLEN', KEYS[i]) == 0 then
+      redis.call('SREM', KEYS[1], ARGV[j])
+    end
+  end
+end
+return #KEYS - 1
+",
+    )
+});
+
+/// KEYS: the set of hosts with slots. ARGV: worker, slots key prefix.
+/// Drops every slot the worker holds, on any host (shutdown, or a start
+/// under the id of a worker that died holding slots).
+pub(crate) static GIVE_ALL_SLOTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+for _, host in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = ARGV[2] .. host
+  redis.call('HDEL', key, ARGV[1])
+  if redis.call('HLEN', key) == 0 then
+    redis.call('SREM', KEYS[1], host)
+  end
+end
+return 1
+",
+    )
+});
+
+/// KEYS: the rate bucket (hash: tokens, at in µs of Redis's clock).
+/// ARGV: rate (bytes/s), burst (bytes), bytes read. Refills the bucket for
+/// the time since the last charge (up to `burst`), takes the bytes, and
+/// returns how many µs the caller should pause for the debt to be paid (0
+/// if none). The clock is Redis's own, so workers' clocks need not agree.
+pub(crate) static CHARGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens, at = tonumber(b[1]) or 0, tonumber(b[2]) or now
+local elapsed = math.max(0, now - at)
+tokens = math.min(burst, tokens + elapsed * rate / 1000000) - tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
+redis.call('PEXPIRE', KEYS[1], 3600000)
+if tokens >= 0 then return 0 end
+return math.ceil(-tokens * 1000000 / rate)
+",
+    )
+});

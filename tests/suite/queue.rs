@@ -1,8 +1,10 @@
 //! The Redis job queue: the library's [`fetchq::queue::Queue`] against a real
 //! `redis-server` ([`library`]), and `fetchq enqueue` with several
-//! `fetchq worker` processes sharing one list ([`distributed`]).
+//! `fetchq worker` processes sharing one list ([`distributed`]), and
+//! `--per-host` and `--limit-rate` held across them ([`global_limits`]).
 
 mod distributed;
 mod errors;
+mod global_limits;
 mod library;
 mod list_format;

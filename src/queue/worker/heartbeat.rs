@@ -3,11 +3,9 @@
 //! once per TTL, requeues the entries of workers whose heartbeat expired.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Ctx, FOREVER, Level};
-use crate::cancel::sleep_unless;
+use super::{Ctx, FOREVER, Level, Stop};
 use crate::display::chain;
 use crate::queue::Queue;
 
@@ -38,13 +36,13 @@ impl RequeueClock {
 }
 
 /// Beats until `stop` is set, on its own connection `queue`.
-pub(super) fn run(mut queue: Queue, ctx: Arc<Ctx>, stop: Arc<AtomicBool>) {
-    let stopped = || stop.load(Ordering::SeqCst);
+pub(super) fn run(mut queue: Queue, ctx: Arc<Ctx>, stop: Arc<Stop>) {
+    let stopped = || stop.is_set();
     let interval = queue.heartbeat_interval().max(MIN_INTERVAL);
     let id = ctx.worker_id.clone();
     let mut requeue = RequeueClock::new(ctx.ttl, Instant::now());
     loop {
-        if !sleep_unless(interval, stopped) {
+        if !stop.sleep(interval) {
             return;
         }
         if let Err(e) = ctx.retry(&mut queue, "heartbeat", &FOREVER, &stopped, |q| q.heartbeat(&id)) {

@@ -4,10 +4,11 @@
 //! ```text
 //!            ┌─ source.rs (feeder thread, own connection): claim ─▶ Feeder::submit(entry, ticket)
 //!  Redis ◀───┼─ sink.rs (observer, calling thread, own connection): Finished ─▶ complete / release
-//!            └─ heartbeat.rs (own thread and connection): heartbeat every TTL/3, requeue_stale every TTL
+//!            ├─ heartbeat.rs (own thread and connection): heartbeat every TTL/3, requeue_stale every TTL
+//!            └─ fleet.rs (--global-limits; own connection, called by the pool's gate and rate limiter)
 //! ```
 //!
-//! This file runs the three and the series of runs, and shuts down;
+//! This file runs them and the series of runs, and shuts down;
 //! `claims.rs` is the table they share.
 //!
 //! # Claim accounting
@@ -15,9 +16,10 @@
 //! Every claimed entry gets a [`Ticket`](crate::event::Ticket), its claim
 //! number, and sits in one shared table (`Claims`) from the moment `claim`
 //! returns until its result is in Redis. The source claims a batch as large
-//! as the room in the feeder's channel (`4·jobs`) and hands it over; while
-//! the channel is full it sleeps until the pool has drained it to half. So
-//! no more than `jobs` downloading + `4·jobs` queued are claimed and
+//! as the room in the feeder's channel (`4·jobs`) plus `2·jobs` it keeps
+//! and hands over as the channel drains; while the channel is full it
+//! sleeps until the pool has drained it to half. So no more than `jobs`
+//! downloading + `4·jobs` queued + `2·jobs` held are claimed and
 //! unfinished at once (plus the per-host
 //! parking lot with `--per-host`). A worker that dies strands those, and the
 //! finished ones whose outcome is not written yet (at most `FLUSH_EVERY`
@@ -54,12 +56,12 @@
 //! so it is downloaded again rather than skipped as a duplicate.
 
 mod claims;
+mod fleet;
 mod heartbeat;
 mod sink;
 mod source;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -109,6 +111,9 @@ pub struct WorkerOptions {
     /// How long shutdown keeps retrying to release entries and unregister
     /// while Redis is unreachable.
     pub shutdown_limit: Duration,
+    /// Count the config's `per_host` and `limit_rate` across every worker
+    /// of the queue (through Redis) instead of in this worker alone.
+    pub global_limits: bool,
 }
 
 impl WorkerOptions {
@@ -120,6 +125,7 @@ impl WorkerOptions {
             claim_wait: CLAIM_WAIT,
             max_entries_per_run: 50_000,
             shutdown_limit: Duration::from_secs(10),
+            global_limits: false,
         }
     }
 }
@@ -235,6 +241,51 @@ impl Ctx {
     }
 }
 
+/// Tells the heartbeat's and the fleet's threads to end, waking them from
+/// their sleep at once (so shutdown does not wait out a polling interval).
+#[derive(Debug, Default)]
+struct Stop {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Stop {
+    fn lock(&self) -> MutexGuard<'_, bool> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Ends every sleep, now and later.
+    fn set(&self) {
+        *self.lock() = true;
+        self.wake.notify_all();
+    }
+
+    fn is_set(&self) -> bool {
+        *self.lock()
+    }
+
+    /// Sleeps `total` unless stopped first; true if the whole time passed.
+    fn sleep(&self, total: Duration) -> bool {
+        let until = Instant::now() + total;
+        let mut stopped = self.lock();
+        loop {
+            if *stopped {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            stopped = self
+                .wake
+                .wait_timeout(stopped, left)
+                .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard);
+        }
+    }
+}
+
 /// When failures of one retry loop are worth a warning.
 #[derive(Debug, Default)]
 struct Warnings {
@@ -288,7 +339,7 @@ impl Observer for NoInputDone<'_> {
 /// more connections from it: one for claiming, one for the heartbeat.
 pub fn work(
     mut queue: Queue,
-    config: Config,
+    mut config: Config,
     options: WorkerOptions,
     cancel: &Cancel,
     observer: &mut dyn Observer,
@@ -316,7 +367,7 @@ pub fn work(
             return Err(e.into());
         }
     };
-    let stop_heartbeat = Arc::new(AtomicBool::new(false));
+    let stop_heartbeat = Arc::new(Stop::default());
     let beat = {
         let (ctx, stop) = (ctx.clone(), stop_heartbeat.clone());
         thread::Builder::new()
@@ -331,13 +382,35 @@ pub fn work(
         }
     };
 
+    let fleet = if ctx.options.global_limits {
+        match start_fleet(&ctx, &mut queue, &stop_heartbeat) {
+            Ok((counter, thread)) => {
+                config.fleet = Some(counter.clone());
+                Some((counter, thread))
+            }
+            Err(e) => {
+                stop_heartbeat.set();
+                let _ = beat.join();
+                let _ = queue.unregister_worker(&id);
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+
     let mut sink = QueueSink::new(queue, ctx.clone(), config.dir.clone());
     let runs = run_series(&ctx, &config, source_queue, &mut sink, observer);
     sink.flush();
 
-    // No more heartbeats, then give back what was claimed and not recorded.
-    stop_heartbeat.store(true, Ordering::SeqCst);
+    // No more heartbeats or host slots, then give back what was claimed and
+    // not recorded.
+    stop_heartbeat.set();
     let _ = beat.join();
+    if let Some((counter, thread)) = fleet {
+        let _ = thread.join();
+        counter.release_all();
+    }
     let released = shut_down(&ctx, sink.queue());
     let Runs { mut total, drained } = runs?;
     let (not_started, input_error) = (total.not_started, total.input_error.take());
@@ -348,6 +421,28 @@ pub fn work(
         released,
         drained,
     })
+}
+
+/// The fleet counter of `--global-limits` on a connection of its own, and
+/// the thread that returns its idle slots until `stop` is set.
+fn start_fleet(
+    ctx: &Arc<Ctx>,
+    queue: &mut Queue,
+    stop: &Arc<Stop>,
+) -> Result<(Arc<fleet::FleetCounter>, thread::JoinHandle<()>), WorkerError> {
+    let cancelled = || ctx.cancel.is_requested();
+    let own = ctx.retry(queue, "connect", &RetryPolicy::default(), &cancelled, |q| {
+        q.try_clone()
+    })?;
+    let counter = Arc::new(fleet::FleetCounter::new(own, ctx.clone()));
+    let thread = thread::Builder::new()
+        .name("fetchq-fleet".into())
+        .spawn({
+            let (counter, stop) = (counter.clone(), stop.clone());
+            move || fleet::run(counter, stop)
+        })
+        .map_err(RunError::Spawn)?;
+    Ok((counter, thread))
 }
 
 /// Opens the heartbeat's and the source's connections, retrying connection
@@ -391,7 +486,8 @@ fn run_series(
             None => ctx.retry(sink.queue(), "connect", &FOREVER, &cancelled, |q| q.try_clone())?,
         };
         let (back, handed_back) = mpsc::channel();
-        let source = QueueSource::new(queue, ctx.clone(), std::mem::take(&mut carry), back);
+        let source = QueueSource::new(queue, ctx.clone(), std::mem::take(&mut carry), back)
+            .claiming_ahead(2 * config.jobs.clamp(1, 1024));
         let summary = crate::pool::run(
             config.clone(),
             Box::new(source),
@@ -459,6 +555,21 @@ fn shut_down(ctx: &Ctx, queue: &mut Queue) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stop_ends_a_sleep_at_once_and_stays_set() {
+        let stop = Arc::new(Stop::default());
+        assert!(stop.sleep(Duration::from_millis(1)), "a short sleep runs out");
+        let sleeper = {
+            let stop = stop.clone();
+            thread::spawn(move || stop.sleep(Duration::from_secs(30)))
+        };
+        let start = Instant::now();
+        stop.set();
+        assert!(!sleeper.join().expect("sleeper thread"));
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(!stop.sleep(Duration::from_secs(30)), "a later sleep ends at once");
+    }
 
     #[test]
     fn the_first_failure_is_quiet_then_one_warning_per_interval() {

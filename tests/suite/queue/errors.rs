@@ -119,6 +119,15 @@ fn a_worker_that_loses_redis_warns_with_the_cause() {
             .and_then(|mut q| q.status())
             .is_ok_and(|s| s.workers.iter().any(|w| w.id == "w1"))
     });
+    // And to open its three connections (registration comes first): a
+    // worker stopped while it starts up exits 2 instead, rightly.
+    wait_for("the worker's connections", Duration::from_secs(20), &mut || {
+        let clients: String = ::redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut redis.connection())
+            .unwrap_or_default();
+        clients.lines().count() >= 4
+    });
     redis.stop();
     wait_for("a warning", Duration::from_secs(20), &mut || {
         stderr().contains("Redis unavailable")
