@@ -434,6 +434,13 @@ impl PartFile {
         Ok(())
     }
 
+    /// Give the part its `NAME.part` name now, not only past [`NAME_AFTER`]
+    /// contiguous bytes: a split download writes in several places at once,
+    /// and a crash must not lose what its pieces hold.
+    pub(crate) fn name_now(&mut self) -> Result<(), FetchError> {
+        self.name()
+    }
+
     /// A second descriptor of the file, for a split download's other
     /// connections to write their pieces with positional writes.
     pub(crate) fn writer(&self) -> Result<File, FetchError> {

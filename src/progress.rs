@@ -840,6 +840,42 @@ mod tests {
     }
 
     #[test]
+    fn a_split_download_shows_its_connection_count() {
+        let term = InMemoryTerm::new(4, 120);
+        let mut view = bars_in(&term, 1);
+        let live = live(1);
+        let job = Arc::new(JobInfo {
+            origin: Origin {
+                source: "l".into(),
+                line: 1,
+            },
+            url: url::Url::parse("http://127.0.0.1/x.iso").expect("a URL"),
+            path: "x.iso".into(),
+            named_by_url: true,
+            mirrors: Vec::new(),
+            checksums: Default::default(),
+            headers: Vec::new(),
+            ticket: None,
+        });
+        view.event(&Event::Started { worker: 0, job }, &live);
+        live.slots[0].begin(0);
+        live.slots[0].begin_body(0, Some(64 << 20));
+        live.slots[0].set_connections(1);
+        view.tick(&live);
+        let draw = |view: &Terminal| {
+            if let Some((_, bar, _)) = view.bars.as_ref().and_then(|b| b.active[0].as_ref()) {
+                bar.force_draw();
+            }
+            term.contents()
+        };
+        assert!(!draw(&view).contains('×'), "one connection: no count");
+        live.slots[0].set_connections(8);
+        view.tick(&live);
+        let screen = draw(&view);
+        assert!(screen.contains("/s ×8"), "{screen}");
+    }
+
+    #[test]
     fn overall_total_is_the_lines_counted_ahead_or_grows_from_a_pipe() {
         let draw = |lines: Option<u64>| {
             let term = InMemoryTerm::new(4, 120);

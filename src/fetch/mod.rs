@@ -61,6 +61,10 @@ use headers::{
 /// idle workers to share it with.
 const SPLIT_LOOK: u64 = 1024 * 1024;
 
+/// How often a split download's owner, while it streams, puts the map of
+/// pieces on disk on the part (what a crash can lose) and calls helpers.
+const RECORD_EVERY: Duration = Duration::from_millis(100);
+
 /// How often a worker waiting for another process's part looks at it again.
 const BUSY_POLL: Duration = Duration::from_millis(200);
 
@@ -824,6 +828,7 @@ impl Fetcher {
         progress.streamed = true;
         let mut reader = response.into_body().into_reader();
         let mut next_look = 0;
+        let mut recorded = Instant::now();
         let buf = &mut *ctx.buf;
         // Ends with the response, or with why this connection stopped; a
         // split goes on without it (see below).
@@ -862,8 +867,10 @@ impl Fetcher {
                     Ok(false) => break 'stream Ok(()),
                     Err(error) => break 'stream Err(error),
                 }
-                if part.len() >= next_look {
-                    next_look = part.len() + SPLIT_LOOK;
+                // The map on the part, for `-c` after a crash, and more
+                // helpers as workers come free.
+                if recorded.elapsed() >= RECORD_EVERY {
+                    recorded = Instant::now();
                     split.record(part);
                     self.call_helpers(split, ctx.crew);
                 }

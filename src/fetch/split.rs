@@ -204,6 +204,7 @@ impl Fetcher {
         };
         // From now on the part has holes: `-c` must know which bytes it holds.
         part.record_done(map.done());
+        part.name_now()?;
         let split = Arc::new(Split {
             job: job.clone(),
             source: source.clone(),

@@ -268,3 +268,41 @@ fn a_connection_that_stalls_mid_piece_is_taken_over() {
         requests_text(&t.server)
     );
 }
+
+#[test]
+fn sigkill_then_continue_keeps_the_pieces_recorded_on_disk() {
+    let t = Setup::new();
+    let body = pattern(SIZE, 12);
+    t.list(&[t.serve(
+        "/big.bin",
+        Route::ok(body.clone())
+            .etag("\"v1\"")
+            .drip(16 * 1024, Duration::from_millis(15)),
+    )]);
+    let logs = t.root().join("logs");
+    fs::create_dir_all(&logs).expect("logs dir");
+    let mut running = Running::start(t.root(), &logs, &["-j", "4", "-s", "4", "--split-min", "2M"]);
+    wait_for(Duration::from_secs(15), "pieces to be well under way", || {
+        served(&t, "/big.bin") > 3 * 1024 * 1024
+    });
+    running.signal("-KILL");
+    let _ = running.wait(Duration::from_secs(15), t.root());
+    let asked_before = t.server.requests_for("/big.bin").len();
+    let first = served(&t, "/big.bin");
+
+    let run = t.run(&["-c", "-j", "4", "-s", "4", "--split-min", "2M"]);
+    run.assert_code(0)
+        .assert_out_file("big.bin", &body)
+        .assert_no_part();
+    let again = t.server.requests_for("/big.bin").split_off(asked_before);
+    assert!(
+        again.iter().all(|r| r.header("range").is_some()),
+        "-c asks only for ranges: {}",
+        requests_text(&t.server)
+    );
+    let second = served(&t, "/big.bin") - first;
+    assert!(
+        second < (SIZE as u64) - 1024 * 1024,
+        "the pieces on disk were kept: fetched {second} of {SIZE} again after {first}"
+    );
+}
