@@ -163,6 +163,16 @@ pub fn parse_header(text: &str) -> Result<(String, String), String> {
     if !valid_name {
         return Err(format!("header name {name:?} is not a valid token"));
     }
+    // fetchq asks for byte ranges itself (retries, -c, --split): a range
+    // of the user's would be sent next to its own and splice the file.
+    if ["range", "if-range"]
+        .iter()
+        .any(|own| name.eq_ignore_ascii_case(own))
+    {
+        return Err(format!(
+            "header {name} cannot be set: fetchq sets it to resume and split downloads"
+        ));
+    }
     let value = value.trim();
     if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(format!("header {name} has a line break in its value"));

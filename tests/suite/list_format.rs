@@ -301,3 +301,21 @@ fn a_split_file_sends_the_header_on_every_piece_and_checks_every_digest() {
         assert_eq!(request.header("x-token"), Some("t"), "{request:?}\n{}", run.ctx());
     }
 }
+
+#[test]
+fn range_headers_are_refused_since_fetchq_sets_them_itself() {
+    let t = Setup::new();
+    let ok = t.serve("/ok.bin", Route::ok(b"fine".to_vec()));
+    let other = t.serve("/r.bin", Route::ok(b"whole".to_vec()));
+    t.list(&[format!("{other} header=\"Range: bytes=0-1\""), ok.clone()]);
+    let run = t.run(&[]);
+    run.assert_code(1)
+        .assert_out_file("ok.bin", b"fine")
+        .assert_absent("out/r.bin");
+    run.assert_stderr_has("header Range cannot be set");
+    assert_eq!(t.server.hits("/r.bin"), 0);
+    let usage = t.run(&["-H", "If-Range: \"x\""]);
+    usage
+        .assert_code(2)
+        .assert_stderr_has("header If-Range cannot be set");
+}
