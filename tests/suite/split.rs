@@ -306,3 +306,74 @@ fn sigkill_then_continue_keeps_the_pieces_recorded_on_disk() {
         "the pieces on disk were kept: fetched {second} of {SIZE} again after {first}"
     );
 }
+
+#[test]
+fn a_helper_goes_back_to_entries_that_arrive_while_it_helps() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let t = Setup::new();
+    let body = pattern(SIZE, 13);
+    // About 1 MiB/s per connection: with two workers the big file takes
+    // three seconds or more, and the small ones arrive well before that.
+    let big = t.serve(
+        "/big.bin",
+        Route::ok(body.clone())
+            .etag("\"v1\"")
+            .drip(16 * 1024, Duration::from_millis(15)),
+    );
+    let smalls: Vec<String> = (0..4)
+        .map(|i| {
+            t.serve(
+                &format!("/s{i}.txt"),
+                Route::ok(format!("small {i}").into_bytes()),
+            )
+        })
+        .collect();
+    let logs = t.root().join("logs");
+    fs::create_dir_all(&logs).expect("logs dir");
+    let mut cmd = fetchq();
+    cmd.current_dir(t.root())
+        .args([
+            "-d",
+            "out",
+            "-j",
+            "2",
+            "-s",
+            "2",
+            "--split-min",
+            "2M",
+            "--json",
+            "-",
+        ])
+        .stdin(Stdio::piped());
+    let mut running = Running::spawn(cmd, &logs.join("stdout.txt"), &logs.join("stderr.txt"));
+    let mut stdin = running.child.stdin.take().expect("a pipe");
+    writeln!(stdin, "{big}").expect("write the big line");
+    stdin.flush().expect("flush");
+    // The second worker is helping with the big file...
+    wait_for(Duration::from_secs(15), "a piece to be asked for", || {
+        !ranged(&t, "/big.bin").is_empty()
+    });
+    // ...when small entries arrive: it goes back to them.
+    for small in &smalls {
+        writeln!(stdin, "{small}").expect("write a small line");
+    }
+    drop(stdin);
+    let (code, _) = running.wait(Duration::from_secs(60), t.root());
+    assert_eq!(code, 0, "{}", running.output());
+    let stdout = fs::read_to_string(logs.join("stdout.txt")).expect("stdout");
+    let order: Vec<String> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["type"] == "entry")
+        .map(|v| v["url"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(order.len(), 5, "{stdout}");
+    assert_eq!(
+        order.last().map(String::as_str),
+        Some(big.as_str()),
+        "the small entries finished before the big file: {order:?}"
+    );
+    assert_eq!(fs::read(t.out().join("big.bin")).expect("big saved"), body);
+}
