@@ -35,6 +35,7 @@
 //!    │        │
 //!    ▼        ▼
 //!  error display cancel config exit backoff hex base64 netrc cookies   leaves: import nothing of fetchq
+//!  aligned
 //! ```
 //! `event` is the contract every stage shares: what workers report
 //! ([`Event`], [`Slot`]), how they send it (`event::Events`) and what
@@ -77,6 +78,7 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+mod aligned;
 mod backoff;
 mod base64;
 mod cancel;

@@ -697,7 +697,8 @@ impl Fetcher {
         }
         ctx.slot.begin_body(part.len(), expected);
         let mut reader = response.into_body().into_reader();
-        let buf = &mut *ctx.buf;
+        // From a page boundary: see crate::aligned.
+        let buf = crate::aligned::from_boundary(ctx.buf);
         loop {
             if self.cancel.is_requested() {
                 return Err(FetchError::Cancelled);
