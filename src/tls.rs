@@ -335,7 +335,7 @@ impl TlsTransport {
 
     /// Move ciphertext from the socket into [`Ciphertext`]; with `wait`, wait
     /// for the network when the socket has nothing buffered. False at the end
-    /// of the stream (or, without `wait`, when there is nothing buffered).
+    /// of the stream (or, without `wait`, when nothing is buffered).
     fn fill(&mut self, wait: bool) -> Result<bool, ureq::Error> {
         if !wait && self.sock.transport.buffers().input().is_empty() {
             return Ok(false);
@@ -345,8 +345,14 @@ impl TlsTransport {
             return Ok(false);
         }
         let n = self.incoming.append(self.sock.transport.buffers().input());
+        if n == 0 {
+            // Full, and rustls found no whole record in it: never happens
+            // with records of the sizes TLS allows.
+            let e = rustls::Error::General("a TLS record larger than the receive buffer".into());
+            return Err(tls_error(e));
+        }
         self.sock.transport.buffers().input_consume(n);
-        Ok(n > 0)
+        Ok(true)
     }
 
     /// Plaintext left over from a record that did not fit, into ureq's buffer.
@@ -365,6 +371,9 @@ impl TlsTransport {
         n
     }
 
+    /// Fill ureq's buffer with the plaintext of every record already received,
+    /// waiting for the network only while nothing has been read; false once
+    /// the server closed the session and everything was read.
     fn read_plaintext(&mut self) -> Result<bool, ureq::Error> {
         let mut total = self.drain_spill();
         loop {
@@ -384,9 +393,6 @@ impl TlsTransport {
                 Step::Idle | Step::Blocked => {
                     // Wait for the network only while nothing has been read.
                     if !self.fill(total == 0)? {
-                        if total == 0 && !self.sock.transport.buffers().input().is_empty() {
-                            continue;
-                        }
                         if total == 0 {
                             return Err(ureq::Error::Io(io::Error::new(
                                 io::ErrorKind::UnexpectedEof,
