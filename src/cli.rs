@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use fetchq::outputs::OutputOptions;
-use fetchq::{Config, Existing, IpFamily, ProxyChoice};
+use fetchq::{Config, Existing, IpFamily, ProxyChoice, parse_header};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -15,7 +15,7 @@ Examples:
   grep -o 'https://[^\"]*\\.pdf' page.html | fetchq -d pdfs
   fetchq -q urls.txt || echo \"fetchq failed: $?\"   cron: silent unless something failed
 
-List format: one entry a line, `URL [OUT] [sha256=HEX]`; `#` after a blank starts a comment.
+List format: one entry a line, `URL [URL…] [OUT] [KEY=VALUE…]`; `#` after a blank starts a comment.
 Exit codes: 0 all done, 1 some entries failed, 2 usage or input/output-dir error,
 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP.";
 
@@ -31,13 +31,21 @@ Examples:
       For cron: prints nothing unless an entry fails.
 
 List format:
-  One entry per line: URL [OUT] [sha256=HEX], separated by whitespace; quote
-  a field with spaces: \"my file.pdf\" (\\\" and \\\\ inside quotes).
-  OUT is a path relative to --dir (sub-folders are created; a trailing / makes
-  it a folder that gets the URL's file name). It may not be absolute or use ..
-  to climb out. sha256= gives the expected SHA-256 of the whole file; a mismatch
-  fails the entry. Blank lines are ignored, and # at the start of a line or
-  after a blank starts a comment; CRLF line ends and a UTF-8 BOM are accepted.
+  One entry per line: URL [URL…] [OUT] [KEY=VALUE…], separated by spaces or
+  TABs, in any order after the first URL, which names the file. Every other
+  unquoted scheme://… field is another source of the same file (http or https
+  only). OUT, at most one, is a path relative to --dir (sub-folders are
+  created; a trailing / makes it a folder that gets the URL's file name). It
+  may not be absolute or use .. to climb out. Keys: sha256= sha512= sha384=
+  sha1= md5= give hex digests of the whole file, all checked (md5 and sha1 only
+  match published sums; they prove nothing against an attacker); a mismatch
+  fails the entry. header=\"Name: value\" (repeatable) is sent like -H, on
+  this entry's requests only. Quote a field with spaces: \"my file.pdf\"
+  (\\\" and \\\\ inside quotes); an unquoted field holding = is a key, so a
+  name with = is quoted, and a quoted field after the URL is always OUT. An
+  unknown key, bad digest, second OUT or non-http source fails the line.
+  Blank lines are ignored, and # at the start of a line or after a blank
+  starts a comment; CRLF line ends and a UTF-8 BOM are accepted.
 
 Naming:
   Without OUT, the name is the URL's last path segment, percent-decoded
@@ -316,7 +324,7 @@ pub struct InputArgs {
     /// After the run, write the entries that failed or were interrupted to FILE as a list.
     ///
     /// One line per entry, in list order: its URL, the path it had (relative to --dir;
-    /// left out for a name from --content-disposition) and its sha256=.
+    /// left out for a name from --content-disposition), its other URLs, checksums and header=s.
     /// `fetchq -c --save-failed FILE FILE` retries them and leaves FILE empty
     /// once all are done. Invalid lines and entries never started because of
     /// Ctrl-C are not written. FILE is replaced atomically.
@@ -437,6 +445,25 @@ pub struct DownloadArgs {
     )]
     pub dir: PathBuf,
 
+    /// Check files against a published SHA256SUMS, SHA512SUMS or md5sum-style FILE (repeatable).
+    ///
+    /// Lines are `HEX  NAME`, `HEX *NAME` or the tagged `SHA256 (NAME) = HEX`; the
+    /// algorithm is told by the digest's length or the tag (md5, sha1, sha256,
+    /// sha384, sha512), `#` lines and blank lines are skipped, and a leading ./
+    /// of NAME is dropped. An entry whose path relative to --dir is a NAME there
+    /// is checked against it as well as against its line's own sums; a mismatch
+    /// fails the entry and leaves no file. The path is the one known before the
+    /// request (from OUT or the URL); a --content-disposition name is not looked
+    /// up. A missing or malformed FILE, or one over 64 MiB, stops the run before
+    /// any download.
+    #[arg(
+        value_hint = clap::ValueHint::FilePath,
+        long = "checksums",
+        value_name = "FILE",
+        help_heading = "Files"
+    )]
+    pub checksums: Vec<PathBuf>,
+
     /// Replace files that already exist instead of skipping them.
     #[arg(long, conflicts_with = "update", help_heading = "Files")]
     pub overwrite: bool,
@@ -517,6 +544,28 @@ pub struct DownloadArgs {
     /// Total download rate across all workers, e.g. 500K or 2M (bytes/s, K = 1024).
     #[arg(long, value_name = "RATE", value_parser = fetchq::parse_rate, help_heading = "Network")]
     pub limit_rate: Option<u64>,
+
+    /// Most connections for one file: a big file is fetched in pieces by idle workers.
+    ///
+    /// A file is split when its server takes byte ranges, it has a known
+    /// length of at least --split-min and a version tag (ETag or
+    /// Last-Modified), and workers would otherwise idle: splitting never
+    /// delays another entry. Every connection counts against -j and
+    /// --per-host, and --limit-rate is shared. 1 turns splitting off.
+    #[arg(short = 's', long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), help_heading = "Behaviour")]
+    pub split: u16,
+
+    /// Smallest file to split over several connections, e.g. 16M (K = 1024).
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = fetchq::parse_rate, help_heading = "Behaviour")]
+    pub split_min: u64,
+
+    /// How long an entry with several sources (mirrors) waits for an answer before asking the next one too.
+    ///
+    /// The first usable answer wins and the others are closed unread; 0 asks
+    /// every source at once. A source that fails is set aside and the next is
+    /// used; the entry fails only when all have failed.
+    #[arg(long, value_name = "DURATION", default_value = "1", value_parser = parse_duration, help_heading = "Network")]
+    pub race_after: Duration,
 
     /// Largest file to accept, e.g. 500M or 2G (K = 1024).
     ///
@@ -659,26 +708,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// Parse `Name: value`.
-fn parse_header(text: &str) -> Result<(String, String), String> {
-    let (name, value) = text
-        .split_once(':')
-        .ok_or_else(|| format!("header {text:?} has no ':' (expected 'Name: value')"))?;
-    let name = name.trim();
-    let valid_name = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !valid_name {
-        return Err(format!("header name {name:?} is not a valid token"));
-    }
-    let value = value.trim();
-    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-        return Err(format!("header {name} has a line break in its value"));
-    }
-    Ok((name.to_string(), value.to_string()))
-}
-
 impl DownloadArgs {
     /// The one conversion from what was typed to a validated configuration.
     pub fn to_config(&self) -> Result<Config, String> {
@@ -716,6 +745,9 @@ impl DownloadArgs {
         config.per_host = usize::from(self.per_host);
         config.limit_rate = self.limit_rate;
         config.max_filesize = self.max_filesize;
+        config.split = usize::from(self.split);
+        config.split_min = self.split_min;
+        config.race_after = self.race_after;
         config.ip_family = match (self.ipv4, self.ipv6) {
             (true, _) => IpFamily::V4,
             (_, true) => IpFamily::V6,

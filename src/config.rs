@@ -138,6 +138,9 @@ pub struct Config {
     /// The cookie jar (`--load-cookies`, `--save-cookies`): sent where
     /// RFC 6265 allows, and filled from every response's `Set-Cookie`.
     pub cookies: Option<std::sync::Arc<crate::cookies::Cookies>>,
+    /// Published digests (`--checksums`), checked for every entry whose path
+    /// relative to [`Config::dir`] they name.
+    pub checksums: Option<std::sync::Arc<crate::checksum::Sums>>,
     /// Resolve names and print destinations without touching the network.
     pub dry_run: bool,
     /// Largest file accepted, in bytes: a larger announced or streamed body
@@ -149,6 +152,13 @@ pub struct Config {
     pub ip_family: IpFamily,
     /// Addresses given for host and port instead of DNS (`--resolve`).
     pub resolve: Vec<Pin>,
+    /// Most connections one file may use (`--split`); 1 never splits.
+    pub split: usize,
+    /// Smallest file split over several connections (`--split-min`).
+    pub split_min: u64,
+    /// How long an entry with several sources waits for response headers
+    /// before it asks the next source as well (`--race-after`).
+    pub race_after: Duration,
 }
 
 impl Config {
@@ -179,11 +189,15 @@ impl Config {
             key: None,
             netrc: None,
             cookies: None,
+            checksums: None,
             dry_run: false,
             max_filesize: None,
             retry_statuses: Vec::new(),
             ip_family: IpFamily::Any,
             resolve: Vec::new(),
+            split: 4,
+            split_min: 16 * 1024 * 1024,
+            race_after: Duration::from_secs(1),
         }
     }
 }

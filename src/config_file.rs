@@ -133,11 +133,20 @@ fn display_id(id: &str) -> String {
 }
 
 /// The ids of the arguments the user typed (not defaults, not environment).
+/// Group ids are left out: clap's derive makes a group of each `Args`
+/// struct, present whenever any member is typed, so keeping it would make
+/// every option of that struct look typed (`-j 2` dropping the file's
+/// `--limit-rate`).
 fn set_on_command_line(matches: &ArgMatches) -> HashSet<String> {
+    let groups: HashSet<String> = Cli::command()
+        .get_groups()
+        .map(|group| group.get_id().as_str().to_string())
+        .collect();
     matches
         .ids()
         .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
         .map(|id| id.as_str().to_string())
+        .filter(|id| !groups.contains(id))
         .collect()
 }
 

@@ -77,15 +77,50 @@ pub enum LineError {
     /// The explicit output path is empty or names no file.
     #[error("output path names no file")]
     OutEmpty,
-    /// A third field was neither an output path nor a checksum, or too many fields.
-    #[error("unexpected field \"{0}\" (expected URL [OUT] [sha256=HEX])")]
-    ExtraField(String),
+    /// A field after the first is an absolute URL that is not a usable
+    /// http or https source.
+    #[error("source \"{field}\" is unusable: {why}")]
+    BadSource {
+        /// The field as written.
+        field: String,
+        /// Why, as [`LineError::BadUrl`], [`LineError::Scheme`] or [`LineError::NoHost`] say it.
+        why: String,
+    },
+    /// A second field that would be OUT.
+    #[error("second output path \"{second}\" (the line already has \"{first}\")")]
+    SecondOut {
+        /// The first OUT, as written.
+        first: String,
+        /// The second, as written.
+        second: String,
+    },
+    /// An unquoted `KEY=VALUE` field whose key is none of the list format's.
+    #[error(
+        "unknown key in \"{0}\" (keys: sha256= sha512= sha384= sha1= md5= header=; quote a file name holding =)"
+    )]
+    UnknownKey(String),
     /// A `"`-quoted field without its closing quote, or with text stuck to it.
     #[error("unbalanced quote in {0} (a field with spaces is written as \"my file.pdf\")")]
     BadQuote(String),
-    /// A `sha256=` field whose value is not 64 hex digits.
-    #[error("bad checksum \"{0}\" (expected sha256= and 64 hex digits)")]
-    BadChecksum(String),
+    /// A checksum key whose value is not its algorithm's number of hex digits.
+    #[error("bad checksum \"{field}\" (expected {digits} hex digits)")]
+    BadChecksum {
+        /// The field as written.
+        field: String,
+        /// How many hex digits the algorithm's digest has.
+        digits: usize,
+    },
+    /// A second, different digest of an algorithm the line already gave.
+    #[error("second checksum of the same algorithm \"{0}\"")]
+    SecondChecksum(String),
+    /// A `header=` field that is not a usable `Name: value` header.
+    #[error("bad field {field}: {why}")]
+    BadHeader {
+        /// The field as written.
+        field: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The line is not valid UTF-8.
     #[error("line is not valid UTF-8")]
     NotUtf8,
@@ -204,9 +239,11 @@ pub enum FetchError {
     /// A redirect could not be followed.
     #[error("{0}")]
     Redirect(String),
-    /// The whole file's SHA-256 is not the one the list asked for.
-    #[error("checksum mismatch: expected sha256 {expected}, got {actual}")]
+    /// A digest of the whole file is not the one the list or a sums file gave.
+    #[error("checksum mismatch: expected {algorithm} {expected}, got {actual}")]
     Checksum {
+        /// The algorithm whose digest differs (`sha256`, `md5`, ...).
+        algorithm: &'static str,
         /// Hex digest from the list.
         expected: String,
         /// Hex digest of what arrived.
@@ -257,6 +294,9 @@ pub enum FetchError {
     /// The run was interrupted while this download was in flight.
     #[error("interrupted")]
     Cancelled,
+    /// Every source of an entry with mirrors failed; each with its cause.
+    #[error("every source failed: {}", .0.iter().map(|(url, cause)| format!("{url}: {cause}")).collect::<Vec<_>>().join("; "))]
+    AllSources(Vec<(String, String)>),
 }
 
 impl FetchError {
@@ -280,6 +320,7 @@ impl FetchError {
             | FetchError::Client(_)
             | FetchError::Tls(_)
             | FetchError::TooLarge { .. }
+            | FetchError::AllSources(_)
             | FetchError::Cancelled => false,
         }
     }
@@ -304,6 +345,7 @@ impl FetchError {
             FetchError::Tls(_) => "tls",
             FetchError::TooLarge { .. } => "too_large",
             FetchError::Cancelled => "interrupted",
+            FetchError::AllSources(_) => "all_sources_failed",
         }
     }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use url::Url;
 
+use crate::checksum::Checksums;
 use crate::error::{FetchError, LineError};
 
 /// Where an entry came from.
@@ -62,6 +63,16 @@ pub enum Event {
         /// Bytes already on disk that the next attempt will continue from.
         resume_from: u64,
     },
+    /// One source of an entry with several (mirrors) failed and is set
+    /// aside for that entry; the next one is used.
+    SourceSetAside {
+        /// The entry.
+        job: Arc<JobInfo>,
+        /// Which source was set aside (see [`JobInfo::source`]).
+        source: usize,
+        /// Why.
+        error: FetchError,
+    },
     /// A download is about to go on from a part that already holds bytes
     /// (`-c`, or the server answered a resume with the whole file), and this
     /// is what became of them (shown with `-v`).
@@ -100,8 +111,8 @@ pub enum Resume {
     /// Continued: the server sends the rest only if it still has the version
     /// the part recorded (`If-Range`).
     Continued,
-    /// Continued without a record of the version: the entry's SHA-256 checks
-    /// the result.
+    /// Continued without a record of the version: the entry's checksums
+    /// check the result.
     Checked,
     /// Thrown away: the download starts from byte 0.
     StartedOver(StartOver),
@@ -123,7 +134,7 @@ pub enum StartOver {
     NoValidator,
     /// The server answered the request for the rest with the whole file.
     WholeFile,
-    /// A part continued without a record did not give the expected SHA-256.
+    /// A part continued without a record did not give the expected digests.
     ChecksumFailed,
 }
 
@@ -136,7 +147,7 @@ impl std::fmt::Display for Resume {
             }
             Resume::Checked => {
                 return f.write_str(
-                    "continuing a part that records no version: the sha256 will check the result",
+                    "continuing a part that records no version: a checksum will check the result",
                 );
             }
             Resume::StartedOver(StartOver::NoRecord) => "the part has no record of the version it came from",
@@ -147,7 +158,7 @@ impl std::fmt::Display for Resume {
                 "the part's response had no ETag or Last-Modified to check the version by"
             }
             Resume::StartedOver(StartOver::WholeFile) => "the server sent the whole file instead of the rest",
-            Resume::StartedOver(StartOver::ChecksumFailed) => "the continued file did not match its sha256",
+            Resume::StartedOver(StartOver::ChecksumFailed) => "the continued file did not match its checksum",
         };
         write!(f, "starting over from byte 0: {why}")
     }
@@ -158,17 +169,34 @@ impl std::fmt::Display for Resume {
 pub struct JobInfo {
     /// List and line.
     pub origin: Origin,
-    /// What was asked for.
+    /// What was asked for: the first source, which names the entry.
     pub url: Url,
+    /// Further sources of the same file (mirrors), in list order: asked
+    /// when [`url`](Self::url) is slow to answer (`--race-after`) or fails.
+    pub mirrors: Vec<Url>,
     /// Where it goes, relative to the output dir.
     pub path: PathBuf,
     /// Whether the file name came from the URL (and so may yield to
     /// `--content-disposition`) rather than from an explicit OUT.
     pub named_by_url: bool,
-    /// The SHA-256 the list asked for (`sha256=`), if any.
-    pub sha256: Option<[u8; 32]>,
+    /// The digests the whole file must match: the line's own (`sha256=`,
+    /// `md5=`, ...) and those `--checksums` files give for its path.
+    pub checksums: Checksums,
+    /// The entry's own request headers (`header="Name: value"`), sent like
+    /// `-H` (after it, on the same requests, under the same cross-origin rule).
+    pub headers: Vec<(String, String)>,
     /// The job source's tag for this entry, echoed back in its report.
     pub ticket: Option<Ticket>,
+}
+
+impl JobInfo {
+    /// Source `index` of the entry: 0 is its URL, then its mirrors in list order.
+    pub fn source(&self, index: usize) -> &Url {
+        match index {
+            0 => &self.url,
+            n => self.mirrors.get(n - 1).unwrap_or(&self.url),
+        }
+    }
 }
 
 /// A job source's tag for one entry, echoed back in the entry's report so the
@@ -278,6 +306,18 @@ pub struct EntryReport {
     /// The job source's tag for this entry (see [`JobInfo::ticket`]); also
     /// set for an unusable line, which has no `JobInfo`.
     pub ticket: Option<Ticket>,
+    /// For an entry with mirrors: what became of each source (boxed: most
+    /// entries have one source, and every report crosses the event channel).
+    pub sources: Option<Box<SourceReport>>,
+}
+
+/// What became of the sources of an entry with mirrors.
+#[derive(Debug, Clone, Default)]
+pub struct SourceReport {
+    /// Sources set aside (see [`JobInfo::source`]), each with its cause.
+    pub set_aside: Vec<(usize, String)>,
+    /// The source the body came from, for a downloaded entry.
+    pub delivered_by: Option<usize>,
 }
 
 impl EntryReport {
@@ -308,6 +348,7 @@ impl EntryReport {
             elapsed: Duration::ZERO,
             saved_as: None,
             ticket: job.as_ref().and_then(|j| j.ticket.clone()),
+            sources: None,
             job,
         }
     }
@@ -326,6 +367,8 @@ pub struct Slot {
     total: AtomicU64,
     /// Bytes the entry's part held when it began: not received in this run.
     from: AtomicU64,
+    /// Connections the entry uses right now beyond the first (`--split`).
+    extra: AtomicU64,
 }
 
 /// `total` value meaning "length unknown".
@@ -336,6 +379,7 @@ impl Slot {
     pub(crate) fn begin(&self, from: u64) {
         self.from.store(from, Ordering::Relaxed);
         self.done.store(from, Ordering::Relaxed);
+        self.extra.store(0, Ordering::Relaxed);
         self.total.store(UNKNOWN, Ordering::Relaxed);
     }
 
@@ -365,6 +409,17 @@ impl Slot {
         self.done
             .load(Ordering::Relaxed)
             .saturating_sub(self.from.load(Ordering::Relaxed))
+    }
+
+    /// How many connections the current entry uses (more than one when it
+    /// is split, see `--split`).
+    pub fn connections(&self) -> u64 {
+        1 + self.extra.load(Ordering::Relaxed)
+    }
+
+    /// The entry now uses `n` connections.
+    pub(crate) fn set_connections(&self, n: u64) {
+        self.extra.store(n.saturating_sub(1), Ordering::Relaxed);
     }
 }
 

@@ -75,6 +75,12 @@ impl Observer for EventLog {
                 display::text(&display::chain(error)),
                 wait.as_secs_f32()
             ),
+            Event::SourceSetAside { job, source, error } => format!(
+                "source set aside {}: {}: {}",
+                job.origin,
+                display::url(job.source(*source)),
+                display::text(&display::chain(error))
+            ),
             Event::Resume { job, from, decision } => format!(
                 "resume {}: {}: {from} bytes in {}.part: {decision}",
                 job.origin,

@@ -2,8 +2,9 @@
 //! interrupted, written back in the list format after the run, so the next
 //! run (`fetchq -c --save-failed FILE FILE`) retries exactly those.
 //!
-//! Each line is the URL, the path the entry had (relative to the output
-//! directory, quoted as the list parser reads it) and its `sha256=`. The path
+//! Each line is the entry's URLs, the path it had (relative to the output
+//! directory, quoted as the list parser reads it), its checksums (the line's
+//! and those `--checksums` gave for its path) and its `header=`s. The path
 //! is pinned so that a retry gets the name the entry had, not the first free
 //! one in a smaller list; an entry named by `--content-disposition` from the
 //! server's answer gets no path, so the server names it again. Invalid lines
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use crate::error::FetchError;
 use crate::event::{Event, JobInfo, Live, Observer, Outcome, Problem};
-use crate::input::quote_field;
+use crate::input::write_line;
 
 /// Collects the failed and interrupted entries of a run as list lines.
 pub(crate) struct FailedList {
@@ -41,17 +42,9 @@ impl FailedList {
 
     /// The list line that asks for `job` again.
     fn line(&self, job: &JobInfo) -> String {
-        let mut line = job.url.as_str().to_string();
         let pinned = !(self.server_names && job.named_by_url);
-        if let Some(out) = job.path.to_str().filter(|out| pinned && !out.is_empty()) {
-            line.push(' ');
-            line.push_str(&quote_field(out));
-        }
-        if let Some(sha256) = &job.sha256 {
-            line.push_str(" sha256=");
-            line.push_str(&crate::hex::encode(sha256));
-        }
-        line
+        let out = job.path.to_str().filter(|out| pinned && !out.is_empty());
+        write_line(&job.url, &job.mirrors, out, &job.checksums, &job.headers)
     }
 
     /// The lines in list order: lists in the order their first entry
@@ -120,20 +113,49 @@ impl Observer for FailedList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::{Algorithm, Checksum, Checksums};
     use crate::event::Origin;
 
     fn job(url: &str, path: &str, named_by_url: bool, sha256: Option<[u8; 32]>) -> JobInfo {
+        let mut checksums = Checksums::default();
+        if let Some(digest) = sha256 {
+            let hex = crate::hex::encode(&digest);
+            checksums.add(Checksum::from_hex(Algorithm::Sha256, &hex).unwrap());
+        }
         JobInfo {
             origin: Origin {
                 source: "list".into(),
                 line: 1,
             },
             url: url.parse().unwrap(),
+            mirrors: Vec::new(),
             path: path.into(),
             named_by_url,
-            sha256,
+            checksums,
+            headers: Vec::new(),
             ticket: None,
         }
+    }
+
+    #[test]
+    fn a_line_keeps_every_source_checksum_and_header() {
+        let md5 = "d41d8cd98f00b204e9800998ecf8427e";
+        let text = format!(
+            "http://h/a.iso http://m/a.iso \"my=file.iso\" md5={md5} header=\"X-Token: a b\" header=X-B:c"
+        );
+        let line = crate::input::parse_line(&text).unwrap().unwrap();
+        let mut job = job("http://h/a.iso", "my=file.iso", false, None);
+        job.mirrors = line.mirrors.clone();
+        job.checksums = line.checksums.clone();
+        job.headers = line.headers.clone();
+        let written = FailedList::new("x".into(), false).line(&job);
+        assert_eq!(
+            written,
+            format!(
+                "http://h/a.iso http://m/a.iso \"my=file.iso\" md5={md5} header=\"X-Token: a b\" header=\"X-B: c\""
+            )
+        );
+        assert_eq!(crate::input::parse_line(&written).unwrap().unwrap(), line);
     }
 
     #[test]

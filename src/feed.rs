@@ -1,6 +1,7 @@
 //! The feeding end of the pipeline: where entries come from ([`Source`]), and
 //! the [`Feeder`] that names them, drops duplicates and queues them as [`Job`]s.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::sync::OnceLock;
@@ -8,10 +9,13 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use url::Url;
 
 use crate::cancel::Cancel;
+use crate::checksum::{Checksums, Sums};
 use crate::error::{LineError, RunError};
 use crate::event::{EntryReport, Event, Events, JobInfo, Origin, Outcome, Problem, SkipReason, Ticket};
+use crate::fetch::{Race, Split, source_url};
 use crate::input::{Entry, ListInput};
 use crate::naming::{Namer, OutPath, Placement, Turn};
 
@@ -22,6 +26,132 @@ pub(crate) struct Job {
     /// With `--content-disposition`, for an entry named by its URL: its place
     /// in the list order of names claimed from responses.
     pub turn: Option<Turn>,
+}
+
+/// What a worker takes from the channel.
+pub(crate) enum Task {
+    /// An entry to download.
+    Entry(Job),
+    /// Help with a big file another worker is downloading (`--split`).
+    Help(Arc<Split>),
+    /// Ask one more source of an entry with mirrors (`--race-after`).
+    Probe {
+        /// The entry's race.
+        race: Arc<Race>,
+        /// Which source.
+        source: usize,
+        /// Not before then.
+        at: Instant,
+    },
+}
+
+impl Task {
+    /// The URL the task connects to, for `--per-host`.
+    pub(crate) fn url(&self) -> &Url {
+        match self {
+            Task::Entry(job) => &job.info.url,
+            Task::Help(split) => &split.source,
+            Task::Probe { race, source, .. } => source_url(&race.job, *source),
+        }
+    }
+}
+
+/// Keeps the job channel open while any entry is unfinished, so idle
+/// workers stay to help with a big file after the input has ended
+/// ([`Task::Help`]); once the input is done and the last entry finished,
+/// its sender goes and the workers' `recv` ends the pool.
+pub(crate) struct Door {
+    tx: Mutex<Option<Sender<Task>>>,
+    /// Entries queued or being downloaded.
+    pending: AtomicUsize,
+    fed: AtomicBool,
+    /// Help tasks on the channel, not yet taken.
+    helps: AtomicUsize,
+}
+
+impl Door {
+    pub(crate) fn new(tx: Sender<Task>) -> Door {
+        Door {
+            tx: Mutex::new(Some(tx)),
+            pending: AtomicUsize::new(0),
+            fed: AtomicBool::new(false),
+            helps: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Sender<Task>>> {
+        self.tx.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A worker finished (or dropped) an entry it took from the channel.
+    pub(crate) fn entry_done(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close_if_done();
+        }
+    }
+
+    /// The feeder will queue no more entries.
+    fn input_done(&self) {
+        self.fed.store(true, Ordering::Release);
+        self.close_if_done();
+    }
+
+    fn close_if_done(&self) {
+        let mut tx = self.lock();
+        if self.fed.load(Ordering::Acquire) && self.pending.load(Ordering::Acquire) == 0 {
+            *tx = None;
+        }
+    }
+
+    /// Put up to `n` help tasks for `split` on the channel without waiting;
+    /// how many went.
+    pub(crate) fn send_help(&self, split: &Arc<Split>, n: usize) -> usize {
+        let tx = self.lock();
+        let Some(tx) = tx.as_ref() else {
+            return 0;
+        };
+        (0..n)
+            .take_while(|_| {
+                // Counted first: a worker may take it the moment it is sent.
+                self.helps.fetch_add(1, Ordering::AcqRel);
+                let sent = tx.try_send(Task::Help(split.clone())).is_ok();
+                if !sent {
+                    self.helps.fetch_sub(1, Ordering::AcqRel);
+                }
+                sent
+            })
+            .count()
+    }
+
+    /// Put a probe task on the channel without waiting; whether it went.
+    pub(crate) fn send_probe(&self, race: &Arc<Race>, source: usize, at: Instant) -> bool {
+        let tx = self.lock();
+        let Some(tx) = tx.as_ref() else {
+            return false;
+        };
+        self.helps.fetch_add(1, Ordering::AcqRel);
+        let sent = tx
+            .try_send(Task::Probe {
+                race: race.clone(),
+                source,
+                at,
+            })
+            .is_ok();
+        if !sent {
+            self.helps.fetch_sub(1, Ordering::AcqRel);
+        }
+        sent
+    }
+
+    /// A worker took a help task from the channel.
+    pub(crate) fn help_taken(&self) {
+        self.helps.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// How many of `queued` tasks on the channel are entries (not help).
+    pub(crate) fn entries_among(&self, queued: usize) -> usize {
+        queued.saturating_sub(self.helps.load(Ordering::Acquire))
+    }
 }
 
 /// Where entries come from: URL lists, or a shared queue.
@@ -71,13 +201,16 @@ impl Refill {
 pub struct Feeder {
     namer: Arc<Mutex<Namer>>,
     refill: Arc<Refill>,
-    jobs: Sender<Job>,
+    jobs: Sender<Task>,
+    door: Arc<Door>,
     events: Events,
     cancel: Cancel,
     entries: u64,
     /// While reading a list whose lines were not counted: when the entries
     /// read so far were last told (`Event::InputSeen`).
     growing: Option<Instant>,
+    /// `--checksums`: the published digests, looked up by each entry's path.
+    sums: Option<Arc<Sums>>,
 }
 
 /// How often a growing count of entries read is told.
@@ -86,15 +219,19 @@ const SEEN_EVERY: Duration = Duration::from_millis(100);
 impl Feeder {
     pub(crate) fn new(
         namer: Arc<Mutex<Namer>>,
-        jobs: Sender<Job>,
+        jobs: Sender<Task>,
+        door: Arc<Door>,
         events: Events,
         cancel: Cancel,
         refill: Arc<Refill>,
+        sums: Option<Arc<Sums>>,
     ) -> Feeder {
         Feeder {
+            sums,
             refill,
             namer,
             jobs,
+            door,
             events,
             cancel,
             entries: 0,
@@ -134,6 +271,7 @@ impl Feeder {
         let _ = self.events.send(Event::InputDone {
             entries: self.entries,
         });
+        self.door.input_done();
     }
 
     /// Queue an entry (blocking while the channel is full). `ticket` is echoed
@@ -160,9 +298,11 @@ impl Feeder {
                 let info = JobInfo {
                     origin: entry.origin.clone(),
                     url: entry.url,
+                    mirrors: entry.mirrors,
                     path: Default::default(),
                     named_by_url: false,
-                    sha256: entry.sha256,
+                    checksums: entry.checksums,
+                    headers: entry.headers,
                     ticket,
                 };
                 let report = EntryReport::without_request(
@@ -177,29 +317,58 @@ impl Feeder {
                 return self.report_line(entry.origin, error, text, ticket);
             }
         };
+        let checksums = self.checksums_for(entry.checksums, &path);
         let info = Arc::new(JobInfo {
             named_by_url,
-            sha256: entry.sha256,
+            checksums,
+            headers: entry.headers,
             origin: entry.origin,
             url: entry.url,
+            mirrors: entry.mirrors,
             path,
             ticket,
         });
         self.queue(Job { info, turn })
     }
 
+    /// The line's own digests and those the `--checksums` files give for
+    /// `path` (relative to the output directory), all to be checked. The
+    /// path is the one placed before any request: a name chosen later from
+    /// `Content-Disposition` is not looked up.
+    fn checksums_for(&self, mut checksums: Checksums, path: &std::path::Path) -> Checksums {
+        if let Some(published) = self
+            .sums
+            .as_deref()
+            .zip(path.to_str())
+            .and_then(|(sums, path)| sums.get(path))
+        {
+            for checksum in published.iter() {
+                checksums.add(checksum.clone());
+            }
+        }
+        checksums
+    }
+
     /// Put a job on the channel. When it is full, sleep until the workers have
     /// drained it to half ([`Refill`]) instead of blocking in `send`, which
     /// would wake this thread once per finished entry: with small files that
     /// wake-up was a measurable share of the run's CPU.
-    fn queue(&mut self, mut job: Job) -> bool {
+    fn queue(&mut self, job: Job) -> bool {
         self.refill.register();
+        // Counted before it can be taken, so the count never dips to zero
+        // while an entry is on its way to a worker.
+        self.door.pending.fetch_add(1, Ordering::AcqRel);
+        let mut job = Task::Entry(job);
         loop {
             match self.jobs.try_send(job) {
                 Ok(()) => return true,
-                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Disconnected(_)) => {
+                    self.door.entry_done();
+                    return false;
+                }
                 Err(TrySendError::Full(back)) => {
                     if self.cancel.is_requested() {
+                        self.door.entry_done();
                         return false;
                     }
                     job = back;

@@ -1,8 +1,17 @@
 //! URL lists: reading them line by line as they arrive, and parsing one line.
 //!
-//! Format, one entry a line: `URL [OUT] [sha256=HEX]`, fields separated by
-//! whitespace. Blank lines and lines starting with `#` are skipped; CRLF line
-//! ends, surrounding whitespace and a UTF-8 byte order mark are accepted.
+//! Format, one entry a line: `URL [URL…] [OUT] [KEY=VALUE…]`, fields
+//! separated by whitespace (spaces or TABs). The first field is the URL the
+//! entry is named from; after it, in any order, every unquoted field that is
+//! an absolute URL (`scheme://…`) is another source of the same file (only
+//! http and https), an unquoted field holding `=` is a key (`sha256=`,
+//! `sha512=`, `sha384=`, `sha1=`, `md5=`, `header=`), and the one other field
+//! is OUT. A quoted field (`"my file.pdf"`) is always OUT, never a key or a
+//! URL: a file name holding `=` or `://` is written quoted. A key's value may
+//! be quoted too (`header="X-Token: a b"`).
+//!
+//! Blank lines and lines starting with `#` are skipped; CRLF line ends,
+//! surrounding whitespace and a UTF-8 byte order mark are accepted.
 //! Reading is streaming: each line becomes an entry as soon as it arrives, so
 //! `producer | fetchq` starts downloading while the producer still runs, and a
 //! list of ten million lines never sits in memory. Nor does one huge line: a
@@ -15,6 +24,7 @@ use std::sync::Arc;
 
 use url::Url;
 
+use crate::checksum::{Algorithm, Checksum, Checksums};
 use crate::error::{LineError, RunError};
 use crate::event::Origin;
 use crate::naming::{self, OutPath};
@@ -29,16 +39,46 @@ pub(crate) const MAX_LINE: usize = 64 * 1024;
 pub struct Entry {
     /// Where it came from, for messages: the list's name and 1-based line.
     pub origin: Origin,
-    /// What to download. Always http or https, with a host.
+    /// What to download, and what names it. Always http or https, with a host.
     pub url: Url,
+    /// Further sources of the same file, in list order (see [`crate::JobInfo::mirrors`]).
+    pub mirrors: Vec<Url>,
     /// The explicit output path (validated, relative), or `None` to name it from the URL.
     pub out: Option<OutPath>,
-    /// The expected SHA-256 of the whole file.
-    pub sha256: Option<[u8; 32]>,
+    /// The digests the whole file must match (`sha256=`, `md5=`, ...).
+    pub checksums: Checksums,
+    /// The entry's own request headers (`header="Name: value"`), in order.
+    pub headers: Vec<(String, String)>,
 }
 
-/// The fields of one list line: URL, explicit OUT, expected SHA-256.
-pub(crate) type ParsedLine = (Url, Option<OutPath>, Option<[u8; 32]>);
+impl Entry {
+    /// The entry of a parsed `line` from `origin`.
+    pub(crate) fn new(origin: Origin, line: ParsedLine) -> Entry {
+        Entry {
+            origin,
+            url: line.url,
+            mirrors: line.mirrors,
+            out: line.out,
+            checksums: line.checksums,
+            headers: line.headers,
+        }
+    }
+}
+
+/// The fields of one list line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParsedLine {
+    /// The first URL.
+    pub(crate) url: Url,
+    /// The other URLs.
+    pub(crate) mirrors: Vec<Url>,
+    /// OUT, checked.
+    pub(crate) out: Option<OutPath>,
+    /// Every digest given.
+    pub(crate) checksums: Checksums,
+    /// Every `header=`, parsed.
+    pub(crate) headers: Vec<(String, String)>,
+}
 
 /// Parse one line. `Ok(None)` for blank lines and comments.
 pub(crate) fn parse_line(text: &str) -> Result<Option<ParsedLine>, LineError> {
@@ -47,33 +87,164 @@ pub(crate) fn parse_line(text: &str) -> Result<Option<ParsedLine>, LineError> {
         return Ok(None);
     }
     let mut fields = Fields(text);
-    let url = parse_url(&fields.next().transpose()?.unwrap_or_default())?;
-    let mut out = None;
-    let mut sha256 = None;
+    // The first field is the URL, quoted or not.
+    let url = match fields.next().transpose()? {
+        Some(Field::Quoted(first) | Field::Bare(first)) => parse_url(&first)?,
+        Some(Field::Pair { raw, .. }) => parse_url(&raw)?,
+        None => parse_url("")?,
+    };
+    let mut line = ParsedLine {
+        url,
+        mirrors: Vec::new(),
+        out: None,
+        checksums: Checksums::default(),
+        headers: Vec::new(),
+    };
+    let mut out_text: Option<String> = None;
     for field in fields {
-        let field = field?;
-        if sha256.is_some() {
-            // The checksum is the trailing field: nothing may follow it.
-            return Err(LineError::ExtraField(field.to_string()));
-        }
-        if let Some(hex) = field.strip_prefix("sha256=") {
-            sha256 = Some(parse_sha256(hex).ok_or_else(|| LineError::BadChecksum(field.to_string()))?);
-        } else if out.is_none() {
-            out = Some(naming::check_out(&field)?);
+        let (key, value, raw) = match field? {
+            Field::Bare(text) if looks_like_url(&text) => {
+                let source = parse_url(&text).map_err(|why| LineError::BadSource {
+                    field: text.clone(),
+                    why: why.to_string(),
+                })?;
+                line.mirrors.push(source);
+                continue;
+            }
+            Field::Bare(text) if text.contains('=') => {
+                let (key, value) = text.split_once('=').unwrap_or_default();
+                (key.to_string(), value.to_string(), text)
+            }
+            Field::Pair { key, value, raw } => (key, value, raw),
+            Field::Quoted(text) | Field::Bare(text) => {
+                if let Some(first) = out_text {
+                    return Err(LineError::SecondOut { first, second: text });
+                }
+                line.out = Some(naming::check_out(&text)?);
+                out_text = Some(text);
+                continue;
+            }
+        };
+        if key.eq_ignore_ascii_case("header") {
+            let header = parse_header(&value).map_err(|why| LineError::BadHeader { field: raw, why })?;
+            line.headers.push(header);
+        } else if let Some(algorithm) = Algorithm::from_key(&key) {
+            let checksum = Checksum::from_hex(algorithm, &value).ok_or_else(|| LineError::BadChecksum {
+                field: raw.clone(),
+                digits: algorithm.hex_len(),
+            })?;
+            if line
+                .checksums
+                .get(algorithm)
+                .is_some_and(|given| *given != checksum)
+            {
+                return Err(LineError::SecondChecksum(raw));
+            }
+            line.checksums.add(checksum);
         } else {
-            return Err(LineError::ExtraField(field.to_string()));
+            return Err(LineError::UnknownKey(raw));
         }
     }
-    Ok(Some((url, out, sha256)))
+    Ok(Some(line))
+}
+
+/// Parse a request header `Name: value`, for `-H` and `header=`: the name
+/// an RFC 9110 §5.6.2 token, the value without line breaks or NUL (which
+/// would end the header early or smuggle another), both trimmed.
+pub fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("header {text:?} has no ':' (expected 'Name: value')"))?;
+    let name = name.trim();
+    let valid_name = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !valid_name {
+        return Err(format!("header name {name:?} is not a valid token"));
+    }
+    let value = value.trim();
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(format!("header {name} has a line break in its value"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// A line as messages show it when it is unusable: trimmed, and with the
+/// value of every well-formed `header=` replaced by `***`, since a header
+/// may carry a token (`header="Authorization: Bearer …"`) and the line is
+/// printed, logged and put in `--json`. The header's name stays, to say
+/// which field is meant; a malformed `header=` is the error and is shown.
+pub(crate) fn shown_line(text: &str) -> String {
+    let mut shown = text.trim().to_string();
+    for field in Fields(text.trim()).map_while(Result::ok) {
+        let (raw, value) = match field {
+            Field::Pair { key, value, raw } if key.eq_ignore_ascii_case("header") => (raw, value),
+            Field::Bare(raw) if !looks_like_url(&raw) => match raw.split_once('=') {
+                Some((key, value)) if key.eq_ignore_ascii_case("header") => {
+                    let value = value.to_string();
+                    (raw, value)
+                }
+                _ => continue,
+            },
+            _ => continue,
+        };
+        if let Ok((name, _)) = parse_header(&value) {
+            shown = shown.replacen(&raw, &format!("header=\"{name}: ***\""), 1);
+        }
+    }
+    shown
+}
+
+/// Whether an unquoted field is meant as a URL: `scheme://…`.
+fn looks_like_url(text: &str) -> bool {
+    text.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
+    })
+}
+
+/// The list line that asks for exactly this entry: the inverse of
+/// [`parse_line`], for `--save-failed` and the queue. `out` is written
+/// quoted where it must be.
+pub(crate) fn write_line(
+    url: &Url,
+    mirrors: &[Url],
+    out: Option<&str>,
+    checksums: &Checksums,
+    headers: &[(String, String)],
+) -> String {
+    let mut line = url.as_str().to_string();
+    for source in mirrors {
+        line.push(' ');
+        line.push_str(source.as_str());
+    }
+    if let Some(out) = out {
+        line.push(' ');
+        line.push_str(&quote_field(out));
+    }
+    for checksum in checksums.iter() {
+        line.push(' ');
+        line.push_str(&checksum.to_string());
+    }
+    for (name, value) in headers {
+        line.push_str(" header=");
+        line.push_str(&quote_field(&format!("{name}: {value}")));
+    }
+    line
 }
 
 /// `text` as one list field, quoted and escaped when it needs to be (the
-/// inverse of how [`parse_line`] reads a field).
+/// inverse of how [`parse_line`] reads a field): a field with a blank, a
+/// quote or a backslash, one that would start a comment (`#`), and one that
+/// unquoted would be read as a key (`=`) or a URL (`://`).
 pub(crate) fn quote_field(text: &str) -> String {
-    // A `#` that starts a field would start a comment.
     if !text.is_empty()
         && !text.starts_with('#')
-        && !text.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\')
+        && !text.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\' || c == '=')
+        && !looks_like_url(text)
     {
         return text.to_string();
     }
@@ -89,13 +260,32 @@ pub(crate) fn quote_field(text: &str) -> String {
     quoted
 }
 
+/// One field of a line, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Field {
+    /// `"…"`: always OUT (or the first field's URL).
+    Quoted(String),
+    /// Unquoted: a URL, a `key=value`, or OUT.
+    Bare(String),
+    /// `key="…"`: a key whose value is quoted.
+    Pair {
+        /// Before the `=`.
+        key: String,
+        /// The quoted value, unescaped.
+        value: String,
+        /// The field as written, for messages.
+        raw: String,
+    },
+}
+
 /// The whitespace-separated fields of a line. A field that starts with `"`
 /// runs to the next unescaped `"` and may hold spaces (`"my file.pdf"`);
-/// inside it `\"` is a quote and `\\` a backslash.
+/// inside it `\"` is a quote and `\\` a backslash. So does the value of a
+/// `key="…"` field whose key is a plain word.
 struct Fields<'a>(&'a str);
 
 impl Iterator for Fields<'_> {
-    type Item = Result<String, LineError>;
+    type Item = Result<Field, LineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let rest = self.0.trim_start();
@@ -105,34 +295,69 @@ impl Iterator for Fields<'_> {
             self.0 = "";
             return None;
         }
-        let Some(quoted) = rest.strip_prefix('"') else {
-            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            self.0 = &rest[end..];
-            return Some(Ok(rest[..end].to_string()));
-        };
-        let mut field = String::new();
-        let mut chars = quoted.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    let after = &quoted[i + 1..];
-                    if after.starts_with(|c: char| !c.is_whitespace()) {
-                        break;
-                    }
+        if let Some(quoted) = rest.strip_prefix('"') {
+            return Some(match read_quoted(quoted) {
+                Some((field, after)) => {
                     self.0 = after;
-                    return Some(Ok(field));
+                    Ok(Field::Quoted(field))
                 }
-                '\\' => match chars.next() {
-                    Some((_, c @ ('"' | '\\'))) => field.push(c),
-                    Some((_, c)) => field.extend(['\\', c]),
-                    None => break,
-                },
-                c => field.push(c),
-            }
+                None => {
+                    self.0 = "";
+                    Err(LineError::BadQuote(rest.to_string()))
+                }
+            });
         }
-        self.0 = "";
-        Some(Err(LineError::BadQuote(rest.to_string())))
+        let key_end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(rest.len());
+        if key_end > 0
+            && let Some(quoted) = rest[key_end..].strip_prefix("=\"")
+        {
+            return Some(match read_quoted(quoted) {
+                Some((value, after)) => {
+                    self.0 = after;
+                    Ok(Field::Pair {
+                        key: rest[..key_end].to_string(),
+                        value,
+                        raw: rest[..rest.len() - after.len()].to_string(),
+                    })
+                }
+                None => {
+                    self.0 = "";
+                    Err(LineError::BadQuote(rest.to_string()))
+                }
+            });
+        }
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        self.0 = &rest[end..];
+        Some(Ok(Field::Bare(rest[..end].to_string())))
     }
+}
+
+/// The text of a quoted field whose opening `"` is just before `quoted`,
+/// unescaped, and what follows its closing `"`; `None` if it does not close,
+/// or if text is stuck to the closing quote.
+fn read_quoted(quoted: &str) -> Option<(String, &str)> {
+    let mut field = String::new();
+    let mut chars = quoted.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => {
+                let after = &quoted[i + 1..];
+                if after.starts_with(|c: char| !c.is_whitespace()) {
+                    return None;
+                }
+                return Some((field, after));
+            }
+            '\\' => match chars.next() {
+                Some((_, c @ ('"' | '\\'))) => field.push(c),
+                Some((_, c)) => field.extend(['\\', c]),
+                None => return None,
+            },
+            c => field.push(c),
+        }
+    }
+    None
 }
 
 fn parse_url(text: &str) -> Result<Url, LineError> {
@@ -145,18 +370,6 @@ fn parse_url(text: &str) -> Result<Url, LineError> {
         return Err(LineError::NoHost);
     }
     Ok(url)
-}
-
-fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut digest = [0u8; 32];
-    for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(digest)
 }
 
 /// One input list, opened but not yet read.
@@ -338,13 +551,8 @@ impl ListInput {
                 )),
                 Ok(text) => match parse_line(text) {
                     Ok(None) => continue,
-                    Ok(Some((url, out, sha256))) => Ok(Entry {
-                        origin,
-                        url,
-                        out,
-                        sha256,
-                    }),
-                    Err(e) => Err((origin, e, text.trim().to_string())),
+                    Ok(Some(line)) => Ok(Entry::new(origin, line)),
+                    Err(e) => Err((origin, e, shown_line(text))),
                 },
             };
             if !each(item) {
@@ -430,7 +638,7 @@ mod tests {
     }
 
     fn parse(text: &str) -> Result<Option<(String, Option<OutPath>, bool)>, LineError> {
-        parse_line(text).map(|o| o.map(|(u, out, sum)| (u.to_string(), out, sum.is_some())))
+        parse_line(text).map(|o| o.map(|l| (l.url.to_string(), l.out, !l.checksums.is_empty())))
     }
 
     #[test]
@@ -517,12 +725,19 @@ mod tests {
             "\"",
             "end\\",
             "#1.txt",
+            "a=b",
+            "http://h/x",
         ] {
             let quoted = quote_field(text);
             let fields: Vec<_> = Fields(&format!("  {quoted} next")).collect();
+            let first = if quoted.starts_with('"') {
+                Field::Quoted(text.to_string())
+            } else {
+                Field::Bare(text.to_string())
+            };
             assert_eq!(
                 fields,
-                [Ok(text.to_string()), Ok("next".into())],
+                [Ok(first), Ok(Field::Bare("next".into()))],
                 "{text:?} as {quoted}"
             );
         }
@@ -548,15 +763,196 @@ mod tests {
         assert_eq!(parse("file:///etc/passwd"), Err(LineError::Scheme("file".into())));
         assert_eq!(parse("http://h/a /etc/x"), Err(LineError::OutEscapes));
         assert_eq!(parse("http://h/a ../x"), Err(LineError::OutEscapes));
-        assert_eq!(parse("http://h/a x y"), Err(LineError::ExtraField("y".into())));
         assert_eq!(
-            parse("http://h/a sha256=12"),
-            Err(LineError::BadChecksum("sha256=12".into()))
+            parse("http://h/a x y"),
+            Err(LineError::SecondOut {
+                first: "x".into(),
+                second: "y".into()
+            })
         );
-        let hex = "ab".repeat(32);
+    }
+
+    #[test]
+    fn version_2_lines_give_sources_checksums_and_headers() {
+        let md5 = "d41d8cd98f00b204e9800998ecf8427e";
+        let sha512 = "cf".repeat(64);
+        let line = parse_line(&format!(
+            "http://h/a.iso\thttps://m1/a.iso http://m2/x?a=b\tout.iso md5={md5} SHA512={} \
+             header=\"X-Token: a b\" header=X-B:c",
+            sha512.to_uppercase()
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(line.url.as_str(), "http://h/a.iso");
+        let mirrors: Vec<&str> = line.mirrors.iter().map(Url::as_str).collect();
+        assert_eq!(mirrors, ["https://m1/a.iso", "http://m2/x?a=b"]);
+        assert_eq!(line.out, Some(OutPath::File("out.iso".into())));
+        let sums: Vec<String> = line.checksums.iter().map(ToString::to_string).collect();
+        assert_eq!(sums, [format!("md5={md5}"), format!("sha512={sha512}")]);
         assert_eq!(
-            parse(&format!("http://h/a sha256={hex} x")),
-            Err(LineError::ExtraField("x".into()))
+            line.headers,
+            [("X-Token".into(), "a b".into()), ("X-B".into(), "c".into())]
+        );
+        // Any order after the first URL; the same digest twice is one.
+        let reordered = parse_line(&format!(
+            "http://h/a.iso md5={md5} header=\"X-Token: a b\" out.iso sha512={sha512} md5={md5} \
+             https://m1/a.iso header=X-B:c http://m2/x?a=b"
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(reordered, line);
+        // Quoted fields are OUT, never a URL or a key.
+        for (quoted, out) in [
+            (r#""http://m/b.txt""#, "http:/m/b.txt"),
+            (r#""sha256=ab""#, "sha256=ab"),
+            (r#""a=b.txt""#, "a=b.txt"),
+        ] {
+            let line = parse_line(&format!("http://h/a {quoted}")).unwrap().unwrap();
+            assert_eq!(line.out, Some(OutPath::File(out.into())), "{quoted}");
+            assert!(line.mirrors.is_empty() && line.checksums.is_empty(), "{quoted}");
+        }
+        // Written back, read again: the same entry.
+        let written = write_line(
+            &line.url,
+            &line.mirrors,
+            Some("my file=1.iso"),
+            &line.checksums,
+            &line.headers,
+        );
+        let again = parse_line(&written).unwrap().unwrap();
+        assert_eq!(again.out, Some(OutPath::File("my file=1.iso".into())));
+        assert_eq!(
+            (again.url, again.mirrors, again.checksums, again.headers),
+            (line.url, line.mirrors, line.checksums, line.headers),
+            "{written}"
+        );
+    }
+
+    #[test]
+    fn shown_lines_hide_header_values() {
+        for (text, want) in [
+            (
+                r#" http://h/a x y header="Authorization: Bearer s3cret" "#,
+                r#"http://h/a x y header="Authorization: ***""#,
+            ),
+            (
+                "http://h/a header=X-Key:s3cret foo=bar",
+                r#"http://h/a header="X-Key: ***" foo=bar"#,
+            ),
+            // A malformed header is the error: it is shown as written.
+            ("http://h/a header=NoColon", "http://h/a header=NoColon"),
+            ("http://h/a?header=x:y z", "http://h/a?header=x:y z"),
+        ] {
+            assert_eq!(shown_line(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn version_2_errors_name_the_field() {
+        let sha256 = "ab".repeat(32);
+        let table: Vec<(String, LineError)> = vec![
+            (
+                "http://h/a foo=bar".into(),
+                LineError::UnknownKey("foo=bar".into()),
+            ),
+            (
+                "http://h/a a=b.txt".into(),
+                LineError::UnknownKey("a=b.txt".into()),
+            ),
+            (
+                r#"http://h/a foo="x y""#.into(),
+                LineError::UnknownKey(r#"foo="x y""#.into()),
+            ),
+            (
+                "http://h/a sha256=12".into(),
+                LineError::BadChecksum {
+                    field: "sha256=12".into(),
+                    digits: 64,
+                },
+            ),
+            (
+                format!("http://h/a md5={sha256}"),
+                LineError::BadChecksum {
+                    field: format!("md5={sha256}"),
+                    digits: 32,
+                },
+            ),
+            (
+                format!("http://h/a sha1={}", "zz".repeat(20)),
+                LineError::BadChecksum {
+                    field: format!("sha1={}", "zz".repeat(20)),
+                    digits: 40,
+                },
+            ),
+            (
+                format!("http://h/a sha384={sha256}"),
+                LineError::BadChecksum {
+                    field: format!("sha384={sha256}"),
+                    digits: 96,
+                },
+            ),
+            (
+                format!("http://h/a sha256={sha256} sha256={}", "cd".repeat(32)),
+                LineError::SecondChecksum(format!("sha256={}", "cd".repeat(32))),
+            ),
+            (
+                r#"http://h/a x "y z""#.into(),
+                LineError::SecondOut {
+                    first: "x".into(),
+                    second: "y z".into(),
+                },
+            ),
+            (
+                "http://h/a ftp://h/b.txt".into(),
+                LineError::BadSource {
+                    field: "ftp://h/b.txt".into(),
+                    why: LineError::Scheme("ftp".into()).to_string(),
+                },
+            ),
+            (
+                "http://h/a header=NoColon".into(),
+                LineError::BadHeader {
+                    field: "header=NoColon".into(),
+                    why: r#"header "NoColon" has no ':' (expected 'Name: value')"#.into(),
+                },
+            ),
+            (
+                r#"http://h/a header="Bad Name: x""#.into(),
+                LineError::BadHeader {
+                    field: r#"header="Bad Name: x""#.into(),
+                    why: r#"header name "Bad Name" is not a valid token"#.into(),
+                },
+            ),
+            (
+                r#"http://h/a header=": x""#.into(),
+                LineError::BadHeader {
+                    field: r#"header=": x""#.into(),
+                    why: r#"header name "" is not a valid token"#.into(),
+                },
+            ),
+            (
+                r#"http://h/a header="X-A: b"c"#.into(),
+                LineError::BadQuote(r#"header="X-A: b"c"#.into()),
+            ),
+        ];
+        for (text, want) in table {
+            assert_eq!(parse_line(&text), Err(want), "{text}");
+        }
+        assert!(
+            matches!(
+                parse_line("http://h/a http://[::1/b"),
+                Err(LineError::BadSource { field, why }) if field == "http://[::1/b" && why.starts_with("invalid URL")
+            ),
+            "a source that does not parse"
+        );
+        // The first field must be the URL, whatever follows.
+        assert!(matches!(
+            parse_line("a.txt http://h/a"),
+            Err(LineError::BadUrl(_))
+        ));
+        assert_eq!(
+            parse_line("ftp://h/a http://h/a"),
+            Err(LineError::Scheme("ftp".into()))
         );
     }
 

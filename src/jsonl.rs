@@ -122,6 +122,25 @@ pub(crate) fn entry_json(report: &EntryReport, dir: &Path) -> Value {
         "error_kind": error_kind,
         "error": error,
     });
+    // An entry with mirrors: every source and what became of it.
+    if let (Some(job), Some(report)) = (&report.job, &report.sources) {
+        let sources: Vec<Value> = (0..=job.mirrors.len())
+            .map(|source| {
+                let aside = report.set_aside.iter().find(|(index, _)| *index == source);
+                let outcome = match aside {
+                    Some(_) => "set_aside",
+                    None if report.delivered_by == Some(source) => "delivered",
+                    None => "unused",
+                };
+                json!({
+                    "url": job.source(source).to_string(),
+                    "outcome": outcome,
+                    "error": aside.map(|(_, cause)| cause.clone()),
+                })
+            })
+            .collect();
+        value["sources"] = Value::Array(sources);
+    }
     redact_strings(&mut value);
     value
 }

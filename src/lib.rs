@@ -16,10 +16,12 @@
 //!  failed_list
 //!                                      │
 //!                                      ▼
-//!                            feed   hosts   fetch (mod redirect headers classify)
-//!                              │               │
-//!                              ▼               ▼
-//!                            input     client  rate  proxy
+//!                            feed   hosts            the channel's tasks; --per-host
+//!                              │  ╲
+//!                              │   ▼
+//!                              │  fetch (mod redirect headers classify split sources)
+//!                              ▼               │
+//!                            input     client  rate  proxy  pieces
 //!                              │         │
 //!                              ▼         ▼
 //!         naming   outdir   transport   tls          names; the output directory; sockets, TLS
@@ -35,6 +37,7 @@
 //!    │        │
 //!    ▼        ▼
 //!  error display cancel config exit backoff hex base64 netrc cookies   leaves: import nothing of fetchq
+//!  checksum                                  (but one another: config holds netrc's and checksum's types)
 //!  aligned
 //! ```
 //! `event` is the contract every stage shares: what workers report
@@ -82,6 +85,7 @@ mod aligned;
 mod backoff;
 mod base64;
 mod cancel;
+mod checksum;
 mod client;
 mod config;
 mod content_disposition;
@@ -106,6 +110,7 @@ mod netrc;
 mod outdir;
 pub mod outputs;
 mod part;
+mod pieces;
 mod plans;
 mod pool;
 pub mod progress;
@@ -120,16 +125,18 @@ mod transport;
 mod validators;
 
 pub use cancel::Cancel;
+pub use checksum::{Algorithm, Checksum, Checksums, MAX_SUMS_FILE, Sums, SumsError};
 pub use config::{Config, Existing, IpFamily, Pin, ProxyChoice};
 pub use cookies::{Cookies, CookiesError};
 pub use error::{FetchError, LineError, ProxyError, RunError};
 pub use event::{
-    EntryReport, Event, JobInfo, Origin, Outcome, Problem, Resume, SkipReason, StartOver, Ticket,
+    EntryReport, Event, JobInfo, Origin, Outcome, Problem, Resume, SkipReason, SourceReport, StartOver,
+    Ticket,
 };
 pub use event::{Live, Observer, Slot, Tee};
 pub use exit::Exit;
 pub use feed::{Feeder, Lists, Source};
-pub use input::{Entry, ListInput};
+pub use input::{Entry, ListInput, parse_header};
 pub use naming::OutPath;
 pub use netrc::{Credentials, Netrc, NetrcError};
 pub use pool::run;

@@ -18,7 +18,7 @@ use fetchq::messages::{self, StdoutError};
 use fetchq::outputs::Outputs;
 use fetchq::queue::worker::{Level, Notice, Notify, WorkerOptions};
 use fetchq::queue::{Queue, RetryPolicy, commands, default_worker_id};
-use fetchq::{Cancel, Config, Cookies, Exit, ListInput, Lists, Netrc};
+use fetchq::{Cancel, Config, Cookies, Exit, ListInput, Lists, MAX_SUMS_FILE, Netrc, Sums};
 
 use cli::{Cli, Command, EnqueueArgs, OutputArgs, QueueArgs, StatusArgs, WorkerArgs};
 
@@ -78,6 +78,7 @@ fn download(cli: Cli) -> Result<Exit> {
     let mut config = cli.download.to_config().map_err(anyhow::Error::msg)?;
     config.netrc = netrc(&cli.download)?;
     config.cookies = cookies(&cli.download)?;
+    config.checksums = checksums(&cli.download)?;
     let jar = config.cookies.clone();
     let names = list_names(cli.input.names())?;
     let lists = open_lists(&names, cli.input.output.as_deref())?;
@@ -165,6 +166,34 @@ fn netrc(args: &cli::DownloadArgs) -> Result<Option<Arc<Netrc>>> {
     }
     let netrc = Netrc::parse(&text).with_context(|| format!("cannot use {}", path.display()))?;
     Ok(Some(Arc::new(netrc)))
+}
+
+/// The published sums of every `--checksums FILE`, read whole at startup
+/// (each at most [`MAX_SUMS_FILE`] bytes); none without the option. A file
+/// that is missing, too large, or has a malformed line is a usage error
+/// naming it (and the line).
+fn checksums(args: &cli::DownloadArgs) -> Result<Option<Arc<Sums>>> {
+    use std::io::Read;
+    if args.checksums.is_empty() {
+        return Ok(None);
+    }
+    let mut sums = Sums::new();
+    for path in &args.checksums {
+        let cannot = || format!("cannot read --checksums {}", path.display());
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_SUMS_FILE + 1).read_to_string(&mut text))
+            .with_context(cannot)?;
+        if text.len() as u64 > MAX_SUMS_FILE {
+            bail!(
+                "--checksums {} is larger than {MAX_SUMS_FILE} bytes",
+                path.display()
+            );
+        }
+        sums.add_text(&path.display().to_string(), &text)
+            .context("unusable --checksums file")?;
+    }
+    Ok(Some(Arc::new(sums)))
 }
 
 /// The cookie jar of a run: empty when only `--save-cookies` is given, none
@@ -272,6 +301,7 @@ fn worker(args: WorkerArgs) -> Result<Exit> {
     let mut config = args.download.to_config().map_err(anyhow::Error::msg)?;
     config.netrc = netrc(&args.download)?;
     config.cookies = cookies(&args.download)?;
+    config.checksums = checksums(&args.download)?;
     let jar = config.cookies.clone();
     if config.insecure {
         messages::warning("--insecure: TLS certificates are NOT verified");

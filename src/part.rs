@@ -43,15 +43,16 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
-use sha2::{Digest, Sha256};
 
+use crate::checksum::{Algorithms, Hasher};
 use crate::error::FetchError;
 use crate::folder::Folder;
 use crate::resume::{self, Record, Stored};
@@ -175,10 +176,11 @@ impl Linker {
     }
 }
 
-/// An unnamed, write-only file in `dir` (`O_TMPFILE`, Linux only).
+/// An unnamed file in `dir` (`O_TMPFILE`, Linux only).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn unnamed_in(dir: &Folder, mode: u32) -> io::Result<File> {
-    let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+    // Readable too: a split download's hash reads back what other connections wrote.
+    let flags = OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(dir, ".", flags, Mode::from_raw_mode(mode))?;
     Ok(File::from(fd))
 }
@@ -194,7 +196,7 @@ fn unnamed_in(_dir: &Folder, _mode: u32) -> io::Result<File> {
 /// holds is left alone: [`FetchError::Busy`].
 fn create_named(dir: &Folder, part: &OsStr, mode: u32) -> Result<File, FetchError> {
     let path = || dir.join(part);
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     for _ in 0..TRIES {
         // Usually there is no stale part: try the create first and only clean
         // up when it is in the way (one syscall per file saved).
@@ -257,8 +259,19 @@ pub(crate) struct PartFile {
     file: File,
     /// `Some` while the file has no name.
     unnamed: Option<Linker>,
+    /// Bytes on disk from the start of the file without a gap: every write
+    /// of this file's own goes here. Other connections of a split download
+    /// write elsewhere, through [`PartFile::writer`], and move it on with
+    /// [`PartFile::advance_to`].
     len: u64,
-    hasher: Option<Sha256>,
+    /// Bytes may lie past `len` (a split download's pieces): the file is cut
+    /// to `len` before it is published.
+    holes: bool,
+    hasher: Option<Hasher>,
+    /// How far the hasher has read: it catches up from the file when bytes
+    /// arrived through other connections, so a split download is hashed as
+    /// its prefix grows, not all at the end.
+    hashed: u64,
     /// The response the bytes come from, for `-c` (see [`crate::resume`]):
     /// put on the file as soon as it has a name, or before it gets one.
     record: Option<Record>,
@@ -271,12 +284,12 @@ pub(crate) struct PartFile {
 impl PartFile {
     /// Continue the `NAME.part` an earlier run left for `name` in `dir`, if
     /// there is a regular file there; [`FetchError::Busy`] if another process
-    /// holds it. With `hash`, its bytes are hashed first so the digest covers
-    /// the whole file.
+    /// holds it. With `hash`, its bytes are hashed when the digests are next
+    /// needed, so they cover the whole file.
     pub(crate) fn continue_existing(
         dir: &Folder,
         name: &OsStr,
-        hash: bool,
+        hash: Algorithms,
     ) -> Result<Option<PartFile>, FetchError> {
         let part = part_name(name);
         let path = dir.join(&part);
@@ -286,7 +299,7 @@ impl PartFile {
             Ok(Claim::Free(fd)) => fd,
             Err(e) => return Err(FetchError::disk("cannot open", path, e)),
         };
-        let mut file = File::from(fd);
+        let file = File::from(fd);
         let meta = file
             .metadata()
             .map_err(|e| FetchError::disk("cannot inspect", &path, e))?;
@@ -297,29 +310,15 @@ impl PartFile {
                 io::Error::other("not a regular file"),
             ));
         }
-        let mut hasher = hash.then(Sha256::new);
-        if let Some(hasher) = hasher.as_mut() {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = file
-                    .read(&mut buf)
-                    .map_err(|e| FetchError::disk("cannot read", &path, e))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
-        }
-        let len = file
-            .seek(SeekFrom::End(0))
-            .map_err(|e| FetchError::disk("cannot seek", &path, e))?;
         Ok(Some(PartFile {
             dir: dir.clone(),
             name: part,
             file,
             unnamed: None,
-            len,
-            hasher,
+            len: meta.len(),
+            holes: false,
+            hasher: Hasher::new(hash),
+            hashed: 0,
             record: None,
             adopted: true,
         }))
@@ -338,11 +337,11 @@ impl PartFile {
         name: &OsStr,
         linker: Option<Linker>,
         mode: Option<u32>,
-        hash: bool,
+        hash: Algorithms,
     ) -> Result<PartFile, FetchError> {
         let part = part_name(name);
         let mode = mode.unwrap_or(0o666) & 0o666;
-        let hasher = hash.then(Sha256::new);
+        let hasher = Hasher::new(hash);
         let (file, unnamed) = match linker.and_then(|linker| Some((unnamed_in(dir, mode).ok()?, linker))) {
             Some((file, linker)) => (file, Some(linker)),
             None => (create_named(dir, &part, mode)?, None),
@@ -353,7 +352,9 @@ impl PartFile {
             file,
             unnamed,
             len: 0,
+            holes: false,
             hasher,
+            hashed: 0,
             record: None,
             adopted: false,
         })
@@ -390,20 +391,90 @@ impl PartFile {
         self.dir.join(&self.name)
     }
 
-    /// Append a chunk of the body.
+    /// Append a chunk of the body at byte `len`.
     pub(crate) fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
         self.file
-            .write_all(chunk)
+            .write_all_at(chunk, self.len)
             .map_err(|e| FetchError::disk("cannot write", self.path(), e))?;
-        if let Some(hasher) = self.hasher.as_mut() {
-            hasher.update(chunk);
+        if self.hasher.is_some() && self.hashed == self.len {
+            if let Some(hasher) = self.hasher.as_mut() {
+                hasher.update(chunk);
+            }
+            self.hashed += chunk.len() as u64;
         }
+        self.grow(self.len + chunk.len() as u64)
+    }
+
+    /// Move `len` on to `end`: the bytes up to it are on disk, written
+    /// through [`PartFile::writer`] by another connection.
+    pub(crate) fn advance_to(&mut self, end: u64) -> Result<(), FetchError> {
+        self.holes = true;
+        if end > self.len {
+            self.grow(end)?;
+        }
+        self.catch_up()
+    }
+
+    /// Count only the first `len` bytes as the part's: the rest of the file
+    /// has holes (a split download continued with `-c`), filled by pieces.
+    pub(crate) fn keep_prefix(&mut self, len: u64) {
+        self.holes = true;
+        self.len = self.len.min(len);
+        self.hashed = self.hashed.min(self.len);
+    }
+
+    fn grow(&mut self, len: u64) -> Result<(), FetchError> {
         let before = self.len;
-        self.len += chunk.len() as u64;
+        self.len = len;
         // Once, when it crosses the mark: a part that stays unnamed (its name
         // is held by another process) is not asked again for every chunk.
         if before <= NAME_AFTER && self.len > NAME_AFTER {
             self.name()?;
+        }
+        Ok(())
+    }
+
+    /// A second descriptor of the file, for a split download's other
+    /// connections to write their pieces with positional writes.
+    pub(crate) fn writer(&self) -> Result<File, FetchError> {
+        self.file
+            .try_clone()
+            .map_err(|e| FetchError::disk("cannot reopen", self.path(), e))
+    }
+
+    /// Update the record's map of the ranges on disk (a split download), so
+    /// `-c` fetches only what is missing.
+    pub(crate) fn record_done(&mut self, done: Vec<(u64, u64)>) {
+        if let Some(mut record) = self.record.take() {
+            record.set_done(done);
+            self.set_record(record);
+        }
+    }
+
+    /// Feed the hasher what it has not read yet of the first `len` bytes,
+    /// from the file.
+    fn catch_up(&mut self) -> Result<(), FetchError> {
+        let Some(hasher) = self.hasher.as_mut() else {
+            return Ok(());
+        };
+        let mut buf = vec![0u8; 256 * 1024];
+        while self.hashed < self.len {
+            let want = usize::try_from(self.len - self.hashed)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            let n = self
+                .file
+                .read_at(&mut buf[..want], self.hashed)
+                .map_err(|e| FetchError::disk("cannot read", self.dir.join(&self.name), e))?;
+            if n == 0 {
+                return Err(FetchError::disk(
+                    "cannot read",
+                    self.dir.join(&self.name),
+                    io::Error::other("the file is shorter than what was written to it"),
+                ));
+            }
+            hasher.update(&buf[..n]);
+            self.hashed += n as u64;
         }
         Ok(())
     }
@@ -415,7 +486,7 @@ impl PartFile {
     /// intact and replaced at its name by a new, empty, locked file, so
     /// neither another program's file nor a hard link to it is emptied.
     pub(crate) fn restart(&mut self) -> Result<(), FetchError> {
-        if self.len == 0 {
+        if self.len == 0 && !self.holes {
             return Ok(());
         }
         if self.adopted {
@@ -424,18 +495,19 @@ impl PartFile {
         } else {
             self.file
                 .set_len(0)
-                .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(drop))
                 .map_err(|e| FetchError::disk("cannot truncate", self.path(), e))?;
             if self.unnamed.is_none() {
                 resume::clear(&self.file);
             }
         }
         self.len = 0;
+        self.holes = false;
         // The record described the bytes just dropped; the next response's follows.
         self.record = None;
         if let Some(hasher) = self.hasher.as_mut() {
-            *hasher = Sha256::new();
+            hasher.reset();
         }
+        self.hashed = 0;
         Ok(())
     }
 
@@ -448,7 +520,7 @@ impl PartFile {
             .map_err(|e| FetchError::disk("cannot inspect", self.path(), e.into()))?;
         #[allow(clippy::useless_conversion)]
         let mode = Mode::from_raw_mode((u32::from(stat.st_mode) & 0o666).into());
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         for _ in 0..TRIES {
             let private = self.private_name();
             let fd = match rustix::fs::openat(&self.dir, &private, flags, mode) {
@@ -499,9 +571,11 @@ impl PartFile {
         }
     }
 
-    /// The SHA-256 of everything written, if hashing was asked for.
-    pub(crate) fn digest(&self) -> Option<[u8; 32]> {
-        self.hasher.as_ref().map(|h| h.clone().finalize().into())
+    /// The hasher, caught up with every byte of the part, if hashing was
+    /// asked for: what [`Checksums::verify`](crate::checksum::Checksums::verify) compares.
+    pub(crate) fn hasher(&mut self) -> Result<Option<&Hasher>, FetchError> {
+        self.catch_up()?;
+        Ok(self.hasher.as_ref())
     }
 
     /// Give an unnamed part its `NAME.part` name, replacing a stale file
@@ -576,6 +650,12 @@ impl PartFile {
         etag: Option<&str>,
     ) -> Result<Committed, FetchError> {
         let target = |dir: &Folder| dir.join(name);
+        if self.holes {
+            // Pieces of an abandoned split may lie past what was kept.
+            self.file
+                .set_len(self.len)
+                .map_err(|e| FetchError::disk("cannot truncate", self.path(), e))?;
+        }
         if let Some(etag) = etag {
             crate::validators::store(&self.file, self.len, etag);
         }
@@ -674,7 +754,7 @@ impl PartFile {
 impl Drop for PartFile {
     /// Keep an abandoned download for `-c`: give an unnamed one its name.
     fn drop(&mut self) {
-        if self.len > 0 {
+        if self.len > 0 || self.holes {
             let _ = self.name();
         }
     }
@@ -701,6 +781,10 @@ fn rename_no_replace(dir: &Folder, from: &OsStr, to: &OsStr) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::{Algorithm, Checksums};
+
+    const NO_HASH: Algorithms = Algorithms::NONE;
+    const SHA256: Algorithms = Algorithms::of(Algorithm::Sha256);
     use std::fs;
     use std::path::Path;
 
@@ -731,9 +815,9 @@ mod tests {
         std::os::unix::fs::symlink(&outside, tmp.path().join("a.txt.part")).unwrap();
 
         // Continuing refuses to open through the link.
-        assert!(PartFile::continue_existing(&dir, os("a.txt"), false).is_err());
+        assert!(PartFile::continue_existing(&dir, os("a.txt"), NO_HASH).is_err());
         // A fresh start removes the link itself and writes a new file.
-        let mut part = PartFile::create(&dir, os("a.txt"), None, None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("a.txt"), None, None, NO_HASH).unwrap();
         part.write(b"new").unwrap();
         assert_eq!(
             part.commit(os("a.txt"), true, false, None, None).unwrap(),
@@ -748,11 +832,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         fs::write(tmp.path().join("a.part"), b"hello ").unwrap();
         let dir = Folder::open(tmp.path()).unwrap();
-        let mut part = PartFile::continue_existing(&dir, os("a"), true).unwrap().unwrap();
+        let mut part = PartFile::continue_existing(&dir, os("a"), SHA256)
+            .unwrap()
+            .unwrap();
         assert_eq!(part.len(), 6);
         part.write(b"world").unwrap();
-        let want: [u8; 32] = Sha256::digest(b"hello world").into();
-        assert_eq!(part.digest(), Some(want));
+        let want = Checksums::for_bytes(Algorithm::Sha256, b"hello world");
+        assert_eq!(want.verify(part.hasher().unwrap()), Ok(()));
     }
 
     #[test]
@@ -763,7 +849,7 @@ mod tests {
             return; // The file system has no O_TMPFILE: named parts cover it.
         };
         assert!(names_in(tmp.path()).is_empty(), "the probe leaves nothing");
-        let mut part = PartFile::create(&dir, os("a"), Some(linker), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("a"), Some(linker), None, NO_HASH).unwrap();
         part.write(b"body").unwrap();
         assert!(names_in(tmp.path()).is_empty());
         assert_eq!(
@@ -790,7 +876,7 @@ mod tests {
             io::ErrorKind::AlreadyExists,
             "what the probe relies on"
         );
-        let mut part = PartFile::create(&dir, os("a"), Some(Linker::ProcFd), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("a"), Some(Linker::ProcFd), None, NO_HASH).unwrap();
         part.write(b"via /proc").unwrap();
         assert_eq!(
             part.commit(os("a"), false, false, None, None).unwrap(),
@@ -807,14 +893,14 @@ mod tests {
         let target = tmp.path().join("a");
         for linker in [Linker::probe(&dir), None] {
             fs::write(&target, b"theirs").unwrap();
-            let mut part = PartFile::create(&dir, os("a"), linker, None, false).unwrap();
+            let mut part = PartFile::create(&dir, os("a"), linker, None, NO_HASH).unwrap();
             part.write(b"ours").unwrap();
             let committed = part.commit(os("a"), false, false, None, None).unwrap();
             assert_eq!(committed, Committed::NameTaken, "{linker:?}");
             assert_eq!(fs::read(&target).unwrap(), b"theirs");
             assert_eq!(names_in(tmp.path()), ["a"], "the download is discarded");
 
-            let mut part = PartFile::create(&dir, os("a"), linker, None, false).unwrap();
+            let mut part = PartFile::create(&dir, os("a"), linker, None, NO_HASH).unwrap();
             part.write(b"ours").unwrap();
             assert_eq!(
                 part.commit(os("a"), true, false, None, None).unwrap(),
@@ -834,7 +920,7 @@ mod tests {
         let url = url::Url::parse("http://h/f").unwrap();
         let record = Record::new(&url, Some("\"v1\""), None, Some(9));
         let load = |name: &str| resume::load(&File::open(tmp.path().join(name)).unwrap());
-        let mut part = PartFile::create(&dir, os("named"), None, None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("named"), None, None, NO_HASH).unwrap();
         part.set_record(record.clone());
         if part.stored_record() == Stored::Missing {
             return; // No user attributes here: parts stay unrecorded and `-c` starts over.
@@ -859,7 +945,7 @@ mod tests {
             return;
         };
         for (name, size) in [("big", NAME_AFTER as usize + 1), ("dropped", 5)] {
-            let mut part = PartFile::create(&dir, os(name), Some(linker), None, false).unwrap();
+            let mut part = PartFile::create(&dir, os(name), Some(linker), None, NO_HASH).unwrap();
             part.set_record(record.clone());
             part.write(&vec![1; size]).unwrap();
             drop(part);
@@ -872,10 +958,10 @@ mod tests {
         // Replacing NAME: an unnamed part is named first (`NAME.part`, or a
         // private name while another download holds that), then renamed; the
         // finished file sheds the record either way.
-        let theirs = PartFile::create(&dir, os("held"), None, None, false).unwrap();
+        let theirs = PartFile::create(&dir, os("held"), None, None, NO_HASH).unwrap();
         for name in ["replaced", "held"] {
             fs::write(tmp.path().join(name), b"older").unwrap();
-            let mut part = PartFile::create(&dir, os(name), Some(linker), None, false).unwrap();
+            let mut part = PartFile::create(&dir, os(name), Some(linker), None, NO_HASH).unwrap();
             part.set_record(record.clone());
             part.write(b"newer").unwrap();
             assert_eq!(
@@ -896,21 +982,27 @@ mod tests {
         let dir = Folder::open(tmp.path()).unwrap();
         fs::write(tmp.path().join("x.part"), b"theirs").unwrap();
         fs::hard_link(tmp.path().join("x.part"), tmp.path().join("keep")).unwrap();
-        let mut part = PartFile::continue_existing(&dir, os("x"), true).unwrap().unwrap();
+        let mut part = PartFile::continue_existing(&dir, os("x"), SHA256)
+            .unwrap()
+            .unwrap();
         assert_eq!(part.len(), 6);
         part.restart().unwrap();
         assert_eq!(fs::read(tmp.path().join("keep")).unwrap(), b"theirs");
         assert_eq!(fs::metadata(tmp.path().join("x.part")).unwrap().len(), 0);
         assert!(
             matches!(
-                PartFile::continue_existing(&dir, os("x"), false),
+                PartFile::continue_existing(&dir, os("x"), NO_HASH),
                 Err(FetchError::Busy { .. })
             ),
             "the new part is locked"
         );
         part.write(b"new").unwrap();
-        let want: [u8; 32] = Sha256::digest(b"new").into();
-        assert_eq!(part.digest(), Some(want), "the digest starts over too");
+        let want = Checksums::for_bytes(Algorithm::Sha256, b"new");
+        assert_eq!(
+            want.verify(part.hasher().unwrap()),
+            Ok(()),
+            "the digest starts over too"
+        );
         assert_eq!(
             part.commit(os("x"), false, false, None, None).unwrap(),
             Committed::Saved
@@ -927,7 +1019,7 @@ mod tests {
         let Some(linker) = Linker::probe(&dir) else {
             return;
         };
-        let mut part = PartFile::create(&dir, os("big"), Some(linker), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("big"), Some(linker), None, NO_HASH).unwrap();
         part.write(&vec![7; NAME_AFTER as usize]).unwrap();
         assert!(names_in(tmp.path()).is_empty(), "not yet worth a name");
         part.write(b"more").unwrap();
@@ -939,7 +1031,7 @@ mod tests {
         );
 
         fs::write(tmp.path().join("small.part"), b"stale").unwrap();
-        let mut part = PartFile::create(&dir, os("small"), Some(linker), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("small"), Some(linker), None, NO_HASH).unwrap();
         part.write(b"fresh").unwrap();
         drop(part);
         assert_eq!(
@@ -948,7 +1040,7 @@ mod tests {
             "kept, replacing the stale one"
         );
 
-        let mut part = PartFile::create(&dir, os("gone"), Some(linker), None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("gone"), Some(linker), None, NO_HASH).unwrap();
         part.write(b"unwanted").unwrap();
         part.remove();
         assert_eq!(names_in(tmp.path()), ["big.part", "small.part"]);
@@ -958,22 +1050,22 @@ mod tests {
     fn a_part_another_download_holds_is_left_alone() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Folder::open(tmp.path()).unwrap();
-        let mut theirs = PartFile::create(&dir, os("x"), None, None, false).unwrap();
+        let mut theirs = PartFile::create(&dir, os("x"), None, None, NO_HASH).unwrap();
         theirs.write(b"theirs").unwrap();
 
         assert!(matches!(
-            PartFile::create(&dir, os("x"), None, None, false),
+            PartFile::create(&dir, os("x"), None, None, NO_HASH),
             Err(FetchError::Busy { .. })
         ));
         assert!(matches!(
-            PartFile::continue_existing(&dir, os("x"), false),
+            PartFile::continue_existing(&dir, os("x"), NO_HASH),
             Err(FetchError::Busy { .. })
         ));
         assert_eq!(part_holder(&dir, os("x")), Some(6));
         // An unnamed part that cannot take the name stays unnamed and still
         // commits by its descriptor.
         if let Some(linker) = Linker::probe(&dir) {
-            let mut ours = PartFile::create(&dir, os("x"), Some(linker), None, false).unwrap();
+            let mut ours = PartFile::create(&dir, os("x"), Some(linker), None, NO_HASH).unwrap();
             ours.write(&vec![1; NAME_AFTER as usize + 1]).unwrap();
             assert_eq!(names_in(tmp.path()), ["x.part"]);
             assert_eq!(
@@ -988,12 +1080,12 @@ mod tests {
         // Once its holder lets go, the part is stale: continued, or replaced.
         drop(theirs);
         assert_eq!(part_holder(&dir, os("x")), None);
-        let continued = PartFile::continue_existing(&dir, os("x"), false)
+        let continued = PartFile::continue_existing(&dir, os("x"), NO_HASH)
             .unwrap()
             .unwrap();
         assert_eq!(continued.len(), 6);
         drop(continued);
-        let mut fresh = PartFile::create(&dir, os("x"), None, None, false).unwrap();
+        let mut fresh = PartFile::create(&dir, os("x"), None, None, NO_HASH).unwrap();
         fresh.write(b"new").unwrap();
         assert_eq!(
             fresh.commit(os("x"), false, false, None, None).unwrap(),
@@ -1007,7 +1099,7 @@ mod tests {
     fn only_the_file_written_is_published() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Folder::open(tmp.path()).unwrap();
-        let mut part = PartFile::create(&dir, os("x"), None, None, false).unwrap();
+        let mut part = PartFile::create(&dir, os("x"), None, None, NO_HASH).unwrap();
         part.write(b"ours").unwrap();
         // Another program, ignoring the lock, puts its own file at the name.
         fs::rename(tmp.path().join("x.part"), tmp.path().join("moved")).unwrap();
@@ -1024,7 +1116,7 @@ mod tests {
         fs::create_dir(tmp.path().join("x")).unwrap();
         for linker in [Linker::probe(&dir), None] {
             for replace in [false, true] {
-                let mut part = PartFile::create(&dir, os("x"), linker, None, false).unwrap();
+                let mut part = PartFile::create(&dir, os("x"), linker, None, NO_HASH).unwrap();
                 part.write(b"body").unwrap();
                 let committed = part.commit(os("x"), replace, false, None, None);
                 assert!(!matches!(committed, Ok(Committed::Saved)), "{linker:?} {replace}");

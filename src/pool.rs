@@ -8,24 +8,27 @@
 //!                                                    Slot counters (sampled by the observer's tick)
 //! ```
 //! The channel is bounded so a ten-million-line stdin never sits in memory:
-//! the feeder blocks until a worker is free. Shutdown is by disconnection: the
-//! feeder drops its sender when input ends (or on cancel), workers' loops end
-//! when the channel is empty, and the event loop ends when the last worker
-//! drops its event sender.
+//! the feeder blocks until a worker is free. A worker downloading a big file
+//! puts help tasks on the same channel for idle workers (`--split`, see
+//! `fetch::split`), so every connection is one of the pool's. Shutdown is by
+//! disconnection: the feeder drops its sender when input ends (or on
+//! cancel), the [`Door`] drops the last one once every entry is finished,
+//! workers' loops end when the channel is empty, and the event loop ends
+//! when the last worker drops its event sender.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
 
 use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::error::RunError;
 use crate::event::{Event, Events, Live, Observer, Slot};
-use crate::feed::{Feeder, Job, Refill, Source};
-use crate::fetch::{Fetcher, WorkerCtx};
+use crate::feed::{Door, Feeder, Refill, Source, Task};
+use crate::fetch::{Crew, Fetcher, Race, Split, WorkerCtx};
 use crate::hosts::HostGate;
 use crate::naming::Namer;
 use crate::outdir::OutDir;
@@ -41,6 +44,34 @@ const TICK: Duration = Duration::from_millis(100);
 /// The channel's slots are allocated and touched up front (about 250 bytes
 /// each): 16k of them showed as 4 MiB of peak RSS in the benchmark.
 const EVENT_CAPACITY: usize = 2048;
+
+/// The pool as a split download sees it: idle workers it may call.
+struct Idle<'a> {
+    /// Workers waiting in `recv`.
+    waiting: AtomicUsize,
+    tasks: Receiver<Task>,
+    door: &'a Door,
+}
+
+impl Crew for Idle<'_> {
+    fn idle(&self) -> usize {
+        self.waiting
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.tasks.len())
+    }
+
+    fn waiting(&self) -> bool {
+        self.door.entries_among(self.tasks.len()) > 0
+    }
+
+    fn call(&self, split: &Arc<Split>, n: usize) -> usize {
+        self.door.send_help(split, n)
+    }
+
+    fn probe(&self, race: &Arc<Race>, source: usize, at: Instant) -> bool {
+        self.door.send_probe(race, source, at)
+    }
+}
 
 /// Run the whole pipeline on `source` and return the summary once every
 /// entry is finished (or the run was cancelled and in-flight entries stopped).
@@ -76,11 +107,17 @@ pub fn run(
         proxies,
     };
     // With no more workers than the per-host limit, the limit can never bind.
-    let gate = (config.per_host < jobs).then(|| HostGate::new(config.per_host, |job: &Job| &job.info.url));
+    let gate = (config.per_host < jobs).then(|| HostGate::new(config.per_host, Task::url));
     let live = Live {
         slots: (0..jobs).map(|_| Slot::default()).collect(),
     };
-    let (job_tx, job_rx) = bounded::<Job>(4 * jobs);
+    let (job_tx, job_rx) = bounded::<Task>(4 * jobs);
+    let door = Arc::new(Door::new(job_tx.clone()));
+    let idle = Idle {
+        waiting: AtomicUsize::new(0),
+        tasks: job_rx.clone(),
+        door: &door,
+    };
     let refill = Arc::new(Refill::new(2 * jobs));
     let (event_tx, event_rx) = bounded::<Event>(EVENT_CAPACITY);
     let (bell_tx, bell_rx) = bounded::<()>(1);
@@ -92,9 +129,11 @@ pub fn run(
         let mut feeder = Feeder::new(
             namer.clone(),
             job_tx,
+            door.clone(),
             events.clone(),
             cancel.clone(),
             refill.clone(),
+            config.checksums.clone(),
         );
         let feeder_thread = thread::Builder::new()
             .name("fetchq-input".into())
@@ -114,26 +153,48 @@ pub fn run(
             let (fetcher, slot, cancel, not_started) = (&fetcher, &live.slots[worker], cancel, &not_started);
             let gate = gate.as_ref();
             let refill = &*refill;
+            let (idle, door) = (&idle, &*door);
             let handle = thread::Builder::new()
                 .name(format!("fetchq-worker-{worker}"))
                 .spawn_scoped(scope, move || {
                     let mut buf = vec![0u8; crate::transport::CHUNK];
                     loop {
+                        idle.waiting.fetch_add(1, Ordering::Relaxed);
                         // Dropped after the report is sent: frees the host slot.
-                        let (job, _permit) = match gate {
-                            Some(gate) => match gate.next(&job_rx) {
-                                Some((job, permit)) => (job, Some(permit)),
-                                None => break,
-                            },
-                            None => match job_rx.recv() {
-                                Ok(job) => (job, None),
-                                Err(_) => break,
-                            },
+                        let next = match gate {
+                            Some(gate) => gate.next(&job_rx).map(|(task, permit)| (task, Some(permit))),
+                            None => job_rx.recv().ok().map(|task| (task, None)),
+                        };
+                        idle.waiting.fetch_sub(1, Ordering::Relaxed);
+                        let Some((task, _permit)) = next else {
+                            break;
                         };
                         refill.taken(&job_rx);
+                        let job = match task {
+                            Task::Entry(job) => job,
+                            Task::Help(split) => {
+                                door.help_taken();
+                                let mut ctx = WorkerCtx {
+                                    worker,
+                                    slot,
+                                    events: &events,
+                                    buf: &mut buf,
+                                    turn: None,
+                                    crew: Some(idle),
+                                };
+                                fetcher.help(&split, &mut ctx);
+                                continue;
+                            }
+                            Task::Probe { race, source, at } => {
+                                door.help_taken();
+                                fetcher.probe(&race, source, at, Some(idle));
+                                continue;
+                            }
+                        };
                         if cancel.is_requested() {
                             // Stop handing out entries; the feeder is dropping its end too.
                             not_started.fetch_add(1, Ordering::Relaxed);
+                            door.entry_done();
                             continue;
                         }
                         let mut ctx = WorkerCtx {
@@ -142,9 +203,12 @@ pub fn run(
                             events: &events,
                             buf: &mut buf,
                             turn: job.turn.as_ref(),
+                            crew: Some(idle),
                         };
                         let report = fetcher.fetch(&job.info, &mut ctx);
-                        if !events.send(Event::Finished(report)) {
+                        let sent = events.send(Event::Finished(report));
+                        door.entry_done();
+                        if !sent {
                             break;
                         }
                     }

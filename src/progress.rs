@@ -393,6 +393,19 @@ impl Observer for Terminal {
                     );
                 }
             }
+            Event::SourceSetAside { job, source, error } => {
+                if self.verbose {
+                    self.line(
+                        &format!(
+                            "{}: {}: source set aside: {}",
+                            display::text(&job.origin.to_string()),
+                            display::url(job.source(*source)),
+                            display::text(&display::chain(error)),
+                        ),
+                        false,
+                    );
+                }
+            }
             Event::Resume { job, from, decision } => {
                 if self.verbose {
                     self.line(
@@ -450,7 +463,11 @@ impl Observer for Terminal {
                 // The rate of this run's bytes: a part continued with `-c`
                 // was on disk already.
                 let received = slot.received();
-                bar.set_prefix(format!("{}/s", display::bytes(per_second(received, *since))));
+                let rate = display::bytes(per_second(received, *since));
+                bar.set_prefix(match slot.connections() {
+                    1 => format!("{rate}/s"),
+                    n => format!("{rate}/s ×{n}"),
+                });
                 in_flight += received;
             }
         }
@@ -800,7 +817,9 @@ mod tests {
             url: url::Url::parse("http://127.0.0.1/x").expect("a URL"),
             path: "ubuntu-24.04.1-live-server-amd64-with-an-unusually-long-name.iso".into(),
             named_by_url: true,
-            sha256: None,
+            mirrors: Vec::new(),
+            checksums: Default::default(),
+            headers: Vec::new(),
             ticket: None,
         });
         view.event(&Event::Started { worker: 0, job }, &live);

@@ -135,7 +135,10 @@ impl Summary {
                 }
                 return;
             }
-            Event::Started { .. } | Event::Retrying { .. } | Event::InputSeen { .. } => return,
+            Event::Started { .. }
+            | Event::Retrying { .. }
+            | Event::SourceSetAside { .. }
+            | Event::InputSeen { .. } => return,
         };
         self.transferred += report.transferred;
         match &report.outcome {

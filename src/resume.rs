@@ -15,7 +15,12 @@
 //! record, so a server with another version answers 200 and the download
 //! starts over. A part without a usable record (a file system without user
 //! attributes, another tool's file, a record for another URL) starts over,
-//! unless the entry's `sha256=` will check the result.
+//! unless the entry's checksums will check the result.
+//!
+//! A part fetched over several connections (`--split`) has holes: its record
+//! also lists the byte ranges on disk (`done`), and `-c` fetches only the
+//! rest. Only bytes whose write had returned are listed, so the map never
+//! claims more than a crash left.
 //!
 //! The attribute is untrusted input: at most [`MAX_RECORD`] bytes are read,
 //! and anything but a well-formed record of this version counts as no record.
@@ -49,7 +54,14 @@ pub(crate) struct Record {
     etag: Option<String>,
     /// The response's `Last-Modified`, as sent.
     last_modified: Option<String>,
+    /// The byte ranges on disk, sorted, when the part has holes (a split
+    /// download); `None` means the part's bytes run from 0 to its length.
+    done: Option<Vec<(u64, u64)>>,
 }
+
+/// Most ranges a record lists; a map with more is cut to its first range,
+/// which loses bytes for `-c` but never claims any that are missing.
+const MAX_RANGES: usize = 64;
 
 impl Record {
     /// The record of a response to `url` with these headers; a value that
@@ -66,7 +78,17 @@ impl Record {
             length,
             etag: keep(etag),
             last_modified: keep(last_modified),
+            done: None,
         }
+    }
+
+    /// The ranges of the file on disk (sorted, not overlapping), for a part
+    /// with holes.
+    pub(crate) fn set_done(&mut self, mut done: Vec<(u64, u64)>) {
+        if done.len() > MAX_RANGES {
+            done.truncate(1);
+        }
+        self.done = Some(done);
     }
 
     /// The validator for `If-Range`: a strong ETag, else Last-Modified (a
@@ -90,6 +112,10 @@ impl Record {
         if let Some(date) = &self.last_modified {
             text.push_str(&format!("last-modified {date}\n"));
         }
+        if let Some(done) = &self.done {
+            let ranges: Vec<String> = done.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+            text.push_str(&format!("done {}\n", ranges.join(",")));
+        }
         text.into_bytes()
     }
 
@@ -104,7 +130,7 @@ impl Record {
         if lines.next()? != MAGIC {
             return None;
         }
-        let (mut url, mut length, mut etag, mut last_modified) = (None, None, None, None);
+        let (mut url, mut length, mut etag, mut last_modified, mut done) = (None, None, None, None, None);
         for line in lines {
             let (key, value) = line.split_once(' ')?;
             if !header_safe(value) {
@@ -118,6 +144,7 @@ impl Record {
                 "length" => length.replace(value.parse::<u64>().ok()?).is_some(),
                 "etag" => etag.replace(value.to_string()).is_some(),
                 "last-modified" => last_modified.replace(value.to_string()).is_some(),
+                "done" => done.replace(parse_ranges(value)?).is_some(),
                 _ => false,
             };
             if slot {
@@ -129,8 +156,25 @@ impl Record {
             length,
             etag,
             last_modified,
+            done,
         })
     }
+}
+
+/// `a-b,c-d`: sorted, non-empty, non-overlapping ranges, at most [`MAX_RANGES`].
+fn parse_ranges(text: &str) -> Option<Vec<(u64, u64)>> {
+    let mut ranges = Vec::new();
+    let mut end = 0;
+    for range in text.split(',') {
+        let (a, b) = range.split_once('-')?;
+        let (a, b) = (a.parse::<u64>().ok()?, b.parse::<u64>().ok()?);
+        if b <= a || a < end || ranges.len() >= MAX_RANGES {
+            return None;
+        }
+        end = b;
+        ranges.push((a, b));
+    }
+    Some(ranges)
 }
 
 /// What a part holds besides its bytes.
@@ -181,6 +225,8 @@ pub(crate) enum Verdict {
         if_range: String,
         /// The recorded full length.
         length: Option<u64>,
+        /// The ranges on disk, when the part has holes (a split download).
+        done: Option<Vec<(u64, u64)>>,
     },
     /// Continue without a record: the entry's checksum will check the result.
     Checked,
@@ -207,13 +253,20 @@ pub(crate) fn judge(stored: Stored, url: &Url, len: u64, checksum: bool) -> Verd
         // Another entry's bytes: its checksum would only fail.
         return Verdict::StartOver(StartOver::OtherUrl);
     }
-    if record.length.is_some_and(|total| len > total) {
+    if record.length.is_some_and(|total| len > total)
+        || record
+            .done
+            .as_ref()
+            .is_some_and(|done| record.length.is_none() || done.last().is_some_and(|&(_, end)| end > len))
+    {
+        // A map needs the length it maps, and cannot list bytes the file lacks.
         return Verdict::StartOver(StartOver::Longer);
     }
     match record.if_range() {
         Some(validator) => Verdict::Continue {
             if_range: validator.to_string(),
             length: record.length,
+            done: record.done,
         },
         None => unchecked(StartOver::NoValidator),
     }
@@ -300,6 +353,45 @@ mod tests {
     }
 
     #[test]
+    fn a_map_of_done_ranges_survives_encoding_and_is_judged() {
+        let mut r = record(Some("\"v\""), None, Some(1000));
+        r.set_done(vec![(0, 100), (500, 900)]);
+        let back = Record::decode(&r.encode()).unwrap();
+        assert_eq!(back, r);
+        let here = url("http://h/f");
+        assert_eq!(
+            judge(Stored::Found(r.clone()), &here, 900, false),
+            Verdict::Continue {
+                if_range: "\"v\"".into(),
+                length: Some(1000),
+                done: Some(vec![(0, 100), (500, 900)]),
+            }
+        );
+        // A map listing bytes past the file's end is not believed.
+        assert_eq!(
+            judge(Stored::Found(r), &here, 800, false),
+            Verdict::StartOver(StartOver::Longer)
+        );
+        // Too many ranges: only the first is kept, never more than was there.
+        let mut many = record(Some("\"v\""), None, Some(10_000));
+        many.set_done((0..100).map(|i| (i * 10, i * 10 + 5)).collect());
+        assert_eq!(Record::decode(&many.encode()).unwrap().done, Some(vec![(0, 5)]));
+        let hash_line = record(None, None, None).encode();
+        let hash_line = String::from_utf8(hash_line).unwrap();
+        for bad in [
+            "done 5-5",
+            "done 9-3",
+            "done 0-10,5-20",
+            "done 0-",
+            "done x-1",
+            "done ",
+        ] {
+            let raw = format!("{hash_line}length 100\n{bad}\n");
+            assert_eq!(Record::decode(raw.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn unsendable_validators_are_not_recorded() {
         let r = Record::new(&url("http://h/f"), Some("\"a\nb\""), Some(""), None);
         assert_eq!(r.if_range(), None);
@@ -322,6 +414,7 @@ mod tests {
         let cont = |v: &str, length| Verdict::Continue {
             if_range: v.to_string(),
             length,
+            done: None,
         };
         let table: Vec<(Stored, u64, bool, Verdict)> = vec![
             (Stored::Missing, 9, false, Verdict::StartOver(StartOver::NoRecord)),

@@ -22,6 +22,7 @@
 //! and http:// through an HTTP proxy) and ureq's CONNECT connector (https://
 //! through an HTTP proxy) run the chain again for the hop to the proxy.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
@@ -98,6 +99,47 @@ impl fmt::Display for IdleTimeout {
 }
 
 impl std::error::Error for IdleTimeout {}
+
+/// How often a read watched by [`abandon_when`] asks whether it is still wanted.
+const WATCH_SLICE: Duration = Duration::from_millis(20);
+
+/// Whether the connection this thread reads is still wanted.
+type Wanted = Arc<dyn Fn() -> bool + Send + Sync>;
+
+thread_local! {
+    /// Set by a split download on its worker's thread (see `fetch::split`):
+    /// once it says true, the bytes the thread waits for were taken over by
+    /// another connection, and the wait ends with [`Abandoned`].
+    static ABANDON: RefCell<Option<Wanted>> = const { RefCell::new(None) };
+}
+
+/// While the returned guard lives, reads on this thread give up with
+/// [`Abandoned`] within [`WATCH_SLICE`] of `gone` turning true.
+pub(crate) fn abandon_when(gone: Wanted) -> Watch {
+    ABANDON.with(|slot| *slot.borrow_mut() = Some(gone));
+    Watch(())
+}
+
+/// Ends the watch set up by [`abandon_when`] when dropped.
+pub(crate) struct Watch(());
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        ABANDON.with(|slot| *slot.borrow_mut() = None);
+    }
+}
+
+/// The error a read reports when its bytes were taken over (see [`abandon_when`]).
+#[derive(Debug)]
+pub(crate) struct Abandoned;
+
+impl fmt::Display for Abandoned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("connection no longer needed")
+    }
+}
+
+impl std::error::Error for Abandoned {}
 
 /// The error a read reports when the run was cancelled.
 #[derive(Debug)]
@@ -377,12 +419,16 @@ impl Transport for Socket {
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let start = Instant::now();
+        let watch = ABANDON.with(|slot| slot.borrow().clone());
         loop {
             if self.cancel.is_requested() {
                 return Err(ureq::Error::Io(io::Error::other(Cancelled)));
             }
+            if watch.as_ref().is_some_and(|gone| gone()) {
+                return Err(ureq::Error::Io(io::Error::other(Abandoned)));
+            }
             let waited = start.elapsed();
-            let mut slice = SLICE;
+            let mut slice = if watch.is_some() { WATCH_SLICE } else { SLICE };
             if !timeout.after.is_not_happening() {
                 let left = timeout.after.saturating_sub(waited);
                 if left.is_zero() {

@@ -12,12 +12,18 @@
 //! `-c` continues a part an earlier run left the same way, with the validator
 //! and full length recorded on the part (see [`crate::resume`]). Bytes whose
 //! version nothing can check (no validator, no usable record) are continued
-//! only where the entry's SHA-256 will check the result, and fetched whole
+//! only where the entry's checksums will check the result, and fetched whole
 //! once more if it does not match.
 
 mod classify;
 mod headers;
 mod redirect;
+mod sources;
+mod split;
+
+use sources::source_count;
+pub(crate) use sources::{Race, source_url};
+pub(crate) use split::{Crew, Split};
 
 use std::ffi::OsStr;
 use std::io::{self, Read};
@@ -25,20 +31,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use ureq::http::header;
+use ureq::http::{StatusCode, header};
 use url::Url;
 
 use crate::backoff::Backoff;
 use crate::cancel::Cancel;
+use crate::checksum::{Algorithms, Checksums};
 use crate::config::{Config, Existing};
 use crate::error::FetchError;
 use crate::event::{
-    EntryReport, Event, Events, JobInfo, Outcome, Problem, Resume, SkipReason, Slot, StartOver,
+    EntryReport, Event, Events, JobInfo, Outcome, Problem, Resume, SkipReason, Slot, SourceReport, StartOver,
 };
 use crate::folder::{Folder, Occupant, occupant_at};
 use crate::naming::{self, Namer, Turn};
 use crate::outdir::OutDir;
 use crate::part::{Committed, Linker, PartFile, part_holder, part_name};
+use crate::pieces::Taken;
 use crate::proxy::ProxyTable;
 use crate::rate::RateLimiter;
 use crate::resume::{self, Record, Verdict};
@@ -48,6 +56,10 @@ use classify::body_error;
 use headers::{
     content_range, content_range_total, expected_length, header_str, retry_after, same_version, validator,
 };
+
+/// How often (in bytes streamed) a download that could be split looks for
+/// idle workers to share it with.
+const SPLIT_LOOK: u64 = 1024 * 1024;
 
 /// How often a worker waiting for another process's part looks at it again.
 const BUSY_POLL: Duration = Duration::from_millis(200);
@@ -87,6 +99,8 @@ pub(crate) struct WorkerCtx<'a> {
     pub buf: &'a mut Vec<u8>,
     /// The entry's place in the order of late names (`--content-disposition`).
     pub turn: Option<&'a Turn>,
+    /// The pool's idle workers, for splitting a big file (`--split`).
+    pub crew: Option<&'a dyn Crew>,
 }
 
 /// What is known about an entry across its attempts.
@@ -112,6 +126,17 @@ struct Progress {
     /// The part holds bytes continued without a record of their version
     /// (`-c` with a checksum); cleared once the part starts from byte 0.
     unrecorded: bool,
+    /// The ranges on disk when the part has holes: a split download that
+    /// stopped (kept for the next attempt) or one continued with `-c`.
+    pieces: Option<Vec<(u64, u64)>>,
+    /// The source in use (0 is the entry's URL, then its mirrors).
+    source: usize,
+    /// Sources set aside, with why.
+    aside: Vec<(usize, String)>,
+    /// Attempts made on the current source.
+    source_attempts: u32,
+    /// Whether the current attempt got as far as a body.
+    streamed: bool,
 }
 
 /// An entry's part file, made only once a response has a body to write: a
@@ -125,7 +150,7 @@ struct Part {
     /// How to make it: see [`PartFile::create`].
     linker: Option<Linker>,
     mode: Option<u32>,
-    hash: bool,
+    hash: Algorithms,
 }
 
 impl Part {
@@ -204,7 +229,14 @@ impl Fetcher {
             Ok((outcome, bytes)) => (outcome, bytes),
             Err(error) => (Outcome::Failed(Problem::Fetch(error)), 0),
         };
+        let sources = (!job.mirrors.is_empty()).then(|| {
+            Box::new(SourceReport {
+                delivered_by: matches!(outcome, Outcome::Downloaded).then_some(progress.source),
+                set_aside: std::mem::take(&mut progress.aside),
+            })
+        });
         EntryReport {
+            sources,
             origin: job.origin.clone(),
             job: Some(job.clone()),
             outcome,
@@ -227,7 +259,7 @@ impl Fetcher {
         start: Instant,
     ) -> Result<(Outcome, u64), FetchError> {
         let config = &*self.config;
-        let sha256 = job.sha256;
+        let checksums = &job.checksums;
         if config.dry_run {
             return self.plan(job);
         }
@@ -250,7 +282,7 @@ impl Fetcher {
         if existing.is_some() && config.existing == Existing::Update {
             progress.conditional = Some(conditional(folder, name)?);
         }
-        let hash = sha256.is_some();
+        let hash = checksums.algorithms();
         let _ = ctx.events.send(Event::Started {
             worker: ctx.worker,
             job: job.clone(),
@@ -274,7 +306,9 @@ impl Fetcher {
         // Judged only once the part is ours (locked, and still the file at
         // `NAME.part`): its record cannot change under us.
         let continued = match continued {
-            Some(found) if !found.is_empty() => self.judge_leftover(found, job, hash, ctx, progress),
+            Some(found) if !found.is_empty() => {
+                self.judge_leftover(found, job, !hash.is_empty(), ctx, progress)
+            }
             other => other,
         };
         let mut part = Part {
@@ -292,9 +326,11 @@ impl Fetcher {
         let mut busy_rounds = 0;
         loop {
             progress.attempts += 1;
+            progress.source_attempts += 1;
+            progress.streamed = false;
             let result = self.attempt(job, &mut part, ctx, progress, start);
             let error = match result {
-                Ok(Done::Complete) if progress.unrecorded && digest_differs(sha256, &part) => {
+                Ok(Done::Complete) if progress.unrecorded && digest_differs(checksums, &mut part)? => {
                     // The leftover bytes were not this file's: fetch it whole.
                     progress.unrecorded = false;
                     let _ = ctx.events.send(Event::Resume {
@@ -303,6 +339,7 @@ impl Fetcher {
                         decision: Resume::StartedOver(StartOver::ChecksumFailed),
                     });
                     part.restart()?;
+                    progress.pieces = None;
                     progress.validator = None;
                     progress.announced = None;
                     continue;
@@ -341,7 +378,37 @@ impl Fetcher {
             let out_of_time = config.max_time.is_some_and(|max| start.elapsed() >= max);
             let transient = error.is_transient()
                 || matches!(&error, FetchError::Status { status, .. } if config.retry_statuses.contains(status));
-            if !transient || progress.attempts > config.retries || out_of_time {
+            // With mirrors, a source that failed before its body, or whose
+            // retries are spent, makes way for the next one.
+            let error = if source_count(job) > 1
+                && !out_of_time
+                && source_fault(&error)
+                && (!progress.streamed || !transient || progress.source_attempts > config.retries)
+            {
+                let here = progress.source;
+                self.set_aside(job, here, error, progress, ctx);
+                match self.next_source(job, progress) {
+                    Some(next) => {
+                        self.switch_source(job, next, &mut part, progress)?;
+                        continue;
+                    }
+                    None => {
+                        part.remove();
+                        return Err(FetchError::AllSources(
+                            progress
+                                .aside
+                                .iter()
+                                .map(|(source, cause)| {
+                                    (crate::display::url(source_url(job, *source)), cause.clone())
+                                })
+                                .collect(),
+                        ));
+                    }
+                }
+            } else {
+                error
+            };
+            if !transient || progress.source_attempts > config.retries || out_of_time {
                 // A resumable part is kept for `-c`; anything else is removed.
                 if !transient || part.len() == 0 {
                     part.remove();
@@ -365,17 +432,16 @@ impl Fetcher {
             }
         }
 
-        let Some(part) = part.file else {
+        let Some(mut part) = part.file else {
             // Every `Done::Complete` follows a body written to the part.
             return Err(FetchError::BadResponse("no body was received".into()));
         };
-        if let (Some(want), Some(got)) = (sha256, part.digest())
-            && want != got
-        {
+        if let Err(mismatch) = checksums.verify(part.hasher()?) {
             part.remove();
             return Err(FetchError::Checksum {
-                expected: crate::hex::encode(&want),
-                actual: crate::hex::encode(&got),
+                algorithm: mismatch.algorithm.name(),
+                expected: mismatch.expected,
+                actual: mismatch.actual,
             });
         }
         let bytes = part.len();
@@ -505,9 +571,14 @@ impl Fetcher {
     ) -> Option<PartFile> {
         let from = found.len();
         let decision = match resume::judge(found.stored_record(), &job.url, from, hash) {
-            Verdict::Continue { if_range, length } => {
+            Verdict::Continue {
+                if_range,
+                length,
+                done,
+            } => {
                 progress.validator = Some(if_range);
                 progress.announced = length;
+                progress.pieces = done;
                 Resume::Continued
             }
             Verdict::Checked => {
@@ -525,6 +596,14 @@ impl Fetcher {
             found.remove();
             None
         } else {
+            let mut found = found;
+            if let Some(done) = &progress.pieces {
+                // Holes follow the first range: only it counts as the part's.
+                found.keep_prefix(match done.first() {
+                    Some(&(0, end)) => end,
+                    _ => 0,
+                });
+            }
             Some(found)
         }
     }
@@ -542,7 +621,7 @@ impl Fetcher {
             // The first response had no ETag or Last-Modified: nothing can
             // tell its version from the server's now, so only a checksum may
             // vouch for continuing.
-            let decision = if part.hash {
+            let decision = if !part.hash.is_empty() {
                 progress.unrecorded = true;
                 Resume::Checked
             } else {
@@ -553,8 +632,9 @@ impl Fetcher {
                 from: part.len(),
                 decision,
             });
-            if !part.hash {
+            if part.hash.is_empty() {
                 part.restart()?;
+                progress.pieces = None;
             }
         }
         let offset = part.len();
@@ -565,7 +645,12 @@ impl Fetcher {
         if deadline.is_some_and(|d| d.is_zero()) {
             return Err(FetchError::Timeout("--max-time reached".into()));
         }
-        let response = self.send(&job.url, offset, deadline, progress)?;
+        // A part with holes asks for its first gap only; the rest is pieces.
+        let gap_end = progress
+            .pieces
+            .as_ref()
+            .and_then(|done| done.iter().map(|&(start, _)| start).find(|&start| start > offset));
+        let response = self.first_answer(job, offset, gap_end, deadline, progress, ctx)?;
         let status = response.status();
         progress.status = Some(status.as_u16());
         let headers = response.headers();
@@ -593,6 +678,7 @@ impl Fetcher {
                 };
                 if let Some(mismatch) = mismatch {
                     part.restart()?;
+                    progress.pieces = None;
                     progress.validator = None;
                     progress.announced = None;
                     return Err(FetchError::Restart(mismatch));
@@ -606,6 +692,7 @@ impl Fetcher {
                     return Ok(Done::Complete);
                 }
                 part.restart()?;
+                progress.pieces = None;
                 progress.validator = None;
                 return Err(FetchError::Restart("server refused to resume".into()));
             }
@@ -619,6 +706,7 @@ impl Fetcher {
                         decision: Resume::StartedOver(StartOver::WholeFile),
                     });
                     part.restart()?;
+                    progress.pieces = None;
                 }
             }
             code => {
@@ -695,38 +783,143 @@ impl Fetcher {
                 expected,
             ));
         }
-        ctx.slot.begin_body(part.len(), expected);
+        // A big file served in ranges is split over idle workers (see
+        // `split`): at once when the part has holes, else as soon as idle
+        // workers turn up while it streams.
+        let ranged = status == StatusCode::PARTIAL_CONTENT;
+        let full_length = if ranged {
+            content_range(headers)?.total
+        } else {
+            expected
+        };
+        let splittable = progress.validator.is_some() && self.splittable(headers, full_length, ranged);
+        let mut split: Option<(Arc<Split>, Taken)> = None;
+        // While split, this connection's reads end when its piece is taken over.
+        let mut _watch = None;
+        let mut on_disk = part.len();
+        if let Some(done) = progress.pieces.take() {
+            let opened = match (full_length, progress.validator.as_deref()) {
+                (Some(total), Some(validator)) if ranged => self.open_split(
+                    job,
+                    source_url(job, progress.source),
+                    part,
+                    validator,
+                    total,
+                    &done,
+                )?,
+                _ => None,
+            };
+            let Some(opened) = opened else {
+                part.restart()?;
+                return Err(FetchError::Restart(
+                    "the server no longer serves the missing ranges".into(),
+                ));
+            };
+            on_disk = done.iter().map(|(a, b)| b - a).sum();
+            self.call_helpers(&opened.0, ctx.crew);
+            _watch = Some(opened.0.watch(opened.1));
+            split = Some(opened);
+        }
+        ctx.slot.begin_body(on_disk, expected);
+        progress.streamed = true;
         let mut reader = response.into_body().into_reader();
+        let mut next_look = 0;
         // From a page boundary: see crate::aligned.
         let buf = crate::aligned::from_boundary(ctx.buf);
-        loop {
+        // Ends with the response, or with why this connection stopped; a
+        // split goes on without it (see below).
+        let streamed: Result<(), FetchError> = 'stream: loop {
             if self.cancel.is_requested() {
-                return Err(FetchError::Cancelled);
+                break 'stream Err(FetchError::Cancelled);
             }
             let n = match reader.read(buf) {
-                Ok(0) => break,
+                Ok(0) => break 'stream Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(body_error(e, part.len(), expected)),
+                // Taken over while this connection was quiet: nothing is lost.
+                Err(_)
+                    if split
+                        .as_ref()
+                        .is_some_and(|(split, owner)| split.is_finished(*owner)) =>
+                {
+                    break 'stream Ok(());
+                }
+                Err(e) => break 'stream Err(body_error(e, part.len(), expected)),
             };
             if let Some(limit) = max_filesize
                 && part.len() + n as u64 > limit
             {
-                return Err(FetchError::TooLarge { limit });
+                break 'stream Err(FetchError::TooLarge { limit });
             }
-            part.write(&buf[..n])?;
             progress.transferred += n as u64;
-            ctx.slot.advance(n as u64);
             if let Some(rate) = &self.rate
                 && !rate.take(n, &self.cancel)
             {
-                return Err(FetchError::Cancelled);
+                break 'stream Err(FetchError::Cancelled);
             }
+            if let Some((split, owner)) = &split {
+                match self.owner_write(split, *owner, part, &buf[..n], ctx.slot) {
+                    Ok(true) => {}
+                    Ok(false) => break 'stream Ok(()),
+                    Err(error) => break 'stream Err(error),
+                }
+                if part.len() >= next_look {
+                    next_look = part.len() + SPLIT_LOOK;
+                    split.record(part);
+                    self.call_helpers(split, ctx.crew);
+                }
+                continue;
+            }
+            if let Err(error) = part.write(&buf[..n]) {
+                break 'stream Err(error);
+            }
+            ctx.slot.advance(n as u64);
             if expected.is_some_and(|total| part.len() > total) {
                 part.restart()?;
+                progress.pieces = None;
                 return Err(FetchError::Restart("body longer than announced".into()));
             }
+            if splittable && part.len() >= next_look {
+                next_look = part.len() + SPLIT_LOOK;
+                if let (Some(crew), Some(total), Some(validator)) =
+                    (ctx.crew, full_length, progress.validator.as_deref())
+                    && crew.idle() > 0
+                {
+                    split = self.open_split(
+                        job,
+                        source_url(job, progress.source),
+                        part,
+                        validator,
+                        total,
+                        &[(0, part.len())],
+                    )?;
+                    if let Some((split, owner)) = &split {
+                        self.call_helpers(split, ctx.crew);
+                        _watch = Some(split.watch(*owner));
+                    }
+                }
+            }
+        };
+        drop(_watch);
+        if let Some((split, owner)) = split {
+            match streamed {
+                // The response ended before the piece did.
+                Ok(()) if !split.is_finished(owner) => self.owner_failed(
+                    &split,
+                    owner,
+                    FetchError::Truncated {
+                        received: part.len(),
+                        expected: expected.unwrap_or_default(),
+                    },
+                ),
+                Ok(()) => {}
+                // Only this connection's piece is lost unless the error is
+                // final: the other connections go on, or stop and are waited for.
+                Err(error) => self.owner_failed(&split, owner, error),
+            }
+            return self.finish_split(&split, part, ctx, progress);
         }
+        streamed?;
         if let Some(total) = expected
             && part.len() < total
         {
@@ -739,8 +932,54 @@ impl Fetcher {
     }
 }
 
-/// Whether the part's SHA-256 is known and not the `want`ed one.
-fn digest_differs(want: Option<[u8; 32]>, part: &Part) -> bool {
-    let got = part.file.as_ref().and_then(PartFile::digest);
-    matches!((want, got), (Some(want), Some(got)) if want != got)
+/// Whether the part's digests are not the `want`ed ones.
+fn digest_differs(want: &Checksums, part: &mut Part) -> Result<bool, FetchError> {
+    match part.file.as_mut() {
+        Some(file) => Ok(want.verify(file.hasher()?).is_err()),
+        None => Ok(false),
+    }
+}
+
+/// Whether `error` says something about the source rather than about this
+/// machine or the entry: only then does another source help.
+fn source_fault(error: &FetchError) -> bool {
+    !matches!(
+        error,
+        FetchError::Disk { .. }
+            | FetchError::Busy { .. }
+            | FetchError::NotAFile { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::Cancelled
+            | FetchError::Checksum { .. }
+            | FetchError::AllSources(_)
+    )
+}
+
+impl Fetcher {
+    /// Go on with source `next`. Bytes of the old one stay only where the
+    /// entry's checksum will check the joined result; otherwise the file
+    /// starts over, since two servers' bytes are never spliced unverified.
+    fn switch_source(
+        &self,
+        job: &Arc<JobInfo>,
+        next: usize,
+        part: &mut Part,
+        progress: &mut Progress,
+    ) -> Result<(), FetchError> {
+        progress.source = next;
+        progress.source_attempts = 0;
+        // Validators and lengths are the old server's.
+        progress.validator = None;
+        progress.announced = None;
+        if part.len() > 0 || progress.pieces.is_some() {
+            if job.checksums.is_empty() {
+                part.restart()?;
+            } else {
+                progress.unrecorded = true;
+            }
+            // A map of pieces belongs to the old source's version.
+            progress.pieces = None;
+        }
+        Ok(())
+    }
 }

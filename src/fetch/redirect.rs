@@ -1,7 +1,7 @@
 //! Sending one GET and following its redirects by hand (ureq's own
 //! following is off, see [`crate::client`]): each hop is checked (scheme,
-//! loops, `--max-redirects`), and credential headers given with `-H` go only
-//! to the origin of the entry's URL. Cookies from the run's jar go with each
+//! loops, `--max-redirects`), and credential headers given with `-H` or the
+//! entry's `header=` go only to the origin of the entry's URL. Cookies from the run's jar go with each
 //! hop its rules allow (unless `-H Cookie` is given, which wins), and every
 //! hop's `Set-Cookie` goes into the jar.
 
@@ -21,8 +21,8 @@ const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authori
 impl Fetcher {
     /// `Authorization` from the `.netrc` entry for `url`'s host, unless the
     /// URL carries its own `user:password@` (which ureq sends, and which
-    /// wins) or `-H` gives an `Authorization` of its own.
-    fn netrc_authorization(&self, url: &Url) -> Option<String> {
+    /// wins) or `-H` or the entry gives an `Authorization` of its own.
+    fn netrc_authorization(&self, url: &Url, entry_headers: &[(String, String)]) -> Option<String> {
         let netrc = self.config.netrc.as_ref()?;
         if !url.username().is_empty() || url.password().is_some() {
             return None;
@@ -31,6 +31,7 @@ impl Fetcher {
             .config
             .headers
             .iter()
+            .chain(entry_headers)
             .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
         if user_header {
             return None;
@@ -40,13 +41,14 @@ impl Fetcher {
     }
 
     /// The `Cookie` header from the run's jar for `url`, unless `-H` gives a
-    /// `Cookie` of its own.
-    fn jar_cookies(&self, url: &Url) -> Option<String> {
+    /// `Cookie` of its own, nor the entry.
+    fn jar_cookies(&self, url: &Url, entry_headers: &[(String, String)]) -> Option<String> {
         let jar = self.config.cookies.as_ref()?;
         let user_header = self
             .config
             .headers
             .iter()
+            .chain(entry_headers)
             .any(|(name, _)| name.eq_ignore_ascii_case("cookie"));
         if user_header {
             return None;
@@ -54,11 +56,16 @@ impl Fetcher {
         jar.header(url)
     }
 
-    /// Send a GET, following redirects by hand (see [`crate::client`]).
+    /// Send a GET for the bytes from `offset` to `end` (exclusive; to the
+    /// end of the file if `None`), following redirects by hand (see
+    /// [`crate::client`]), with `-H` and then the entry's own `headers` on
+    /// every hop, both under the same cross-origin rule.
     pub(super) fn send(
         &self,
         url: &Url,
+        headers: &[(String, String)],
         offset: u64,
+        end: Option<u64>,
         deadline: Option<Duration>,
         progress: &mut Progress,
     ) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
@@ -71,21 +78,20 @@ impl Fetcher {
                 .get(current.as_str())
                 .header("Accept-Encoding", "identity");
             let same_origin = earlier.is_empty() || current.origin() == url.origin();
-            if !self.config.headers.is_empty() {
-                for (name, value) in &self.config.headers {
-                    if same_origin || !CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                        request = request.header(name.as_str(), value.as_str());
-                    }
+            for (name, value) in self.config.headers.iter().chain(headers) {
+                if same_origin || !CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                    request = request.header(name.as_str(), value.as_str());
                 }
             }
-            if same_origin && let Some(authorization) = self.netrc_authorization(url) {
+            if same_origin && let Some(authorization) = self.netrc_authorization(url, headers) {
                 request = request.header("Authorization", authorization);
             }
-            if let Some(cookies) = self.jar_cookies(&current) {
+            if let Some(cookies) = self.jar_cookies(&current, headers) {
                 request = request.header("Cookie", cookies);
             }
-            if offset > 0 {
-                request = request.header("Range", format!("bytes={offset}-"));
+            if offset > 0 || end.is_some() {
+                let last = end.map_or_else(String::new, |end| end.saturating_sub(1).to_string());
+                request = request.header("Range", format!("bytes={offset}-{last}"));
                 if let Some(validator) = &progress.validator {
                     request = request.header("If-Range", validator);
                 }

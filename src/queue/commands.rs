@@ -9,9 +9,10 @@ use std::time::Duration;
 use crossbeam_channel::{RecvTimeoutError, bounded};
 
 use super::{Queue, QueueEntry, QueueError, QueueStatus, RetryPolicy};
+use crate::checksum::{Algorithm, Checksum};
 use crate::error::{LineError, RunError};
 use crate::event::Origin;
-use crate::input::{Entry, ListInput};
+use crate::input::{Entry, ListInput, parse_line, quote_field, shown_line};
 use crate::naming::OutPath;
 
 /// Entries pushed per [`Queue::enqueue_many`] call.
@@ -44,14 +45,29 @@ pub(crate) fn queue_entry(entry: &Entry) -> QueueEntry {
         OutPath::Dir(path) if path.as_os_str().is_empty() => "./".to_string(),
         OutPath::Dir(path) => format!("{}/", path.to_string_lossy()),
     });
-    let sha256 = entry.sha256.map(|digest| crate::hex::encode(&digest));
-    QueueEntry::new(
+    let sha256 = entry.checksums.get(Algorithm::Sha256);
+    let mut queued = QueueEntry::new(
         entry.url.as_str(),
         out,
-        sha256,
+        sha256.map(Checksum::hex),
         &*entry.origin.source,
         entry.origin.line,
-    )
+    );
+    queued.extras = entry.mirrors.iter().map(|url| url.as_str().to_string()).collect();
+    queued.extras.extend(
+        entry
+            .checksums
+            .iter()
+            .filter(|c| Some(*c) != sha256)
+            .map(Checksum::to_string),
+    );
+    queued.extras.extend(
+        entry
+            .headers
+            .iter()
+            .map(|(name, value)| format!("header={}", quote_field(&format!("{name}: {value}")))),
+    );
+    queued
 }
 
 /// The list-entry form of a claimed queue entry, validated exactly like a
@@ -64,21 +80,20 @@ pub(crate) fn list_entry(entry: &QueueEntry) -> Result<Entry, (Origin, LineError
     let mut text = entry.url.clone();
     if let Some(out) = &entry.out {
         text.push(' ');
-        text.push_str(&crate::input::quote_field(out));
+        text.push_str(&quote_field(out));
     }
     if let Some(sha256) = &entry.sha256 {
         text.push_str(" sha256=");
         text.push_str(sha256);
     }
-    match crate::input::parse_line(&text) {
-        Ok(Some((url, out, sha256))) => Ok(Entry {
-            origin,
-            url,
-            out,
-            sha256,
-        }),
+    for field in &entry.extras {
+        text.push(' ');
+        text.push_str(field);
+    }
+    match parse_line(&text) {
+        Ok(Some(line)) => Ok(Entry::new(origin, line)),
         Ok(None) => Err((origin, LineError::BadUrl("empty URL".into()), text)),
-        Err(error) => Err((origin, error, text)),
+        Err(error) => Err((origin, error, shown_line(&text))),
     }
 }
 
@@ -213,16 +228,11 @@ mod tests {
     use crate::queue::WorkerStatus;
 
     fn parsed(line: &str) -> Entry {
-        let (url, out, sha256) = crate::input::parse_line(line).unwrap().unwrap();
-        Entry {
-            origin: Origin {
-                source: "l.txt".into(),
-                line: 3,
-            },
-            url,
-            out,
-            sha256,
-        }
+        let origin = Origin {
+            source: "l.txt".into(),
+            line: 3,
+        };
+        Entry::new(origin, parse_line(line).unwrap().unwrap())
     }
 
     #[test]
@@ -236,6 +246,10 @@ mod tests {
             &format!("HTTP://H/a sha256={hex}"),
             &format!("http://h/a x sha256={hex}"),
             r#"http://h/a "May 2026/say \"hi\".pdf""#,
+            &format!(
+                r#"http://h/a http://m1/a https://m2/a "a=b" md5={} sha256={hex} header="X-A: b \"c\"" header=Y:z"#,
+                "cd".repeat(16)
+            ),
         ] {
             let entry = parsed(line);
             let q = queue_entry(&entry);

@@ -6,7 +6,8 @@ use sha2::{Digest, Sha256};
 /// One download job as it travels through the queue.
 ///
 /// Stored in Redis as compact JSON with the fields in this order:
-/// `{"id":"<32 hex>","url":"...","out":null,"sha256":null,"source":"urls.txt","line":12}`.
+/// `{"id":"<32 hex>","url":"...","out":null,"sha256":null,"source":"urls.txt","line":12}`,
+/// followed by `"extras"` (a list of list fields) only when there are any.
 /// The queue matches entries by [`id`](Self::id) (not by their exact JSON
 /// text), so a caller may hold a deserialized copy and hand it back to
 /// [`Queue::complete`](super::Queue::complete) or
@@ -25,6 +26,13 @@ pub struct QueueEntry {
     pub source: String,
     /// The 1-based line of `source` the entry came from.
     pub line: u64,
+    /// The rest of the entry's list line, field by field as a list would
+    /// have them: further source URLs, digests besides `sha256` (`md5=HEX`)
+    /// and `header="Name: value"`. Left out of the JSON when empty. A header
+    /// is stored in Redis as it is: whoever can read the queue can read a
+    /// token given this way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extras: Vec<String>,
 }
 
 impl QueueEntry {
@@ -45,6 +53,7 @@ impl QueueEntry {
             sha256,
             source: source.into(),
             line,
+            extras: Vec::new(),
         }
     }
 
@@ -140,6 +149,14 @@ mod tests {
         let e2 = QueueEntry::new("u", Some("d/f".into()), Some("ab".into()), "-", 1);
         assert_eq!(QueueEntry::from_json(&e2.to_json()).unwrap(), e2);
         assert!(QueueEntry::from_json(r#"{"url":"x"}"#).is_err());
+        let mut e3 = QueueEntry::new("u", None, None, "-", 1);
+        e3.extras = vec!["http://m/u".into(), r#"header="X-A: b""#.into()];
+        let json = e3.to_json();
+        assert!(
+            json.ends_with(r#""line":1,"extras":["http://m/u","header=\"X-A: b\""]}"#),
+            "{json}"
+        );
+        assert_eq!(QueueEntry::from_json(&json).unwrap(), e3);
     }
 
     #[test]

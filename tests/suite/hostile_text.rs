@@ -53,7 +53,11 @@ fn passwords_of_invalid_lines_never_show() {
         }
     }
     // What is left is still useful: the host and path are shown.
-    assert_stderr_has(&run, root, "list.txt:2: http://***@h:1/x a b c: unexpected field");
+    assert_stderr_has(
+        &run,
+        root,
+        "list.txt:2: http://***@h:1/x a b c: second output path",
+    );
     assert_stderr_has(&run, root, "list.txt:3: http://***@h:1/x a b: invalid URL");
 }
 
@@ -98,7 +102,7 @@ fn control_and_bidi_characters_are_shown_escaped() {
         for shown in [
             "l\\x1b[31m\\u{202e}.txt:1: ",
             "a\\u{202e}gpj.exe",
-            "l\\x1b[31m\\u{202e}.txt:2: http://h/x b\\u{2066}c \\x1b]0;pwned\\x07: unexpected field \"\\x1b]0;pwned\\x07\"",
+            "l\\x1b[31m\\u{202e}.txt:2: http://h/x b\\u{2066}c \\x1b]0;pwned\\x07: second output path \"\\x1b]0;pwned\\x07\"",
         ] {
             assert!(
                 text.contains(shown),

@@ -19,6 +19,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod checksums;
 mod cli;
 mod config_file;
 mod cookies;
@@ -28,7 +29,9 @@ mod exit_codes;
 mod file_safety;
 mod hostile_text;
 mod input;
+mod list_format;
 mod man_pages;
+mod mirrors;
 mod naming;
 mod naming_reserved;
 mod netrc;
@@ -40,6 +43,7 @@ mod resume_across_runs;
 mod retries_resume;
 mod safety;
 mod server_selftest;
+mod split;
 mod stdout;
 mod terminal;
 mod unattended;

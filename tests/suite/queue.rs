@@ -5,3 +5,4 @@
 mod distributed;
 mod errors;
 mod library;
+mod list_format;

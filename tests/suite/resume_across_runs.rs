@@ -288,7 +288,7 @@ fn a_part_without_a_record_is_continued_when_a_checksum_will_check_it() {
     assert_stderr_has(
         &run,
         root,
-        "80000 bytes in f.bin.part: continuing a part that records no version: the sha256 will check the result",
+        "80000 bytes in f.bin.part: continuing a part that records no version: a checksum will check the result",
     );
 }
 
@@ -317,7 +317,7 @@ fn a_part_without_a_record_that_fails_the_checksum_starts_over() {
     assert_stderr_has(
         &run,
         root,
-        "starting over from byte 0: the continued file did not match its sha256",
+        "starting over from byte 0: the continued file did not match its checksum",
     );
 }
 
@@ -442,7 +442,7 @@ fn a_retry_without_validators_starts_over_unless_a_checksum_checks_it() {
         assert_eq!(requests.len(), 2, "{}", why());
         if checksum {
             assert_eq!(requests[1].header("range"), Some("bytes=50000-"), "{}", why());
-            assert_stderr_has(&run, root, "the sha256 will check the result");
+            assert_stderr_has(&run, root, "a checksum will check the result");
         } else {
             assert_eq!(requests[1].header("range"), None, "{}", why());
             assert_stderr_has(

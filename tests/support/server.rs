@@ -190,6 +190,8 @@ pub struct Route {
     retry_after: Option<String>,
     required: Vec<(String, String)>,
     close: bool,
+    /// The first N 206 responses are cut after this many body bytes.
+    reset_ranges: Option<(usize, Arc<AtomicUsize>)>,
 }
 
 impl Route {
@@ -209,6 +211,7 @@ impl Route {
             retry_after: None,
             required: Vec::new(),
             close: false,
+            reset_ranges: None,
         }
     }
 
@@ -349,6 +352,13 @@ impl Route {
     /// several times; all must match.
     pub fn require_header(mut self, name: &str, value: &str) -> Route {
         self.required.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// The first `times` answers to range requests (206) send `after` body
+    /// bytes and then close abruptly; the whole-file answer is never cut.
+    pub fn reset_ranges(mut self, after: usize, times: usize) -> Route {
+        self.reset_ranges = Some((after, Arc::new(AtomicUsize::new(times))));
         self
     }
 
@@ -1086,7 +1096,16 @@ fn serve(
     if req.method == "HEAD" {
         body = &[];
     }
-    let limit = match route.cut {
+    let mut cut = route.cut;
+    if status == 206
+        && let Some((after, left)) = &route.reset_ranges
+        && left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        cut = Cut::Reset(*after);
+    }
+    let limit = match cut {
         Cut::Reset(n) | Cut::Stall(n) => Some(n),
         _ => None,
     };
@@ -1095,7 +1114,7 @@ fn serve(
         return After::Abort;
     }
     let _ = stream.flush();
-    match route.cut {
+    match cut {
         Cut::Reset(_) => After::Abort,
         Cut::Stall(_) => {
             sleep_unless_stopped(MAX_STALL, stop);
