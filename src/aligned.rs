@@ -12,6 +12,9 @@
 //! the buffers fetchq reads into start on a page boundary (so the copy ureq
 //! makes from its input buffer into the worker's buffer runs between two
 //! addresses equal modulo 4 KiB), and fetchq's own copies use [`copy`].
+//! Every body read must go into a buffer taken with [`from_boundary`]: a
+//! plain `Vec` of that size starts 16 bytes past a page, which against
+//! ureq's page-aligned input is exactly the slow case.
 
 use ureq::unversioned::transport::Buffers;
 
