@@ -37,7 +37,7 @@
 //!    │        │
 //!    ▼        ▼
 //!  error display cancel config exit backoff hex base64 netrc cookies   leaves: import nothing of fetchq
-//!  checksum                                  (but one another: config holds netrc's and checksum's types)
+//!  checksum aligned                          (but one another: config holds netrc's and checksum's types)
 //!                           │                                          (but config names limits)
 //!                           ▼
 //!                         limits       the hook for limits shared across processes (queue implements it)
@@ -83,6 +83,7 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+mod aligned;
 mod backoff;
 mod base64;
 mod cancel;

@@ -1,7 +1,7 @@
 //! fetchq's TLS layer for ureq: one rustls [`ClientConfig`] per run, and a
 //! transport that hands ureq as much plaintext per call as has arrived.
 //!
-//! It replaces ureq's `RustlsConnector` for two reasons:
+//! It replaces ureq's `RustlsConnector` for three reasons:
 //!
 //! - **Reads as large as the socket's.** ureq's TLS transport returns one TLS
 //!   record (at most 16 KiB) per read, so a 512 MiB body became 32,768 reads
@@ -11,30 +11,35 @@
 //! - **One client configuration, shared.** Every connection of the run uses
 //!   the same [`ClientConfig`], so its session cache lets a reconnection to a
 //!   server resume (a ticket, no certificate check) instead of a full handshake.
+//! - **Records decrypted where they lie.** fetchq keeps the ciphertext and
+//!   drives rustls' unbuffered API, so it can keep the copy of each record's
+//!   plaintext out of `memcpy`'s slow case (see [`TlsTransport`]).
 //!
 //! The TCP side stays fetchq's [`crate::transport::Socket`] (idle limit,
-//! cancellation), read through ureq's `TransportAdapter`.
+//! cancellation), read through [`Wire`].
 
-use std::io::{Read, Write};
+use std::io;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
+use rustls::client::UnbufferedClientConnection;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned,
-};
-use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport, TransportAdapter,
-};
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use ureq::unversioned::transport::time::Duration;
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, Either, NextTimeout, Transport};
 
-/// How much ciphertext the socket under a TLS connection reads at once.
-/// ureq zero-fills its buffers in full when a connection opens, so each one
-/// costs its whole size in memory for as long as the connection lives: with
-/// 2,000 × 64 KiB over 8 connections, going from 512 KiB to this took peak
-/// RSS from 18.6 to 15.4 MiB, at no cost in instructions.
+use crate::aligned::{self, AlignedBuffers};
+
+/// How much ciphertext the socket under a TLS connection reads at once, and
+/// how much a connection holds for rustls to decrypt.
+/// A connection keeps its buffers for as long as it lives: with 2,000 ×
+/// 64 KiB over 8 connections, going from 512 KiB to this took peak RSS from
+/// 18.6 to 15.4 MiB, at no cost in instructions.
 pub(crate) const CIPHERTEXT_BUFFER: usize = 64 * 1024;
 
 /// The socket's output buffer under TLS: rustls writes at most one record
@@ -138,7 +143,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
         let name = ServerName::try_from(host)
             .map_err(|_| ureq::Error::BadUri(format!("{host:?} is not a valid TLS server name")))?
             .to_owned();
-        let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
+        let mut sock = Wire::new(transport.boxed());
         sock.set_timeout(details.timeout);
         let config = self
             .config
@@ -150,10 +155,33 @@ impl<In: Transport> Connector<In> for TlsConnector {
     }
 }
 
-/// One TLS connection as ureq sees it.
+/// One TLS connection as ureq sees it, on rustls' unbuffered API: fetchq
+/// holds the ciphertext, rustls decrypts each record where it lies.
+///
+/// The buffered `rustls::ClientConnection` keeps its own record buffer, and
+/// every record it decrypts there sits at the same address; its plaintext is
+/// then copied into a fresh allocation that glibc hands back at the same
+/// address each time. When those two addresses fall in the window where
+/// `memcpy` crawls (see [`crate::aligned`]) every record of the connection
+/// pays for it: on the 512 MiB file that was a third of a second. Here the
+/// records stay in fetchq's [`Ciphertext`] buffer, which moves the next record
+/// out of that window before rustls decrypts it.
 pub(crate) struct TlsTransport {
-    buffers: LazyBuffers,
-    stream: StreamOwned<ClientConnection, TransportAdapter>,
+    conn: UnbufferedClientConnection,
+    sock: Wire,
+    incoming: Ciphertext,
+    /// Records rustls encoded, waiting to be sent.
+    outgoing: Vec<u8>,
+    /// The plaintext ureq reads.
+    buffers: AlignedBuffers,
+    /// Plaintext of a record that did not fit in `buffers`, and how much of it was taken.
+    spill: Vec<u8>,
+    spilled: usize,
+    /// Where rustls put the last record's plaintext: the copy out of the next
+    /// record likely goes to the same place.
+    last_plaintext: usize,
+    /// The server sent close_notify: no more plaintext will come.
+    closed: bool,
     /// A read failed: the connection must not go back to the pool.
     failed: bool,
 }
@@ -161,9 +189,32 @@ pub(crate) struct TlsTransport {
 impl std::fmt::Debug for TlsTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsTransport")
-            .field("inner", &self.stream.sock.get_ref())
+            .field("inner", &self.sock.transport)
             .finish()
     }
+}
+
+/// Largest plaintext in one TLS record (RFC 8446 §5.1).
+const MAX_PLAINTEXT: usize = 16 * 1024;
+
+/// What one step of rustls' state machine asked for.
+enum Step {
+    /// Records were processed or sent: ask again.
+    Again,
+    /// The handshake is done and nothing is buffered: send, or read more.
+    Idle,
+    /// The request was encrypted and sent.
+    Sent,
+    /// The handshake needs more from the server.
+    Blocked,
+    /// The server closed the TLS session.
+    Closed,
+}
+
+/// An error from rustls (a bad record, a failed handshake) as ureq sees it:
+/// an I/O error of kind `InvalidData`, as rustls' own streams report it.
+fn tls_error(e: rustls::Error) -> ureq::Error {
+    ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 impl TlsTransport {
@@ -172,23 +223,189 @@ impl TlsTransport {
     fn handshake(
         config: Arc<ClientConfig>,
         name: ServerName<'static>,
-        sock: TransportAdapter,
+        sock: Wire,
         output: usize,
     ) -> Result<TlsTransport, ureq::Error> {
-        let conn = ClientConnection::new(config, name)?;
-        let mut stream = StreamOwned::new(conn, sock);
-        stream.conn.complete_io(&mut stream.sock)?;
-        Ok(TlsTransport {
-            buffers: LazyBuffers::new(PLAINTEXT_BUFFER, output),
-            stream,
+        let conn = UnbufferedClientConnection::new(config, name)?;
+        let mut tls = TlsTransport {
+            conn,
+            sock,
+            incoming: Ciphertext::new(CIPHERTEXT_BUFFER),
+            outgoing: Vec::new(),
+            buffers: AlignedBuffers::new(PLAINTEXT_BUFFER, output),
+            spill: Vec::new(),
+            spilled: 0,
+            last_plaintext: 0,
+            closed: false,
             failed: false,
-        })
+        };
+        loop {
+            match tls.step(None)? {
+                Step::Again => {}
+                Step::Idle | Step::Sent => return Ok(tls),
+                Step::Blocked => {
+                    if !tls.fill(true)? {
+                        return Err(ureq::Error::Io(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the server closed the connection during the TLS handshake",
+                        )));
+                    }
+                }
+                Step::Closed => {
+                    return Err(ureq::Error::Io(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the server closed the TLS session during the handshake",
+                    )));
+                }
+            }
+        }
     }
 
-    /// Whether decrypting the next record would have to wait for the network:
-    /// rustls holds no plaintext and the socket's buffer holds no ciphertext.
-    fn would_wait(&mut self) -> bool {
-        self.stream.conn.wants_read() && self.stream.sock.get_mut().buffers().input().is_empty()
+    /// One turn of rustls' state machine over the ciphertext received so far.
+    /// Plaintext goes to ureq's buffer (what does not fit, to `spill`); once
+    /// rustls may encrypt, `request` (at most one record's worth) is sent.
+    fn step(&mut self, request: Option<&[u8]>) -> Result<Step, ureq::Error> {
+        self.incoming.place_away_from(self.last_plaintext);
+        let status = self.conn.process_tls_records(self.incoming.unread());
+        let mut discard = status.discard;
+        let step = match status.state.map_err(tls_error)? {
+            ConnectionState::ReadTraffic(mut traffic) => {
+                while let Some(record) = traffic.next_record() {
+                    let record = record.map_err(tls_error)?;
+                    discard += record.discard;
+                    self.last_plaintext = record.payload.as_ptr() as usize;
+                    let input = self.buffers.input_append_buf();
+                    let n = aligned::copy(input, record.payload);
+                    self.buffers.input_appended(n);
+                    self.spill.extend_from_slice(&record.payload[n..]);
+                }
+                Step::Again
+            }
+            ConnectionState::EncodeTlsData(mut data) => {
+                let start = self.outgoing.len();
+                self.outgoing.resize(start + MAX_PLAINTEXT, 0);
+                let n = match data.encode(&mut self.outgoing[start..]) {
+                    Ok(n) => n,
+                    Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                        self.outgoing.resize(start + required_size, 0);
+                        data.encode(&mut self.outgoing[start..])
+                            .map_err(|e| tls_error(rustls::Error::General(e.to_string())))?
+                    }
+                    Err(e) => return Err(tls_error(rustls::Error::General(e.to_string()))),
+                };
+                self.outgoing.truncate(start + n);
+                Step::Again
+            }
+            ConnectionState::TransmitTlsData(data) => {
+                self.sock.send(&self.outgoing)?;
+                self.outgoing.clear();
+                data.done();
+                Step::Again
+            }
+            ConnectionState::BlockedHandshake => Step::Blocked,
+            ConnectionState::WriteTraffic(mut traffic) => match request {
+                Some(request) => {
+                    self.outgoing.resize(request.len() + 1024, 0);
+                    let n = match traffic.encrypt(request, &mut self.outgoing) {
+                        Ok(n) => n,
+                        Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                            self.outgoing.resize(required_size, 0);
+                            traffic
+                                .encrypt(request, &mut self.outgoing)
+                                .map_err(|e| tls_error(rustls::Error::General(e.to_string())))?
+                        }
+                        Err(e) => return Err(tls_error(rustls::Error::General(e.to_string()))),
+                    };
+                    self.outgoing.truncate(n);
+                    self.sock.send(&self.outgoing)?;
+                    self.outgoing.clear();
+                    Step::Sent
+                }
+                None => Step::Idle,
+            },
+            ConnectionState::PeerClosed | ConnectionState::Closed => Step::Closed,
+            _ => {
+                let e = rustls::Error::General("unexpected TLS connection state".into());
+                return Err(tls_error(e));
+            }
+        };
+        self.incoming.consume(discard);
+        Ok(step)
+    }
+
+    /// Move ciphertext from the socket into [`Ciphertext`]; with `wait`, wait
+    /// for the network when the socket has nothing buffered. False at the end
+    /// of the stream (or, without `wait`, when nothing is buffered).
+    fn fill(&mut self, wait: bool) -> Result<bool, ureq::Error> {
+        if !wait && self.sock.transport.buffers().input().is_empty() {
+            return Ok(false);
+        }
+        let timeout = self.sock.timeout_now();
+        if !self.sock.transport.maybe_await_input(timeout)? {
+            return Ok(false);
+        }
+        let n = self.incoming.append(self.sock.transport.buffers().input());
+        if n == 0 {
+            // Full, and rustls found no whole record in it: never happens
+            // with records of the sizes TLS allows.
+            let e = rustls::Error::General("a TLS record larger than the receive buffer".into());
+            return Err(tls_error(e));
+        }
+        self.sock.transport.buffers().input_consume(n);
+        Ok(true)
+    }
+
+    /// Plaintext left over from a record that did not fit, into ureq's buffer.
+    fn drain_spill(&mut self) -> usize {
+        let left = &self.spill[self.spilled..];
+        if left.is_empty() {
+            return 0;
+        }
+        let n = aligned::copy(self.buffers.input_append_buf(), left);
+        self.buffers.input_appended(n);
+        self.spilled += n;
+        if self.spilled == self.spill.len() {
+            self.spill.clear();
+            self.spilled = 0;
+        }
+        n
+    }
+
+    /// Fill ureq's buffer with the plaintext of every record already received,
+    /// waiting for the network only while nothing has been read; false once
+    /// the server closed the session and everything was read.
+    fn read_plaintext(&mut self) -> Result<bool, ureq::Error> {
+        let mut total = self.drain_spill();
+        loop {
+            // Room for one more record; the spill holds the rest.
+            if !self.spill.is_empty() || self.buffers.input_append_buf().len() < MAX_PLAINTEXT && total > 0 {
+                break;
+            }
+            if self.closed {
+                break;
+            }
+            let before = self.buffers.input().len();
+            match self.step(None)? {
+                Step::Again | Step::Sent => {
+                    total += self.buffers.input().len().saturating_sub(before);
+                    total += self.drain_spill();
+                }
+                Step::Idle | Step::Blocked => {
+                    // Wait for the network only while nothing has been read.
+                    if !self.fill(total == 0)? {
+                        if total == 0 {
+                            return Err(ureq::Error::Io(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "peer closed connection without sending TLS close_notify",
+                            )));
+                        }
+                        break;
+                    }
+                }
+                Step::Closed => self.closed = true,
+            }
+        }
+        Ok(total > 0)
     }
 }
 
@@ -198,47 +415,168 @@ impl Transport for TlsTransport {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.stream.sock.set_timeout(timeout);
-        let output = &self.buffers.output()[..amount];
-        self.stream.write_all(output)?;
+        self.sock.set_timeout(timeout);
+        // A request head is small; a copy lets rustls' state machine borrow `self`.
+        let request = self.buffers.output()[..amount].to_vec();
+        for record in request.chunks(MAX_PLAINTEXT) {
+            // Until rustls may encrypt; records that arrive meanwhile are read.
+            loop {
+                match self.step(Some(record))? {
+                    Step::Sent => break,
+                    Step::Again | Step::Idle => {}
+                    Step::Blocked => {
+                        if !self.fill(true)? {
+                            return Err(ureq::Error::Io(io::ErrorKind::UnexpectedEof.into()));
+                        }
+                    }
+                    Step::Closed => {
+                        self.closed = true;
+                        return Err(ureq::Error::Io(io::Error::new(
+                            io::ErrorKind::ConnectionAborted,
+                            "the server closed the TLS session",
+                        )));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
     /// Fill ureq's buffer with the plaintext of every record already
     /// received; wait for the network only while nothing has been read.
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.stream.sock.set_timeout(timeout);
-        let mut total = 0;
-        loop {
-            if total > 0 && self.would_wait() {
-                break;
-            }
-            let input = self.buffers.input_append_buf();
-            if input.is_empty() {
-                break;
-            }
-            match self.stream.read(input) {
-                Ok(0) => break,
-                Ok(n) => {
-                    self.buffers.input_appended(n);
-                    total += n;
-                }
-                Err(e) => {
-                    self.failed = true;
-                    return Err(e.into());
-                }
-            }
+        self.sock.set_timeout(timeout);
+        let read = self.read_plaintext();
+        if read.is_err() {
+            self.failed = true;
         }
-        Ok(total > 0)
+        read
     }
 
-    /// A connection whose last read ended in an error is never reused.
+    /// A connection whose last read ended in an error, or whose server
+    /// closed the session, is never reused.
     fn is_open(&mut self) -> bool {
-        !self.failed && self.stream.sock.get_mut().is_open()
+        !self.failed && !self.closed && self.sock.transport.is_open()
     }
 
     fn is_tls(&self) -> bool {
         true
+    }
+}
+
+/// The ciphertext received and not yet decrypted. rustls decrypts each
+/// record in place here; [`Ciphertext::place_away_from`] moves the next
+/// record when the copy of its plaintext would run into `memcpy`'s slow case.
+struct Ciphertext {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+/// Bytes of a TLS record before its payload.
+const RECORD_HEADER: usize = 5;
+
+impl Ciphertext {
+    fn new(capacity: usize) -> Ciphertext {
+        Ciphertext {
+            buf: vec![0; capacity],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn unread(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Append what fits of `bytes`, moving the unread rest to the front
+    /// first when the end is too near; returns how much was taken.
+    fn append(&mut self, bytes: &[u8]) -> usize {
+        if self.buf.len() - self.end < bytes.len().min(self.buf.len() / 2) && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let n = aligned::copy(&mut self.buf[self.end..], bytes);
+        self.end += n;
+        n
+    }
+
+    /// If the next record's payload lies 1 to 63 bytes before `plaintext`
+    /// modulo a page, where `memcpy` from it would crawl, move the unread
+    /// bytes by 64.
+    fn place_away_from(&mut self, plaintext: usize) {
+        if plaintext == 0 || self.start == self.end {
+            return;
+        }
+        let payload = self.buf.as_ptr() as usize + self.start + RECORD_HEADER;
+        let ahead = plaintext.wrapping_sub(payload) % aligned::PAGE;
+        if !(1..64).contains(&ahead) {
+            return;
+        }
+        let len = self.end - self.start;
+        let to = if self.start >= 64 {
+            self.start - 64
+        } else if self.end + 64 <= self.buf.len() {
+            self.start + 64
+        } else {
+            return;
+        };
+        self.buf.copy_within(self.start..self.end, to);
+        self.start = to;
+        self.end = to + len;
+    }
+}
+
+/// The ciphertext side of a TLS connection: the socket's transport, with
+/// ureq's timeout for the call in progress.
+struct Wire {
+    transport: Box<dyn Transport>,
+    timeout: NextTimeout,
+    /// When `timeout` was set: each wait gets what is left of it.
+    set_at: Instant,
+}
+
+impl Wire {
+    fn new(transport: Box<dyn Transport>) -> Wire {
+        Wire {
+            transport,
+            timeout: NextTimeout::default(),
+            set_at: Instant::now(),
+        }
+    }
+
+    fn set_timeout(&mut self, timeout: NextTimeout) {
+        self.timeout = timeout;
+        self.set_at = Instant::now();
+    }
+
+    /// The timeout for a wait now: the one set, less the time since.
+    fn timeout_now(&self) -> NextTimeout {
+        let mut timeout = self.timeout;
+        if let Duration::Exact(after) = timeout.after {
+            timeout.after = Duration::Exact(after.saturating_sub(self.set_at.elapsed()));
+        }
+        timeout
+    }
+
+    /// Send all of `bytes` through the transport's output buffer.
+    fn send(&mut self, mut bytes: &[u8]) -> Result<(), ureq::Error> {
+        while !bytes.is_empty() {
+            let n = aligned::copy(self.transport.buffers().output(), bytes);
+            let timeout = self.timeout_now();
+            self.transport.transmit_output(n, timeout)?;
+            bytes = &bytes[n..];
+        }
+        Ok(())
     }
 }
 
@@ -392,8 +730,8 @@ mod tests {
 
     use rustls::pki_types::PrivateKeyDer;
     use rustls::pki_types::pem::PemObject;
-    use rustls::{ServerConfig, ServerConnection};
-    use ureq::unversioned::transport::time;
+    use rustls::{ServerConfig, ServerConnection, StreamOwned};
+    use std::io::{Read, Write};
 
     use crate::transport::Socket;
 
@@ -455,10 +793,7 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
         });
         let peek = client.try_clone().unwrap();
         let socket = Socket::for_test(client, 1024 * 1024);
-        let adapter = TransportAdapter::new(
-            Box::new(socket) as Box<dyn Transport>,
-            Arc::new(time::Instant::now),
-        );
+        let adapter = Wire::new(Box::new(socket));
         let config = client_config(&Trust::Anything, None).unwrap();
         let name = ServerName::try_from("localhost").unwrap();
         let transport = TlsTransport::handshake(config, name, adapter, 1024).unwrap();
@@ -471,6 +806,71 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
             std::thread::sleep(Duration::from_millis(5));
         }
         (transport, server)
+    }
+
+    /// Where `plaintext` lies from the next record's payload, modulo a page.
+    fn ahead(c: &Ciphertext, plaintext: usize) -> usize {
+        let payload = c.buf.as_ptr() as usize + c.start + RECORD_HEADER;
+        plaintext.wrapping_sub(payload) % aligned::PAGE
+    }
+
+    #[test]
+    fn the_next_record_moves_out_of_the_slow_copy_window() {
+        let bytes: Vec<u8> = (0..20_000u32).map(|i| (i % 241) as u8).collect();
+        // (where the plaintext lies from the payload, bytes consumed before): moved or not
+        let cases = [
+            (0, 100, false),
+            (1, 100, true),
+            (11, 100, true),
+            (63, 100, true),
+            (64, 100, false),
+            (4095, 100, false),
+            (1, 10, true), // too near the front to move down: moves up
+            (30, 0, true),
+        ];
+        for (distance, consumed, moves) in cases {
+            let mut c = Ciphertext::new(64 * 1024);
+            assert_eq!(c.append(&bytes), bytes.len());
+            c.consume(consumed);
+            let payload = c.buf.as_ptr() as usize + c.start + RECORD_HEADER;
+            let plaintext = payload + distance + 7 * aligned::PAGE;
+            let start = c.start;
+            c.place_away_from(plaintext);
+            assert_eq!(
+                c.start != start,
+                moves,
+                "distance {distance}, consumed {consumed}"
+            );
+            assert!(
+                !(1..64).contains(&ahead(&c, plaintext)),
+                "distance {distance}: still {} ahead",
+                ahead(&c, plaintext)
+            );
+            assert!(
+                c.unread() == &bytes[consumed..],
+                "distance {distance}: bytes changed"
+            );
+        }
+        // Nothing to place, or no plaintext yet: nothing moves.
+        let mut empty = Ciphertext::new(1024);
+        empty.place_away_from(12345);
+        assert_eq!((empty.start, empty.end), (0, 0));
+    }
+
+    #[test]
+    fn ciphertext_appends_after_moving_the_rest_to_the_front() {
+        let mut c = Ciphertext::new(1000);
+        assert_eq!(c.append(&[1; 900]), 900);
+        c.consume(850);
+        // 50 unread at 850..900; 100 free at the end, less than wanted: move first.
+        assert_eq!(c.append(&[2; 600]), 600);
+        assert_eq!(c.start, 0);
+        assert_eq!(c.unread().len(), 650);
+        assert_eq!(&c.unread()[48..52], &[1, 1, 2, 2]);
+        // Full: takes what fits.
+        assert_eq!(c.append(&[3; 600]), 350);
+        c.consume(1000);
+        assert_eq!((c.start, c.end), (0, 0), "all read: starts over");
     }
 
     #[test]
@@ -497,6 +897,77 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
             tls.buffers().input_consume(n);
         }
         assert!(all == body, "plaintext differs from what the server sent");
+        drop(tls);
+        server.join().unwrap();
+    }
+
+    /// Read from `tls` until `want` bytes of plaintext came (bounded).
+    fn read_all(tls: &mut TlsTransport, want: usize) -> Vec<u8> {
+        let mut all = Vec::new();
+        for _ in 0..4096 {
+            if all.len() >= want {
+                break;
+            }
+            assert!(tls.await_input(NextTimeout::default()).unwrap(), "ended early");
+            all.extend_from_slice(tls.buffers().input());
+            let n = tls.buffers().input().len();
+            tls.buffers().input_consume(n);
+        }
+        all
+    }
+
+    #[test]
+    fn keys_updated_mid_body_and_a_request_after_it() {
+        let body: Vec<u8> = (0..RECORD * 5 + 123).map(|i| (i % 247) as u8).collect();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certs = vec![CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(KEY.as_bytes()).unwrap();
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let sent = body.clone();
+        let server = std::thread::spawn(move || {
+            server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut tls = StreamOwned::new(ServerConnection::new(Arc::new(config)).unwrap(), server);
+            while tls.conn.is_handshaking() {
+                tls.conn.complete_io(&mut tls.sock).unwrap();
+            }
+            let half = sent.len() / 2;
+            tls.write_all(&sent[..half]).unwrap();
+            // A KeyUpdate that asks the client to update its keys too.
+            tls.conn.refresh_traffic_keys().unwrap();
+            tls.write_all(&sent[half..]).unwrap();
+            tls.flush().unwrap();
+            // The client's next request, under its new keys.
+            let mut request = [0u8; 5];
+            tls.read_exact(&mut request).unwrap();
+            assert_eq!(&request, b"ping\n");
+            tls.write_all(b"pong").unwrap();
+            tls.flush().unwrap();
+            let _ = tls.read(&mut [0u8; 1]);
+        });
+        let socket = Socket::for_test(client, 1024 * 1024);
+        let config = client_config(&Trust::Anything, None).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = TlsTransport::handshake(config, name, Wire::new(Box::new(socket)), 1024).unwrap();
+
+        let got = read_all(&mut tls, body.len());
+        assert!(
+            got == body,
+            "plaintext differs ({} of {} bytes)",
+            got.len(),
+            body.len()
+        );
+        tls.buffers().output()[..5].copy_from_slice(b"ping\n");
+        tls.transmit_output(5, NextTimeout::default()).unwrap();
+        assert_eq!(read_all(&mut tls, 4), b"pong");
+        assert!(tls.is_open());
         drop(tls);
         server.join().unwrap();
     }

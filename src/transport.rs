@@ -33,10 +33,9 @@ use std::time::{Duration, Instant};
 use ureq::ProxyProtocol;
 use ureq::config::Config as UreqConfig;
 use ureq::http::uri::Scheme;
-use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
-};
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, Either, NextTimeout, Transport};
 
+use crate::aligned::AlignedBuffers;
 use crate::cancel::Cancel;
 use crate::forward::Forward;
 use crate::socks;
@@ -189,9 +188,9 @@ impl<In: Transport> Connector<In> for SocketConnector {
         let config = details.config;
         // Under TLS ureq reads the TLS layer's buffer, not this one (see crate::tls).
         let buffers = if details.needs_tls() {
-            LazyBuffers::new(crate::tls::CIPHERTEXT_BUFFER, crate::tls::RECORD_OUTPUT)
+            AlignedBuffers::new(crate::tls::CIPHERTEXT_BUFFER, crate::tls::RECORD_OUTPUT)
         } else {
-            LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size())
+            AlignedBuffers::new(config.input_buffer_size(), config.output_buffer_size())
         };
         Ok(Some(Either::B(Socket {
             stream,
@@ -352,7 +351,7 @@ fn connect_any(addrs: &[SocketAddr], budget: Option<Duration>) -> Result<(TcpStr
 /// One TCP connection with sliced, cancellable, idle-limited reads.
 pub(crate) struct Socket {
     stream: TcpStream,
-    buffers: LazyBuffers,
+    buffers: AlignedBuffers,
     idle: Option<Duration>,
     cancel: Cancel,
     /// The socket's current timeouts, to skip redundant setsockopt calls.
@@ -377,7 +376,7 @@ impl Socket {
     pub(crate) fn for_test(stream: TcpStream, input: usize) -> Socket {
         Socket {
             stream,
-            buffers: LazyBuffers::new(input, 1024),
+            buffers: AlignedBuffers::new(input, 1024),
             idle: None,
             cancel: Cancel::new(),
             read_timeout: None,
@@ -490,7 +489,7 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         let socket = Socket {
             stream: client,
-            buffers: LazyBuffers::new(1024, 1024),
+            buffers: AlignedBuffers::new(1024, 1024),
             idle: Some(Duration::from_millis(300)),
             cancel: Cancel::new(),
             read_timeout: None,

@@ -829,7 +829,8 @@ impl Fetcher {
         let mut reader = response.into_body().into_reader();
         let mut next_look = 0;
         let mut recorded = Instant::now();
-        let buf = &mut *ctx.buf;
+        // From a page boundary: see crate::aligned.
+        let buf = crate::aligned::from_boundary(ctx.buf);
         // Ends with the response, or with why this connection stopped; a
         // split goes on without it (see below).
         let streamed: Result<(), FetchError> = 'stream: loop {

@@ -490,6 +490,8 @@ impl Fetcher {
         };
         let mut reader = response.into_body().into_reader();
         let mut at_end = taken.from;
+        // From a page boundary: see crate::aligned.
+        let buf = crate::aligned::from_boundary(ctx.buf);
         loop {
             if self.cancel.is_requested() {
                 return Err(FetchError::Cancelled);
@@ -497,7 +499,7 @@ impl Fetcher {
             if !owner && ctx.crew.is_some_and(|crew| crew.waiting()) {
                 return Ok(Piece::Yielded);
             }
-            let n = match reader.read(ctx.buf) {
+            let n = match reader.read(buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -510,7 +512,7 @@ impl Fetcher {
             if k > 0 {
                 split
                     .file
-                    .write_all_at(&ctx.buf[..k], at)
+                    .write_all_at(&buf[..k], at)
                     .map_err(|e| FetchError::disk("cannot write", &split.job.path, e))?;
             }
             let finished = {
