@@ -45,7 +45,7 @@ SCENARIOS = {
                       title="rate limit accuracy"),
     # One file from a location that caps each connection at SPLIT_RATE:
     # what a segmented download is for.
-    "split": dict(n=1, size=64 * MiB, qn=1, qsize=16 * MiB,
+    "split": dict(n=1, size=64 * MiB, qn=1, qsize=32 * MiB,
                   title="one file, 4 MiB/s per connection"),
     # One file, two sources on one line; the first never answers.
     "mirrors": dict(n=1, size=32 * MiB, qn=1, qsize=8 * MiB,
