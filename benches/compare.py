@@ -6,7 +6,10 @@ python3. compare.sh owns the processes (nginx, the tools, timing); this file
 owns everything that is easier to get right in Python than in bash:
 
   freeport                      print a free TCP port on 127.0.0.1
-  gen WORK BASE_URL QUICK       write data/, lists/ and manifests/ under WORK
+  gen WORK BASE_URL QUICK [SCENARIOS [STALL_URL]]
+                                write data/, lists/ and manifests/ under WORK
+  stall PORT_FILE               listen on 127.0.0.1, write the port to
+                                PORT_FILE, take every request, never answer
   verify WORK SCENARIO OUT SEED check one run's output against the manifest
   report WORK OUT_MD ...        turn WORK/runs.tsv into the Markdown report
 
@@ -40,7 +43,16 @@ SCENARIOS = {
     # 8x overshoot rather than hiding in the noise.
     "ratelimit": dict(n=8, size=4 * MiB, qn=8, qsize=2 * MiB,
                       title="rate limit accuracy"),
+    # One file from a location that caps each connection at SPLIT_RATE:
+    # what a segmented download is for.
+    "split": dict(n=1, size=64 * MiB, qn=1, qsize=32 * MiB,
+                  title="one file, 4 MiB/s per connection"),
+    # One file, two sources on one line; the first never answers.
+    "mirrors": dict(n=1, size=32 * MiB, qn=1, qsize=8 * MiB,
+                    title="two sources, the first stalls"),
 }
+# nginx's limit_rate on the split location (compare.sh writes the same).
+SPLIT_RATE = 4 * MiB
 # The warm-up list: two tiny files every tool fetches untimed before the
 # first timed run, so no tool pays for paging its binary in from disk.
 WARM = dict(n=2, size=4096)
@@ -115,14 +127,67 @@ def gen_one(work, base_url, name, n, size):
         json.dump({"scenario": name, "files": files}, f)
 
 
-def cmd_gen(work, base_url, quick):
+def gen_mirror_lists(work, base_url, stall_url):
+    """The mirrors scenario's lists: both sources of the one file on one line,
+    the stalling one first, in fetchq's and in aria2c's syntax."""
+    with open(os.path.join(work, "manifests", "mirrors.json")) as f:
+        fname = json.load(f)["files"][0]["name"]
+    bad, good = f"{stall_url}/mirrors/{fname}", f"{base_url}/mirrors/{fname}"
+    lists = os.path.join(work, "lists")
+    with open(os.path.join(lists, "mirrors.urls"), "w") as f:
+        f.write(f"{bad} {good} {fname}\n")
+    # aria2c: TAB-separated URIs of one file, options on indented lines.
+    with open(os.path.join(lists, "mirrors.aria2"), "w") as f:
+        f.write(f"{bad}\t{good}\n  out={fname}\n")
+
+
+def cmd_gen(work, base_url, quick, scenarios="", stall_url=""):
     quick = quick == "1"
     for sub in ("lists", "manifests"):
         os.makedirs(os.path.join(work, sub), exist_ok=True)
     gen_one(work, base_url, "warm", WARM["n"], WARM["size"])
-    for name in SCENARIOS:
+    # Only the scenarios that run: the large file alone is 512 MiB.
+    for name in [s for s in scenarios.split(",") if s] or SCENARIOS:
         n, size = sizes(name, quick)
         gen_one(work, base_url, name, n, size)
+        if name == "mirrors":
+            gen_mirror_lists(work, base_url, stall_url)
+
+
+# ------------------------------------------------------------------- stall
+
+def cmd_stall(port_file, lifetime=3600):
+    """A server that accepts every connection, reads what the client sends
+    and never answers: the first source of the mirrors scenario. Bounded by
+    `lifetime` seconds in case compare.sh dies without killing it."""
+    import selectors
+    import time
+    sel = selectors.DefaultSelector()
+    lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(128)
+    sel.register(lst, selectors.EVENT_READ)
+    tmp = port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{lst.getsockname()[1]}\n")
+    os.rename(tmp, port_file)
+    deadline = time.monotonic() + lifetime
+    while time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=1):
+            if key.fileobj is lst:
+                conn, _addr = lst.accept()
+                conn.setblocking(False)
+                sel.register(conn, selectors.EVENT_READ)
+                continue
+            try:
+                data = key.fileobj.recv(65536)
+            except OSError:
+                data = b""
+            if not data:   # the client gave up: forget it
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+    return 0
 
 
 def cmd_describe(name, quick):
@@ -329,8 +394,92 @@ def ratelimit_table(name, sc, runs, quick, jobs, rate_spec, target):
     return out + ([""] + fails if fails else [])
 
 
+def limit_time(work):
+    """Median seconds of one split connection's share fetched alone."""
+    path = os.path.join(work, "split.limit")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        v = [float(x) for x in f.read().split() if x]
+    return statistics.median(v) if v else None
+
+
+def split_table(name, sc, runs, tools, quick, jobs, conns, limit):
+    n, size = sizes(name, quick)
+    share = size // conns
+    # limit_rate paces a response from its start, so nominally each of the
+    # `conns` connections needs share / rate.
+    nominal = share / SPLIT_RATE
+    label = {"fetchq-split8": f"fetchq -j {jobs} --split {conns}",
+             "fetchq": f"fetchq -j {jobs} (default --split 4)",
+             "aria2c": f"aria2c -x {conns} -s {conns} -k 1M",
+             "curl": "curl (one connection)",
+             "wget2": f"wget2 --max-threads {jobs} --chunk-size=8M"}
+    out = [f"## {name}: {sc['title']}, {human_bytes(size)}", "",
+           f"nginx `limit_rate {SPLIT_RATE // MiB}m` per connection, ranges served. "
+           f"Nominal limit for {conns} connections: {human_bytes(share)} each at "
+           f"{SPLIT_RATE // MiB} MiB/s = {nominal:.3f} s. Measured limit: curl fetching "
+           f"one {human_bytes(share)} range alone, median {fmt(limit)} s "
+           f"(nginx sends the first part of each response at once).", "",
+           "| tool | ok runs | wall s, median (min–max) | MiB/s | CPU s | peak RSS MiB "
+           "| × aria2c | × measured limit | × nominal limit | others' CPU % |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    stats = {t: tool_stats([r for r in runs if r["tool"] == t]) for t in tools}
+    ref = stats.get("aria2c")
+    order = sorted(tools, key=lambda t: (stats[t] is None,
+                                         stats[t]["wall"] if stats[t] else 0))
+    for t in order:
+        st = stats[t]
+        tr = [r for r in runs if r["tool"] == t]
+        lb = label.get(t, t)
+        if st is None:
+            out.append(f"| {lb} | 0/{len(tr)} | failed | – | – | – | – | – | – | – |")
+            continue
+        w = st["wall"]
+        x_ref = f"{w / ref['wall']:.2f}×" if ref else "–"
+        x_lim = f"{w / limit:.2f}×" if limit else "–"
+        out.append(f"| {lb} | {st['ok']}/{len(tr)} | {w:.3f} ({st['wmin']:.3f}–"
+                   f"{st['wmax']:.3f}) | {size / MiB / w:,.1f} | {fmt(st['cpu'], 2)} | "
+                   f"{fmt(st['rss'], 1)} | "
+                   f"{x_ref} | {x_lim} | {w / nominal:.2f}× | "
+                   f"{fmt(st['others'], 0)} |")
+    fails = failures_text(runs)
+    return out + noise_lines(runs) + ([""] + fails if fails else [])
+
+
+def mirrors_table(name, sc, runs, tools, quick, aria2_flags):
+    n, size = sizes(name, quick)
+    label = {"fetchq": "fetchq (default --race-after 1)",
+             "fetchq-race0.2": "fetchq --race-after 0.2",
+             "aria2c": f"aria2c {aria2_flags}"}
+    out = [f"## {name}: {sc['title']}, {human_bytes(size)}", "",
+           "One list line, two sources: the first accepts the connection and never "
+           "answers, the second is the unthrottled nginx. fetchq: `URL1 URL2 NAME`; "
+           f"aria2c: the two URIs TAB-separated on one line, with `{aria2_flags}` "
+           "(its defaults are --timeout=60 --max-tries=5). curl and wget2 have no way to name a "
+           "second source of one file and do not run.", "",
+           "| tool | ok runs | wall s, median (min–max) | CPU s | peak RSS MiB "
+           "| others' CPU % |",
+           "|---|---:|---:|---:|---:|---:|"]
+    stats = {t: tool_stats([r for r in runs if r["tool"] == t]) for t in tools}
+    order = sorted(tools, key=lambda t: (stats[t] is None,
+                                         stats[t]["wall"] if stats[t] else 0))
+    for t in order:
+        st = stats[t]
+        tr = [r for r in runs if r["tool"] == t]
+        lb = label.get(t, t)
+        if st is None:
+            out.append(f"| {lb} | 0/{len(tr)} | failed | – | – | – |")
+            continue
+        out.append(f"| {lb} | {st['ok']}/{len(tr)} | {st['wall']:.3f} "
+                   f"({st['wmin']:.3f}–{st['wmax']:.3f}) | {fmt(st['cpu'], 2)} | "
+                   f"{fmt(st['rss'], 1)} | {fmt(st['others'], 0)} |")
+    fails = failures_text(runs)
+    return out + noise_lines(runs) + ([""] + fails if fails else [])
+
+
 def cmd_report(work, out_md, header_file, tools, scenarios, quick, jobs,
-               rate_spec, rate_bytes, notes_file):
+               rate_spec, rate_bytes, notes_file, split_conns="8", aria2_flags=""):
     quick = quick == "1"
     tools = [t for t in tools.split(",") if t]
     scenarios = [s for s in scenarios.split(",") if s]
@@ -358,6 +507,16 @@ def cmd_report(work, out_md, header_file, tools, scenarios, quick, jobs,
                 continue
             lines += ratelimit_table(name, sc, srun, quick, jobs, rate_spec,
                                      int(rate_bytes))
+        elif name in ("split", "mirrors"):
+            present = []   # in the order they first ran
+            for r in srun:
+                if r["tool"] not in present:
+                    present.append(r["tool"])
+            if name == "split":
+                lines += split_table(name, sc, srun, present, quick, jobs,
+                                     int(split_conns), limit_time(work))
+            else:
+                lines += mirrors_table(name, sc, srun, present, quick, aria2_flags)
         else:
             present = [t for t in tools if any(r["tool"] == t for r in srun)]
             lines += scenario_table(name, sc, srun, present, quick, jobs)
@@ -384,6 +543,8 @@ def main(argv):
     if cmd == "scenarios":
         print(",".join(SCENARIOS))
         return 0
+    if cmd == "stall":
+        return cmd_stall(args[0])
     if cmd == "verify":
         return cmd_verify(args[0], args[1], args[2], int(args[3]))
     if cmd == "report":

@@ -28,6 +28,13 @@ RUN_LIMIT=${COMPARE_TIMEOUT:-120}
 RATE_SPEC=4M         # ratelimit scenario: fetchq --limit-rate value ...
 RATE_BYTES=$((4 * 1024 * 1024))   # ... and the rate it promises, bytes/s
 ALL_TOOLS=(fetchq curl wget2 aria2c)
+SPLIT_RATE=4m        # split scenario: nginx limit_rate per connection
+SPLIT_CONNS=8        # ... and the connections the splitting tools open
+# mirrors scenario: what makes aria2c leave a source that never answers.
+# Its defaults (--timeout=60 --max-tries=5) try the first source 5 times
+# before the second: by hand, still waiting after 200 s; --timeout=1 alone
+# moved on after 5 s.
+ARIA2_MIRROR_FLAGS=(--timeout=1 --max-tries=1)
 
 usage() {
     sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
@@ -38,7 +45,8 @@ usage() {
   --fetchq PATH     fetchq binary (default: target/release/fetchq of this
                     checkout); missing means fetchq is skipped, not an error
   --tools LIST      comma-separated subset of: fetchq,curl,wget2,aria2c
-  --scenarios LIST  comma-separated subset of: small,large,medium,ratelimit
+  --scenarios LIST  comma-separated subset of:
+                    small,large,medium,ratelimit,split,mirrors
   --tmpfs           work in /dev/shm: takes the disk out of the measurement
   --out FILE        report file (default benches/results/latest.md)
 
@@ -147,7 +155,7 @@ new_outdir() {  # label -> prints a fresh, empty folder
 }
 : >"$WORK/runs.tsv"
 
-NGINX_PID="" CHILD=""
+NGINX_PID="" CHILD="" STALL_PID=""
 cleanup() {
     local rc=$? i
     trap - EXIT INT TERM
@@ -167,6 +175,10 @@ cleanup() {
         for ((i = 0; i < 50; i++)); do kill -0 -- "-$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL -- "-$NGINX_PID" 2>/dev/null || true
         wait "$NGINX_PID" 2>/dev/null || true
+    fi
+    if [[ -n $STALL_PID ]]; then
+        kill -TERM "$STALL_PID" 2>/dev/null || true
+        wait "$STALL_PID" 2>/dev/null || true
     fi
     rm -rf -- "$WORK"
     # Written-back inode tables let ext4 forget the freed inodes sooner (see
@@ -207,6 +219,9 @@ http {
     server {
         listen 127.0.0.1:$1;
         root $WORK/data;
+        # Each connection capped, as many download servers do; ranges are
+        # served (nginx's default), so several connections add up.
+        location /split/ { limit_rate $SPLIT_RATE; }
     }
 }
 EOF
@@ -240,8 +255,20 @@ done
 BASE=http://127.0.0.1:$PORT
 log "nginx (pid $NGINX_PID) serving $BASE from $WORK"
 
+# The mirrors scenario's first source: a listener that takes the request
+# and never answers (a Python process of ours, stopped by cleanup).
+STALL_BASE=""
+if [[ ,${SCENARIOS[*]}, == *mirrors* ]]; then
+    python3 "$HERE/compare.py" stall "$WORK/stall.port" </dev/null >"$WORK/stall.log" 2>&1 &
+    STALL_PID=$!
+    for ((i = 0; i < 100; i++)); do [[ -s $WORK/stall.port ]] && break; sleep 0.1; done
+    [[ -s $WORK/stall.port ]] || die "the stalling listener did not start: $(tail -n 1 "$WORK/stall.log")"
+    STALL_BASE=http://127.0.0.1:$(cat "$WORK/stall.port")
+    log "stalling source (pid $STALL_PID) at $STALL_BASE"
+fi
+
 log "generating test data ..."
-python3 "$HERE/compare.py" gen "$WORK" "$BASE" "$QUICK"
+python3 "$HERE/compare.py" gen "$WORK" "$BASE" "$QUICK" "$(IFS=,; echo "${SCENARIOS[*]}")" "$STALL_BASE"
 # Flush the fresh data now, or the kernel writes it back during the first
 # timed runs. Bounded like everything else.
 timeout 300 sync || log "warning: sync took over 300 s"
@@ -256,12 +283,15 @@ export HOME=$WORK/home TMPDIR=$WORK/tmp XDG_CONFIG_HOME=$WORK/home/.config \
 # ---------------------------------------------------------------- running
 
 # tool_cmd TOOL SCENARIO OUT: the command a user would type, into CMD.
+# fetchq-split8 and fetchq-race0.2 are fetchq with the flag in the name.
 tool_cmd() {
     local list=$WORK/lists/$2.urls cfg
     case $1 in
-        fetchq)
+        fetchq|fetchq-*)
             CMD=("$FETCHQ" "$list" -j "$JOBS" -d "$3" -q)
-            [[ $2 != ratelimit ]] || CMD+=(--limit-rate "$RATE_SPEC") ;;
+            [[ $2 != ratelimit ]] || CMD+=(--limit-rate "$RATE_SPEC")
+            [[ $1 != fetchq-split8 ]] || CMD+=(--split "$SPLIT_CONNS")
+            [[ $1 != fetchq-race0.2 ]] || CMD+=(--race-after 0.2) ;;
         curl)
             # curl has no output folder option for a list: a config file
             # with url/output pairs is how a user would do it. -sS is the
@@ -271,12 +301,16 @@ tool_cmd() {
             sed "s|@OUT@|$3|" "$WORK/lists/$2.curl.in" >"$cfg"
             CMD=(curl --parallel --parallel-max "$JOBS" -sS --fail -K "$cfg") ;;
         wget2)
-            CMD=(wget2 --max-threads "$JOBS" -i "$list" -P "$3" -q) ;;
+            CMD=(wget2 --max-threads "$JOBS" -i "$list" -P "$3" -q)
+            [[ $2 != split ]] || CMD+=(--chunk-size=8M) ;;
         aria2c)
             # --file-allocation=none: the default 'prealloc' writes every
             # file twice. --allow-overwrite: never rename around leftovers.
+            [[ $2 != mirrors ]] || list=$WORK/lists/mirrors.aria2
             CMD=(aria2c -i "$list" -j "$JOBS" -d "$3" -q --file-allocation=none
-                 --allow-overwrite=true) ;;
+                 --allow-overwrite=true)
+            [[ $2 != split ]] || CMD+=(-x "$SPLIT_CONNS" -s "$SPLIT_CONNS" -k 1M)
+            [[ $2 != mirrors ]] || CMD+=("${ARIA2_MIRROR_FLAGS[@]}") ;;
     esac
 }
 
@@ -404,13 +438,36 @@ for s in "${SCENARIOS[@]}"; do
         fi
         continue
     fi
+    # The split and mirrors scenarios run fetchq twice (its default and the
+    # flag a user would add); curl and wget2 have no way to use a second
+    # source, so mirrors runs only fetchq and aria2c.
+    stools=()
+    for t in "${TOOLS[@]}"; do
+        case $s/$t in
+            split/fetchq) stools+=(fetchq-split8 fetchq) ;;
+            mirrors/fetchq) stools+=(fetchq fetchq-race0.2) ;;
+            mirrors/curl|mirrors/wget2) ;;
+            *) stools+=("$t") ;;
+        esac
+    done
     # Round-robin: every tool once per round, and the order rotates each
     # round, so slow drift of the machine hits every tool alike and no tool
     # always runs first.
-    n=${#TOOLS[@]}
+    n=${#stools[@]}
     for ((r = 1; r <= RUNS; r++)); do
+        if [[ $s == split ]]; then
+            # The limit: one connection's share of the file (1/SPLIT_CONNS
+            # of it, as one range) fetched alone, once per round.
+            read -r _ size _ _ < <(python3 "$HERE/compare.py" describe split "$QUICK")
+            f=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["files"][0]["name"])' \
+                "$WORK/manifests/split.json")
+            lim=$(curl -sS --fail -r "0-$((size / SPLIT_CONNS - 1))" -o /dev/null \
+                -w '%{time_total}' --max-time "$RUN_LIMIT" "$BASE/split/$f") || lim=""
+            [[ -z $lim ]] || echo "$lim" >>"$WORK/split.limit"
+            log "$(printf 'split     range 1/%d  run %d: %7.3f s (the limit)' "$SPLIT_CONNS" "$r" "${lim:-0}")"
+        fi
         for ((i = 0; i < n; i++)); do
-            run_one "$s" "${TOOLS[$(((i + r - 1) % n))]}" "$r"
+            run_one "$s" "${stools[$(((i + r - 1) % n))]}" "$r"
         done
     done
 done
@@ -442,6 +499,7 @@ printf '%s\n' "${NOTES[@]+"${NOTES[@]}"}" >"$WORK/notes.txt"
 mkdir -p "$(dirname "$OUT_MD")"
 python3 "$HERE/compare.py" report "$WORK" "$OUT_MD" "$WORK/header.md" \
     "$(IFS=,; echo "${TOOLS[*]}")" "$(IFS=,; echo "${SCENARIOS[*]}")" \
-    "$QUICK" "$JOBS" "$RATE_SPEC" "$RATE_BYTES" "$WORK/notes.txt"
+    "$QUICK" "$JOBS" "$RATE_SPEC" "$RATE_BYTES" "$WORK/notes.txt" \
+    "$SPLIT_CONNS" "${ARIA2_MIRROR_FLAGS[*]}"
 cp "$WORK/runs.tsv" "${OUT_MD%.md}.runs.tsv"
 log "report saved to $OUT_MD (raw runs: ${OUT_MD%.md}.runs.tsv); done in ${SECONDS}s"
