@@ -19,7 +19,7 @@
 //!                            feed   hosts            the channel's tasks; --per-host
 //!                              │  ╲
 //!                              │   ▼
-//!                              │  fetch (mod redirect headers classify split sources)
+//!                              │  fetch (mod redirect headers classify stream split sources)
 //!                              ▼               │
 //!                            input     client  rate  proxy  pieces
 //!                              │         │

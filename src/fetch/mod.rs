@@ -1,8 +1,10 @@
 //! One download, from the skip check to the final rename: status checks,
-//! streaming to the part file, verification, and the retry and resume
-//! decisions between attempts. Sending a request and following its redirects
-//! is in `redirect.rs`, reading response headers in `headers.rs`, naming
-//! transport errors in `classify.rs`.
+//! verification, and the retry, resume and source decisions between
+//! attempts. Sending a request and following its redirects is in
+//! `redirect.rs`, reading response headers in `headers.rs`, naming transport
+//! errors in `classify.rs`, streaming a body into the part in `stream.rs`,
+//! fetching one file over several connections in `split.rs`, and racing and
+//! setting aside an entry's sources (mirrors) in `sources.rs`.
 //!
 //! Resume follows RFC 9110 §14: a retry after part of the body arrived asks
 //! for the rest with `Range: bytes=N-` and `If-Range` (the first response's
@@ -20,18 +22,18 @@ mod headers;
 mod redirect;
 mod sources;
 mod split;
+mod stream;
 
 use sources::source_count;
 pub(crate) use sources::{Race, source_url};
 pub(crate) use split::{Crew, Split};
 
 use std::ffi::OsStr;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use ureq::http::{StatusCode, header};
+use ureq::http::header;
 use url::Url;
 
 use crate::backoff::Backoff;
@@ -46,13 +48,11 @@ use crate::folder::{Folder, Occupant, occupant_at};
 use crate::naming::{self, Namer, Turn};
 use crate::outdir::OutDir;
 use crate::part::{Committed, Linker, PartFile, part_holder, part_name};
-use crate::pieces::Taken;
 use crate::proxy::ProxyTable;
 use crate::rate::RateLimiter;
 use crate::resume::{self, Record, Verdict};
 use crate::validators::{self, Conditional};
 
-use classify::body_error;
 use headers::{
     content_range, content_range_total, expected_length, header_str, retry_after, same_version, validator,
 };
@@ -787,155 +787,7 @@ impl Fetcher {
                 expected,
             ));
         }
-        // A big file served in ranges is split over idle workers (see
-        // `split`): at once when the part has holes, else as soon as idle
-        // workers turn up while it streams.
-        let ranged = status == StatusCode::PARTIAL_CONTENT;
-        let full_length = if ranged {
-            content_range(headers)?.total
-        } else {
-            expected
-        };
-        let splittable = progress.validator.is_some() && self.splittable(headers, full_length, ranged);
-        let mut split: Option<(Arc<Split>, Taken)> = None;
-        // While split, this connection's reads end when its piece is taken over.
-        let mut _watch = None;
-        let mut on_disk = part.len();
-        if let Some(done) = progress.pieces.take() {
-            let opened = match (full_length, progress.validator.as_deref()) {
-                (Some(total), Some(validator)) if ranged => self.open_split(
-                    job,
-                    source_url(job, progress.source),
-                    part,
-                    validator,
-                    total,
-                    &done,
-                )?,
-                _ => None,
-            };
-            let Some(opened) = opened else {
-                part.restart()?;
-                return Err(FetchError::Restart(
-                    "the server no longer serves the missing ranges".into(),
-                ));
-            };
-            on_disk = done.iter().map(|(a, b)| b - a).sum();
-            self.call_helpers(&opened.0, ctx.crew);
-            _watch = Some(opened.0.watch(opened.1));
-            split = Some(opened);
-        }
-        ctx.slot.begin_body(on_disk, expected);
-        progress.streamed = true;
-        let mut reader = response.into_body().into_reader();
-        let mut next_look = 0;
-        let mut recorded = Instant::now();
-        // From a page boundary: see crate::aligned.
-        let buf = crate::aligned::from_boundary(ctx.buf);
-        // Ends with the response, or with why this connection stopped; a
-        // split goes on without it (see below).
-        let streamed: Result<(), FetchError> = 'stream: loop {
-            if self.cancel.is_requested() {
-                break 'stream Err(FetchError::Cancelled);
-            }
-            let n = match reader.read(buf) {
-                Ok(0) => break 'stream Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Taken over while this connection was quiet: nothing is lost.
-                Err(_)
-                    if split
-                        .as_ref()
-                        .is_some_and(|(split, owner)| split.is_finished(*owner)) =>
-                {
-                    break 'stream Ok(());
-                }
-                Err(e) => break 'stream Err(body_error(e, part.len(), expected)),
-            };
-            if let Some(limit) = max_filesize
-                && part.len() + n as u64 > limit
-            {
-                break 'stream Err(FetchError::TooLarge { limit });
-            }
-            progress.transferred += n as u64;
-            if let Some(rate) = &self.rate
-                && !rate.take(n, &self.cancel)
-            {
-                break 'stream Err(FetchError::Cancelled);
-            }
-            if let Some((split, owner)) = &split {
-                match self.owner_write(split, *owner, part, &buf[..n], ctx.slot) {
-                    Ok(true) => {}
-                    Ok(false) => break 'stream Ok(()),
-                    Err(error) => break 'stream Err(error),
-                }
-                // The map on the part, for `-c` after a crash, and more
-                // helpers as workers come free.
-                if recorded.elapsed() >= RECORD_EVERY {
-                    recorded = Instant::now();
-                    split.record(part);
-                    self.call_helpers(split, ctx.crew);
-                }
-                continue;
-            }
-            if let Err(error) = part.write(&buf[..n]) {
-                break 'stream Err(error);
-            }
-            ctx.slot.advance(n as u64);
-            if expected.is_some_and(|total| part.len() > total) {
-                part.restart()?;
-                progress.pieces = None;
-                return Err(FetchError::Restart("body longer than announced".into()));
-            }
-            if splittable && part.len() >= next_look {
-                next_look = part.len() + SPLIT_LOOK;
-                if let (Some(crew), Some(total), Some(validator)) =
-                    (ctx.crew, full_length, progress.validator.as_deref())
-                    && crew.idle() > 0
-                {
-                    split = self.open_split(
-                        job,
-                        source_url(job, progress.source),
-                        part,
-                        validator,
-                        total,
-                        &[(0, part.len())],
-                    )?;
-                    if let Some((split, owner)) = &split {
-                        self.call_helpers(split, ctx.crew);
-                        _watch = Some(split.watch(*owner));
-                    }
-                }
-            }
-        };
-        drop(_watch);
-        if let Some((split, owner)) = split {
-            match streamed {
-                // The response ended before the piece did.
-                Ok(()) if !split.is_finished(owner) => self.owner_failed(
-                    &split,
-                    owner,
-                    FetchError::Truncated {
-                        received: part.len(),
-                        expected: expected.unwrap_or_default(),
-                    },
-                ),
-                Ok(()) => {}
-                // Only this connection's piece is lost unless the error is
-                // final: the other connections go on, or stop and are waited for.
-                Err(error) => self.owner_failed(&split, owner, error),
-            }
-            return self.finish_split(&split, part, ctx, progress);
-        }
-        streamed?;
-        if let Some(total) = expected
-            && part.len() < total
-        {
-            return Err(FetchError::Truncated {
-                received: part.len(),
-                expected: total,
-            });
-        }
-        Ok(Done::Complete)
+        self.stream(job, part, response, expected, ctx, progress)
     }
 }
 
