@@ -377,3 +377,21 @@ fn a_helper_goes_back_to_entries_that_arrive_while_it_helps() {
     );
     assert_eq!(fs::read(t.out().join("big.bin")).expect("big saved"), body);
 }
+
+#[test]
+fn limit_rate_is_one_budget_for_all_the_pieces() {
+    let t = Setup::new();
+    let body = pattern(SIZE, 14);
+    t.list(&[t.serve("/big.bin", throttled(&body, "\"v1\""))]);
+    let started = std::time::Instant::now();
+    let run = t.run(&["-j", "4", "-s", "4", "--split-min", "2M", "--limit-rate", "2M"]);
+    run.assert_code(0).assert_out_file("big.bin", &body);
+    assert!(!ranged(&t, "/big.bin").is_empty(), "it was split");
+    // 6 MiB at 2 MiB/s in all takes about 3 s; a budget per connection
+    // would let four connections finish in under one.
+    assert!(
+        started.elapsed() >= Duration::from_millis(2200),
+        "took {:?}",
+        started.elapsed()
+    );
+}
