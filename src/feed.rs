@@ -83,8 +83,14 @@ impl Door {
         self.tx.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A guard that counts the entry a worker just took as finished when
+    /// it is dropped, on any path out of the download, unwinding included.
+    pub(crate) fn entry_guard(&self) -> EntryGuard<'_> {
+        EntryGuard(self)
+    }
+
     /// A worker finished (or dropped) an entry it took from the channel.
-    pub(crate) fn entry_done(&self) {
+    fn entry_done(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.close_if_done();
         }
@@ -151,6 +157,15 @@ impl Door {
     /// How many of `queued` tasks on the channel are entries (not help).
     pub(crate) fn entries_among(&self, queued: usize) -> usize {
         queued.saturating_sub(self.helps.load(Ordering::Acquire))
+    }
+}
+
+/// See [`Door::entry_guard`].
+pub(crate) struct EntryGuard<'a>(&'a Door);
+
+impl Drop for EntryGuard<'_> {
+    fn drop(&mut self) {
+        self.0.entry_done();
     }
 }
 

@@ -190,10 +190,13 @@ pub fn run(
                                 continue;
                             }
                         };
+                        // Counted done when this iteration ends, however it
+                        // ends: a panicking download must not keep the
+                        // channel open for the others forever.
+                        let _done = door.entry_guard();
                         if cancel.is_requested() {
                             // Stop handing out entries; the feeder is dropping its end too.
                             not_started.fetch_add(1, Ordering::Relaxed);
-                            door.entry_done();
                             continue;
                         }
                         let mut ctx = WorkerCtx {
@@ -205,9 +208,7 @@ pub fn run(
                             crew: Some(idle),
                         };
                         let report = fetcher.fetch(&job.info, &mut ctx);
-                        let sent = events.send(Event::Finished(report));
-                        door.entry_done();
-                        if !sent {
+                        if !events.send(Event::Finished(report)) {
                             break;
                         }
                     }
