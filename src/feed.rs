@@ -15,7 +15,7 @@ use crate::cancel::Cancel;
 use crate::checksum::{Checksums, Sums};
 use crate::error::{LineError, RunError};
 use crate::event::{EntryReport, Event, Events, JobInfo, Origin, Outcome, Problem, SkipReason, Ticket};
-use crate::fetch::{Race, Split, source_url};
+use crate::fetch::{Race, Split};
 use crate::input::{Entry, ListInput};
 use crate::naming::{Namer, OutPath, Placement, Turn};
 
@@ -51,7 +51,7 @@ impl Task {
         match self {
             Task::Entry(job) => &job.info.url,
             Task::Help(split) => &split.source,
-            Task::Probe { race, source, .. } => source_url(&race.job, *source),
+            Task::Probe { race, source, .. } => race.job.source(*source),
         }
     }
 }
@@ -112,37 +112,29 @@ impl Door {
     /// Put up to `n` help tasks for `split` on the channel without waiting;
     /// how many went.
     pub(crate) fn send_help(&self, split: &Arc<Split>, n: usize) -> usize {
-        let tx = self.lock();
-        let Some(tx) = tx.as_ref() else {
-            return 0;
-        };
         (0..n)
-            .take_while(|_| {
-                // Counted first: a worker may take it the moment it is sent.
-                self.helps.fetch_add(1, Ordering::AcqRel);
-                let sent = tx.try_send(Task::Help(split.clone())).is_ok();
-                if !sent {
-                    self.helps.fetch_sub(1, Ordering::AcqRel);
-                }
-                sent
-            })
+            .take_while(|_| self.send_extra(Task::Help(split.clone())))
             .count()
     }
 
     /// Put a probe task on the channel without waiting; whether it went.
     pub(crate) fn send_probe(&self, race: &Arc<Race>, source: usize, at: Instant) -> bool {
+        self.send_extra(Task::Probe {
+            race: race.clone(),
+            source,
+            at,
+        })
+    }
+
+    /// Put a task that is not an entry on the channel without waiting,
+    /// counted in `helps` (first: a worker may take it the moment it is sent).
+    fn send_extra(&self, task: Task) -> bool {
         let tx = self.lock();
         let Some(tx) = tx.as_ref() else {
             return false;
         };
         self.helps.fetch_add(1, Ordering::AcqRel);
-        let sent = tx
-            .try_send(Task::Probe {
-                race: race.clone(),
-                source,
-                at,
-            })
-            .is_ok();
+        let sent = tx.try_send(task).is_ok();
         if !sent {
             self.helps.fetch_sub(1, Ordering::AcqRel);
         }

@@ -253,10 +253,16 @@ impl PieceMap {
 
     /// How many bytes from the start of the file are on disk without a gap.
     pub(crate) fn prefix(&self) -> u64 {
-        match self.done().first() {
-            Some(&(0, end)) => end,
-            _ => 0,
-        }
+        prefix_of(&self.done())
+    }
+}
+
+/// How many bytes from the start of a file whose `done` ranges (sorted,
+/// merged) are on disk come without a gap.
+pub(crate) fn prefix_of(done: &[(u64, u64)]) -> u64 {
+    match done.first() {
+        Some(&(0, end)) => end,
+        _ => 0,
     }
 }
 

@@ -24,13 +24,13 @@ mod sources;
 mod split;
 mod stream;
 
+pub(crate) use sources::Race;
 use sources::source_count;
-pub(crate) use sources::{Race, source_url};
 pub(crate) use split::{Crew, Split};
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::header;
@@ -403,7 +403,7 @@ impl Fetcher {
                                 .aside
                                 .iter()
                                 .map(|(source, cause)| {
-                                    (crate::display::url(source_url(job, *source)), cause.clone())
+                                    (crate::display::url(job.source(*source)), cause.clone())
                                 })
                                 .collect(),
                         ));
@@ -603,10 +603,7 @@ impl Fetcher {
             let mut found = found;
             if let Some(done) = &progress.pieces {
                 // Holes follow the first range: only it counts as the part's.
-                found.keep_prefix(match done.first() {
-                    Some(&(0, end)) => end,
-                    _ => 0,
-                });
+                found.keep_prefix(crate::pieces::prefix_of(done));
             }
             Some(found)
         }
@@ -789,6 +786,15 @@ impl Fetcher {
         }
         self.stream(job, part, response, expected, ctx, progress)
     }
+}
+
+/// Wait on `changed` for at most `limit`, and go on with the state whether
+/// or not a thread panicked while holding it (every update is one step, so
+/// what it left is consistent): shared by the split and the source race.
+fn wait_on<'a, T>(changed: &Condvar, state: MutexGuard<'a, T>, limit: Duration) -> MutexGuard<'a, T> {
+    changed
+        .wait_timeout(state, limit)
+        .map_or_else(|poisoned| poisoned.into_inner().0, |(state, _)| state)
 }
 
 /// Whether the part's digests are not the `want`ed ones.

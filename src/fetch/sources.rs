@@ -18,18 +18,13 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-use super::{Crew, Fetcher, Progress, WorkerCtx};
+use super::{Crew, Fetcher, Progress, WorkerCtx, wait_on};
 use crate::error::FetchError;
 use crate::event::JobInfo;
 use crate::transport;
 
 /// An HTTP response whose body is still unread.
 type Response = ureq::http::Response<ureq::Body>;
-
-/// Source `index` of `job`: 0 is its URL, then its mirrors in list order.
-pub(crate) fn source_url(job: &JobInfo, index: usize) -> &Url {
-    job.source(index)
-}
 
 /// How many sources `job` has.
 pub(super) fn source_count(job: &JobInfo) -> usize {
@@ -103,14 +98,7 @@ impl Fetcher {
             ctx.crew,
             others.is_empty() || offset > 0 || end.is_some() || progress.conditional.is_some(),
         ) else {
-            return self.send(
-                source_url(job, here),
-                &job.headers,
-                offset,
-                end,
-                deadline,
-                progress,
-            );
+            return self.send(job.source(here), &job.headers, offset, end, deadline, progress);
         };
         let race = Arc::new(Race {
             job: job.clone(),
@@ -127,7 +115,7 @@ impl Fetcher {
         let own = {
             let watched = race.clone();
             let _watch = transport::abandon_when(Arc::new(move || watched.lock().winner.is_some()));
-            self.send(source_url(job, here), &job.headers, 0, None, deadline, progress)
+            self.send(job.source(here), &job.headers, 0, None, deadline, progress)
         };
         let mut state = race.lock();
         state.closed = true;
@@ -138,10 +126,7 @@ impl Fetcher {
             Ok(response) if state.winner.is_none() && usable(response.status().as_u16()) => Ok(response),
             other => {
                 while state.winner.is_none() && state.running > 0 {
-                    state = race
-                        .changed
-                        .wait_timeout(state, Duration::from_millis(100))
-                        .map_or_else(|poisoned| poisoned.into_inner().0, |(state, _)| state);
+                    state = wait_on(&race.changed, state, Duration::from_millis(100));
                 }
                 other
             }
@@ -183,10 +168,7 @@ impl Fetcher {
                 if now >= at {
                     break;
                 }
-                state = race
-                    .changed
-                    .wait_timeout(state, (at - now).min(Duration::from_millis(100)))
-                    .map_or_else(|poisoned| poisoned.into_inner().0, |(state, _)| state);
+                state = wait_on(&race.changed, state, (at - now).min(Duration::from_millis(100)));
             }
             state.running += 1;
         }
@@ -195,7 +177,7 @@ impl Fetcher {
             let watched = race.clone();
             let _watch = transport::abandon_when(Arc::new(move || watched.settled()));
             self.send(
-                source_url(&race.job, source),
+                race.job.source(source),
                 &race.job.headers,
                 0,
                 None,

@@ -33,7 +33,7 @@ use url::Url;
 
 use super::classify::body_error;
 use super::headers::{content_range, header_str, same_version};
-use super::{Done, Fetcher, Progress, Race, WorkerCtx};
+use super::{Done, Fetcher, Progress, Race, WorkerCtx, wait_on};
 use crate::backoff::Backoff;
 use crate::error::FetchError;
 use crate::event::{JobInfo, Slot};
@@ -112,10 +112,15 @@ pub(crate) struct Split {
 }
 
 impl Split {
-    /// Put the current map of bytes on disk on the part's record.
-    pub(super) fn record(&self, part: &mut PartFile) {
-        let done = self.lock().map.done();
+    /// Put the current map of bytes on disk on the part's record, and show
+    /// the connection count on the owner's slot.
+    pub(super) fn record(&self, part: &mut PartFile, slot: &Slot) {
+        let (done, connections) = {
+            let state = self.lock();
+            (state.map.done(), state.map.connections())
+        };
         part.record_done(done);
+        slot.set_connections(connections.max(1) as u64);
     }
 
     /// Whether piece `taken` has all its bytes on disk.
@@ -259,16 +264,16 @@ impl Fetcher {
         slot: &Slot,
     ) -> Result<bool, FetchError> {
         let (at, n) = split.lock().map.reserve(owner.id, chunk.len() as u64);
-        let n_usize = usize::try_from(n).unwrap_or(chunk.len()).min(chunk.len());
-        if n_usize > 0 {
+        // Never more than asked for.
+        let mine = &chunk[..usize::try_from(n).unwrap_or(0)];
+        if !mine.is_empty() {
             debug_assert_eq!(at, part.len());
-            part.write(&chunk[..n_usize])?;
+            part.write(mine)?;
         }
         let mut state = split.lock();
         state.map.wrote(owner.id, n);
         slot.advance(n + split.unshown.swap(0, Ordering::Relaxed));
-        slot.set_connections(state.map.connections().max(1) as u64);
-        Ok(n_usize == chunk.len() && !state.map.finished(owner.id))
+        Ok(mine.len() == chunk.len() && !state.map.finished(owner.id))
     }
 
     /// The owner's piece stopped short (its connection failed, or its
@@ -309,16 +314,13 @@ impl Fetcher {
                 }
                 continue;
             }
-            let (state, _) = split
-                .changed
-                .wait_timeout(state, TICK)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let (prefix, done, connections) = (state.map.prefix(), state.map.done(), state.map.connections());
+            let state = wait_on(&split.changed, state, TICK);
+            let prefix = state.map.prefix();
             drop(state);
-            self.show(split, ctx, connections);
+            ctx.slot.advance(split.unshown.swap(0, Ordering::Relaxed));
+            split.record(part, ctx.slot);
             self.call_helpers(split, ctx.crew);
             part.advance_to(prefix)?;
-            part.record_done(done);
         }
         // Nobody may write into the part once the owner acts on it. A
         // complete file has nothing left to reserve, so helpers still in a
@@ -326,10 +328,7 @@ impl Fetcher {
         // stopped one may, so they are waited for.
         let mut state = split.lock();
         while state.inside > 0 && !(state.stop.is_none() && state.map.complete()) {
-            state = split
-                .changed
-                .wait_timeout(state, TICK)
-                .map_or_else(|poisoned| poisoned.into_inner().0, |(state, _)| state);
+            state = wait_on(&split.changed, state, TICK);
         }
         let stop = state.stop.take();
         let (prefix, done) = (state.map.prefix(), state.map.done());
@@ -405,10 +404,7 @@ impl Fetcher {
                     if owner || state.map.left() == 0 || ctx.crew.is_some_and(|crew| crew.waiting()) {
                         return;
                     }
-                    state = split
-                        .changed
-                        .wait_timeout(state, STALL / 3)
-                        .map_or_else(|poisoned| poisoned.into_inner().0, |(state, _)| state);
+                    state = wait_on(&split.changed, state, STALL / 3);
                 }
             };
             match self.piece(split, taken, ctx, owner) {

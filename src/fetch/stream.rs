@@ -11,7 +11,7 @@ use ureq::http::StatusCode;
 
 use super::classify::body_error;
 use super::headers::content_range;
-use super::{Done, Fetcher, Progress, RECORD_EVERY, SPLIT_LOOK, Split, WorkerCtx, source_url};
+use super::{Done, Fetcher, Progress, RECORD_EVERY, SPLIT_LOOK, Split, WorkerCtx};
 use crate::error::FetchError;
 use crate::event::JobInfo;
 use crate::part::PartFile;
@@ -48,14 +48,9 @@ impl Fetcher {
         let mut on_disk = part.len();
         if let Some(done) = progress.pieces.take() {
             let opened = match (full_length, progress.validator.as_deref()) {
-                (Some(total), Some(validator)) if ranged => self.open_split(
-                    job,
-                    source_url(job, progress.source),
-                    part,
-                    validator,
-                    total,
-                    &done,
-                )?,
+                (Some(total), Some(validator)) if ranged => {
+                    self.open_split(job, job.source(progress.source), part, validator, total, &done)?
+                }
                 _ => None,
             };
             let Some(opened) = opened else {
@@ -117,7 +112,7 @@ impl Fetcher {
                 // helpers as workers come free.
                 if recorded.elapsed() >= RECORD_EVERY {
                     recorded = Instant::now();
-                    split.record(part);
+                    split.record(part, ctx.slot);
                     self.call_helpers(split, ctx.crew);
                 }
                 continue;
@@ -139,7 +134,7 @@ impl Fetcher {
                 {
                     split = self.open_split(
                         job,
-                        source_url(job, progress.source),
+                        job.source(progress.source),
                         part,
                         validator,
                         total,

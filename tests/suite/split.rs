@@ -19,6 +19,22 @@ fn throttled(body: &[u8], etag: &str) -> Route {
         .drip(32 * 1024, Duration::from_millis(10))
 }
 
+/// Like [`throttled`], about 1 MiB/s per connection: a download still
+/// running when a test signals it or feeds it more input.
+fn slow(body: &[u8]) -> Route {
+    Route::ok(body.to_vec())
+        .etag("\"v1\"")
+        .drip(16 * 1024, Duration::from_millis(15))
+}
+
+/// fetchq `-j 4 -s 4 --split-min 2M` over `list.txt`, in the background,
+/// its output in `logs/`.
+fn start_split(t: &Setup) -> Running {
+    let logs = t.root().join("logs");
+    fs::create_dir_all(&logs).expect("logs dir");
+    Running::start(t.root(), &logs, &["-j", "4", "-s", "4", "--split-min", "2M"])
+}
+
 /// The requests for `path` that asked for a range.
 fn ranged(t: &Setup, path: &str) -> Vec<RecordedRequest> {
     t.server
@@ -204,15 +220,8 @@ fn sigterm_then_continue_fetches_only_the_missing_bytes() {
     let t = Setup::new();
     let body = pattern(SIZE, 10);
     // About 1 MiB/s per connection: still running when the signal comes.
-    t.list(&[t.serve(
-        "/big.bin",
-        Route::ok(body.clone())
-            .etag("\"v1\"")
-            .drip(16 * 1024, Duration::from_millis(15)),
-    )]);
-    let logs = t.root().join("logs");
-    fs::create_dir_all(&logs).expect("logs dir");
-    let mut running = Running::start(t.root(), &logs, &["-j", "4", "-s", "4", "--split-min", "2M"]);
+    t.list(&[t.serve("/big.bin", slow(&body))]);
+    let mut running = start_split(&t);
     wait_for(Duration::from_secs(15), "pieces to start", || {
         ranged(&t, "/big.bin").len() >= 2 && served(&t, "/big.bin") > 2 * 1024 * 1024
     });
@@ -273,15 +282,8 @@ fn a_connection_that_stalls_mid_piece_is_taken_over() {
 fn sigkill_then_continue_keeps_the_pieces_recorded_on_disk() {
     let t = Setup::new();
     let body = pattern(SIZE, 12);
-    t.list(&[t.serve(
-        "/big.bin",
-        Route::ok(body.clone())
-            .etag("\"v1\"")
-            .drip(16 * 1024, Duration::from_millis(15)),
-    )]);
-    let logs = t.root().join("logs");
-    fs::create_dir_all(&logs).expect("logs dir");
-    let mut running = Running::start(t.root(), &logs, &["-j", "4", "-s", "4", "--split-min", "2M"]);
+    t.list(&[t.serve("/big.bin", slow(&body))]);
+    let mut running = start_split(&t);
     wait_for(Duration::from_secs(15), "pieces to be well under way", || {
         served(&t, "/big.bin") > 3 * 1024 * 1024
     });
@@ -316,12 +318,7 @@ fn a_helper_goes_back_to_entries_that_arrive_while_it_helps() {
     let body = pattern(SIZE, 13);
     // About 1 MiB/s per connection: with two workers the big file takes
     // three seconds or more, and the small ones arrive well before that.
-    let big = t.serve(
-        "/big.bin",
-        Route::ok(body.clone())
-            .etag("\"v1\"")
-            .drip(16 * 1024, Duration::from_millis(15)),
-    );
+    let big = t.serve("/big.bin", slow(&body));
     let smalls: Vec<String> = (0..4)
         .map(|i| {
             t.serve(
