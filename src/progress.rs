@@ -679,6 +679,24 @@ mod tests {
         }
     }
 
+    /// Worker 0 started an entry saved as `path`.
+    fn started(path: &str) -> Event {
+        let job = Arc::new(JobInfo {
+            origin: Origin {
+                source: "l".into(),
+                line: 1,
+            },
+            url: url::Url::parse("http://127.0.0.1/x").expect("a URL"),
+            path: path.into(),
+            named_by_url: true,
+            mirrors: Vec::new(),
+            checksums: Default::default(),
+            headers: Vec::new(),
+            ticket: None,
+        });
+        Event::Started { worker: 0, job }
+    }
+
     fn bad_line(source: &str, line: u64) -> Event {
         Event::Finished(EntryReport::without_request(
             Origin {
@@ -809,20 +827,10 @@ mod tests {
         let term = InMemoryTerm::new(4, 120);
         let mut view = bars_in(&term, 1);
         let live = live(1);
-        let job = Arc::new(JobInfo {
-            origin: Origin {
-                source: "l".into(),
-                line: 1,
-            },
-            url: url::Url::parse("http://127.0.0.1/x").expect("a URL"),
-            path: "ubuntu-24.04.1-live-server-amd64-with-an-unusually-long-name.iso".into(),
-            named_by_url: true,
-            mirrors: Vec::new(),
-            checksums: Default::default(),
-            headers: Vec::new(),
-            ticket: None,
-        });
-        view.event(&Event::Started { worker: 0, job }, &live);
+        view.event(
+            &started("ubuntu-24.04.1-live-server-amd64-with-an-unusually-long-name.iso"),
+            &live,
+        );
         live.slots[0].begin(0);
         live.slots[0].begin_body(0, Some(4 << 20));
         live.slots[0].advance(1 << 20);
@@ -844,20 +852,7 @@ mod tests {
         let term = InMemoryTerm::new(4, 120);
         let mut view = bars_in(&term, 1);
         let live = live(1);
-        let job = Arc::new(JobInfo {
-            origin: Origin {
-                source: "l".into(),
-                line: 1,
-            },
-            url: url::Url::parse("http://127.0.0.1/x.iso").expect("a URL"),
-            path: "x.iso".into(),
-            named_by_url: true,
-            mirrors: Vec::new(),
-            checksums: Default::default(),
-            headers: Vec::new(),
-            ticket: None,
-        });
-        view.event(&Event::Started { worker: 0, job }, &live);
+        view.event(&started("x.iso"), &live);
         live.slots[0].begin(0);
         live.slots[0].begin_body(0, Some(64 << 20));
         live.slots[0].set_connections(1);
