@@ -23,8 +23,10 @@
 //!                              ▼               │
 //!                            input     client  rate  proxy  pieces
 //!                              │         │
-//!                              ▼         ▼
-//!         naming   outdir   transport   tls          names; the output directory; sockets, TLS
+//!                              │         ▼
+//!                              │        tls                   TLS over fetchq's sockets
+//!                              ▼         │
+//!         naming   outdir   transport ◀──┘                    names; the output directory; sockets
 //!           │        │         │
 //!           ▼        ▼         ▼
 //!  content_disposition   part   socks  forward

@@ -34,24 +34,21 @@ use ureq::unversioned::transport::time::Duration;
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, Either, NextTimeout, Transport};
 
 use crate::aligned::{self, AlignedBuffers};
+use crate::transport::Socket;
 
-/// How much ciphertext the socket under a TLS connection reads at once, and
-/// how much a connection holds for rustls to decrypt.
-/// A connection keeps its buffers for as long as it lives: with 2,000 ×
-/// 64 KiB over 8 connections, going from 512 KiB to this took peak RSS from
-/// 18.6 to 15.4 MiB, at no cost in instructions.
-pub(crate) const CIPHERTEXT_BUFFER: usize = 64 * 1024;
-
-/// The socket's output buffer under TLS: rustls writes at most one record
-/// (16 KiB of plaintext plus its header and tag) at a time, and requests are
-/// small; one record's worth is enough.
-pub(crate) const RECORD_OUTPUT: usize = 16 * 1024;
+/// How much ciphertext a connection holds for rustls to decrypt, which is
+/// also the most one read from fetchq's socket takes (it reads straight into
+/// this buffer, see [`Link`]). Pages are touched only as bytes arrive, so a
+/// connection that only ever carries small files keeps a small footprint:
+/// 2,000 × 64 KiB over 8 connections peaked at 11.4 MiB with 64 KiB and
+/// with 256 KiB. On a 512 MiB body 256 KiB reads took the `recv` and
+/// `write` calls from about 8,200 each to about 3,000.
+const CIPHERTEXT_BUFFER: usize = 256 * 1024;
 
 /// The plaintext ureq reads from, which is also the largest response head
-/// fetchq accepts over TLS: 128 KiB, above curl's 100 KiB. The worker's
-/// reads get at most this much, which already cuts the `write` calls of a
-/// 512 MiB body from 32,768 to about 12,000.
-pub(crate) const PLAINTEXT_BUFFER: usize = 128 * 1024;
+/// fetchq accepts over TLS: 256 KiB, above curl's 100 KiB. The worker's reads
+/// (and so its writes) get at most this much.
+const PLAINTEXT_BUFFER: usize = 256 * 1024;
 
 /// Which certificates a run trusts.
 #[derive(Debug)]
@@ -120,13 +117,15 @@ impl TlsConnector {
     }
 }
 
-impl<In: Transport> Connector<In> for TlsConnector {
-    type Out = Either<In, TlsTransport>;
+/// Next in the chain after [`Socket`]'s connector, so a connection on fetchq's
+/// own socket reads its ciphertext straight from it (see [`Link`]).
+impl<In: Transport> Connector<Either<In, Socket>> for TlsConnector {
+    type Out = Either<Either<In, Socket>, TlsTransport>;
 
     fn connect(
         &self,
         details: &ConnectionDetails,
-        chained: Option<In>,
+        chained: Option<Either<In, Socket>>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
         let Some(transport) = chained else {
             return Ok(None);
@@ -143,7 +142,11 @@ impl<In: Transport> Connector<In> for TlsConnector {
         let name = ServerName::try_from(host)
             .map_err(|_| ureq::Error::BadUri(format!("{host:?} is not a valid TLS server name")))?
             .to_owned();
-        let mut sock = Wire::new(transport.boxed());
+        let link = match transport {
+            Either::B(socket) => Link::Socket(socket),
+            other => Link::Chained(other.boxed()),
+        };
+        let mut sock = Wire::new(link);
         sock.set_timeout(details.timeout);
         let config = self
             .config
@@ -189,7 +192,7 @@ pub(crate) struct TlsTransport {
 impl std::fmt::Debug for TlsTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsTransport")
-            .field("inner", &self.sock.transport)
+            .field("inner", &self.sock.link)
             .finish()
     }
 }
@@ -337,22 +340,7 @@ impl TlsTransport {
     /// for the network when the socket has nothing buffered. False at the end
     /// of the stream (or, without `wait`, when nothing is buffered).
     fn fill(&mut self, wait: bool) -> Result<bool, ureq::Error> {
-        if !wait && self.sock.transport.buffers().input().is_empty() {
-            return Ok(false);
-        }
-        let timeout = self.sock.timeout_now();
-        if !self.sock.transport.maybe_await_input(timeout)? {
-            return Ok(false);
-        }
-        let n = self.incoming.append(self.sock.transport.buffers().input());
-        if n == 0 {
-            // Full, and rustls found no whole record in it: never happens
-            // with records of the sizes TLS allows.
-            let e = rustls::Error::General("a TLS record larger than the receive buffer".into());
-            return Err(tls_error(e));
-        }
-        self.sock.transport.buffers().input_consume(n);
-        Ok(true)
+        self.sock.receive(&mut self.incoming, wait)
     }
 
     /// Plaintext left over from a record that did not fit, into ureq's buffer.
@@ -456,7 +444,7 @@ impl Transport for TlsTransport {
     /// A connection whose last read ended in an error, or whose server
     /// closed the session, is never reused.
     fn is_open(&mut self) -> bool {
-        !self.failed && !self.closed && self.sock.transport.is_open()
+        !self.failed && !self.closed && self.sock.transport().is_open()
     }
 
     fn is_tls(&self) -> bool {
@@ -497,16 +485,26 @@ impl Ciphertext {
         }
     }
 
-    /// Append what fits of `bytes`, moving the unread rest to the front
-    /// first when the end is too near; returns how much was taken.
-    fn append(&mut self, bytes: &[u8]) -> usize {
-        if self.buf.len() - self.end < bytes.len().min(self.buf.len() / 2) && self.start > 0 {
+    /// The free room after the unread bytes, at least `want` (or half the
+    /// buffer) if moving the unread rest to the front makes it so.
+    fn room(&mut self, want: usize) -> &mut [u8] {
+        if self.buf.len() - self.end < want.min(self.buf.len() / 2) && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        let n = aligned::copy(&mut self.buf[self.end..], bytes);
+        &mut self.buf[self.end..]
+    }
+
+    /// `n` bytes were put in [`Ciphertext::room`].
+    fn filled(&mut self, n: usize) {
         self.end += n;
+    }
+
+    /// Append what fits of `bytes`; returns how much was taken.
+    fn append(&mut self, bytes: &[u8]) -> usize {
+        let n = aligned::copy(self.room(bytes.len()), bytes);
+        self.filled(n);
         n
     }
 
@@ -536,19 +534,30 @@ impl Ciphertext {
     }
 }
 
-/// The ciphertext side of a TLS connection: the socket's transport, with
+/// The ciphertext side of a TLS connection: the link to the server, with
 /// ureq's timeout for the call in progress.
 struct Wire {
-    transport: Box<dyn Transport>,
+    link: Link,
     timeout: NextTimeout,
     /// When `timeout` was set: each wait gets what is left of it.
     set_at: Instant,
 }
 
+/// What a TLS connection's ciphertext travels over.
+#[derive(Debug)]
+enum Link {
+    /// fetchq's own socket, read straight into the [`Ciphertext`]: every
+    /// byte copied once less than through the socket's own buffer.
+    Socket(Socket),
+    /// Any other transport (the tunnel through a proxy), read through its
+    /// input buffer.
+    Chained(Box<dyn Transport>),
+}
+
 impl Wire {
-    fn new(transport: Box<dyn Transport>) -> Wire {
+    fn new(link: Link) -> Wire {
         Wire {
-            transport,
+            link,
             timeout: NextTimeout::default(),
             set_at: Instant::now(),
         }
@@ -568,16 +577,66 @@ impl Wire {
         timeout
     }
 
+    fn transport(&mut self) -> &mut dyn Transport {
+        match &mut self.link {
+            Link::Socket(socket) => socket,
+            Link::Chained(transport) => transport.as_mut(),
+        }
+    }
+
+    /// Move ciphertext from the server into `incoming`; with `wait`, wait
+    /// for the network when nothing is buffered. False at the end of the
+    /// stream (or, without `wait`, when nothing is buffered).
+    fn receive(&mut self, incoming: &mut Ciphertext, wait: bool) -> Result<bool, ureq::Error> {
+        let timeout = self.timeout_now();
+        let n = match &mut self.link {
+            // The socket buffers nothing of its own.
+            Link::Socket(_) if !wait => return Ok(false),
+            Link::Socket(socket) => {
+                let room = incoming.room(usize::MAX);
+                if room.is_empty() {
+                    return Err(record_too_large());
+                }
+                let n = socket.receive(timeout, Some(room))?;
+                incoming.filled(n);
+                n
+            }
+            Link::Chained(transport) => {
+                if !wait && transport.buffers().input().is_empty() {
+                    return Ok(false);
+                }
+                if !transport.maybe_await_input(timeout)? {
+                    return Ok(false);
+                }
+                let n = incoming.append(transport.buffers().input());
+                if n == 0 {
+                    return Err(record_too_large());
+                }
+                transport.buffers().input_consume(n);
+                n
+            }
+        };
+        Ok(n > 0)
+    }
+
     /// Send all of `bytes` through the transport's output buffer.
     fn send(&mut self, mut bytes: &[u8]) -> Result<(), ureq::Error> {
         while !bytes.is_empty() {
-            let n = aligned::copy(self.transport.buffers().output(), bytes);
+            let n = aligned::copy(self.transport().buffers().output(), bytes);
             let timeout = self.timeout_now();
-            self.transport.transmit_output(n, timeout)?;
+            self.transport().transmit_output(n, timeout)?;
             bytes = &bytes[n..];
         }
         Ok(())
     }
+}
+
+/// The ciphertext buffer is full and rustls found no whole record in it:
+/// never happens with records of the sizes TLS allows.
+fn record_too_large() -> ureq::Error {
+    tls_error(rustls::Error::General(
+        "a TLS record larger than the receive buffer".into(),
+    ))
 }
 
 /// `--cacert`'s trust: the user's certificates, the system store and the
@@ -793,7 +852,7 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
         });
         let peek = client.try_clone().unwrap();
         let socket = Socket::for_test(client, 1024 * 1024);
-        let adapter = Wire::new(Box::new(socket));
+        let adapter = Wire::new(Link::Socket(socket));
         let config = client_config(&Trust::Anything, None).unwrap();
         let name = ServerName::try_from("localhost").unwrap();
         let transport = TlsTransport::handshake(config, name, adapter, 1024).unwrap();
@@ -955,7 +1014,9 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
         let socket = Socket::for_test(client, 1024 * 1024);
         let config = client_config(&Trust::Anything, None).unwrap();
         let name = ServerName::try_from("localhost").unwrap();
-        let mut tls = TlsTransport::handshake(config, name, Wire::new(Box::new(socket)), 1024).unwrap();
+        // Through a transport's buffer, as through a proxy's tunnel.
+        let mut tls =
+            TlsTransport::handshake(config, name, Wire::new(Link::Chained(Box::new(socket))), 1024).unwrap();
 
         let got = read_all(&mut tls, body.len());
         assert!(

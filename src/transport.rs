@@ -63,6 +63,11 @@ pub(crate) const NEAR_RTT: Duration = Duration::from_millis(1);
 /// writes are what counts. 512 KiB keeps 8 workers' buffers at 8 MiB.
 pub(crate) const CHUNK: usize = 512 * 1024;
 
+/// A socket's buffers under TLS: the input stays unused (allocated only when
+/// first used), and the TLS layer writes at most one record at a time, 16 KiB
+/// of plaintext plus its header and tag; requests are small.
+const UNDER_TLS: usize = 16 * 1024;
+
 /// The receive buffer a near peer gets (`SO_RCVBUF`; the kernel doubles it
 /// for its bookkeeping): room for two of the worker's reads.
 pub(crate) const NEAR_RCVBUF: usize = 2 * CHUNK;
@@ -186,9 +191,10 @@ impl<In: Transport> Connector<In> for SocketConnector {
         }
         tune_for_distance(&stream, handshake);
         let config = details.config;
-        // Under TLS ureq reads the TLS layer's buffer, not this one (see crate::tls).
+        // Under TLS the TLS layer reads ciphertext into its own buffer and
+        // ureq reads plaintext from another (see crate::tls).
         let buffers = if details.needs_tls() {
-            AlignedBuffers::new(crate::tls::CIPHERTEXT_BUFFER, crate::tls::RECORD_OUTPUT)
+            AlignedBuffers::new(UNDER_TLS, UNDER_TLS)
         } else {
             AlignedBuffers::new(config.input_buffer_size(), config.output_buffer_size())
         };
@@ -385,6 +391,61 @@ impl Socket {
         }
     }
 
+    /// Wait for bytes from the server (within `timeout`, the idle limit and
+    /// cancellation, and while the thread's watch allows) and read them:
+    /// into the socket's own input buffer, or straight `into` a caller's
+    /// buffer (the TLS layer's ciphertext, which saves copying every byte
+    /// through the socket's buffer). 0 at the end of the stream.
+    pub(crate) fn receive(
+        &mut self,
+        timeout: NextTimeout,
+        mut into: Option<&mut [u8]>,
+    ) -> Result<usize, ureq::Error> {
+        let start = Instant::now();
+        let watch = ABANDON.with(|slot| slot.borrow().clone());
+        loop {
+            if self.cancel.is_requested() {
+                return Err(ureq::Error::Io(io::Error::other(Cancelled)));
+            }
+            if watch.as_ref().is_some_and(|gone| gone()) {
+                return Err(ureq::Error::Io(io::Error::other(Abandoned)));
+            }
+            let waited = start.elapsed();
+            let mut slice = if watch.is_some() { WATCH_SLICE } else { SLICE };
+            if !timeout.after.is_not_happening() {
+                let left = timeout.after.saturating_sub(waited);
+                if left.is_zero() {
+                    return Err(ureq::Error::Timeout(timeout.reason));
+                }
+                slice = slice.min(left);
+            }
+            if let Some(idle) = self.idle {
+                let left = idle.saturating_sub(waited);
+                if left.is_zero() {
+                    let error = io::Error::new(io::ErrorKind::TimedOut, IdleTimeout(idle));
+                    return Err(ureq::Error::Io(error));
+                }
+                slice = slice.min(left);
+            }
+            self.set_read_timeout(slice.max(Duration::from_millis(1)))?;
+            let read = match into.as_deref_mut() {
+                Some(buf) => self.stream.read(buf),
+                None => self.stream.read(self.buffers.input_append_buf()),
+            };
+            match read {
+                Ok(n) => {
+                    if into.is_none() {
+                        self.buffers.input_appended(n);
+                    }
+                    self.just_read = true;
+                    return Ok(n);
+                }
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         if self.read_timeout != Some(timeout) {
             self.stream.set_read_timeout(Some(timeout))?;
@@ -418,44 +479,8 @@ impl Transport for Socket {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        let start = Instant::now();
-        let watch = ABANDON.with(|slot| slot.borrow().clone());
-        loop {
-            if self.cancel.is_requested() {
-                return Err(ureq::Error::Io(io::Error::other(Cancelled)));
-            }
-            if watch.as_ref().is_some_and(|gone| gone()) {
-                return Err(ureq::Error::Io(io::Error::other(Abandoned)));
-            }
-            let waited = start.elapsed();
-            let mut slice = if watch.is_some() { WATCH_SLICE } else { SLICE };
-            if !timeout.after.is_not_happening() {
-                let left = timeout.after.saturating_sub(waited);
-                if left.is_zero() {
-                    return Err(ureq::Error::Timeout(timeout.reason));
-                }
-                slice = slice.min(left);
-            }
-            if let Some(idle) = self.idle {
-                let left = idle.saturating_sub(waited);
-                if left.is_zero() {
-                    let error = io::Error::new(io::ErrorKind::TimedOut, IdleTimeout(idle));
-                    return Err(ureq::Error::Io(error));
-                }
-                slice = slice.min(left);
-            }
-            self.set_read_timeout(slice.max(Duration::from_millis(1)))?;
-            let input = self.buffers.input_append_buf();
-            match self.stream.read(input) {
-                Ok(n) => {
-                    self.buffers.input_appended(n);
-                    self.just_read = true;
-                    return Ok(n > 0);
-                }
-                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let n = self.receive(timeout, None)?;
+        Ok(n > 0)
     }
 
     /// Open means: nothing to read and no EOF. Bytes waiting on an idle
