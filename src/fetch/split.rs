@@ -486,6 +486,7 @@ impl Fetcher {
         };
         let mut reader = response.into_body().into_reader();
         let mut at_end = taken.from;
+        let mut reserve = crate::part::Reserve::new(taken.from, last);
         // From a page boundary: see crate::aligned.
         let buf = crate::aligned::from_boundary(ctx.buf);
         loop {
@@ -506,6 +507,7 @@ impl Fetcher {
             let (at, allowed) = split.lock().map.reserve(taken.id, n as u64);
             let k = usize::try_from(allowed).unwrap_or(n).min(n);
             if k > 0 {
+                reserve.ahead(&split.file, at, k as u64);
                 split
                     .file
                     .write_all_at(&buf[..k], at)

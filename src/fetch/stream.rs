@@ -65,6 +65,7 @@ impl Fetcher {
             split = Some(opened);
         }
         ctx.slot.begin_body(on_disk, expected);
+        part.expect(expected);
         progress.streamed = true;
         let mut reader = response.into_body().into_reader();
         let mut next_look = 0;

@@ -292,6 +292,41 @@ fn body_shorter_than_content_length_is_not_completed_by_a_416() {
     assert_absent(&run, root, "out/f.bin");
 }
 
+/// Disk blocks are reserved a little ahead of the writes, never for all of
+/// an announced length at once: a server that announces 512 MiB and sends
+/// 2 MiB leaves a part of 2 MiB with at most the reservation window (32 MiB)
+/// allocated past its end.
+#[test]
+fn a_length_announced_and_not_sent_reserves_little_disk() {
+    use std::os::unix::fs::MetadataExt;
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let body = pattern(2 << 20, 18);
+    server.route("/f.bin", Route::ok(body.clone()).lie_length(512 << 20));
+    list_of(root, &server.url("/f.bin"));
+
+    let run = fetch(root, &["--retries", "0"]);
+
+    assert_no_panic(&run, root);
+    assert_code(&run, root, 1);
+    assert_absent(&run, root, "out/f.bin");
+    let part = out(root).join("f.bin.part");
+    let kept =
+        std::fs::read(&part).unwrap_or_else(|e| panic!("no part kept for -c: {e}\n{}", ctx(&run, root)));
+    assert!(
+        kept == body,
+        "the part holds {} bytes, not the 2 MiB sent",
+        kept.len()
+    );
+    let allocated = std::fs::metadata(&part).unwrap().blocks() * 512;
+    assert!(
+        allocated <= (2 << 20) + (33 << 20),
+        "{allocated} bytes allocated for a 2 MiB part\n{}",
+        ctx(&run, root)
+    );
+}
+
 #[test]
 fn connection_cut_on_every_attempt_fails_without_a_final_file() {
     let server = TestServer::start();
