@@ -507,7 +507,9 @@ impl Fetcher {
             let (at, allowed) = split.lock().map.reserve(taken.id, n as u64);
             let k = usize::try_from(allowed).unwrap_or(n).min(n);
             if k > 0 {
-                reserve.ahead(&split.file, at, k as u64);
+                if let Some(reserve) = reserve.as_mut() {
+                    reserve.ahead(&split.file, at, k as u64);
+                }
                 split
                     .file
                     .write_all_at(&buf[..k], at)
