@@ -37,8 +37,8 @@
 //! | --- | --- | --- |
 //! | `pending` | LIST | entries waiting, oldest at the head; each a compact JSON [`QueueEntry`] |
 //! | `seen` | SET | ids ever enqueued: `SADD` returning 0 means duplicate, not pushed |
-//! | `processing:WORKER` | LIST | entries claimed by that worker, in claim order |
-//! | `claimed:WORKER` | HASH | id → the exact text of each entry in that processing list, so completing one finds it without a scan |
+//! | `processing:WORKER` | LIST | ids of the entries claimed by that worker, in claim order (an element that is a whole entry text, as a worker of an older fetchq wrote them, is read as that entry) |
+//! | `claimed:WORKER` | HASH | id → the exact text of each entry in that processing list: the entry itself until it is done, failed or requeued |
 //! | `workers` | SET | registered worker ids |
 //! | `heartbeat:WORKER` | STRING, TTL | present while the worker is alive ([`Queue::with_heartbeat_ttl`], default 15 s) |
 //! | `done` | HASH | id → the caller's result JSON for a successful entry |
@@ -53,11 +53,12 @@
 //!
 //! Atomic steps (Lua scripts, see `scripts.rs`): enqueue (`SADD seen` +
 //! `RPUSH pending`), claim of up to K entries (`LRANGE` + `LTRIM` of pending,
-//! `RPUSH` to processing, note them in `claimed`), complete of a batch of outcomes (record each result + `LREM`
-//! of the text `claimed` gives), release (`LREM` from processing + `LPUSH
-//! pending`), requeue of one dead worker (check its heartbeat is gone + move
-//! its list + drop `claimed` + `SREM workers`), unregister, and each batch of
-//! retry-failed.
+//! `RPUSH` of their ids to processing, their texts into `claimed`), complete
+//! of a batch of outcomes (record each result + `LREM` of its id), release
+//! (`LREM` from processing + `LPUSH pending` of the text from `claimed`),
+//! requeue of one dead worker (check its heartbeat is gone + move its list
+//! back as texts + drop `claimed` + `SREM workers`), unregister, and each
+//! batch of retry-failed.
 //!
 //! # Cost per entry
 //!
@@ -65,10 +66,14 @@
 //! the whole fleet. A worker claims entries in batches
 //! ([`Queue::claim_many`]: one script call for up to K entries) and records
 //! outcomes in batches ([`Queue::complete_many`]: one call for many), and no
-//! script decodes JSON or walks a list in Lua: `claimed` gives the exact text
-//! to remove, and `LREM` of a processing list (a worker's in-flight entries,
-//! a few dozen) is a C loop of `memcmp`s. Apart from that `LREM`, each
-//! script issues a fixed number of commands per call, whatever the batch. Register and heartbeat are
+//! script decodes JSON or walks a list in Lua. An entry's text is copied
+//! once on its way through (from `pending` into `claimed`); the processing
+//! list and a success's completion carry only its 32-digit id. A completion
+//! batch that is at least an eighth of the processing list (a worker's
+//! in-flight entries, a few dozen) reads the list once and writes back the
+//! rest; a smaller one removes each id with an `LREM` (a C loop of
+//! `memcmp`s). Apart from those `LREM`s, each script issues a fixed number
+//! of commands per call, whatever the batch. Register and heartbeat are
 //! `MULTI` transactions (`SADD workers` + `SET heartbeat PX ttl`).
 //!
 //! # Delivery guarantees
@@ -623,10 +628,11 @@ impl Queue {
     }
 
     /// Waits up to `wait` for one entry with `BLMOVE` (a script cannot
-    /// block), then notes it in the claimed hash. Should the note be lost
-    /// with the connection, completing the entry falls back to its own
-    /// serialisation, and an entry that is still not found is an orphan,
-    /// returned at unregister.
+    /// block), then swaps its text in the processing list for its id and
+    /// notes the text in the claimed hash, as a batch claim does. Should
+    /// the connection be lost in between, the whole text stays in the list:
+    /// completing the entry still finds it, and an entry the worker never
+    /// saw is an orphan, returned at unregister.
     fn claim_blocking(&mut self, worker_id: &str, wait: Duration) -> Result<Option<String>, QueueError> {
         let op_timeout = self.op_timeout;
         let raw: Option<String> = self.run(|con, keys| {
@@ -649,11 +655,12 @@ impl Queue {
         let Some(raw) = raw else { return Ok(None) };
         if let Ok(entry) = QueueEntry::from_json(&raw) {
             self.run(|con, keys| {
-                redis::cmd("HSET")
-                    .arg(keys.claimed(worker_id))
+                scripts::NOTE
+                    .key(keys.processing(worker_id))
+                    .key(keys.claimed(worker_id))
                     .arg(&entry.id)
                     .arg(&raw)
-                    .query::<()>(con)
+                    .invoke::<i64>(con)
             })?;
         }
         Ok(Some(raw))
@@ -704,10 +711,13 @@ impl Queue {
                     .key(&keys.failed)
                     .key(&keys.failed_entries);
                 for c in chunk {
+                    // Only a failure needs the text (for `failed_entries`,
+                    // should the claimed hash have lost it).
+                    let text = if c.ok { String::new() } else { c.entry.to_json() };
                     inv.arg(&c.entry.id)
                         .arg(if c.ok { "1" } else { "0" })
                         .arg(c.result_json)
-                        .arg(c.entry.to_json());
+                        .arg(text);
                 }
                 inv.invoke(con)
             })?;

@@ -613,3 +613,143 @@ fn a_dead_workers_whole_batch_returns_in_claim_order() {
     assert!(!dead.complete("dead", &held[0], true, "{}").unwrap());
     assert_eq!(live.status().unwrap().done, 1);
 }
+
+fn list(server: &RedisServer, key: &str) -> Vec<String> {
+    redis::cmd("LRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query(&mut server.connection())
+        .unwrap()
+}
+
+/// An entry's text is copied once on its way through: `claimed` holds it,
+/// the processing list only its id, whether claimed in a batch or by the
+/// blocking claim, and a success's completion sends no text back.
+#[test]
+fn processing_lists_hold_ids_and_claimed_holds_the_text() {
+    let server = RedisServer::start();
+    let mut q = queue_with_entries(&server, "ids", "w", 3);
+    let batch = q.claim_many("w", 3, SHORT).unwrap().entries;
+    let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(list(&server, "fetchq:ids:processing:w"), ids);
+    let notes: Vec<Option<String>> = redis::cmd("HMGET")
+        .arg("fetchq:ids:claimed:w")
+        .arg(&ids)
+        .query(&mut server.connection())
+        .unwrap();
+    let texts: Vec<Option<String>> = batch.iter().map(|e| Some(e.to_json())).collect();
+    assert_eq!(notes, texts);
+
+    // The blocking claim (`BLMOVE`, nothing pending yet) ends the same way.
+    let url = server.url();
+    let waiter = std::thread::spawn(move || {
+        let mut q = Queue::connect(&url, "ids").unwrap();
+        q.claim("w", Duration::from_secs(10)).unwrap()
+    });
+    let blocked = poll_until(Duration::from_secs(5), || {
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query(&mut server.connection())
+            .unwrap();
+        info.lines()
+            .any(|l| l.starts_with("blocked_clients:") && l != "blocked_clients:0")
+    });
+    assert!(blocked, "the claim should block in BLMOVE");
+    q.enqueue(&entry(3)).unwrap();
+    let late = waiter
+        .join()
+        .unwrap()
+        .expect("the blocked claim gets the new entry");
+    assert_eq!(late.id, entry(3).id);
+    assert_eq!(list(&server, "fetchq:ids:processing:w").last(), Some(&late.id));
+
+    // A success and a failure: both leave the list and `claimed`; the
+    // failure's text (from `claimed`) is kept for retry-failed.
+    assert!(q.complete("w", &batch[0], true, "{}").unwrap());
+    assert!(q.complete("w", &batch[1], false, "{}").unwrap());
+    assert!(q.release("w", &late).unwrap());
+    assert_eq!(list(&server, "fetchq:ids:processing:w"), vec![ids[2].clone()]);
+    let kept: Option<String> = redis::cmd("HGET")
+        .arg("fetchq:ids:failed_entries")
+        .arg(&ids[1])
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(kept, Some(batch[1].to_json()));
+    assert_eq!(q.retry_failed().unwrap(), 1);
+    assert_eq!(pending_ids(&server, "ids"), vec![late.id.clone(), ids[1].clone()]);
+    assert_eq!(q.unregister_worker("w").unwrap(), 1);
+    assert_eq!(
+        pending_ids(&server, "ids"),
+        vec![ids[2].clone(), late.id, ids[1].clone()]
+    );
+    assert_eq!(keys_like(&server, "ids", "claimed:"), Vec::<String>::new());
+}
+
+/// A queue written by a worker that kept whole entry texts in its
+/// processing list is still read: the entries complete, release and
+/// requeue from there.
+#[test]
+fn processing_lists_of_whole_texts_are_still_read() {
+    let server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "old").unwrap();
+    let texts: Vec<String> = (0..4).map(|i| entry(i).to_json()).collect();
+    let mut con = server.connection();
+    for w in ["w", "gone"] {
+        let _: () = redis::cmd("RPUSH")
+            .arg(format!("fetchq:old:processing:{w}"))
+            .arg(&texts)
+            .query(&mut con)
+            .unwrap();
+        let mut notes = redis::cmd("HSET");
+        notes.arg(format!("fetchq:old:claimed:{w}"));
+        for (i, t) in texts.iter().enumerate() {
+            notes.arg(entry(i as u64).id).arg(t);
+        }
+        let _: () = notes.query(&mut con).unwrap();
+    }
+    q.register_worker("w").unwrap();
+    assert!(q.complete("w", &entry(0), true, "{}").unwrap());
+    assert!(q.complete("w", &entry(1), false, "{}").unwrap());
+    assert!(q.release("w", &entry(2)).unwrap());
+    assert_eq!(list(&server, "fetchq:old:processing:w"), vec![texts[3].clone()]);
+    // A worker that is gone (no heartbeat): its whole list goes back in order.
+    assert_eq!(q.requeue_stale().unwrap(), 4);
+    let want: Vec<String> = [0, 1, 2, 3, 2].iter().map(|&i| entry(i).id).collect();
+    assert_eq!(pending_ids(&server, "old"), want);
+    assert_eq!(q.unregister_worker("w").unwrap(), 1);
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.processing, s.done, s.failed), (6, 0, 1, 1));
+}
+
+/// Completing a few entries of a long processing list (an `LREM` each) and
+/// many at once (the list rewritten) leave the same list behind.
+#[test]
+fn small_and_large_completions_leave_the_same_list() {
+    let server = RedisServer::start();
+    let mut q = queue_with_entries(&server, "sizes", "w", 20);
+    let held = q.claim_many("w", 20, SHORT).unwrap().entries;
+    let ok = |e| fetchq::queue::Completion {
+        entry: e,
+        ok: true,
+        result_json: "{}",
+    };
+    // One of twenty, then one twice in one call: each by `LREM`.
+    assert_eq!(q.complete_many("w", &[ok(&held[5])]).unwrap(), [true]);
+    assert_eq!(
+        q.complete_many("w", &[ok(&held[0]), ok(&held[0])]).unwrap(),
+        [true, false]
+    );
+    // Ten of the eighteen left, with one already done: the list rewritten.
+    let mut many: Vec<_> = held[6..15].iter().map(ok).collect();
+    many.push(ok(&held[5]));
+    let found = q.complete_many("w", &many).unwrap();
+    assert_eq!(found.iter().filter(|f| **f).count(), 9);
+    assert!(!found[9]);
+    let left: Vec<String> = [1, 2, 3, 4, 15, 16, 17, 18, 19]
+        .iter()
+        .map(|&i| held[i].id.clone())
+        .collect();
+    assert_eq!(list(&server, "fetchq:sizes:processing:w"), left);
+    assert_eq!(q.status().unwrap().done, 11);
+}
