@@ -126,7 +126,7 @@ redis_cpu() { info cpu | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" 
 # and HLENs are also sent by clients.
 # A pipeline counts each of its commands: calls are an upper bound on round
 # trips.
-NESTED='^(lmove|hset|hget|hmget|hdel|lrem|lrange|ltrim|hexists|sadd|rpush|lpush|del|srem|hscan|hgetall|hincrby|hlen|exists|time|pexpire)$'
+NESTED='^(lmove|rpop|hset|hget|hmget|hdel|lrem|lrange|ltrim|hexists|sadd|rpush|lpush|del|srem|hscan|hgetall|hincrby|hlen|exists|time|pexpire)$'
 cmdstats() {
     info commandstats | awk -F'[_:=,]' -v nested="$NESTED" '
         /^cmdstat_/ { if ($2 !~ nested) { calls += $4; usec += $6 } }

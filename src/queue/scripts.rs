@@ -36,11 +36,11 @@ local function id_of(raw)
 end
 "#;
 
-/// KEYS: pending, processing, claimed. ARGV: max (at most a few thousand:
-/// the entries are passed to one `RPUSH` and one `HSET` as arguments).
-/// Moves up to `max` entries from the head of pending: each one's id goes
-/// to the tail of the processing list and its exact text into the claimed
-/// hash under that id (an element without an id goes to the list as it is,
+/// KEYS: pending, inflight, inflight_entries. ARGV: max (at most a few
+/// thousand: the entries are passed to one `RPUSH` and one `HSET` as
+/// arguments). Moves up to `max` entries from the head of pending: each
+/// one's id goes to the tail of the worker's inflight list and its exact
+/// text into its inflight_entries hash under that id (an element without an id goes to the list as it is,
 /// for the caller to quarantine). A fixed number of commands per call,
 /// whatever `max`. Returns the texts, in order.
 pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
@@ -69,10 +69,10 @@ return items
     ))
 });
 
-/// KEYS: processing, claimed. ARGV: id, raw. After a `BLMOVE` put the
-/// text `raw` at the tail of the processing list: replaces it there with
-/// its id and notes the text in the claimed hash, as `CLAIM` does. Returns
-/// 1 if the text was there.
+/// KEYS: inflight, inflight_entries. ARGV: id, raw. After a `BLMOVE` put
+/// the text `raw` at the tail of the inflight list: replaces it there with
+/// its id and notes the text in the hash, as `CLAIM` does. Returns 1 if
+/// the text was there.
 pub(crate) static NOTE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -84,44 +84,42 @@ return 1
     )
 });
 
-/// Removes the entry `id` from the processing list: its id, else (a list
-/// written by a worker that kept whole texts there, or a `BLMOVE` whose
-/// `NOTE` was lost with a connection) the text the claimed hash or the
-/// caller gives. Returns whether it was there, and the entry's text if known.
-/// Leaves the claimed hash alone.
+/// Removes the entry `id` from the inflight list: its id, else (a `BLMOVE`
+/// whose `NOTE` was lost with a connection) the text the inflight_entries
+/// hash or the caller gives. Returns whether it was there, and the entry's
+/// text if known. Leaves the hash alone.
 const TAKE: &str = r"
-local function take(processing, claimed, id, fallback)
-  local raw = redis.call('HGET', claimed, id)
-  if redis.call('LREM', processing, 1, id) > 0 then
+local function take(list, notes, id, fallback)
+  local raw = redis.call('HGET', notes, id)
+  if redis.call('LREM', list, 1, id) > 0 then
     return true, raw or fallback
   end
-  if raw and redis.call('LREM', processing, 1, raw) > 0 then
+  if raw and redis.call('LREM', list, 1, raw) > 0 then
     return true, raw
   end
   if fallback and fallback ~= '' and fallback ~= raw
-    and redis.call('LREM', processing, 1, fallback) > 0 then
+    and redis.call('LREM', list, 1, fallback) > 0 then
     return true, fallback
   end
   return false, raw or fallback
 end
 ";
 
-/// KEYS: processing, claimed, done, failed, failed_entries.
+/// KEYS: inflight, inflight_entries, done, failed, failed_entries.
 /// ARGV: groups of four: id, ok ('1'/'0'), result json, entry json (sent
 /// only with a failure, '' with a success; at most a few hundred groups:
 /// ids and results are passed to single commands).
-/// Returns one 0/1 per group: 1 if the entry was in the processing list.
+/// Returns one 0/1 per group: 1 if the entry was in the inflight list.
 /// A failure is not recorded for an id that is already done, or done earlier
 /// in the same call (success wins).
 ///
-/// A batch that is at least an eighth of the processing list reads the
+/// A batch that is at least an eighth of the inflight list reads the
 /// list once, counts its elements in a Lua table and writes back what is
 /// left (`LRANGE`, `DEL`, `RPUSH`: a fixed number of commands); a smaller
 /// one removes each id with its own `LREM`. Either way the first copy of
 /// each element goes, as `LREM key 1` would. An id not in the list is
-/// looked for as its whole text (a list written by a worker that kept
-/// texts there, or a `BLMOVE` whose `NOTE` was lost): from the claimed
-/// hash, else the text the caller sent. A failure also reads its text,
+/// looked for as its whole text (a `BLMOVE` whose `NOTE` was lost): from
+/// the hash, else the text the caller sent. A failure also reads its text,
 /// checks `done` and writes two fields; the rest is one command per call.
 pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -200,8 +198,8 @@ return out
     )
 });
 
-/// KEYS: processing, pending, claimed. ARGV: id, entry json.
-/// Moves the entry from the processing list to the head of pending.
+/// KEYS: inflight, pending, inflight_entries. ARGV: id, entry json.
+/// Moves the entry from the inflight list to the head of pending.
 /// Returns 1 if it was there, else 0.
 pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
@@ -217,51 +215,60 @@ return 0
     ))
 });
 
-/// Moves every element of the processing list `src` to the head of `dst`
-/// (pending), keeping their order: an id as the text the claimed hash
-/// notes for it, any other element (a whole text) as it is. Returns how
-/// many.
+/// KEYS[3..7]: pending, inflight, inflight_entries, processing, claimed.
+/// Moves every element of the worker's two claim lists to the head of
+/// pending, each list keeping its order, and deletes their hashes. An
+/// element of `inflight` is an id, pushed as the text `inflight_entries`
+/// notes for it (a whole text, left by a blocking claim whose note was
+/// lost, is pushed as it is); `processing` holds whole texts, pushed as
+/// they are. `processing` goes last, so its entries, claimed before any
+/// of `inflight` (a worker that kept the same id across an upgrade), end
+/// up first. Returns how many.
 const DRAIN: &str = r"
-local function drain(src, dst, claimed)
+local function drain(src, notes)
   local n = 0
   while true do
     local e = redis.call('RPOP', src)
     if not e then break end
-    local raw = redis.call('HGET', claimed, e)
-    redis.call('LPUSH', dst, raw or e)
+    local raw = redis.call('HGET', notes, e)
+    redis.call('LPUSH', KEYS[3], raw or e)
     n = n + 1
   end
+  redis.call('DEL', notes)
   return n
+end
+local function drain_all()
+  return drain(KEYS[4], KEYS[5]) + drain(KEYS[6], KEYS[7])
 end
 ";
 
-/// KEYS: workers, heartbeat, processing, pending, claimed. ARGV: worker id.
-/// If the heartbeat key is gone: requeue the processing list, drop its
-/// claimed hash, forget the worker, return the count. If it is still there:
-/// return -1, change nothing.
+/// KEYS: workers, heartbeat, pending, inflight, inflight_entries,
+/// processing, claimed. ARGV: worker id.
+/// If the heartbeat key is gone: requeue both claim lists (see `DRAIN`),
+/// forget the worker, return the count. If it is still there: return -1,
+/// change nothing.
 pub(crate) static REQUEUE_IF_DEAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DRAIN}
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return -1
 end
-local n = drain(KEYS[3], KEYS[4], KEYS[5])
-redis.call('DEL', KEYS[5])
+local n = drain_all()
 redis.call('SREM', KEYS[1], ARGV[1])
 return n
 "
     ))
 });
 
-/// KEYS: workers, heartbeat, processing, pending, claimed. ARGV: worker id.
-/// Clean shutdown: requeue whatever is left in the processing list, delete
-/// the claimed hash and the heartbeat, forget the worker. Returns the count
+/// KEYS: workers, heartbeat, pending, inflight, inflight_entries,
+/// processing, claimed. ARGV: worker id.
+/// Clean shutdown: requeue whatever is left in both claim lists (see
+/// `DRAIN`), delete the heartbeat, forget the worker. Returns the count
 /// requeued.
 pub(crate) static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DRAIN}
-local n = drain(KEYS[3], KEYS[4], KEYS[5])
-redis.call('DEL', KEYS[5])
+local n = drain_all()
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[1], ARGV[1])
 return n
@@ -289,10 +296,10 @@ return {r[1], n}
     )
 });
 
-/// KEYS: processing, bad, claimed. ARGV: raw.
-/// Moves one malformed element out of the processing list to `bad`: the
-/// text itself if the list holds it, else its id when the claimed hash
-/// notes this text under it (the note goes too).
+/// KEYS: inflight, bad, inflight_entries. ARGV: raw.
+/// Moves one malformed element out of the inflight list to `bad`: the
+/// text itself if the list holds it, else its id when the hash notes this
+/// text under it (the note goes too).
 pub(crate) static QUARANTINE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{ID_OF}

@@ -574,7 +574,10 @@ fn batches_claim_in_order_and_complete_in_one_call() {
     let s = q.status().unwrap();
     assert_eq!((s.processing, s.done, s.failed), (0, 9, 1));
     // The claimed-id index is emptied with the processing list.
-    assert_eq!(keys_like(&server, "batch", "claimed:"), Vec::<String>::new());
+    assert_eq!(
+        keys_like(&server, "batch", "inflight_entries:"),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -589,7 +592,7 @@ fn a_dead_workers_whole_batch_returns_in_claim_order() {
     dead.register_worker("dead").unwrap();
     let held = dead.claim_many("dead", 8, SHORT).unwrap().entries;
     assert_eq!(held.len(), 8);
-    assert_eq!(keys_like(&server, "deadbatch", "claimed:").len(), 1);
+    assert_eq!(keys_like(&server, "deadbatch", "inflight_entries:").len(), 1);
 
     let mut live = Queue::connect(&url, "deadbatch").unwrap();
     let expired = poll_until(Duration::from_secs(5), || {
@@ -603,11 +606,11 @@ fn a_dead_workers_whole_batch_returns_in_claim_order() {
         pending_ids(&server, "deadbatch"),
         (0..12).map(|i| entry(i).id).collect::<Vec<_>>()
     );
-    assert_eq!(keys_like(&server, "deadbatch", "claimed:"), Vec::<String>::new());
     assert_eq!(
-        keys_like(&server, "deadbatch", "processing:"),
+        keys_like(&server, "deadbatch", "inflight_entries:"),
         Vec::<String>::new()
     );
+    assert_eq!(keys_like(&server, "deadbatch", "inflight:"), Vec::<String>::new());
     // A late completion of a requeued entry still records it, and says it
     // was no longer held.
     assert!(!dead.complete("dead", &held[0], true, "{}").unwrap());
@@ -623,18 +626,18 @@ fn list(server: &RedisServer, key: &str) -> Vec<String> {
         .unwrap()
 }
 
-/// An entry's text is copied once on its way through: `claimed` holds it,
-/// the processing list only its id, whether claimed in a batch or by the
+/// An entry's text is copied once on its way through: `inflight_entries` holds it,
+/// the inflight list only its id, whether claimed in a batch or by the
 /// blocking claim, and a success's completion sends no text back.
 #[test]
-fn processing_lists_hold_ids_and_claimed_holds_the_text() {
+fn inflight_lists_hold_ids_and_the_texts_are_noted_beside() {
     let server = RedisServer::start();
     let mut q = queue_with_entries(&server, "ids", "w", 3);
     let batch = q.claim_many("w", 3, SHORT).unwrap().entries;
     let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
-    assert_eq!(list(&server, "fetchq:ids:processing:w"), ids);
+    assert_eq!(list(&server, "fetchq:ids:inflight:w"), ids);
     let notes: Vec<Option<String>> = redis::cmd("HMGET")
-        .arg("fetchq:ids:claimed:w")
+        .arg("fetchq:ids:inflight_entries:w")
         .arg(&ids)
         .query(&mut server.connection())
         .unwrap();
@@ -662,14 +665,14 @@ fn processing_lists_hold_ids_and_claimed_holds_the_text() {
         .unwrap()
         .expect("the blocked claim gets the new entry");
     assert_eq!(late.id, entry(3).id);
-    assert_eq!(list(&server, "fetchq:ids:processing:w").last(), Some(&late.id));
+    assert_eq!(list(&server, "fetchq:ids:inflight:w").last(), Some(&late.id));
 
     // A success and a failure: both leave the list and `claimed`; the
     // failure's text (from `claimed`) is kept for retry-failed.
     assert!(q.complete("w", &batch[0], true, "{}").unwrap());
     assert!(q.complete("w", &batch[1], false, "{}").unwrap());
     assert!(q.release("w", &late).unwrap());
-    assert_eq!(list(&server, "fetchq:ids:processing:w"), vec![ids[2].clone()]);
+    assert_eq!(list(&server, "fetchq:ids:inflight:w"), vec![ids[2].clone()]);
     let kept: Option<String> = redis::cmd("HGET")
         .arg("fetchq:ids:failed_entries")
         .arg(&ids[1])
@@ -683,43 +686,63 @@ fn processing_lists_hold_ids_and_claimed_holds_the_text() {
         pending_ids(&server, "ids"),
         vec![ids[2].clone(), late.id, ids[1].clone()]
     );
-    assert_eq!(keys_like(&server, "ids", "claimed:"), Vec::<String>::new());
+    assert_eq!(
+        keys_like(&server, "ids", "inflight_entries:"),
+        Vec::<String>::new()
+    );
 }
 
-/// A queue written by a worker that kept whole entry texts in its
-/// processing list is still read: the entries complete, release and
-/// requeue from there.
+/// Claims of a worker of an earlier fetchq (whole entry texts in
+/// `processing:WORKER`, id → text in `claimed:WORKER`) are counted and
+/// returned: a dead one's by requeue, in claim order; those of a worker
+/// that kept its id by its unregister.
 #[test]
-fn processing_lists_of_whole_texts_are_still_read() {
+fn claims_in_the_earlier_format_are_counted_and_returned() {
     let server = RedisServer::start();
     let mut q = Queue::connect(&server.url(), "old").unwrap();
     let texts: Vec<String> = (0..4).map(|i| entry(i).to_json()).collect();
     let mut con = server.connection();
-    for w in ["w", "gone"] {
+    for (w, held) in [("w", &texts[..2]), ("gone", &texts[2..])] {
         let _: () = redis::cmd("RPUSH")
             .arg(format!("fetchq:old:processing:{w}"))
-            .arg(&texts)
+            .arg(held)
             .query(&mut con)
             .unwrap();
         let mut notes = redis::cmd("HSET");
         notes.arg(format!("fetchq:old:claimed:{w}"));
-        for (i, t) in texts.iter().enumerate() {
-            notes.arg(entry(i as u64).id).arg(t);
+        for t in held {
+            notes.arg(QueueEntry::from_json(t).unwrap().id).arg(t);
         }
         let _: () = notes.query(&mut con).unwrap();
+        let _: () = redis::cmd("SADD")
+            .arg("fetchq:old:workers")
+            .arg(w)
+            .query(&mut con)
+            .unwrap();
     }
     q.register_worker("w").unwrap();
-    assert!(q.complete("w", &entry(0), true, "{}").unwrap());
-    assert!(q.complete("w", &entry(1), false, "{}").unwrap());
-    assert!(q.release("w", &entry(2)).unwrap());
-    assert_eq!(list(&server, "fetchq:old:processing:w"), vec![texts[3].clone()]);
-    // A worker that is gone (no heartbeat): its whole list goes back in order.
-    assert_eq!(q.requeue_stale().unwrap(), 4);
-    let want: Vec<String> = [0, 1, 2, 3, 2].iter().map(|&i| entry(i).id).collect();
-    assert_eq!(pending_ids(&server, "old"), want);
-    assert_eq!(q.unregister_worker("w").unwrap(), 1);
+    q.enqueue(&entry(4)).unwrap();
     let s = q.status().unwrap();
-    assert_eq!((s.pending, s.processing, s.done, s.failed), (6, 0, 1, 1));
+    assert_eq!((s.pending, s.processing), (1, 4));
+    let per: Vec<(&str, u64)> = s.workers.iter().map(|w| (w.id.as_str(), w.processing)).collect();
+    assert_eq!(per, [("gone", 2), ("w", 2)]);
+    // The dead one's go back to the head; the live one's stay.
+    assert_eq!(q.requeue_stale().unwrap(), 2);
+    let want: Vec<String> = [2, 3, 4].iter().map(|&i| entry(i).id).collect();
+    assert_eq!(pending_ids(&server, "old"), want);
+    // A worker that claims under the same id holds both kinds until it
+    // unregisters: the earlier claims first.
+    let late = q.claim_many("w", 1, SHORT).unwrap().entries;
+    assert_eq!(late[0].id, entry(2).id);
+    assert_eq!(q.status().unwrap().processing, 3);
+    assert_eq!(q.unregister_worker("w").unwrap(), 3);
+    let want: Vec<String> = [0, 1, 2, 3, 4].iter().map(|&i| entry(i).id).collect();
+    assert_eq!(pending_ids(&server, "old"), want);
+    assert_eq!(keys_like(&server, "old", "processing:"), Vec::<String>::new());
+    assert_eq!(keys_like(&server, "old", "claimed:"), Vec::<String>::new());
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.processing, s.bad), (5, 0, 0));
+    assert!(s.workers.is_empty(), "{s:?}");
 }
 
 /// Completing a few entries of a long processing list (an `LREM` each) and
@@ -750,6 +773,6 @@ fn small_and_large_completions_leave_the_same_list() {
         .iter()
         .map(|&i| held[i].id.clone())
         .collect();
-    assert_eq!(list(&server, "fetchq:sizes:processing:w"), left);
+    assert_eq!(list(&server, "fetchq:sizes:inflight:w"), left);
     assert_eq!(q.status().unwrap().done, 11);
 }
