@@ -656,10 +656,11 @@ impl Queue {
 
     /// Waits up to `wait` for one entry with `BLMOVE` (a script cannot
     /// block), then swaps its text in the processing list for its id and
-    /// notes the text in the inflight_entries hash, as a batch claim does. Should
-    /// the connection be lost in between, the whole text stays in the list:
-    /// completing the entry still finds it, and an entry the worker never
-    /// saw is an orphan, returned at unregister.
+    /// notes the text in the inflight_entries hash, as a batch claim does.
+    /// Should the connection be lost in between, the claim fails, so the
+    /// caller never holds that entry: its whole text stays in the list, an
+    /// orphan that unregister (or a requeue, if the worker dies) returns to
+    /// `pending` as it is.
     fn claim_blocking(&mut self, worker_id: &str, wait: Duration) -> Result<Option<String>, QueueError> {
         let op_timeout = self.op_timeout;
         let raw: Option<String> = self.run(|con, keys| {

@@ -118,8 +118,8 @@ end
 /// left (`LRANGE`, `DEL`, `RPUSH`: a fixed number of commands); a smaller
 /// one removes each id with its own `LREM`. Either way the first copy of
 /// each element goes, as `LREM key 1` would. An id not in the list is
-/// looked for as its whole text (a `BLMOVE` whose `NOTE` was lost): from
-/// the hash, else the text the caller sent. A failure also reads its text,
+/// looked for as its whole text (as a `BLMOVE` whose `NOTE` was lost
+/// leaves it): the text the hash notes, else the one a failure carries. A failure also reads its text,
 /// checks `done` and writes two fields; the rest is one command per call.
 pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(

@@ -692,6 +692,28 @@ fn inflight_lists_hold_ids_and_the_texts_are_noted_beside() {
     );
 }
 
+/// A blocking claim cut off between its `BLMOVE` and the note that swaps
+/// the text for its id leaves the whole text in the inflight list (the
+/// claim reports the error, so the worker never holds that entry): it is
+/// counted, and goes back to `pending` as it is, in claim order.
+#[test]
+fn a_whole_text_left_in_an_inflight_list_is_counted_and_returned() {
+    let server = RedisServer::start();
+    let mut q = queue_with_entries(&server, "cut", "w", 1);
+    let first = q.claim_many("w", 1, SHORT).unwrap().entries;
+    let cut = entry(1).to_json();
+    let _: () = redis::cmd("RPUSH")
+        .arg("fetchq:cut:inflight:w")
+        .arg(&cut)
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(q.status().unwrap().processing, 2);
+    assert_eq!(q.unregister_worker("w").unwrap(), 2);
+    assert_eq!(list(&server, "fetchq:cut:pending"), vec![first[0].to_json(), cut]);
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.processing, s.bad), (2, 0, 0));
+}
+
 /// Claims of a worker of an earlier fetchq (whole entry texts in
 /// `processing:WORKER`, id → text in `claimed:WORKER`) are counted and
 /// returned: a dead one's by requeue, in claim order; those of a worker
