@@ -655,7 +655,7 @@ impl Queue {
     }
 
     /// Waits up to `wait` for one entry with `BLMOVE` (a script cannot
-    /// block), then swaps its text in the processing list for its id and
+    /// block), then swaps its text in the inflight list for its id and
     /// notes the text in the inflight_entries hash, as a batch claim does.
     /// Should the connection be lost in between, the claim fails, so the
     /// caller never holds that entry: its whole text stays in the list, an
