@@ -121,12 +121,12 @@ redis_cpu() { info cpu | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" 
 # From INFO commandstats: usec and calls of the commands clients sent.
 # Commands run inside a script are counted twice there (in EVALSHA and under
 # their own name), so the commands fetchq's scripts call are left out; of
-# those, only the heartbeat's SADD (one per worker every TTL/3), one HSET
-# after a BLMOVE that found the queue empty, and status's EXISTS per worker
-# and HLENs are also sent by clients.
+# those, only the heartbeat's SADD (one per worker every TTL/3), and
+# status's EXISTS and LLENs per worker and its HLENs are also sent by
+# clients.
 # A pipeline counts each of its commands: calls are an upper bound on round
 # trips.
-NESTED='^(lmove|hset|hget|hmget|hdel|lrem|lrange|ltrim|hexists|sadd|rpush|lpush|del|srem|hscan|hgetall|hincrby|hlen|exists|time|pexpire)$'
+NESTED='^(lmove|rpop|hset|hget|hmget|hdel|lrem|lrange|llen|ltrim|hexists|sadd|rpush|lpush|del|srem|hscan|hgetall|hincrby|hlen|exists|time|pexpire)$'
 cmdstats() {
     info commandstats | awk -F'[_:=,]' -v nested="$NESTED" '
         /^cmdstat_/ { if ($2 !~ nested) { calls += $4; usec += $6 } }

@@ -11,7 +11,7 @@
 //!
 //! A worker claims a batch of entries with one Lua script that moves the
 //! oldest pending entries to the worker's own processing list (and waits
-//! for the next one with `BLMOVE pending processing:{worker} LEFT RIGHT
+//! for the next one with `BLMOVE pending inflight:{worker} LEFT RIGHT
 //! timeout` when none is pending): one atomic server-side step, so an entry
 //! is at every moment in exactly one list and is never lost with a crashed
 //! worker. When downloads end, their outcomes are recorded and the entries
@@ -22,7 +22,7 @@
 //! Why lists and not Redis Streams with consumer groups: the semantics are
 //! those of plain lists (FIFO, one atomic move per claim), every worker's
 //! in-flight entries are a list anyone can `LLEN`/`LRANGE` for `status`,
-//! requeueing is a plain `LMOVE` back to `pending` (with streams it is
+//! requeueing pushes a list back onto `pending` (with streams it is
 //! `XAUTOCLAIM` on idle time, which cannot tell a slow download from a dead
 //! worker, plus trimming of acknowledged entries by hand), and "done" is
 //! naturally a hash keyed by entry id. Streams' strengths (history, fan-out to
@@ -37,8 +37,9 @@
 //! | --- | --- | --- |
 //! | `pending` | LIST | entries waiting, oldest at the head; each a compact JSON [`QueueEntry`] |
 //! | `seen` | SET | ids ever enqueued: `SADD` returning 0 means duplicate, not pushed |
-//! | `processing:WORKER` | LIST | entries claimed by that worker, in claim order |
-//! | `claimed:WORKER` | HASH | id → the exact text of each entry in that processing list, so completing one finds it without a scan |
+//! | `inflight:WORKER` | LIST | ids of the entries claimed by that worker, in claim order (a whole entry text there, left by a blocking claim cut off half-way, is read as that entry) |
+//! | `inflight_entries:WORKER` | HASH | id → the exact text of each entry in that inflight list: the entry itself until it is done, failed or requeued |
+//! | `processing:WORKER`, `claimed:WORKER` | LIST, HASH | the claims of a worker of an earlier fetchq (whole entry texts, and id → text): never written, only returned to `pending` |
 //! | `workers` | SET | registered worker ids |
 //! | `heartbeat:WORKER` | STRING, TTL | present while the worker is alive ([`Queue::with_heartbeat_ttl`], default 15 s) |
 //! | `done` | HASH | id → the caller's result JSON for a successful entry |
@@ -53,11 +54,25 @@
 //!
 //! Atomic steps (Lua scripts, see `scripts.rs`): enqueue (`SADD seen` +
 //! `RPUSH pending`), claim of up to K entries (`LRANGE` + `LTRIM` of pending,
-//! `RPUSH` to processing, note them in `claimed`), complete of a batch of outcomes (record each result + `LREM`
-//! of the text `claimed` gives), release (`LREM` from processing + `LPUSH
-//! pending`), requeue of one dead worker (check its heartbeat is gone + move
-//! its list + drop `claimed` + `SREM workers`), unregister, and each batch of
-//! retry-failed.
+//! `RPUSH` of their ids to `inflight`, their texts into `inflight_entries`),
+//! complete of a batch of outcomes (record each result + remove its id),
+//! release (`LREM` from `inflight` + `LPUSH pending` of the noted text),
+//! requeue of one dead worker (check its heartbeat is gone + move both its
+//! claim lists back as texts + drop their hashes + `SREM workers`),
+//! unregister, and each batch of retry-failed.
+//!
+//! # Workers of different fetchq versions on one queue
+//!
+//! fetchq builds before the `inflight` keys kept whole entry texts in
+//! `processing:WORKER`, and their requeue moves every element of a dead
+//! worker's `processing` list to `pending` as it is. Claims live under new
+//! names so that such a build never sees an id where it expects a text: it
+//! finds no `processing` list for a newer worker, so its requeue moves
+//! nothing of it (and at most drops it from `workers`, which changes
+//! nothing: the inflight list names its owner). Its `status` counts a newer
+//! worker's entries as neither pending nor processing. This build reads
+//! both: [`Queue::status`] counts both lists, and requeue and unregister
+//! return both to `pending`.
 //!
 //! # Cost per entry
 //!
@@ -65,10 +80,14 @@
 //! the whole fleet. A worker claims entries in batches
 //! ([`Queue::claim_many`]: one script call for up to K entries) and records
 //! outcomes in batches ([`Queue::complete_many`]: one call for many), and no
-//! script decodes JSON or walks a list in Lua: `claimed` gives the exact text
-//! to remove, and `LREM` of a processing list (a worker's in-flight entries,
-//! a few dozen) is a C loop of `memcmp`s. Apart from that `LREM`, each
-//! script issues a fixed number of commands per call, whatever the batch. Register and heartbeat are
+//! script decodes JSON or walks a list in Lua. An entry's text is copied
+//! once on its way through (from `pending` into `inflight_entries`); the
+//! inflight list and a success's completion carry only its 32-digit id. A
+//! completion batch that is at least an eighth of the inflight list (a worker's
+//! in-flight entries, a few dozen) reads the list once and writes back the
+//! rest; a smaller one removes each id with an `LREM` (a C loop of
+//! `memcmp`s). Apart from those `LREM`s, each script issues a fixed number
+//! of commands per call, whatever the batch. Register and heartbeat are
 //! `MULTI` transactions (`SADD workers` + `SET heartbeat PX ttl`).
 //!
 //! # Delivery guarantees
@@ -192,6 +211,18 @@ impl Keys {
         }
     }
 
+    /// The worker's list of claimed ids.
+    fn inflight(&self, worker: &str) -> String {
+        format!("{}inflight:{worker}", self.prefix)
+    }
+
+    /// The worker's hash of claimed entry texts, by id.
+    fn inflight_entries(&self, worker: &str) -> String {
+        format!("{}inflight_entries:{worker}", self.prefix)
+    }
+
+    /// A worker's list of whole entry texts, as fetchq builds without the
+    /// `inflight` keys keep their claims: read only, to return its entries.
     fn processing(&self, worker: &str) -> String {
         format!("{}processing:{worker}", self.prefix)
     }
@@ -200,6 +231,7 @@ impl Keys {
         format!("{}heartbeat:{worker}", self.prefix)
     }
 
+    /// The id → text notes beside a [`processing`](Self::processing) list.
     fn claimed(&self, worker: &str) -> String {
         format!("{}claimed:{worker}", self.prefix)
     }
@@ -256,7 +288,7 @@ pub struct WorkerStatus {
     pub alive: bool,
     /// It is in the `workers` set (false: only a leftover processing list).
     pub registered: bool,
-    /// Entries in its processing list.
+    /// Entries it holds (in either kind of claim list).
     pub processing: u64,
 }
 
@@ -594,8 +626,8 @@ impl Queue {
         let mut raws: Vec<String> = self.run(|con, keys| {
             scripts::CLAIM
                 .key(&keys.pending)
-                .key(keys.processing(worker_id))
-                .key(keys.claimed(worker_id))
+                .key(keys.inflight(worker_id))
+                .key(keys.inflight_entries(worker_id))
                 .arg(max)
                 .invoke(con)
         })?;
@@ -609,9 +641,9 @@ impl Queue {
                 Err(source) => {
                     self.run(|con, keys| {
                         scripts::QUARANTINE
-                            .key(keys.processing(worker_id))
+                            .key(keys.inflight(worker_id))
                             .key(&keys.bad)
-                            .key(keys.claimed(worker_id))
+                            .key(keys.inflight_entries(worker_id))
                             .arg(&raw)
                             .invoke::<i64>(con)
                     })?;
@@ -623,14 +655,16 @@ impl Queue {
     }
 
     /// Waits up to `wait` for one entry with `BLMOVE` (a script cannot
-    /// block), then notes it in the claimed hash. Should the note be lost
-    /// with the connection, completing the entry falls back to its own
-    /// serialisation, and an entry that is still not found is an orphan,
-    /// returned at unregister.
+    /// block), then swaps its text in the inflight list for its id and
+    /// notes the text in the inflight_entries hash, as a batch claim does.
+    /// Should the connection be lost in between, the claim fails, so the
+    /// caller never holds that entry: its whole text stays in the list, an
+    /// orphan that unregister (or a requeue, if the worker dies) returns to
+    /// `pending` as it is.
     fn claim_blocking(&mut self, worker_id: &str, wait: Duration) -> Result<Option<String>, QueueError> {
         let op_timeout = self.op_timeout;
         let raw: Option<String> = self.run(|con, keys| {
-            let processing = keys.processing(worker_id);
+            let processing = keys.inflight(worker_id);
             // A zero BLMOVE timeout blocks forever: round up to 1 ms.
             let secs = wait.as_millis().max(1) as f64 / 1000.0;
             con.set_read_timeout(Some(wait.saturating_add(op_timeout)))?;
@@ -649,11 +683,12 @@ impl Queue {
         let Some(raw) = raw else { return Ok(None) };
         if let Ok(entry) = QueueEntry::from_json(&raw) {
             self.run(|con, keys| {
-                redis::cmd("HSET")
-                    .arg(keys.claimed(worker_id))
+                scripts::NOTE
+                    .key(keys.inflight(worker_id))
+                    .key(keys.inflight_entries(worker_id))
                     .arg(&entry.id)
                     .arg(&raw)
-                    .query::<()>(con)
+                    .invoke::<i64>(con)
             })?;
         }
         Ok(Some(raw))
@@ -698,16 +733,19 @@ impl Queue {
         let mut out = Vec::with_capacity(outcomes.len());
         for chunk in outcomes.chunks(COMPLETE_BATCH) {
             let found: Vec<i64> = self.run(|con, keys| {
-                let mut inv = scripts::COMPLETE.key(keys.processing(worker_id));
-                inv.key(keys.claimed(worker_id))
+                let mut inv = scripts::COMPLETE.key(keys.inflight(worker_id));
+                inv.key(keys.inflight_entries(worker_id))
                     .key(&keys.done)
                     .key(&keys.failed)
                     .key(&keys.failed_entries);
                 for c in chunk {
+                    // Only a failure needs the text (for `failed_entries`,
+                    // should the inflight_entries hash have lost it).
+                    let text = if c.ok { String::new() } else { c.entry.to_json() };
                     inv.arg(&c.entry.id)
                         .arg(if c.ok { "1" } else { "0" })
                         .arg(c.result_json)
-                        .arg(c.entry.to_json());
+                        .arg(text);
                 }
                 inv.invoke(con)
             })?;
@@ -723,9 +761,9 @@ impl Queue {
         check_worker(worker_id)?;
         let found: i64 = self.run(|con, keys| {
             scripts::RELEASE
-                .key(keys.processing(worker_id))
+                .key(keys.inflight(worker_id))
                 .key(&keys.pending)
-                .key(keys.claimed(worker_id))
+                .key(keys.inflight_entries(worker_id))
                 .arg(&entry.id)
                 .arg(entry.to_json())
                 .invoke(con)
@@ -743,8 +781,10 @@ impl Queue {
             scripts::UNREGISTER
                 .key(&keys.workers)
                 .key(keys.heartbeat(worker_id))
-                .key(keys.processing(worker_id))
                 .key(&keys.pending)
+                .key(keys.inflight(worker_id))
+                .key(keys.inflight_entries(worker_id))
+                .key(keys.processing(worker_id))
                 .key(keys.claimed(worker_id))
                 .arg(worker_id)
                 .invoke(con)
@@ -758,8 +798,9 @@ impl Queue {
     fn known_workers(&mut self) -> Result<Vec<String>, QueueError> {
         self.run(|con, keys| {
             let mut ids: Vec<String> = redis::cmd("SMEMBERS").arg(&keys.workers).query(con)?;
-            let list_prefix = keys.processing("");
-            let pattern = format!("{list_prefix}*");
+            // Both kinds of claim list, in one walk of the key space.
+            let lists = [keys.inflight(""), keys.processing("")];
+            let pattern = format!("{}*", keys.prefix);
             let mut cursor = String::from("0");
             for _ in 0..MAX_SCAN_ROUNDS {
                 let (next, found): (String, Vec<String>) = redis::cmd("SCAN")
@@ -772,7 +813,7 @@ impl Queue {
                 ids.extend(
                     found
                         .iter()
-                        .filter_map(|k| k.strip_prefix(&list_prefix))
+                        .filter_map(|k| lists.iter().find_map(|l| k.strip_prefix(l.as_str())))
                         .map(str::to_string),
                 );
                 if next == "0" {
@@ -797,8 +838,10 @@ impl Queue {
                 scripts::REQUEUE_IF_DEAD
                     .key(&keys.workers)
                     .key(keys.heartbeat(&w))
-                    .key(keys.processing(&w))
                     .key(&keys.pending)
+                    .key(keys.inflight(&w))
+                    .key(keys.inflight_entries(&w))
+                    .key(keys.processing(&w))
                     .key(keys.claimed(&w))
                     .arg(&w)
                     .invoke(con)
@@ -862,10 +905,15 @@ impl Queue {
                         .arg(&keys.workers)
                         .arg(w)
                         .cmd("LLEN")
+                        .arg(keys.inflight(w))
+                        .cmd("LLEN")
                         .arg(keys.processing(w));
                 }
                 let flat: Vec<u64> = p.query(con)?;
-                Ok(flat.chunks(3).map(|c| (c[0] == 1, c[1] == 1, c[2])).collect())
+                Ok(flat
+                    .chunks(4)
+                    .map(|c| (c[0] == 1, c[1] == 1, c[2] + c[3]))
+                    .collect())
             })?
         };
         let workers: Vec<WorkerStatus> = ids
@@ -932,6 +980,8 @@ mod tests {
         let k = Keys::new("q1");
         assert_eq!(k.pending, "fetchq:q1:pending");
         assert_eq!(k.failed_entries, "fetchq:q1:failed_entries");
+        assert_eq!(k.inflight("h:1:ab"), "fetchq:q1:inflight:h:1:ab");
+        assert_eq!(k.inflight_entries("w"), "fetchq:q1:inflight_entries:w");
         assert_eq!(k.processing("h:1:ab"), "fetchq:q1:processing:h:1:ab");
         assert_eq!(k.heartbeat("w"), "fetchq:q1:heartbeat:w");
         assert_eq!(k.claimed("w"), "fetchq:q1:claimed:w");

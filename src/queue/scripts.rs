@@ -36,27 +36,31 @@ local function id_of(raw)
 end
 "#;
 
-/// KEYS: pending, processing, claimed. ARGV: max (at most a few thousand:
-/// the entries are passed to one `RPUSH` and one `HSET` as arguments).
-/// Moves up to `max` entries from the head of pending to the tail of the
-/// processing list, and notes each one's exact text under its id in the
-/// claimed hash, so completing it needs no scan. A fixed number of commands
-/// per call, whatever `max`. Returns the texts, in order.
+/// KEYS: pending, inflight, inflight_entries. ARGV: max (at most a few
+/// thousand: the entries are passed to one `RPUSH` and one `HSET` as
+/// arguments). Moves up to `max` entries from the head of pending: each
+/// one's id goes to the tail of the worker's inflight list and its exact
+/// text into its inflight_entries hash under that id (an element without an id goes to the list as it is,
+/// for the caller to quarantine). A fixed number of commands per call,
+/// whatever `max`. Returns the texts, in order.
 pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{ID_OF}
 local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 if #items == 0 then return items end
 redis.call('LTRIM', KEYS[1], #items, -1)
-redis.call('RPUSH', KEYS[2], unpack(items))
-local notes = {{}}
-for _, raw in ipairs(items) do
+local held, notes = {{}}, {{}}
+for n, raw in ipairs(items) do
   local id = id_of(raw)
   if id then
+    held[n] = id
     notes[#notes + 1] = id
     notes[#notes + 1] = raw
+  else
+    held[n] = raw
   end
 end
+redis.call('RPUSH', KEYS[2], unpack(held))
 if #notes > 0 then
   redis.call('HSET', KEYS[3], unpack(notes))
 end
@@ -65,65 +69,126 @@ return items
     ))
 });
 
-/// The processing-list text of the entry `id`: the claimed hash's, else the
-/// caller's own serialisation (an entry claimed by `BLMOVE` whose note was
-/// lost with a connection). Removes it from the list and the hash; returns
-/// the text removed, or nil if the list did not hold it. `COMPLETE` does the
-/// same for a whole batch.
+/// KEYS: inflight, inflight_entries. ARGV: id, raw. After a `BLMOVE` put
+/// the text `raw` at the tail of the inflight list: replaces it there with
+/// its id and notes the text in the hash, as `CLAIM` does. Returns 1 if
+/// the text was there.
+pub(crate) static NOTE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('LREM', KEYS[1], -1, ARGV[2]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+",
+    )
+});
+
+/// Removes the entry `id` from the inflight list: its id, else (a `BLMOVE`
+/// whose `NOTE` was lost with a connection) the text the inflight_entries
+/// hash or the caller gives. Returns whether it was there, and the entry's
+/// text if known. Leaves the hash alone.
 const TAKE: &str = r"
-local function take(processing, claimed, id, fallback)
-  local raw = redis.call('HGET', claimed, id)
-  if raw then
-    redis.call('HDEL', claimed, id)
-    if redis.call('LREM', processing, 1, raw) > 0 then
-      return raw
-    end
+local function take(list, notes, id, fallback)
+  local raw = redis.call('HGET', notes, id)
+  if redis.call('LREM', list, 1, id) > 0 then
+    return true, raw or fallback
   end
-  if fallback ~= raw and redis.call('LREM', processing, 1, fallback) > 0 then
-    return fallback
+  if raw and redis.call('LREM', list, 1, raw) > 0 then
+    return true, raw
   end
-  return nil
+  if fallback and fallback ~= '' and fallback ~= raw
+    and redis.call('LREM', list, 1, fallback) > 0 then
+    return true, fallback
+  end
+  return false, raw or fallback
 end
 ";
 
-/// KEYS: processing, claimed, done, failed, failed_entries.
-/// ARGV: groups of four: id, ok ('1'/'0'), result json, entry json (at most
-/// a few hundred groups: ids and results are passed to single commands).
-/// Returns one 0/1 per group: 1 if the entry was in the processing list.
+/// KEYS: inflight, inflight_entries, done, failed, failed_entries.
+/// ARGV: groups of four: id, ok ('1'/'0'), result json, entry json (sent
+/// only with a failure, '' with a success; at most a few hundred groups:
+/// ids and results are passed to single commands).
+/// Returns one 0/1 per group: 1 if the entry was in the inflight list.
 /// A failure is not recorded for an id that is already done, or done earlier
-/// in the same call (success wins). Per entry only its `LREM` (and for a
-/// failure, a check and two writes); the rest is one command per call.
+/// in the same call (success wins).
+///
+/// A batch that is at least an eighth of the inflight list reads the
+/// list once, counts its elements in a Lua table and writes back what is
+/// left (`LRANGE`, `DEL`, `RPUSH`: a fixed number of commands); a smaller
+/// one removes each id with its own `LREM`. Either way the first copy of
+/// each element goes, as `LREM key 1` would. An id not in the list is
+/// looked for as its whole text (as a `BLMOVE` whose `NOTE` was lost
+/// leaves it): the text the hash notes, else the one a failure carries. A failure also reads its text,
+/// checks `done` and writes two fields; the rest is one command per call.
 pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local ids = {}
-for i = 1, #ARGV, 4 do
-  ids[#ids + 1] = ARGV[i]
+local k = #ARGV / 4
+local whole = k * 8 >= redis.call('LLEN', KEYS[1])
+local held, count, taken = nil, {}, {}
+if whole then
+  held = redis.call('LRANGE', KEYS[1], 0, -1)
+  for _, e in ipairs(held) do
+    count[e] = (count[e] or 0) + 1
+  end
 end
-local raws = redis.call('HMGET', KEYS[2], unpack(ids))
-redis.call('HDEL', KEYS[2], unpack(ids))
-local out, done, done_now, ok_ids = {}, {}, {}, {}
-for n, id in ipairs(ids) do
-  local i = (n - 1) * 4 + 1
-  local raw, own = raws[n], ARGV[i + 3]
-  local found = nil
-  if raw and redis.call('LREM', KEYS[1], 1, raw) > 0 then
-    found = raw
-  elseif raw ~= own and redis.call('LREM', KEYS[1], 1, own) > 0 then
-    found = own
+local function remove(e)
+  if not whole then
+    return redis.call('LREM', KEYS[1], 1, e) > 0
+  end
+  if (count[e] or 0) == 0 then return false end
+  count[e] = count[e] - 1
+  taken[e] = (taken[e] or 0) + 1
+  return true
+end
+local ids, done, done_now, out = {}, {}, {}, {}
+for i = 1, #ARGV, 4 do
+  local id, n = ARGV[i], #ids + 1
+  ids[n] = id
+  if remove(id) then
+    out[n] = 1
+  else
+    local raw = redis.call('HGET', KEYS[2], id)
+    local own = ARGV[i + 3]
+    if (raw and remove(raw)) or (own ~= '' and own ~= raw and remove(own)) then
+      out[n] = 1
+    else
+      out[n] = 0
+    end
   end
   if ARGV[i + 1] == '1' then
     done[#done + 1] = id
     done[#done + 1] = ARGV[i + 2]
-    ok_ids[#ok_ids + 1] = id
     done_now[id] = true
   elseif not done_now[id] and redis.call('HEXISTS', KEYS[3], id) == 0 then
+    local raw = redis.call('HGET', KEYS[2], id)
+    if not raw or raw == '' then raw = ARGV[i + 3] end
     redis.call('HSET', KEYS[4], id, ARGV[i + 2])
-    redis.call('HSET', KEYS[5], id, found or own)
+    redis.call('HSET', KEYS[5], id, raw)
   end
-  if found then out[n] = 1 else out[n] = 0 end
 end
+if whole and next(taken) then
+  local keep = {}
+  for _, e in ipairs(held) do
+    local t = taken[e]
+    if t and t > 0 then
+      taken[e] = t - 1
+    else
+      keep[#keep + 1] = e
+    end
+  end
+  redis.call('DEL', KEYS[1])
+  for j = 1, #keep, 1000 do
+    redis.call('RPUSH', KEYS[1], unpack(keep, j, math.min(j + 999, #keep)))
+  end
+end
+redis.call('HDEL', KEYS[2], unpack(ids))
 if #done > 0 then
+  local ok_ids = {}
+  for j = 1, #done, 2 do
+    ok_ids[#ok_ids + 1] = done[j]
+  end
   redis.call('HSET', KEYS[3], unpack(done))
   redis.call('HDEL', KEYS[4], unpack(ok_ids))
   redis.call('HDEL', KEYS[5], unpack(ok_ids))
@@ -133,14 +198,15 @@ return out
     )
 });
 
-/// KEYS: processing, pending, claimed. ARGV: id, entry json.
-/// Moves the entry from the processing list to the head of pending.
+/// KEYS: inflight, pending, inflight_entries. ARGV: id, entry json.
+/// Moves the entry from the inflight list to the head of pending.
 /// Returns 1 if it was there, else 0.
 pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{TAKE}
-local raw = take(KEYS[1], KEYS[3], ARGV[1], ARGV[2])
-if raw then
+local found, raw = take(KEYS[1], KEYS[3], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if found then
   redis.call('LPUSH', KEYS[2], raw)
   return 1
 end
@@ -149,45 +215,60 @@ return 0
     ))
 });
 
-/// Moves every element of KEYS[3] (processing) to the head of KEYS[4]
-/// (pending), keeping their order, and returns how many.
+/// KEYS[3..7]: pending, inflight, inflight_entries, processing, claimed.
+/// Moves every element of the worker's two claim lists to the head of
+/// pending, each list keeping its order, and deletes their hashes. An
+/// element of `inflight` is an id, pushed as the text `inflight_entries`
+/// notes for it (a whole text, left by a blocking claim whose note was
+/// lost, is pushed as it is); `processing` holds whole texts, pushed as
+/// they are. `processing` goes last, so its entries, claimed before any
+/// of `inflight` (a worker that kept the same id across an upgrade), end
+/// up first. Returns how many.
 const DRAIN: &str = r"
-local function drain(src, dst)
+local function drain(src, notes)
   local n = 0
-  while redis.call('LMOVE', src, dst, 'RIGHT', 'LEFT') do
+  while true do
+    local e = redis.call('RPOP', src)
+    if not e then break end
+    local raw = redis.call('HGET', notes, e)
+    redis.call('LPUSH', KEYS[3], raw or e)
     n = n + 1
   end
+  redis.call('DEL', notes)
   return n
+end
+local function drain_all()
+  return drain(KEYS[4], KEYS[5]) + drain(KEYS[6], KEYS[7])
 end
 ";
 
-/// KEYS: workers, heartbeat, processing, pending, claimed. ARGV: worker id.
-/// If the heartbeat key is gone: requeue the processing list, drop its
-/// claimed hash, forget the worker, return the count. If it is still there:
-/// return -1, change nothing.
+/// KEYS: workers, heartbeat, pending, inflight, inflight_entries,
+/// processing, claimed. ARGV: worker id.
+/// If the heartbeat key is gone: requeue both claim lists (see `DRAIN`),
+/// forget the worker, return the count. If it is still there: return -1,
+/// change nothing.
 pub(crate) static REQUEUE_IF_DEAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DRAIN}
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return -1
 end
-local n = drain(KEYS[3], KEYS[4])
-redis.call('DEL', KEYS[5])
+local n = drain_all()
 redis.call('SREM', KEYS[1], ARGV[1])
 return n
 "
     ))
 });
 
-/// KEYS: workers, heartbeat, processing, pending, claimed. ARGV: worker id.
-/// Clean shutdown: requeue whatever is left in the processing list, delete
-/// the claimed hash and the heartbeat, forget the worker. Returns the count
+/// KEYS: workers, heartbeat, pending, inflight, inflight_entries,
+/// processing, claimed. ARGV: worker id.
+/// Clean shutdown: requeue whatever is left in both claim lists (see
+/// `DRAIN`), delete the heartbeat, forget the worker. Returns the count
 /// requeued.
 pub(crate) static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DRAIN}
-local n = drain(KEYS[3], KEYS[4])
-redis.call('DEL', KEYS[5])
+local n = drain_all()
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[1], ARGV[1])
 return n
@@ -215,18 +296,23 @@ return {r[1], n}
     )
 });
 
-/// KEYS: processing, bad, claimed. ARGV: raw.
-/// Moves one malformed element out of the processing list, and its note out
-/// of the claimed hash unless the note is another element's.
+/// KEYS: inflight, bad, inflight_entries. ARGV: raw.
+/// Moves one malformed element out of the inflight list to `bad`: the
+/// text itself if the list holds it, else its id when the hash notes this
+/// text under it (the note goes too).
 pub(crate) static QUARANTINE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{ID_OF}
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) > 0 then
   redis.call('RPUSH', KEYS[2], ARGV[1])
+  return 1
 end
 local id = id_of(ARGV[1])
 if id and redis.call('HGET', KEYS[3], id) == ARGV[1] then
   redis.call('HDEL', KEYS[3], id)
+  if redis.call('LREM', KEYS[1], 1, id) > 0 then
+    redis.call('RPUSH', KEYS[2], ARGV[1])
+  end
 end
 return 1
 "

@@ -574,7 +574,10 @@ fn batches_claim_in_order_and_complete_in_one_call() {
     let s = q.status().unwrap();
     assert_eq!((s.processing, s.done, s.failed), (0, 9, 1));
     // The claimed-id index is emptied with the processing list.
-    assert_eq!(keys_like(&server, "batch", "claimed:"), Vec::<String>::new());
+    assert_eq!(
+        keys_like(&server, "batch", "inflight_entries:"),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -589,7 +592,7 @@ fn a_dead_workers_whole_batch_returns_in_claim_order() {
     dead.register_worker("dead").unwrap();
     let held = dead.claim_many("dead", 8, SHORT).unwrap().entries;
     assert_eq!(held.len(), 8);
-    assert_eq!(keys_like(&server, "deadbatch", "claimed:").len(), 1);
+    assert_eq!(keys_like(&server, "deadbatch", "inflight_entries:").len(), 1);
 
     let mut live = Queue::connect(&url, "deadbatch").unwrap();
     let expired = poll_until(Duration::from_secs(5), || {
@@ -603,13 +606,195 @@ fn a_dead_workers_whole_batch_returns_in_claim_order() {
         pending_ids(&server, "deadbatch"),
         (0..12).map(|i| entry(i).id).collect::<Vec<_>>()
     );
-    assert_eq!(keys_like(&server, "deadbatch", "claimed:"), Vec::<String>::new());
     assert_eq!(
-        keys_like(&server, "deadbatch", "processing:"),
+        keys_like(&server, "deadbatch", "inflight_entries:"),
         Vec::<String>::new()
     );
+    assert_eq!(keys_like(&server, "deadbatch", "inflight:"), Vec::<String>::new());
     // A late completion of a requeued entry still records it, and says it
     // was no longer held.
     assert!(!dead.complete("dead", &held[0], true, "{}").unwrap());
     assert_eq!(live.status().unwrap().done, 1);
+}
+
+fn list(server: &RedisServer, key: &str) -> Vec<String> {
+    redis::cmd("LRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query(&mut server.connection())
+        .unwrap()
+}
+
+/// An entry's text is copied once on its way through: `inflight_entries` holds it,
+/// the inflight list only its id, whether claimed in a batch or by the
+/// blocking claim, and a success's completion sends no text back.
+#[test]
+fn inflight_lists_hold_ids_and_the_texts_are_noted_beside() {
+    let server = RedisServer::start();
+    let mut q = queue_with_entries(&server, "ids", "w", 3);
+    let batch = q.claim_many("w", 3, SHORT).unwrap().entries;
+    let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(list(&server, "fetchq:ids:inflight:w"), ids);
+    let notes: Vec<Option<String>> = redis::cmd("HMGET")
+        .arg("fetchq:ids:inflight_entries:w")
+        .arg(&ids)
+        .query(&mut server.connection())
+        .unwrap();
+    let texts: Vec<Option<String>> = batch.iter().map(|e| Some(e.to_json())).collect();
+    assert_eq!(notes, texts);
+
+    // The blocking claim (`BLMOVE`, nothing pending yet) ends the same way.
+    let url = server.url();
+    let waiter = std::thread::spawn(move || {
+        let mut q = Queue::connect(&url, "ids").unwrap();
+        q.claim("w", Duration::from_secs(10)).unwrap()
+    });
+    let blocked = poll_until(Duration::from_secs(5), || {
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query(&mut server.connection())
+            .unwrap();
+        info.lines()
+            .any(|l| l.starts_with("blocked_clients:") && l != "blocked_clients:0")
+    });
+    assert!(blocked, "the claim should block in BLMOVE");
+    q.enqueue(&entry(3)).unwrap();
+    let late = waiter
+        .join()
+        .unwrap()
+        .expect("the blocked claim gets the new entry");
+    assert_eq!(late.id, entry(3).id);
+    assert_eq!(list(&server, "fetchq:ids:inflight:w").last(), Some(&late.id));
+
+    // A success and a failure: both leave the list and `claimed`; the
+    // failure's text (from `claimed`) is kept for retry-failed.
+    assert!(q.complete("w", &batch[0], true, "{}").unwrap());
+    assert!(q.complete("w", &batch[1], false, "{}").unwrap());
+    assert!(q.release("w", &late).unwrap());
+    assert_eq!(list(&server, "fetchq:ids:inflight:w"), vec![ids[2].clone()]);
+    let kept: Option<String> = redis::cmd("HGET")
+        .arg("fetchq:ids:failed_entries")
+        .arg(&ids[1])
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(kept, Some(batch[1].to_json()));
+    assert_eq!(q.retry_failed().unwrap(), 1);
+    assert_eq!(pending_ids(&server, "ids"), vec![late.id.clone(), ids[1].clone()]);
+    assert_eq!(q.unregister_worker("w").unwrap(), 1);
+    assert_eq!(
+        pending_ids(&server, "ids"),
+        vec![ids[2].clone(), late.id, ids[1].clone()]
+    );
+    assert_eq!(
+        keys_like(&server, "ids", "inflight_entries:"),
+        Vec::<String>::new()
+    );
+}
+
+/// A blocking claim cut off between its `BLMOVE` and the note that swaps
+/// the text for its id leaves the whole text in the inflight list (the
+/// claim reports the error, so the worker never holds that entry): it is
+/// counted, and goes back to `pending` as it is, in claim order.
+#[test]
+fn a_whole_text_left_in_an_inflight_list_is_counted_and_returned() {
+    let server = RedisServer::start();
+    let mut q = queue_with_entries(&server, "cut", "w", 1);
+    let first = q.claim_many("w", 1, SHORT).unwrap().entries;
+    let cut = entry(1).to_json();
+    let _: () = redis::cmd("RPUSH")
+        .arg("fetchq:cut:inflight:w")
+        .arg(&cut)
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(q.status().unwrap().processing, 2);
+    assert_eq!(q.unregister_worker("w").unwrap(), 2);
+    assert_eq!(list(&server, "fetchq:cut:pending"), vec![first[0].to_json(), cut]);
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.processing, s.bad), (2, 0, 0));
+}
+
+/// Claims of a worker of an earlier fetchq (whole entry texts in
+/// `processing:WORKER`, id → text in `claimed:WORKER`) are counted and
+/// returned: a dead one's by requeue, in claim order; those of a worker
+/// that kept its id by its unregister.
+#[test]
+fn claims_in_the_earlier_format_are_counted_and_returned() {
+    let server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "old").unwrap();
+    let texts: Vec<String> = (0..4).map(|i| entry(i).to_json()).collect();
+    let mut con = server.connection();
+    for (w, held) in [("w", &texts[..2]), ("gone", &texts[2..])] {
+        let _: () = redis::cmd("RPUSH")
+            .arg(format!("fetchq:old:processing:{w}"))
+            .arg(held)
+            .query(&mut con)
+            .unwrap();
+        let mut notes = redis::cmd("HSET");
+        notes.arg(format!("fetchq:old:claimed:{w}"));
+        for t in held {
+            notes.arg(QueueEntry::from_json(t).unwrap().id).arg(t);
+        }
+        let _: () = notes.query(&mut con).unwrap();
+        let _: () = redis::cmd("SADD")
+            .arg("fetchq:old:workers")
+            .arg(w)
+            .query(&mut con)
+            .unwrap();
+    }
+    q.register_worker("w").unwrap();
+    q.enqueue(&entry(4)).unwrap();
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.processing), (1, 4));
+    let per: Vec<(&str, u64)> = s.workers.iter().map(|w| (w.id.as_str(), w.processing)).collect();
+    assert_eq!(per, [("gone", 2), ("w", 2)]);
+    // The dead one's go back to the head; the live one's stay.
+    assert_eq!(q.requeue_stale().unwrap(), 2);
+    let want: Vec<String> = [2, 3, 4].iter().map(|&i| entry(i).id).collect();
+    assert_eq!(pending_ids(&server, "old"), want);
+    // A worker that claims under the same id holds both kinds until it
+    // unregisters: the earlier claims first.
+    let late = q.claim_many("w", 1, SHORT).unwrap().entries;
+    assert_eq!(late[0].id, entry(2).id);
+    assert_eq!(q.status().unwrap().processing, 3);
+    assert_eq!(q.unregister_worker("w").unwrap(), 3);
+    let want: Vec<String> = [0, 1, 2, 3, 4].iter().map(|&i| entry(i).id).collect();
+    assert_eq!(pending_ids(&server, "old"), want);
+    assert_eq!(keys_like(&server, "old", "processing:"), Vec::<String>::new());
+    assert_eq!(keys_like(&server, "old", "claimed:"), Vec::<String>::new());
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.processing, s.bad), (5, 0, 0));
+    assert!(s.workers.is_empty(), "{s:?}");
+}
+
+/// Completing a few entries of a long processing list (an `LREM` each) and
+/// many at once (the list rewritten) leave the same list behind.
+#[test]
+fn small_and_large_completions_leave_the_same_list() {
+    let server = RedisServer::start();
+    let mut q = queue_with_entries(&server, "sizes", "w", 20);
+    let held = q.claim_many("w", 20, SHORT).unwrap().entries;
+    let ok = |e| fetchq::queue::Completion {
+        entry: e,
+        ok: true,
+        result_json: "{}",
+    };
+    // One of twenty, then one twice in one call: each by `LREM`.
+    assert_eq!(q.complete_many("w", &[ok(&held[5])]).unwrap(), [true]);
+    assert_eq!(
+        q.complete_many("w", &[ok(&held[0]), ok(&held[0])]).unwrap(),
+        [true, false]
+    );
+    // Ten of the eighteen left, with one already done: the list rewritten.
+    let mut many: Vec<_> = held[6..15].iter().map(ok).collect();
+    many.push(ok(&held[5]));
+    let found = q.complete_many("w", &many).unwrap();
+    assert_eq!(found.iter().filter(|f| **f).count(), 9);
+    assert!(!found[9]);
+    let left: Vec<String> = [1, 2, 3, 4, 15, 16, 17, 18, 19]
+        .iter()
+        .map(|&i| held[i].id.clone())
+        .collect();
+    assert_eq!(list(&server, "fetchq:sizes:inflight:w"), left);
+    assert_eq!(q.status().unwrap().done, 11);
 }

@@ -1,0 +1,249 @@
+//! Workers of an earlier fetchq and of this one on the same queue. An
+//! earlier fetchq kept a worker's claims as whole entry texts in
+//! `processing:WORKER` (with `claimed:WORKER`, id → text, beside it) and
+//! requeued a dead worker by moving every element of that list to
+//! `pending` as it was. This build keeps ids under other names: the earlier
+//! requeue (run here as the very script it ran) must find nothing of a
+//! newer worker to move, and this build must return an earlier worker's
+//! claims. The earlier worker's keys are written by hand, as it wrote them.
+
+use std::time::Duration;
+
+use fetchq::queue::{QueueEntry, QueueStatus};
+
+use super::distributed::{
+    Worker, assert_all_exit_0, assert_all_files, counts, enqueue_ok, poll_status, serve, status_json,
+};
+use crate::support::redis::RedisServer;
+use crate::support::*;
+
+/// The requeue of one dead worker as an earlier fetchq ran it. KEYS:
+/// workers, heartbeat, processing, pending, claimed. ARGV: worker id.
+const EARLIER_REQUEUE: &str = r"
+local function drain(src, dst)
+  local n = 0
+  while redis.call('LMOVE', src, dst, 'RIGHT', 'LEFT') do
+    n = n + 1
+  end
+  return n
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return -1
+end
+local n = drain(KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[5])
+redis.call('SREM', KEYS[1], ARGV[1])
+return n
+";
+
+/// What an earlier fetchq's `status --requeue-stale` did on queue
+/// `default`: its requeue for every worker in `workers` and every owner of
+/// a `processing:` list. Returns how many elements it moved to `pending`.
+fn earlier_requeue_stale(con: &mut ::redis::Connection) -> i64 {
+    let p = "fetchq:default:";
+    let mut ids: Vec<String> = ::redis::cmd("SMEMBERS")
+        .arg(format!("{p}workers"))
+        .query(con)
+        .unwrap();
+    let lists: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{p}processing:*"))
+        .query(con)
+        .unwrap();
+    ids.extend(
+        lists
+            .iter()
+            .filter_map(|k| k.strip_prefix(&format!("{p}processing:")).map(str::to_string)),
+    );
+    ids.sort();
+    ids.dedup();
+    let mut moved = 0;
+    for w in ids {
+        let n: i64 = ::redis::cmd("EVAL")
+            .arg(EARLIER_REQUEUE)
+            .arg(5)
+            .arg(format!("{p}workers"))
+            .arg(format!("{p}heartbeat:{w}"))
+            .arg(format!("{p}processing:{w}"))
+            .arg(format!("{p}pending"))
+            .arg(format!("{p}claimed:{w}"))
+            .arg(&w)
+            .query(con)
+            .unwrap();
+        moved += n.max(0);
+    }
+    moved
+}
+
+fn held_by(s: &QueueStatus, id: &str) -> u64 {
+    s.workers.iter().find(|w| w.id == id).map_or(0, |w| w.processing)
+}
+
+fn llen(con: &mut ::redis::Connection, key: &str) -> u64 {
+    ::redis::cmd("LLEN").arg(key).query(con).unwrap()
+}
+
+/// Claims `k` entries for `worker` as an earlier fetchq did: moved from
+/// `pending` to its `processing` list, each noted in `claimed`, and the
+/// worker registered (its heartbeat is left to the caller: none = dead).
+fn earlier_claims(con: &mut ::redis::Connection, worker: &str, k: usize) {
+    let p = "fetchq:default:";
+    for _ in 0..k {
+        let raw: String = ::redis::cmd("LMOVE")
+            .arg(format!("{p}pending"))
+            .arg(format!("{p}processing:{worker}"))
+            .arg("LEFT")
+            .arg("RIGHT")
+            .query(con)
+            .unwrap();
+        let id = QueueEntry::from_json(&raw).unwrap().id;
+        let _: () = ::redis::cmd("HSET")
+            .arg(format!("{p}claimed:{worker}"))
+            .arg(id)
+            .arg(&raw)
+            .query(con)
+            .unwrap();
+    }
+    let _: () = ::redis::cmd("SADD")
+        .arg(format!("{p}workers"))
+        .arg(worker)
+        .query(con)
+        .unwrap();
+}
+
+/// A worker of this build is SIGKILLed holding a full batch; once its
+/// heartbeat is gone, an earlier fetchq's requeue runs first. It must move
+/// nothing (it would have put bare ids in `pending`, which end in `bad`),
+/// and a worker of this build then returns and downloads every entry.
+#[test]
+fn an_earlier_fetchqs_requeue_never_sees_a_newer_workers_claims() {
+    let redis = RedisServer::start();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
+    let url = redis.url();
+    let n = 60;
+    let list = serve(server, n, Duration::from_millis(300));
+    enqueue_ok(root, &url, &list);
+
+    let env = [("FETCHQ_HEARTBEAT_TTL_MS", "1000")];
+    // -j 2: 2 downloading, a channel of 8 and up to 4 claimed ahead.
+    let mut w0 = Worker::spawn(root, &url, "w0", &["--drain", "-j", "2"], &env);
+    wait_for(Duration::from_secs(20), "w0 holding a full batch", || {
+        held_by(&poll_status(&url), "w0") >= 12
+    });
+    w0.process.child.kill().unwrap();
+    w0.wait(Duration::from_secs(5));
+    wait_for(Duration::from_secs(10), "w0's heartbeat to expire", || {
+        poll_status(&url).workers.iter().any(|w| w.id == "w0" && !w.alive)
+    });
+    let s = poll_status(&url);
+    let held = held_by(&s, "w0");
+    assert!((10..=16).contains(&held), "w0 died holding {held}: {s:?}");
+
+    let mut con = redis.connection();
+    let pending = llen(&mut con, "fetchq:default:pending");
+    assert_eq!(
+        earlier_requeue_stale(&mut con),
+        0,
+        "the earlier requeue moved a newer worker's claims"
+    );
+    assert_eq!(llen(&mut con, "fetchq:default:pending"), pending);
+    assert_eq!(
+        held_by(&poll_status(&url), "w0"),
+        held,
+        "w0's claims are where they were"
+    );
+
+    let mut survivors = vec![Worker::spawn(root, &url, "w1", &["--drain", "-j", "16"], &env)];
+    assert_all_exit_0(&mut survivors);
+    survivors.push(w0);
+    assert_all_files(root, n, &survivors);
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [0, 0, n as u64, 0], "{s}");
+    assert_eq!(s["bad"], 0, "{s}");
+    assert!(
+        survivors[0]
+            .stderr()
+            .contains(&format!("requeued {held} entries of dead workers")),
+        "{}",
+        survivors[0].stderr()
+    );
+}
+
+/// A worker of an earlier fetchq died holding 8 entries, written as it
+/// wrote them: moved from `pending` to its `processing` list, noted in
+/// `claimed`, registered, heartbeat expired. A draining worker of this
+/// build returns them and downloads every entry once; none goes to `bad`.
+#[test]
+fn a_dead_earlier_workers_claims_are_returned_and_downloaded() {
+    let redis = RedisServer::start();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
+    let url = redis.url();
+    let n = 20;
+    let list = serve(server, n, Duration::ZERO);
+    enqueue_ok(root, &url, &list);
+
+    let mut con = redis.connection();
+    earlier_claims(&mut con, "old", 8);
+    let s = poll_status(&url);
+    assert_eq!((s.pending, s.processing, held_by(&s, "old")), (12, 8, 8), "{s:?}");
+
+    let mut workers = vec![Worker::spawn(
+        root,
+        &url,
+        "w1",
+        &["--drain", "-j", "4"],
+        &[("FETCHQ_HEARTBEAT_TTL_MS", "1000")],
+    )];
+    assert_all_exit_0(&mut workers);
+    assert_all_files(root, n, &workers);
+    for i in 0..n {
+        let path = super::distributed::path(i);
+        assert_eq!(server.hits(&path), 1, "{path}\n{}", workers[0].stderr());
+    }
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [0, 0, n as u64, 0], "{s}");
+    assert_eq!(s["bad"], 0, "{s}");
+    assert!(
+        workers[0].stderr().contains("requeued 8 entries of dead workers"),
+        "{}",
+        workers[0].stderr()
+    );
+    let left: Vec<String> = ::redis::cmd("KEYS")
+        .arg("fetchq:default:*:old")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(left, Vec::<String>::new());
+}
+
+/// A machine upgraded in place: its earlier worker died holding 5 entries,
+/// and a worker of this build starts under the same `--worker-id` (so the
+/// heartbeat is alive again). It finds itself holding entries it never
+/// claimed, returns them and downloads every entry once.
+#[test]
+fn a_worker_returns_the_claims_its_id_held_under_an_earlier_fetchq() {
+    let redis = RedisServer::start();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
+    let url = redis.url();
+    let n = 12;
+    let list = serve(server, n, Duration::ZERO);
+    enqueue_ok(root, &url, &list);
+    earlier_claims(&mut redis.connection(), "w1", 5);
+
+    let mut workers = vec![Worker::spawn(root, &url, "w1", &["--drain", "-j", "4"], &[])];
+    assert_all_exit_0(&mut workers);
+    assert_all_files(root, n, &workers);
+    for i in 0..n {
+        let path = super::distributed::path(i);
+        assert_eq!(server.hits(&path), 1, "{path}\n{}", workers[0].stderr());
+    }
+    assert!(
+        workers[0].stderr().contains("returned 5 orphaned entries"),
+        "{}",
+        workers[0].stderr()
+    );
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [0, 0, n as u64, 0], "{s}");
+    assert_eq!(s["bad"], 0, "{s}");
+}
