@@ -61,8 +61,30 @@ fn enqueue_dedups_by_url_and_out() {
 
     let s = q.status().unwrap();
     assert_eq!((s.pending, s.seen), (1192, 1192));
-    // FIFO order: the first enqueued is at the head.
-    assert_eq!(pending_ids(&server, "dedup")[0], a.id);
+    // FIFO order across the pipelined batches: the first enqueued is at the head.
+    let mut expected = vec![a.id.clone(), other_out.id.clone()];
+    expected.extend((10..1200).map(|i| entry(i).id));
+    assert!(
+        pending_ids(&server, "dedup") == expected,
+        "pending is not in enqueue order"
+    );
+}
+
+/// Batches go to Redis as `EVALSHA`, pipelined: a server that forgot its
+/// scripts (as after a restart, or `SCRIPT FLUSH`) gets the script again.
+#[test]
+fn enqueue_loads_its_script_again_after_a_flush() {
+    let server = RedisServer::start();
+    let mut q = Queue::connect(&server.url(), "flushed").unwrap();
+    assert!(q.enqueue(&entry(0)).unwrap());
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut server.connection())
+        .unwrap();
+    let batch: Vec<QueueEntry> = (1..1300).map(entry).collect();
+    let flags = q.enqueue_many(&batch).unwrap();
+    assert!(flags.iter().all(|f| *f), "every entry is new");
+    assert_eq!(q.status().unwrap().pending, 1300);
 }
 
 #[test]
