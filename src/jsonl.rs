@@ -12,13 +12,13 @@
 //! string, while a person who `cat`s or `tail -f`s the stream sees them
 //! escaped instead of reordering the line.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::path::Path;
 
 use serde::Serialize;
+use serde_json::json;
 use serde_json::ser::Formatter;
-use serde_json::{Value, json};
-use url::Url;
 
 use crate::display;
 
@@ -45,7 +45,7 @@ impl<W: Write> JsonLines<W> {
         }
     }
 
-    fn write(&mut self, value: &Value) {
+    fn write(&mut self, value: &impl Serialize) {
         if self.stopped.is_some() {
             return;
         }
@@ -83,9 +83,59 @@ impl<W: Write> JsonLines<W> {
     }
 }
 
-/// The JSON object for one finished entry.
-pub(crate) fn entry_json(report: &EntryReport, dir: &Path) -> Value {
-    let outcome = report.outcome.word();
+/// One finished entry, as `--json` prints it and the queue records it in
+/// `done` and `failed`. The fields are in alphabetical order, the order the
+/// stream has always had; every string went through [`display::redact`].
+/// Serialized straight from here: building a `serde_json::Value` map first
+/// took an allocation per field, and a worker writes one for every entry.
+#[derive(Serialize)]
+pub(crate) struct EntryJson<'a> {
+    attempts: u32,
+    bytes: u64,
+    elapsed_ms: u64,
+    error: Option<String>,
+    error_kind: Option<&'static str>,
+    final_url: Option<String>,
+    line: u64,
+    outcome: &'static str,
+    path: Option<String>,
+    reason: Option<String>,
+    source: Cow<'a, str>,
+    /// An entry with mirrors: every source and what became of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<Vec<SourceJson>>,
+    status: Option<u16>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: Option<String>,
+}
+
+/// One source of an entry with mirrors.
+#[derive(Serialize)]
+struct SourceJson {
+    error: Option<String>,
+    outcome: &'static str,
+    url: String,
+}
+
+/// `text` through [`display::redact`].
+fn redacted(text: String) -> String {
+    match display::redact(&text) {
+        Cow::Owned(redacted) => redacted,
+        Cow::Borrowed(_) => text,
+    }
+}
+
+impl EntryJson<'_> {
+    /// As one line of compact JSON (for the queue's results).
+    pub(crate) fn to_line(&self) -> String {
+        // Serializing a struct of strings and numbers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// `report` as [`EntryJson`], paths joined to the output dir `dir`.
+pub(crate) fn entry_json<'a>(report: &'a EntryReport, dir: &Path) -> EntryJson<'a> {
     let reason = match &report.outcome {
         Outcome::Skipped(reason) => Some(reason.to_string()),
         _ => None,
@@ -106,56 +156,42 @@ pub(crate) fn entry_json(report: &EntryReport, dir: &Path) -> Value {
         }
         (None, _) => (None, None),
     };
-    let mut value = json!({
-        "type": "entry",
-        "source": &*report.origin.source,
-        "line": report.origin.line,
-        "url": url,
-        "final_url": report.final_url.as_ref().map(Url::to_string),
-        "path": path,
-        "outcome": outcome,
-        "reason": reason,
-        "status": report.status,
-        "bytes": report.bytes,
-        "attempts": report.attempts,
-        "elapsed_ms": report.elapsed.as_millis() as u64,
-        "error_kind": error_kind,
-        "error": error,
-    });
-    // An entry with mirrors: every source and what became of it.
-    if let (Some(job), Some(report)) = (&report.job, &report.sources) {
-        let sources: Vec<Value> = (0..=job.mirrors.len())
-            .map(|source| {
-                let aside = report.set_aside.iter().find(|(index, _)| *index == source);
-                let outcome = match aside {
-                    Some(_) => "set_aside",
-                    None if report.delivered_by == Some(source) => "delivered",
-                    None => "unused",
-                };
-                json!({
-                    "url": job.source(source).to_string(),
-                    "outcome": outcome,
-                    "error": aside.map(|(_, cause)| cause.clone()),
+    let sources = match (&report.job, &report.sources) {
+        (Some(job), Some(report)) => Some(
+            (0..=job.mirrors.len())
+                .map(|source| {
+                    let aside = report.set_aside.iter().find(|(index, _)| *index == source);
+                    let outcome = match aside {
+                        Some(_) => "set_aside",
+                        None if report.delivered_by == Some(source) => "delivered",
+                        None => "unused",
+                    };
+                    SourceJson {
+                        error: aside.map(|(_, cause)| redacted(cause.clone())),
+                        outcome,
+                        url: redacted(job.source(source).to_string()),
+                    }
                 })
-            })
-            .collect();
-        value["sources"] = Value::Array(sources);
-    }
-    redact_strings(&mut value);
-    value
-}
-
-/// Every string in `value` through [`display::redact`].
-fn redact_strings(value: &mut Value) {
-    match value {
-        Value::String(s) => {
-            if let std::borrow::Cow::Owned(redacted) = display::redact(s) {
-                *s = redacted;
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact_strings),
-        Value::Object(fields) => fields.values_mut().for_each(redact_strings),
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+                .collect(),
+        ),
+        _ => None,
+    };
+    EntryJson {
+        attempts: report.attempts,
+        bytes: report.bytes,
+        elapsed_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
+        error: error.map(redacted),
+        error_kind,
+        final_url: report.final_url.as_ref().map(|u| redacted(u.to_string())),
+        line: report.origin.line,
+        outcome: report.outcome.word(),
+        path: path.map(redacted),
+        reason: reason.map(redacted),
+        source: display::redact(&report.origin.source),
+        sources,
+        status: report.status,
+        kind: "entry",
+        url: url.map(redacted),
     }
 }
 
@@ -195,6 +231,7 @@ impl<W: Write> Observer for JsonLines<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn unsafe_characters_are_escaped_and_read_back_the_same() {
@@ -210,12 +247,40 @@ mod tests {
     }
 
     #[test]
-    fn every_string_is_redacted() {
-        let mut value = json!({ "url": "\"http://u:SECRET@h/x", "list": ["http://u:pa@ss@h:1/x a"], "n": 1 });
-        redact_strings(&mut value);
+    fn every_string_is_redacted_and_the_fields_keep_their_order() {
+        use crate::error::LineError;
+        use crate::event::Origin;
+        let origin = Origin {
+            source: "http://u:SECRET@h/list.txt".into(),
+            line: 7,
+        };
+        let outcome = Outcome::Failed(Problem::Line {
+            text: "\"http://u:SECRET@h/x".into(),
+            error: LineError::Scheme("ftp://u:pa@ss@h:1/x".into()),
+        });
+        let mut report = EntryReport::without_request(origin, None, outcome);
+        report.final_url = url::Url::parse("http://u:SECRET@h/y").ok();
+        let line = entry_json(&report, Path::new("out")).to_line();
+        assert!(!line.contains("SECRET") && !line.contains("pa@ss"), "{line}");
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["url"], "\"http://***@h/x");
+        assert_eq!(value["final_url"], "http://***@h/y");
+        assert_eq!(value["source"], "http://***@h/list.txt");
         assert_eq!(
-            value,
-            json!({ "url": "\"http://***@h/x", "list": ["http://***@h:1/x a"], "n": 1 })
+            value["path"],
+            Value::Null,
+            "a field without a value is null, not left out"
+        );
+        let keys: Vec<&str> = line
+            .split("\":")
+            .filter_map(|part| part.rsplit_once('"').map(|(_, key)| key))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted, "fields in alphabetical order: {line}");
+        assert!(
+            !keys.contains(&"sources"),
+            "only an entry with mirrors lists its sources"
         );
     }
 }

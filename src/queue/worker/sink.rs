@@ -184,7 +184,7 @@ impl Observer for QueueSink {
                 ticket: ticket.clone(),
                 entry,
                 ok,
-                json: crate::jsonl::entry_json(report, &self.dir).to_string(),
+                json: crate::jsonl::entry_json(report, &self.dir).to_line(),
                 origin: report.origin.to_string(),
             });
             self.since.get_or_insert_with(Instant::now);
