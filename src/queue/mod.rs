@@ -549,7 +549,7 @@ impl Queue {
     /// `true` = pushed, `false` = duplicate (also of an earlier entry of the
     /// same slice).
     ///
-    /// The batches are pipelined on the one connection, [`ENQUEUE_IN_FLIGHT`]
+    /// The batches are pipelined on the one connection, two
     /// at a time, so Redis runs the next one as soon as it is done with one
     /// instead of waiting for the round trip; one connection keeps them in
     /// order. A connection lost mid-way fails the call: batches Redis ran
