@@ -72,9 +72,28 @@ pub(super) fn poll_status(redis: &str) -> QueueStatus {
 }
 
 /// How many entries worker `id` holds in the status `s` (0 if it is not listed).
-fn held_by(s: &QueueStatus, id: &str) -> u64 {
+pub(super) fn held_by(s: &QueueStatus, id: &str) -> u64 {
     s.workers.iter().find(|w| w.id == id).map_or(0, |w| w.processing)
 }
+
+/// Starts worker `w0` (`--drain -j 2`, a heartbeat of 1 s) on the queue at
+/// `redis` and SIGKILLs it once it holds a full batch. -j 2: 2 downloading,
+/// a channel of 8 and up to 4 claimed ahead is a full batch of 12 to 14,
+/// and 2 finished entries may wait for their outcome to be written; each
+/// flush of 2 outcomes makes room for a batch of 2 + 4.
+/// Returns it, for its log.
+pub(super) fn kill_w0_holding_a_full_batch(root: &Path, redis: &str) -> Worker {
+    let mut w0 = Worker::spawn(root, redis, "w0", &["--drain", "-j", "2"], &SHORT_HEARTBEAT);
+    wait_for(Duration::from_secs(20), "w0 holding a full batch", || {
+        held_by(&poll_status(redis), "w0") >= 12
+    });
+    w0.process.child.kill().unwrap();
+    w0.wait(Duration::from_secs(5));
+    w0
+}
+
+/// A heartbeat of 1 s, so a killed worker counts as dead soon.
+pub(super) const SHORT_HEARTBEAT: [(&str, &str); 1] = [("FETCHQ_HEARTBEAT_TTL_MS", "1000")];
 
 /// A `fetchq worker` process with its output in files in the test's root.
 pub(super) struct Worker {
@@ -532,22 +551,18 @@ fn a_worker_killed_holding_a_full_batch_loses_nothing() {
     let list = serve(server, n, Duration::from_millis(300));
     enqueue_ok(root, &url, &list);
 
-    let env = [("FETCHQ_HEARTBEAT_TTL_MS", "1000")];
-    // -j 2: 2 downloading, a channel of 8 and up to 4 claimed ahead is a
-    // full batch of 12 to 14, and 2 finished entries may wait for their
-    // outcome to be written; each flush of 2 outcomes makes room for a
-    // batch of 2 + 4.
-    let mut w0 = Worker::spawn(root, &url, "w0", &["--drain", "-j", "2"], &env);
-    wait_for(Duration::from_secs(20), "w0 holding a full batch", || {
-        held_by(&poll_status(&url), "w0") >= 12
-    });
-    w0.process.child.kill().unwrap();
-    w0.wait(Duration::from_secs(5));
+    let w0 = kill_w0_holding_a_full_batch(root, &url);
     let s = poll_status(&url);
     let held = held_by(&s, "w0");
     assert!((10..=16).contains(&held), "w0 died holding {held}: {s:?}");
 
-    let mut survivors = vec![Worker::spawn(root, &url, "w1", &["--drain", "-j", "16"], &env)];
+    let mut survivors = vec![Worker::spawn(
+        root,
+        &url,
+        "w1",
+        &["--drain", "-j", "16"],
+        &SHORT_HEARTBEAT,
+    )];
     assert_all_exit_0(&mut survivors);
     survivors.push(w0);
     assert_all_files(root, n, &survivors);

@@ -9,10 +9,11 @@
 
 use std::time::Duration;
 
-use fetchq::queue::{QueueEntry, QueueStatus};
+use fetchq::queue::QueueEntry;
 
 use super::distributed::{
-    Worker, assert_all_exit_0, assert_all_files, counts, enqueue_ok, poll_status, serve, status_json,
+    SHORT_HEARTBEAT, Worker, assert_all_exit_0, assert_all_files, counts, enqueue_ok, held_by,
+    kill_w0_holding_a_full_batch, poll_status, serve, status_json,
 };
 use crate::support::redis::RedisServer;
 use crate::support::*;
@@ -74,10 +75,6 @@ fn earlier_requeue_stale(con: &mut ::redis::Connection) -> i64 {
     moved
 }
 
-fn held_by(s: &QueueStatus, id: &str) -> u64 {
-    s.workers.iter().find(|w| w.id == id).map_or(0, |w| w.processing)
-}
-
 fn llen(con: &mut ::redis::Connection, key: &str) -> u64 {
     ::redis::cmd("LLEN").arg(key).query(con).unwrap()
 }
@@ -124,14 +121,7 @@ fn an_earlier_fetchqs_requeue_never_sees_a_newer_workers_claims() {
     let list = serve(server, n, Duration::from_millis(300));
     enqueue_ok(root, &url, &list);
 
-    let env = [("FETCHQ_HEARTBEAT_TTL_MS", "1000")];
-    // -j 2: 2 downloading, a channel of 8 and up to 4 claimed ahead.
-    let mut w0 = Worker::spawn(root, &url, "w0", &["--drain", "-j", "2"], &env);
-    wait_for(Duration::from_secs(20), "w0 holding a full batch", || {
-        held_by(&poll_status(&url), "w0") >= 12
-    });
-    w0.process.child.kill().unwrap();
-    w0.wait(Duration::from_secs(5));
+    let w0 = kill_w0_holding_a_full_batch(root, &url);
     wait_for(Duration::from_secs(10), "w0's heartbeat to expire", || {
         poll_status(&url).workers.iter().any(|w| w.id == "w0" && !w.alive)
     });
@@ -153,7 +143,13 @@ fn an_earlier_fetchqs_requeue_never_sees_a_newer_workers_claims() {
         "w0's claims are where they were"
     );
 
-    let mut survivors = vec![Worker::spawn(root, &url, "w1", &["--drain", "-j", "16"], &env)];
+    let mut survivors = vec![Worker::spawn(
+        root,
+        &url,
+        "w1",
+        &["--drain", "-j", "16"],
+        &SHORT_HEARTBEAT,
+    )];
     assert_all_exit_0(&mut survivors);
     survivors.push(w0);
     assert_all_files(root, n, &survivors);
