@@ -92,6 +92,25 @@ pub(super) fn kill_w0_holding_a_full_batch(root: &Path, redis: &str) -> Worker {
     w0
 }
 
+/// Worker `w1` (`--drain -j 16`) finishes the queue of `n` entries after
+/// `w0` was killed holding `held`: it exits 0, says it requeued those, and
+/// every file is whole and done once. Returns the final `status --json`.
+pub(super) fn w1_finishes_after_w0(root: &Path, redis: &str, n: usize, w0: Worker, held: u64) -> Value {
+    let w1 = Worker::spawn(root, redis, "w1", &["--drain", "-j", "16"], &SHORT_HEARTBEAT);
+    let mut survivors = vec![w1];
+    assert_all_exit_0(&mut survivors);
+    survivors.push(w0);
+    assert_all_files(root, n, &survivors);
+    let s = status_json(root, redis);
+    assert_eq!(counts(&s), [0, 0, n as u64, 0], "{s}");
+    let log = survivors[0].stderr();
+    assert!(
+        log.contains(&format!("requeued {held} entries of dead workers")),
+        "{log}"
+    );
+    s
+}
+
 /// A heartbeat of 1 s, so a killed worker counts as dead soon.
 pub(super) const SHORT_HEARTBEAT: [(&str, &str); 1] = [("FETCHQ_HEARTBEAT_TTL_MS", "1000")];
 
@@ -556,23 +575,5 @@ fn a_worker_killed_holding_a_full_batch_loses_nothing() {
     let held = held_by(&s, "w0");
     assert!((10..=16).contains(&held), "w0 died holding {held}: {s:?}");
 
-    let mut survivors = vec![Worker::spawn(
-        root,
-        &url,
-        "w1",
-        &["--drain", "-j", "16"],
-        &SHORT_HEARTBEAT,
-    )];
-    assert_all_exit_0(&mut survivors);
-    survivors.push(w0);
-    assert_all_files(root, n, &survivors);
-    let s = status_json(root, &url);
-    assert_eq!(counts(&s), [0, 0, n as u64, 0], "{s}");
-    assert!(
-        survivors[0]
-            .stderr()
-            .contains(&format!("requeued {held} entries of dead workers")),
-        "{}",
-        survivors[0].stderr()
-    );
+    w1_finishes_after_w0(root, &url, n, w0, held);
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use fetchq::queue::QueueEntry;
 
 use super::distributed::{
-    SHORT_HEARTBEAT, Worker, assert_all_exit_0, assert_all_files, counts, enqueue_ok, held_by,
-    kill_w0_holding_a_full_batch, poll_status, serve, status_json,
+    Worker, assert_all_exit_0, assert_all_files, counts, enqueue_ok, held_by, kill_w0_holding_a_full_batch,
+    poll_status, serve, status_json, w1_finishes_after_w0,
 };
 use crate::support::redis::RedisServer;
 use crate::support::*;
@@ -143,26 +143,8 @@ fn an_earlier_fetchqs_requeue_never_sees_a_newer_workers_claims() {
         "w0's claims are where they were"
     );
 
-    let mut survivors = vec![Worker::spawn(
-        root,
-        &url,
-        "w1",
-        &["--drain", "-j", "16"],
-        &SHORT_HEARTBEAT,
-    )];
-    assert_all_exit_0(&mut survivors);
-    survivors.push(w0);
-    assert_all_files(root, n, &survivors);
-    let s = status_json(root, &url);
-    assert_eq!(counts(&s), [0, 0, n as u64, 0], "{s}");
+    let s = w1_finishes_after_w0(root, &url, n, w0, held);
     assert_eq!(s["bad"], 0, "{s}");
-    assert!(
-        survivors[0]
-            .stderr()
-            .contains(&format!("requeued {held} entries of dead workers")),
-        "{}",
-        survivors[0].stderr()
-    );
 }
 
 /// A worker of an earlier fetchq died holding 8 entries, written as it
