@@ -7,7 +7,7 @@
 //! stores alias the loads still in flight): 16 KiB copies then ran at
 //! 1.1–1.8 GB/s, against 16–35 GB/s at any other distance, and at 25–38 GB/s
 //! whatever the distance when done in pieces of 1 KiB, which glibc copies with
-//! vector moves. A body read over TLS is copied four times in user space, so
+//! vector moves. A body read over TLS is copied twice in user space, so
 //! one unlucky pair of addresses cost a third of a second per 512 MiB. Hence:
 //! the buffers fetchq reads into start on a page boundary (so the copy ureq
 //! makes from its input buffer into the worker's buffer runs between two

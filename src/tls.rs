@@ -13,7 +13,8 @@
 //!   server resume (a ticket, no certificate check) instead of a full handshake.
 //! - **Records decrypted where they lie.** fetchq keeps the ciphertext and
 //!   drives rustls' unbuffered API, so it can keep the copy of each record's
-//!   plaintext out of `memcpy`'s slow case (see [`TlsTransport`]).
+//!   plaintext out of `memcpy`'s slow case (see [`TlsTransport`]), and its
+//!   socket reads straight into that ciphertext buffer (see [`Link`]).
 //!
 //! The TCP side stays fetchq's [`crate::transport::Socket`] (idle limit,
 //! cancellation), read through [`Wire`].
