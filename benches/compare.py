@@ -287,6 +287,15 @@ def fmt(x, digits=3):
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def ranked(runs, tools):
+    """Each tool's stats (None if no run succeeded), and the tools fastest
+    first, the failed ones last."""
+    stats = {t: tool_stats([r for r in runs if r["tool"] == t]) for t in tools}
+    order = sorted(tools, key=lambda t: (stats[t] is None,
+                                         stats[t]["wall"] if stats[t] else 0))
+    return stats, order
+
+
 def tool_stats(runs):
     ok = [r for r in runs if r["status"] == "ok"]
     if not ok:
@@ -335,15 +344,13 @@ def scenario_table(name, sc, runs, tools, quick, jobs):
     total = n * size
     what = f"{n:,} × {human_bytes(size)}, {jobs} jobs" if n > 1 else human_bytes(size)
     out = [f"## {name}: {sc['title']}, {what}", ""]
-    stats = {t: tool_stats([r for r in runs if r["tool"] == t]) for t in tools}
+    stats, order = ranked(runs, tools)
     peers = [s["wall"] for t, s in stats.items() if s and t != "fetchq"]
     best = min(peers) if peers else None
     rate_head = "files/s" if name == "small" else "MiB/s"
     out.append(f"| tool | ok runs | wall s, median (min–max) | {rate_head} | CPU s | "
                "peak RSS MiB | × fastest peer | others' CPU % |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-    order = sorted(tools, key=lambda t: (stats[t] is None,
-                                         stats[t]["wall"] if stats[t] else 0))
     for t in order:
         s = stats[t]
         tr = [r for r in runs if r["tool"] == t]
@@ -424,10 +431,8 @@ def split_table(name, sc, runs, tools, quick, jobs, conns, limit):
            "| tool | ok runs | wall s, median (min–max) | MiB/s | CPU s | peak RSS MiB "
            "| × aria2c | × measured limit | × nominal limit | others' CPU % |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    stats = {t: tool_stats([r for r in runs if r["tool"] == t]) for t in tools}
+    stats, order = ranked(runs, tools)
     ref = stats.get("aria2c")
-    order = sorted(tools, key=lambda t: (stats[t] is None,
-                                         stats[t]["wall"] if stats[t] else 0))
     for t in order:
         st = stats[t]
         tr = [r for r in runs if r["tool"] == t]
@@ -461,9 +466,7 @@ def mirrors_table(name, sc, runs, tools, quick, aria2_flags):
            "| tool | ok runs | wall s, median (min–max) | CPU s | peak RSS MiB "
            "| others' CPU % |",
            "|---|---:|---:|---:|---:|---:|"]
-    stats = {t: tool_stats([r for r in runs if r["tool"] == t]) for t in tools}
-    order = sorted(tools, key=lambda t: (stats[t] is None,
-                                         stats[t]["wall"] if stats[t] else 0))
+    stats, order = ranked(runs, tools)
     for t in order:
         st = stats[t]
         tr = [r for r in runs if r["tool"] == t]

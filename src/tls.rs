@@ -818,6 +818,27 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
     /// Largest plaintext in one TLS record.
     const RECORD: usize = 16 * 1024;
 
+    /// Both ends of a loopback TCP connection: (client, server).
+    fn socket_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, server)
+    }
+
+    /// The test server's TLS configuration: the test certificate and key.
+    fn server_config() -> ServerConfig {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certs = vec![CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(KEY.as_bytes()).unwrap();
+        ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap()
+    }
+
     /// A TLS connection to an in-process server that, once the handshake is
     /// done, sends `body`, then `raw` bytes outside TLS (a forged record),
     /// and then waits for the client to hang up. Returns
@@ -825,19 +846,9 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
     /// plus 22 bytes of header and tag) has arrived in the client's socket.
     fn connected(body: Vec<u8>, raw: &'static [u8]) -> (TlsTransport, std::thread::JoinHandle<()>) {
         let body_len = body.len() + raw.len();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
+        let (client, server) = socket_pair();
         let (sent_tx, sent_rx) = mpsc::channel();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let certs = vec![CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap()];
-        let key = PrivateKeyDer::from_pem_slice(KEY.as_bytes()).unwrap();
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
+        let config = server_config();
         let server = std::thread::spawn(move || {
             server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             let mut tls = StreamOwned::new(ServerConnection::new(Arc::new(config)).unwrap(), server);
@@ -979,18 +990,8 @@ tsTAQj11SUuCgT8XHD5r4zb2wIhRJxhJ5BlUXofeHyNgLyhJhh6RLJ7k
     #[test]
     fn keys_updated_mid_body_and_a_request_after_it() {
         let body: Vec<u8> = (0..RECORD * 5 + 123).map(|i| (i % 247) as u8).collect();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let certs = vec![CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap()];
-        let key = PrivateKeyDer::from_pem_slice(KEY.as_bytes()).unwrap();
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
+        let (client, server) = socket_pair();
+        let config = server_config();
         let sent = body.clone();
         let server = std::thread::spawn(move || {
             server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
