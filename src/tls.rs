@@ -244,7 +244,7 @@ impl TlsTransport {
             failed: false,
         };
         loop {
-            match tls.step(None)? {
+            match tls.step(None).map_err(not_tls)? {
                 Step::Again => {}
                 Step::Idle | Step::Sent => return Ok(tls),
                 Step::Blocked => {
@@ -629,6 +629,24 @@ impl Wire {
             bytes = &bytes[n..];
         }
         Ok(())
+    }
+}
+
+/// A handshake whose first reply is not a TLS record at all: the server
+/// speaks something else on that port (most often plain HTTP), which
+/// rustls calls a "corrupt message of type InvalidContentType".
+fn not_tls(e: ureq::Error) -> ureq::Error {
+    let ureq::Error::Io(io) = &e else { return e };
+    let invalid = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+    match io
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(error) if *error == invalid => ureq::Error::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the server's reply is not TLS (a plain http:// server behind an https:// URL?)",
+        )),
+        _ => e,
     }
 }
 

@@ -24,7 +24,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::certs;
-use crate::support::{Run, fetch_in, free_port, json_lines, list_args, pattern, write_list};
+use crate::support::{Run, Setup, fetch_in, free_port, json_lines, list_args, pattern, write_list};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -285,6 +285,34 @@ fn certificate_error_says_connection_failed_once() {
         !line.contains("connection failed: connection failed"),
         "the error repeats its prefix: {line:?}\n{}",
         r.ctx()
+    );
+}
+
+/// An https:// URL whose server speaks plain HTTP: the message says so in
+/// plain words, not as rustls' "corrupt message of type InvalidContentType".
+#[test]
+fn a_plain_http_server_behind_an_https_url_is_named_as_such() {
+    let t = Setup::new();
+    // A plain HTTP server answers a TLS ClientHello with a 400, as nginx,
+    // Apache and Python's http.server do.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/f.bin", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut conn, _)) = listener.accept() {
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = conn.read(&mut [0u8; 1024]);
+            let _ =
+                conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    t.list(&[&url]);
+    let run = t.run(&["--retries", "0"]);
+    run.assert_code(1);
+    let line = run.stderr_line("list.txt:1:");
+    assert!(
+        line.contains(&url) && line.contains("the server's reply is not TLS"),
+        "the failure should name the URL and say the server is not TLS: {line:?}"
     );
 }
 
