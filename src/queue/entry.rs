@@ -1,5 +1,7 @@
 //! One queue entry: what a worker downloads, as stored in Redis (compact JSON).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -8,11 +10,12 @@ use sha2::{Digest, Sha256};
 /// Stored in Redis as compact JSON with the fields in this order:
 /// `{"id":"<32 hex>","url":"...","out":null,"sha256":null,"source":"urls.txt","line":12}`,
 /// followed by `"extras"` (a list of list fields) only when there are any.
-/// The queue matches entries by [`id`](Self::id) (not by their exact JSON
-/// text), so a caller may hold a deserialized copy and hand it back to
-/// [`Queue::complete`](super::Queue::complete) or
-/// [`Queue::release`](super::Queue::release).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A claimed entry sits in its worker's inflight list as the exact text it
+/// was claimed as, and [`Queue::complete`](super::Queue::complete) and
+/// [`Queue::release`](super::Queue::release) find it there by that text:
+/// hand back the entry [`Queue::claim`](super::Queue::claim) returned (or a
+/// clone), which keeps it. Equality compares the fields, not the text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueueEntry {
     /// [`QueueEntry::id_for`] of `url` and `out`: equal downloads have equal ids.
     pub id: String,
@@ -33,7 +36,26 @@ pub struct QueueEntry {
     /// token given this way.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extras: Vec<String>,
+    /// The text [`from_json`](Self::from_json) read, byte for byte (another
+    /// tool or version may have written it with other spacing or field
+    /// order than [`to_json`](Self::to_json) would).
+    #[serde(skip)]
+    text: Option<String>,
 }
+
+impl PartialEq for QueueEntry {
+    fn eq(&self, other: &QueueEntry) -> bool {
+        self.id == other.id
+            && self.url == other.url
+            && self.out == other.out
+            && self.sha256 == other.sha256
+            && self.source == other.source
+            && self.line == other.line
+            && self.extras == other.extras
+    }
+}
+
+impl Eq for QueueEntry {}
 
 impl QueueEntry {
     /// An entry with its [`id`](Self::id) computed from `url` and `out`.
@@ -54,6 +76,7 @@ impl QueueEntry {
             source: source.into(),
             line,
             extras: Vec::new(),
+            text: None,
         }
     }
 
@@ -75,12 +98,22 @@ impl QueueEntry {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The text this entry was read from ([`from_json`](Self::from_json)),
+    /// else its [`to_json`](Self::to_json): what Redis holds for it.
+    pub fn text(&self) -> Cow<'_, str> {
+        match &self.text {
+            Some(text) => Cow::Borrowed(text),
+            None => Cow::Owned(self.to_json()),
+        }
+    }
+
     /// Parses the JSON form stored in Redis, and checks that its id is the
     /// one its URL and OUT give. Results are stored under the id, so an entry
     /// whose id was written by hand or by a hostile client could otherwise
-    /// record its outcome over another entry's result.
+    /// record its outcome over another entry's result. The entry keeps
+    /// `text` as it is, for [`text`](Self::text).
     pub fn from_json(text: &str) -> Result<QueueEntry, MalformedEntry> {
-        let entry: QueueEntry = serde_json::from_str(text).map_err(MalformedEntry::Json)?;
+        let mut entry: QueueEntry = serde_json::from_str(text).map_err(MalformedEntry::Json)?;
         let expected = QueueEntry::id_for(&entry.url, entry.out.as_deref());
         if entry.id != expected {
             return Err(MalformedEntry::IdMismatch {
@@ -88,6 +121,7 @@ impl QueueEntry {
                 expected,
             });
         }
+        entry.text = Some(text.to_owned());
         Ok(entry)
     }
 }
@@ -169,5 +203,23 @@ mod tests {
         ));
         e.id = "not-hex".into();
         assert!(QueueEntry::from_json(&e.to_json()).is_err());
+    }
+
+    /// A text with other spacing than `to_json` (another tool wrote it) is
+    /// kept byte for byte, so the entry can be found by it in Redis; it does
+    /// not take part in equality.
+    #[test]
+    fn the_text_read_is_kept_and_equality_ignores_it() {
+        let e = QueueEntry::new("https://e.com/a", None, None, "urls.txt", 3);
+        assert_eq!(e.text(), e.to_json());
+        let spaced = e.to_json().replace(',', ", ");
+        let read = QueueEntry::from_json(&spaced).unwrap();
+        assert_eq!(read.text(), spaced);
+        assert_eq!(read.clone().text(), spaced);
+        assert_ne!(read.to_json(), spaced);
+        assert_eq!(read, e);
+        let mut other = read.clone();
+        other.line = 4;
+        assert_ne!(other, e);
     }
 }

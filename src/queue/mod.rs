@@ -9,13 +9,14 @@
 //!
 //! # Pattern: reliable queue with atomic moves between lists
 //!
-//! A worker claims a batch of entries with one Lua script that moves the
+//! A worker claims a batch of entries with one transaction of `LMOVE
+//! pending inflight:{worker} LEFT RIGHT`, one per entry, which moves the
 //! oldest pending entries to the worker's own processing list (and waits
-//! for the next one with `BLMOVE pending inflight:{worker} LEFT RIGHT
-//! timeout` when none is pending): one atomic server-side step, so an entry
-//! is at every moment in exactly one list and is never lost with a crashed
-//! worker. When downloads end, their outcomes are recorded and the entries
-//! leave the processing list in one Lua script per batch. Workers keep a heartbeat key with a
+//! for the next one with `BLMOVE` when none is pending): each move is
+//! atomic, so an entry is at every moment in exactly one list and is never
+//! lost with a crashed worker. When downloads end, their outcomes are
+//! recorded and the entries leave the processing list in one transaction
+//! per batch. Workers keep a heartbeat key with a
 //! TTL; when it expires, any process may move the dead worker's processing
 //! list back to `pending` ([`Queue::requeue_stale`]).
 //!
@@ -37,8 +38,8 @@
 //! | --- | --- | --- |
 //! | `pending` | LIST | entries waiting, oldest at the head; each a compact JSON [`QueueEntry`] |
 //! | `seen` | SET | ids ever enqueued: `SADD` returning 0 means duplicate, not pushed |
-//! | `inflight:WORKER` | LIST | ids of the entries claimed by that worker, in claim order (a whole entry text there, left by a blocking claim cut off half-way, is read as that entry) |
-//! | `inflight_entries:WORKER` | HASH | id → the exact text of each entry in that inflight list: the entry itself until it is done, failed or requeued |
+//! | `inflight:WORKER` | LIST | the entries claimed by that worker, in claim order: each the exact text it had in `pending` |
+//! | `inflight_entries:WORKER` | HASH | id → text, beside an `inflight` list that holds ids, as a fetchq of that layout kept its claims: never written, only read to return them |
 //! | `processing:WORKER`, `claimed:WORKER` | LIST, HASH | the claims of a worker of an earlier fetchq (whole entry texts, and id → text): never written, only returned to `pending` |
 //! | `workers` | SET | registered worker ids |
 //! | `heartbeat:WORKER` | STRING, TTL | present while the worker is alive ([`Queue::with_heartbeat_ttl`], default 15 s) |
@@ -49,46 +50,53 @@
 //! | `slots:HOST`, `slot_hosts`, `rate` | | `worker --global-limits`, see `fleet.rs` |
 //!
 //! An entry's id is [`QueueEntry::id_for`]: SHA-256 of `url NUL out`,
-//! truncated to 16 bytes (32 hex digits). Entries are matched by id, not by
-//! their exact JSON text.
+//! truncated to 16 bytes (32 hex digits). Results are keyed by id; a
+//! claimed entry is found in its inflight list by its exact text, which the
+//! [`QueueEntry`] a claim returns keeps ([`QueueEntry::text`]).
 //!
-//! Atomic steps (Lua scripts, see `scripts.rs`): enqueue (`SADD seen` +
-//! `RPUSH pending`), claim of up to K entries (`LRANGE` + `LTRIM` of pending,
-//! `RPUSH` of their ids to `inflight`, their texts into `inflight_entries`),
-//! complete of a batch of outcomes (record each result + remove its id),
-//! release (`LREM` from `inflight` + `LPUSH pending` of the noted text),
-//! requeue of one dead worker (check its heartbeat is gone + move both its
-//! claim lists back as texts + drop their hashes + `SREM workers`),
-//! unregister, and each batch of retry-failed.
+//! Atomic steps: `MULTI` transactions for a claim of up to K entries (K
+//! `LMOVE`s), the successes of a batch of outcomes (`HSET done` of every
+//! result, an `LREM` per entry, `HDEL` of any earlier failure), register
+//! and heartbeat (`SADD workers` + `SET heartbeat PX ttl`); Lua scripts
+//! (see `scripts.rs`) where a step depends on what it finds: enqueue (`SADD
+//! seen` + `RPUSH pending`), the failures of a batch (not recorded over a
+//! success), release (`LREM` from `inflight` + `LPUSH pending`), requeue of
+//! one dead worker (check its heartbeat is gone, move its claim lists back,
+//! drop their hashes, `SREM workers`), unregister, and each batch of
+//! retry-failed.
 //!
 //! # Workers of different fetchq versions on one queue
 //!
-//! fetchq builds before the `inflight` keys kept whole entry texts in
-//! `processing:WORKER`, and their requeue moves every element of a dead
-//! worker's `processing` list to `pending` as it is. Claims live under new
-//! names so that such a build never sees an id where it expects a text: it
-//! finds no `processing` list for a newer worker, so its requeue moves
-//! nothing of it (and at most drops it from `workers`, which changes
-//! nothing: the inflight list names its owner). Its `status` counts a newer
-//! worker's entries as neither pending nor processing. This build reads
-//! both: [`Queue::status`] counts both lists, and requeue and unregister
-//! return both to `pending`.
+//! Two earlier layouts of a worker's claims may meet this one on a queue:
+//!
+//! - fetchq builds before the `inflight` keys kept whole entry texts in
+//!   `processing:WORKER` (with `claimed:WORKER` beside it). Such a build
+//!   finds no `processing` list for a newer worker, so its requeue moves
+//!   nothing of it (and at most drops it from `workers`, which changes
+//!   nothing: the inflight list names its owner). Its `status` counts a
+//!   newer worker's entries as neither pending nor processing.
+//! - The builds that introduced `inflight:WORKER` kept ids in it and the
+//!   texts in `inflight_entries:WORKER`. They read an element that is not
+//!   a noted id as a whole entry text, so their requeue, unregister and
+//!   `status` handle this build's lists as they handle their own.
+//!
+//! This build reads all three: [`Queue::status`] counts both lists, and
+//! requeue and unregister return both to `pending` (an id as the text its
+//! hash notes). It writes only whole texts to `inflight`.
 //!
 //! # Cost per entry
 //!
-//! Redis runs scripts on one thread, so the work Redis does per entry bounds
-//! the whole fleet. A worker claims entries in batches
-//! ([`Queue::claim_many`]: one script call for up to K entries) and records
-//! outcomes in batches ([`Queue::complete_many`]: one call for many), and no
-//! script decodes JSON or walks a list in Lua. An entry's text is copied
-//! once on its way through (from `pending` into `inflight_entries`); the
-//! inflight list and a success's completion carry only its 32-digit id. A
-//! completion batch that is at least an eighth of the inflight list (a worker's
-//! in-flight entries, a few dozen) reads the list once and writes back the
-//! rest; a smaller one removes each id with an `LREM` (a C loop of
-//! `memcmp`s). Apart from those `LREM`s, each script issues a fixed number
-//! of commands per call, whatever the batch. Register and heartbeat are
-//! `MULTI` transactions (`SADD workers` + `SET heartbeat PX ttl`).
+//! Redis runs commands on one thread, so the work Redis does per entry
+//! bounds the whole fleet. A worker claims entries in batches
+//! ([`Queue::claim_many`]: one round trip for up to K entries) and records
+//! outcomes in batches ([`Queue::complete_many`]: one round trip for many).
+//! The common path runs no Lua: a script copies every string it touches
+//! into the interpreter and back, which cost about as much as the commands
+//! themselves. An entry's text is never copied in Redis: `LMOVE` moves it
+//! from `pending` to the inflight list, and a success removes it with an
+//! `LREM` (a C loop of `memcmp`s over the worker's few dozen in-flight
+//! entries, which differ from the first bytes of their id on). Only
+//! failures, releases and requeues run scripts.
 //!
 //! # Delivery guarantees
 //!
@@ -159,7 +167,7 @@ pub mod worker;
 
 use std::time::Duration;
 
-use redis::{Client, Connection, RedisResult};
+use redis::{Client, Connection, RedisError, RedisResult};
 use serde::Serialize;
 
 pub use entry::{MalformedEntry, QueueEntry};
@@ -180,9 +188,10 @@ const ENQUEUE_BATCH: usize = 500;
 /// `enqueue` processes at once took 6.8 s, against 10 s from one that waited
 /// for each reply.
 const ENQUEUE_IN_FLIGHT: usize = 2;
-/// Most entries one claim script call moves (they are arguments of one command).
+/// Most entries one claim moves (one `LMOVE` each in one transaction: a
+/// claim on an almost empty queue pays for the nil replies).
 const MAX_CLAIM: usize = 1000;
-/// Outcomes per complete script call (a longer batch is split).
+/// Outcomes per complete round trip (a longer batch is split).
 const COMPLETE_BATCH: usize = 200;
 /// Upper bound on SCAN/HSCAN rounds in one operation (a guard; real runs end
 /// when the cursor returns to 0, after about size/COUNT rounds).
@@ -522,6 +531,7 @@ impl Queue {
                 Ok(v)
             }
             Err(source) => {
+                let source = first_failure(source);
                 if !error::is_retryable(&source) {
                     self.con = Some(con);
                 }
@@ -648,14 +658,23 @@ impl Queue {
     ) -> Result<ClaimBatch, QueueError> {
         check_worker(worker_id)?;
         let max = max.clamp(1, MAX_CLAIM);
-        let mut raws: Vec<String> = self.run(|con, keys| {
-            scripts::CLAIM
-                .key(&keys.pending)
-                .key(keys.inflight(worker_id))
-                .key(keys.inflight_entries(worker_id))
-                .arg(max)
-                .invoke(con)
+        // One `LMOVE` per entry in one transaction: each text moves from
+        // pending to the inflight list as it is (no copy, no script), and
+        // an empty pending answers the rest with nil.
+        let moved: Vec<Option<String>> = self.run(|con, keys| {
+            let inflight = keys.inflight(worker_id);
+            let mut p = redis::pipe();
+            p.atomic();
+            for _ in 0..max {
+                p.cmd("LMOVE")
+                    .arg(&keys.pending)
+                    .arg(&inflight)
+                    .arg("LEFT")
+                    .arg("RIGHT");
+            }
+            p.query(con)
         })?;
+        let mut raws: Vec<String> = moved.into_iter().flatten().collect();
         if raws.is_empty() && !wait.is_zero() {
             raws.extend(self.claim_blocking(worker_id, wait)?);
         }
@@ -668,7 +687,6 @@ impl Queue {
                         scripts::QUARANTINE
                             .key(keys.inflight(worker_id))
                             .key(&keys.bad)
-                            .key(keys.inflight_entries(worker_id))
                             .arg(&raw)
                             .invoke::<i64>(con)
                     })?;
@@ -679,23 +697,17 @@ impl Queue {
         Ok(batch)
     }
 
-    /// Waits up to `wait` for one entry with `BLMOVE` (a script cannot
-    /// block), then swaps its text in the inflight list for its id and
-    /// notes the text in the inflight_entries hash, as a batch claim does.
-    /// Should the connection be lost in between, the claim fails, so the
-    /// caller never holds that entry: its whole text stays in the list, an
-    /// orphan that unregister (or a requeue, if the worker dies) returns to
-    /// `pending` as it is.
+    /// Waits up to `wait` for one entry with `BLMOVE` (a transaction cannot
+    /// block), which moves it to the inflight list as a batch claim does.
     fn claim_blocking(&mut self, worker_id: &str, wait: Duration) -> Result<Option<String>, QueueError> {
         let op_timeout = self.op_timeout;
-        let raw: Option<String> = self.run(|con, keys| {
-            let processing = keys.inflight(worker_id);
+        self.run(|con, keys| {
             // A zero BLMOVE timeout blocks forever: round up to 1 ms.
             let secs = wait.as_millis().max(1) as f64 / 1000.0;
             con.set_read_timeout(Some(wait.saturating_add(op_timeout)))?;
             let r = redis::cmd("BLMOVE")
                 .arg(&keys.pending)
-                .arg(&processing)
+                .arg(keys.inflight(worker_id))
                 .arg("LEFT")
                 .arg("RIGHT")
                 .arg(secs)
@@ -704,19 +716,7 @@ impl Queue {
             let r = r?;
             restored?;
             Ok(r)
-        })?;
-        let Some(raw) = raw else { return Ok(None) };
-        if let Ok(entry) = QueueEntry::from_json(&raw) {
-            self.run(|con, keys| {
-                scripts::NOTE
-                    .key(keys.inflight(worker_id))
-                    .key(keys.inflight_entries(worker_id))
-                    .arg(&entry.id)
-                    .arg(&raw)
-                    .invoke::<i64>(con)
-            })?;
-        }
-        Ok(Some(raw))
+        })
     }
 
     /// Records the outcome of a claimed entry and removes it from the
@@ -746,9 +746,10 @@ impl Queue {
     }
 
     /// [`complete`](Self::complete) for many outcomes in one round trip per
-    /// 200. Each batch is atomic; retrying a whole batch after a lost reply
-    /// is safe (results are stored again, nothing is removed twice). Returns
-    /// one flag per outcome, in order.
+    /// 200 (two when a batch has failures). Each batch's successes are one
+    /// transaction, and its failures one script run after them; retrying a
+    /// whole batch after a lost reply is safe (results are stored again,
+    /// nothing is removed twice). Returns one flag per outcome, in order.
     pub fn complete_many(
         &mut self,
         worker_id: &str,
@@ -757,24 +758,35 @@ impl Queue {
         check_worker(worker_id)?;
         let mut out = Vec::with_capacity(outcomes.len());
         for chunk in outcomes.chunks(COMPLETE_BATCH) {
-            let found: Vec<i64> = self.run(|con, keys| {
-                let mut inv = scripts::COMPLETE.key(keys.inflight(worker_id));
-                inv.key(keys.inflight_entries(worker_id))
-                    .key(&keys.done)
-                    .key(&keys.failed)
-                    .key(&keys.failed_entries);
-                for c in chunk {
-                    // Only a failure needs the text (for `failed_entries`,
-                    // should the inflight_entries hash have lost it).
-                    let text = if c.ok { String::new() } else { c.entry.to_json() };
-                    inv.arg(&c.entry.id)
-                        .arg(if c.ok { "1" } else { "0" })
-                        .arg(c.result_json)
-                        .arg(text);
-                }
-                inv.invoke(con)
-            })?;
-            out.extend(found.into_iter().map(|f| f == 1));
+            let (ok, failed): (Vec<&Completion>, Vec<&Completion>) = chunk.iter().partition(|c| c.ok);
+            let ok_found = if ok.is_empty() {
+                Vec::new()
+            } else {
+                self.run(|con, keys| succeed(con, keys, worker_id, &ok))?
+            };
+            let failed_found: Vec<i64> = if failed.is_empty() {
+                Vec::new()
+            } else {
+                self.run(|con, keys| {
+                    let mut inv = scripts::FAIL.key(keys.inflight(worker_id));
+                    inv.key(&keys.done).key(&keys.failed).key(&keys.failed_entries);
+                    for c in &failed {
+                        inv.arg(&c.entry.id)
+                            .arg(c.result_json)
+                            .arg(c.entry.text().as_ref());
+                    }
+                    inv.invoke(con)
+                })?
+            };
+            let (mut ok_found, mut failed_found) = (ok_found.into_iter(), failed_found.into_iter());
+            out.extend(chunk.iter().map(|c| {
+                let found = if c.ok {
+                    ok_found.next()
+                } else {
+                    failed_found.next()
+                };
+                found.unwrap_or(0) > 0
+            }));
         }
         Ok(out)
     }
@@ -788,9 +800,7 @@ impl Queue {
             scripts::RELEASE
                 .key(keys.inflight(worker_id))
                 .key(&keys.pending)
-                .key(keys.inflight_entries(worker_id))
-                .arg(&entry.id)
-                .arg(entry.to_json())
+                .arg(entry.text().as_ref())
                 .invoke(con)
         })?;
         Ok(found == 1)
@@ -971,6 +981,42 @@ impl Queue {
         let s = self.status()?;
         Ok(s.pending == 0 && s.processing == 0)
     }
+}
+
+/// The first command's error of a failed transaction, as a plain server
+/// error: the crate lists every command's (each `LMOVE` of a claim fails
+/// alike on `WRONGTYPE`), and calls a transaction Redis refused while
+/// loading its data `EXECABORT`, where the first error says `LOADING`,
+/// which is worth retrying. Any other error as it is.
+fn first_failure(e: RedisError) -> RedisError {
+    match e.clone().into_server_errors() {
+        Some(errors) => match errors.first() {
+            Some((_, first)) => RedisError::from(first.clone()),
+            None => e,
+        },
+        None => e,
+    }
+}
+
+/// Records successes as one transaction, without a script: each result
+/// goes into `done` (clearing an earlier failure) and each entry's text
+/// leaves the inflight list (`LREM`, a C loop of `memcmp`s over a few
+/// dozen elements). Returns the `LREM` counts, in order.
+fn succeed(con: &mut Connection, keys: &Keys, worker_id: &str, ok: &[&Completion]) -> RedisResult<Vec<i64>> {
+    let ids: Vec<&str> = ok.iter().map(|c| c.entry.id.as_str()).collect();
+    let inflight = keys.inflight(worker_id);
+    let mut p = redis::pipe();
+    p.atomic().cmd("HSET").arg(&keys.done);
+    for c in ok {
+        p.arg(&c.entry.id).arg(c.result_json);
+    }
+    p.ignore();
+    for c in ok {
+        p.cmd("LREM").arg(&inflight).arg(1).arg(c.entry.text().as_ref());
+    }
+    p.cmd("HDEL").arg(&keys.failed).arg(&ids).ignore();
+    p.cmd("HDEL").arg(&keys.failed_entries).arg(&ids).ignore();
+    p.query(con)
 }
 
 #[cfg(test)]

@@ -27,203 +27,49 @@ return out
     )
 });
 
-/// The id field of an entry's JSON text, without decoding all of it: in
-/// JSON every quote inside a string is escaped, so `"id":"` can only be the
-/// key itself. Rust checks the id against the URL after the claim.
-const ID_OF: &str = r#"
-local function id_of(raw)
-  return string.match(raw, '"id":"([^"]*)"')
-end
-"#;
-
-/// KEYS: pending, inflight, inflight_entries. ARGV: max (at most a few
-/// thousand: the entries are passed to one `RPUSH` and one `HSET` as
-/// arguments). Moves up to `max` entries from the head of pending: each
-/// one's id goes to the tail of the worker's inflight list and its exact
-/// text into its inflight_entries hash under that id (an element without an id goes to the list as it is,
-/// for the caller to quarantine). A fixed number of commands per call,
-/// whatever `max`. Returns the texts, in order.
-pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r"{ID_OF}
-local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
-if #items == 0 then return items end
-redis.call('LTRIM', KEYS[1], #items, -1)
-local held, notes = {{}}, {{}}
-for n, raw in ipairs(items) do
-  local id = id_of(raw)
-  if id then
-    held[n] = id
-    notes[#notes + 1] = id
-    notes[#notes + 1] = raw
-  else
-    held[n] = raw
-  end
-end
-redis.call('RPUSH', KEYS[2], unpack(held))
-if #notes > 0 then
-  redis.call('HSET', KEYS[3], unpack(notes))
-end
-return items
-"
-    ))
-});
-
-/// KEYS: inflight, inflight_entries. ARGV: id, raw. After a `BLMOVE` put
-/// the text `raw` at the tail of the inflight list: replaces it there with
-/// its id and notes the text in the hash, as `CLAIM` does. Returns 1 if
-/// the text was there.
-pub(crate) static NOTE: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: inflight, done, failed, failed_entries. ARGV: groups of three:
+/// id, result json, entry text (as the inflight list holds it; at most a
+/// few hundred groups). Records failures, which `complete_many` sends
+/// after the batch's successes: a failure is not recorded for an id that is
+/// already done (success wins), and its text is kept for `retry-failed`.
+/// Returns one 0/1 per group: 1 if the text was in the inflight list.
+pub(crate) static FAIL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('LREM', KEYS[1], -1, ARGV[2]) == 0 then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return 1
-",
-    )
-});
-
-/// Removes the entry `id` from the inflight list: its id, else (a `BLMOVE`
-/// whose `NOTE` was lost with a connection) the text the inflight_entries
-/// hash or the caller gives. Returns whether it was there, and the entry's
-/// text if known. Leaves the hash alone.
-const TAKE: &str = r"
-local function take(list, notes, id, fallback)
-  local raw = redis.call('HGET', notes, id)
-  if redis.call('LREM', list, 1, id) > 0 then
-    return true, raw or fallback
+local out = {}
+for i = 1, #ARGV, 3 do
+  local id, text = ARGV[i], ARGV[i + 2]
+  out[#out + 1] = redis.call('LREM', KEYS[1], 1, text)
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then
+    redis.call('HSET', KEYS[3], id, ARGV[i + 1])
+    redis.call('HSET', KEYS[4], id, text)
   end
-  if raw and redis.call('LREM', list, 1, raw) > 0 then
-    return true, raw
-  end
-  if fallback and fallback ~= '' and fallback ~= raw
-    and redis.call('LREM', list, 1, fallback) > 0 then
-    return true, fallback
-  end
-  return false, raw or fallback
-end
-";
-
-/// KEYS: inflight, inflight_entries, done, failed, failed_entries.
-/// ARGV: groups of four: id, ok ('1'/'0'), result json, entry json (sent
-/// only with a failure, '' with a success; at most a few hundred groups:
-/// ids and results are passed to single commands).
-/// Returns one 0/1 per group: 1 if the entry was in the inflight list.
-/// A failure is not recorded for an id that is already done, or done earlier
-/// in the same call (success wins).
-///
-/// A batch that is at least an eighth of the inflight list reads the
-/// list once, counts its elements in a Lua table and writes back what is
-/// left (`LRANGE`, `DEL`, `RPUSH`: a fixed number of commands); a smaller
-/// one removes each id with its own `LREM`. Either way the first copy of
-/// each element goes, as `LREM key 1` would. An id not in the list is
-/// looked for as its whole text (as a `BLMOVE` whose `NOTE` was lost
-/// leaves it): the text the hash notes, else the one a failure carries. A failure also reads its text,
-/// checks `done` and writes two fields; the rest is one command per call.
-pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local k = #ARGV / 4
-local whole = k * 8 >= redis.call('LLEN', KEYS[1])
-local held, count, taken = nil, {}, {}
-if whole then
-  held = redis.call('LRANGE', KEYS[1], 0, -1)
-  for _, e in ipairs(held) do
-    count[e] = (count[e] or 0) + 1
-  end
-end
-local function remove(e)
-  if not whole then
-    return redis.call('LREM', KEYS[1], 1, e) > 0
-  end
-  if (count[e] or 0) == 0 then return false end
-  count[e] = count[e] - 1
-  taken[e] = (taken[e] or 0) + 1
-  return true
-end
-local ids, done, done_now, out = {}, {}, {}, {}
-for i = 1, #ARGV, 4 do
-  local id, n = ARGV[i], #ids + 1
-  ids[n] = id
-  if remove(id) then
-    out[n] = 1
-  else
-    local raw = redis.call('HGET', KEYS[2], id)
-    local own = ARGV[i + 3]
-    if (raw and remove(raw)) or (own ~= '' and own ~= raw and remove(own)) then
-      out[n] = 1
-    else
-      out[n] = 0
-    end
-  end
-  if ARGV[i + 1] == '1' then
-    done[#done + 1] = id
-    done[#done + 1] = ARGV[i + 2]
-    done_now[id] = true
-  elseif not done_now[id] and redis.call('HEXISTS', KEYS[3], id) == 0 then
-    local raw = redis.call('HGET', KEYS[2], id)
-    if not raw or raw == '' then raw = ARGV[i + 3] end
-    redis.call('HSET', KEYS[4], id, ARGV[i + 2])
-    redis.call('HSET', KEYS[5], id, raw)
-  end
-end
-if whole and next(taken) then
-  local keep = {}
-  for _, e in ipairs(held) do
-    local t = taken[e]
-    if t and t > 0 then
-      taken[e] = t - 1
-    else
-      keep[#keep + 1] = e
-    end
-  end
-  redis.call('DEL', KEYS[1])
-  for j = 1, #keep, 1000 do
-    redis.call('RPUSH', KEYS[1], unpack(keep, j, math.min(j + 999, #keep)))
-  end
-end
-redis.call('HDEL', KEYS[2], unpack(ids))
-if #done > 0 then
-  local ok_ids = {}
-  for j = 1, #done, 2 do
-    ok_ids[#ok_ids + 1] = done[j]
-  end
-  redis.call('HSET', KEYS[3], unpack(done))
-  redis.call('HDEL', KEYS[4], unpack(ok_ids))
-  redis.call('HDEL', KEYS[5], unpack(ok_ids))
 end
 return out
 ",
     )
 });
 
-/// KEYS: inflight, pending, inflight_entries. ARGV: id, entry json.
-/// Moves the entry from the inflight list to the head of pending.
-/// Returns 1 if it was there, else 0.
+/// KEYS: inflight, pending. ARGV: entry text. Moves the entry from the
+/// inflight list to the head of pending. Returns 1 if it was there, else 0.
 pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r"{TAKE}
-local found, raw = take(KEYS[1], KEYS[3], ARGV[1], ARGV[2])
-redis.call('HDEL', KEYS[3], ARGV[1])
-if found then
-  redis.call('LPUSH', KEYS[2], raw)
-  return 1
-end
-return 0
-"
-    ))
+    Script::new(
+        r"
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+return 1
+",
+    )
 });
 
 /// KEYS[3..7]: pending, inflight, inflight_entries, processing, claimed.
 /// Moves every element of the worker's two claim lists to the head of
-/// pending, each list keeping its order, and deletes their hashes. An
-/// element of `inflight` is an id, pushed as the text `inflight_entries`
-/// notes for it (a whole text, left by a blocking claim whose note was
-/// lost, is pushed as it is); `processing` holds whole texts, pushed as
-/// they are. `processing` goes last, so its entries, claimed before any
-/// of `inflight` (a worker that kept the same id across an upgrade), end
-/// up first. Returns how many.
+/// pending, each list keeping its order, and deletes their hashes. Both
+/// hold whole entry texts, pushed as they are, except the ids a fetchq of
+/// the `inflight_entries` layout kept in `inflight`: each is pushed as the
+/// text that hash notes for it. `processing` goes last, so its entries,
+/// claimed before any of `inflight` (a worker that kept the same id across
+/// an upgrade), end up first. Returns how many.
 const DRAIN: &str = r"
 local function drain(src, notes)
   local n = 0
@@ -296,27 +142,17 @@ return {r[1], n}
     )
 });
 
-/// KEYS: inflight, bad, inflight_entries. ARGV: raw.
-/// Moves one malformed element out of the inflight list to `bad`: the
-/// text itself if the list holds it, else its id when the hash notes this
-/// text under it (the note goes too).
+/// KEYS: inflight, bad. ARGV: raw. Moves one malformed element out of
+/// the inflight list to `bad` (if the list still holds it).
 pub(crate) static QUARANTINE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r"{ID_OF}
+    Script::new(
+        r"
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) > 0 then
   redis.call('RPUSH', KEYS[2], ARGV[1])
-  return 1
-end
-local id = id_of(ARGV[1])
-if id and redis.call('HGET', KEYS[3], id) == ARGV[1] then
-  redis.call('HDEL', KEYS[3], id)
-  if redis.call('LREM', KEYS[1], 1, id) > 0 then
-    redis.call('RPUSH', KEYS[2], ARGV[1])
-  end
 end
 return 1
-"
-    ))
+",
+    )
 });
 
 /// KEYS: the host's slots hash (worker → slots held), the set of hosts

@@ -595,11 +595,8 @@ fn batches_claim_in_order_and_complete_in_one_call() {
     assert!(q.complete_many("w", &all).unwrap().iter().all(|f| *f));
     let s = q.status().unwrap();
     assert_eq!((s.processing, s.done, s.failed), (0, 9, 1));
-    // The claimed-id index is emptied with the processing list.
-    assert_eq!(
-        keys_like(&server, "batch", "inflight_entries:"),
-        Vec::<String>::new()
-    );
+    // The processing list is gone with its last entry.
+    assert_eq!(keys_like(&server, "batch", "inflight"), Vec::<String>::new());
 }
 
 #[test]
@@ -614,7 +611,10 @@ fn a_dead_workers_whole_batch_returns_in_claim_order() {
     dead.register_worker("dead").unwrap();
     let held = dead.claim_many("dead", 8, SHORT).unwrap().entries;
     assert_eq!(held.len(), 8);
-    assert_eq!(keys_like(&server, "deadbatch", "inflight_entries:").len(), 1);
+    assert_eq!(
+        list(&server, "fetchq:deadbatch:inflight:dead"),
+        held.iter().map(|e| e.to_json()).collect::<Vec<_>>()
+    );
 
     let mut live = Queue::connect(&url, "deadbatch").unwrap();
     let expired = poll_until(Duration::from_secs(5), || {
@@ -628,11 +628,7 @@ fn a_dead_workers_whole_batch_returns_in_claim_order() {
         pending_ids(&server, "deadbatch"),
         (0..12).map(|i| entry(i).id).collect::<Vec<_>>()
     );
-    assert_eq!(
-        keys_like(&server, "deadbatch", "inflight_entries:"),
-        Vec::<String>::new()
-    );
-    assert_eq!(keys_like(&server, "deadbatch", "inflight:"), Vec::<String>::new());
+    assert_eq!(keys_like(&server, "deadbatch", "inflight"), Vec::<String>::new());
     // A late completion of a requeued entry still records it, and says it
     // was no longer held.
     assert!(!dead.complete("dead", &held[0], true, "{}").unwrap());
@@ -648,28 +644,30 @@ fn list(server: &RedisServer, key: &str) -> Vec<String> {
         .unwrap()
 }
 
-/// An entry's text is copied once on its way through: `inflight_entries` holds it,
-/// the inflight list only its id, whether claimed in a batch or by the
-/// blocking claim, and a success's completion sends no text back.
+/// A claimed entry sits in the inflight list as the very text it had in
+/// `pending`, whether claimed in a batch or by the blocking claim, and is
+/// found there by that text: also one written by another tool, with other
+/// spacing than fetchq's own (a success removes it, a failure keeps it
+/// for retry-failed, a release puts it back, all byte for byte).
 #[test]
-fn inflight_lists_hold_ids_and_the_texts_are_noted_beside() {
+fn inflight_lists_hold_the_claimed_texts_byte_for_byte() {
     let server = RedisServer::start();
-    let mut q = queue_with_entries(&server, "ids", "w", 3);
-    let batch = q.claim_many("w", 3, SHORT).unwrap().entries;
-    let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
-    assert_eq!(list(&server, "fetchq:ids:inflight:w"), ids);
-    let notes: Vec<Option<String>> = redis::cmd("HMGET")
-        .arg("fetchq:ids:inflight_entries:w")
-        .arg(&ids)
+    let mut q = queue_with_entries(&server, "texts", "w", 2);
+    let spaced = entry(2).to_json().replace(',', ", ");
+    let _: () = redis::cmd("RPUSH")
+        .arg("fetchq:texts:pending")
+        .arg(&spaced)
         .query(&mut server.connection())
         .unwrap();
-    let texts: Vec<Option<String>> = batch.iter().map(|e| Some(e.to_json())).collect();
-    assert_eq!(notes, texts);
+    let batch = q.claim_many("w", 3, SHORT).unwrap().entries;
+    let texts = vec![entry(0).to_json(), entry(1).to_json(), spaced.clone()];
+    assert_eq!(list(&server, "fetchq:texts:inflight:w"), texts);
+    assert_eq!(batch[2], entry(2));
 
     // The blocking claim (`BLMOVE`, nothing pending yet) ends the same way.
     let url = server.url();
     let waiter = std::thread::spawn(move || {
-        let mut q = Queue::connect(&url, "ids").unwrap();
+        let mut q = Queue::connect(&url, "texts").unwrap();
         q.claim("w", Duration::from_secs(10)).unwrap()
     });
     let blocked = poll_until(Duration::from_secs(5), || {
@@ -681,59 +679,87 @@ fn inflight_lists_hold_ids_and_the_texts_are_noted_beside() {
             .any(|l| l.starts_with("blocked_clients:") && l != "blocked_clients:0")
     });
     assert!(blocked, "the claim should block in BLMOVE");
-    q.enqueue(&entry(3)).unwrap();
+    let spaced_late = entry(3).to_json().replace("\":", "\": ");
+    let _: () = redis::cmd("RPUSH")
+        .arg("fetchq:texts:pending")
+        .arg(&spaced_late)
+        .query(&mut server.connection())
+        .unwrap();
     let late = waiter
         .join()
         .unwrap()
         .expect("the blocked claim gets the new entry");
-    assert_eq!(late.id, entry(3).id);
-    assert_eq!(list(&server, "fetchq:ids:inflight:w").last(), Some(&late.id));
+    assert_eq!(late, entry(3));
+    assert_eq!(
+        list(&server, "fetchq:texts:inflight:w").last(),
+        Some(&spaced_late)
+    );
 
-    // A success and a failure: both leave the list and `claimed`; the
-    // failure's text (from `claimed`) is kept for retry-failed.
-    assert!(q.complete("w", &batch[0], true, "{}").unwrap());
-    assert!(q.complete("w", &batch[1], false, "{}").unwrap());
+    // A success, a failure and a release: each finds its text.
+    assert!(q.complete("w", &batch[2], true, "{}").unwrap());
+    assert!(q.complete("w", &batch[0], false, "{}").unwrap());
     assert!(q.release("w", &late).unwrap());
-    assert_eq!(list(&server, "fetchq:ids:inflight:w"), vec![ids[2].clone()]);
+    assert_eq!(list(&server, "fetchq:texts:inflight:w"), vec![texts[1].clone()]);
+    assert_eq!(list(&server, "fetchq:texts:pending"), vec![spaced_late.clone()]);
     let kept: Option<String> = redis::cmd("HGET")
-        .arg("fetchq:ids:failed_entries")
-        .arg(&ids[1])
+        .arg("fetchq:texts:failed_entries")
+        .arg(&batch[0].id)
         .query(&mut server.connection())
         .unwrap();
-    assert_eq!(kept, Some(batch[1].to_json()));
+    assert_eq!(kept, Some(texts[0].clone()));
     assert_eq!(q.retry_failed().unwrap(), 1);
-    assert_eq!(pending_ids(&server, "ids"), vec![late.id.clone(), ids[1].clone()]);
     assert_eq!(q.unregister_worker("w").unwrap(), 1);
     assert_eq!(
-        pending_ids(&server, "ids"),
-        vec![ids[2].clone(), late.id, ids[1].clone()]
+        list(&server, "fetchq:texts:pending"),
+        vec![texts[1].clone(), spaced_late, texts[0].clone()]
     );
+    let s = q.status().unwrap();
     assert_eq!(
-        keys_like(&server, "ids", "inflight_entries:"),
-        Vec::<String>::new()
+        (s.pending, s.processing, s.done, s.failed, s.bad),
+        (3, 0, 1, 0, 0)
     );
 }
 
-/// A blocking claim cut off between its `BLMOVE` and the note that swaps
-/// the text for its id leaves the whole text in the inflight list (the
-/// claim reports the error, so the worker never holds that entry): it is
-/// counted, and goes back to `pending` as it is, in claim order.
+/// A worker of the fetchq builds that kept ids in `inflight:WORKER` and
+/// the texts in `inflight_entries:WORKER` (written here by hand, as they
+/// wrote them, with a whole text among the ids as their cut-off blocking
+/// claim left one) is counted, and its claims go back to `pending` as
+/// texts, in claim order, when its heartbeat is gone; both keys go too.
 #[test]
-fn a_whole_text_left_in_an_inflight_list_is_counted_and_returned() {
+fn claims_of_the_id_layout_are_counted_and_returned_as_texts() {
     let server = RedisServer::start();
-    let mut q = queue_with_entries(&server, "cut", "w", 1);
-    let first = q.claim_many("w", 1, SHORT).unwrap().entries;
-    let cut = entry(1).to_json();
+    let mut q = Queue::connect(&server.url(), "ids").unwrap();
+    q.enqueue(&entry(9)).unwrap();
+    let texts: Vec<String> = (0..3).map(|i| entry(i).to_json()).collect();
+    let held = [entry(0).id, texts[1].clone(), entry(2).id];
+    let mut con = server.connection();
     let _: () = redis::cmd("RPUSH")
-        .arg("fetchq:cut:inflight:w")
-        .arg(&cut)
-        .query(&mut server.connection())
+        .arg("fetchq:ids:inflight:gone")
+        .arg(&held)
+        .query(&mut con)
         .unwrap();
-    assert_eq!(q.status().unwrap().processing, 2);
-    assert_eq!(q.unregister_worker("w").unwrap(), 2);
-    assert_eq!(list(&server, "fetchq:cut:pending"), vec![first[0].to_json(), cut]);
+    let _: () = redis::cmd("HSET")
+        .arg("fetchq:ids:inflight_entries:gone")
+        .arg(&held[0])
+        .arg(&texts[0])
+        .arg(&held[2])
+        .arg(&texts[2])
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg("fetchq:ids:workers")
+        .arg("gone")
+        .query(&mut con)
+        .unwrap();
     let s = q.status().unwrap();
-    assert_eq!((s.pending, s.processing, s.bad), (2, 0, 0));
+    assert_eq!((s.pending, s.processing), (1, 3));
+    assert_eq!(q.requeue_stale().unwrap(), 3);
+    let mut want = texts.clone();
+    want.push(entry(9).to_json());
+    assert_eq!(list(&server, "fetchq:ids:pending"), want);
+    assert_eq!(keys_like(&server, "ids", "inflight"), Vec::<String>::new());
+    let s = q.status().unwrap();
+    assert_eq!((s.pending, s.processing, s.bad), (4, 0, 0));
 }
 
 /// Claims of a worker of an earlier fetchq (whole entry texts in
@@ -789,10 +815,11 @@ fn claims_in_the_earlier_format_are_counted_and_returned() {
     assert!(s.workers.is_empty(), "{s:?}");
 }
 
-/// Completing a few entries of a long processing list (an `LREM` each) and
-/// many at once (the list rewritten) leave the same list behind.
+/// Completions remove exactly their own entries from a longer processing
+/// list, one at a time or many at once, and an entry completed twice is
+/// found once.
 #[test]
-fn small_and_large_completions_leave_the_same_list() {
+fn completions_remove_exactly_their_entries() {
     let server = RedisServer::start();
     let mut q = queue_with_entries(&server, "sizes", "w", 20);
     let held = q.claim_many("w", 20, SHORT).unwrap().entries;
@@ -801,13 +828,12 @@ fn small_and_large_completions_leave_the_same_list() {
         ok: true,
         result_json: "{}",
     };
-    // One of twenty, then one twice in one call: each by `LREM`.
     assert_eq!(q.complete_many("w", &[ok(&held[5])]).unwrap(), [true]);
     assert_eq!(
         q.complete_many("w", &[ok(&held[0]), ok(&held[0])]).unwrap(),
         [true, false]
     );
-    // Ten of the eighteen left, with one already done: the list rewritten.
+    // Ten of the eighteen left, with one already done.
     let mut many: Vec<_> = held[6..15].iter().map(ok).collect();
     many.push(ok(&held[5]));
     let found = q.complete_many("w", &many).unwrap();
@@ -815,7 +841,7 @@ fn small_and_large_completions_leave_the_same_list() {
     assert!(!found[9]);
     let left: Vec<String> = [1, 2, 3, 4, 15, 16, 17, 18, 19]
         .iter()
-        .map(|&i| held[i].id.clone())
+        .map(|&i| held[i].to_json())
         .collect();
     assert_eq!(list(&server, "fetchq:sizes:inflight:w"), left);
     assert_eq!(q.status().unwrap().done, 11);

@@ -1,5 +1,5 @@
-//! Workers of an earlier fetchq and of this one on the same queue. An
-//! earlier fetchq kept a worker's claims as whole entry texts in
+//! Workers of earlier fetchq builds and of this one on the same queue. The
+//! builds before the `inflight` keys kept a worker's claims as whole entry texts in
 //! `processing:WORKER` (with `claimed:WORKER`, id → text, beside it) and
 //! requeued a dead worker by moving every element of that list to
 //! `pending` as it was. This build keeps ids under other names: the earlier
@@ -17,6 +17,31 @@ use super::distributed::{
 };
 use crate::support::redis::RedisServer;
 use crate::support::*;
+
+/// The requeue of one dead worker as the builds that kept ids in
+/// `inflight:WORKER` (texts in `inflight_entries:WORKER`) ran it. KEYS:
+/// workers, heartbeat, pending, inflight, inflight_entries, processing,
+/// claimed. ARGV: worker id.
+const ID_LAYOUT_REQUEUE: &str = r"
+local function drain(src, notes)
+  local n = 0
+  while true do
+    local e = redis.call('RPOP', src)
+    if not e then break end
+    local raw = redis.call('HGET', notes, e)
+    redis.call('LPUSH', KEYS[3], raw or e)
+    n = n + 1
+  end
+  redis.call('DEL', notes)
+  return n
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return -1
+end
+local n = drain(KEYS[4], KEYS[5]) + drain(KEYS[6], KEYS[7])
+redis.call('SREM', KEYS[1], ARGV[1])
+return n
+";
 
 /// The requeue of one dead worker as an earlier fetchq ran it. KEYS:
 /// workers, heartbeat, processing, pending, claimed. ARGV: worker id.
@@ -144,6 +169,61 @@ fn an_earlier_fetchqs_requeue_never_sees_a_newer_workers_claims() {
     );
 
     let s = w1_finishes_after_w0(root, &url, n, w0, held);
+    assert_eq!(s["bad"], 0, "{s}");
+}
+
+/// A worker of this build is SIGKILLed holding a full batch, and a
+/// fetchq of the id layout requeues it (its very script): it reads every
+/// element as a whole text, so the entries go back to `pending` as they
+/// were, and a worker of this build downloads every one; none goes to
+/// `bad`.
+#[test]
+fn the_id_layouts_requeue_returns_this_builds_claims_as_they_were() {
+    let redis = RedisServer::start();
+    let t = Setup::new();
+    let (server, root) = (&t.server, t.root());
+    let url = redis.url();
+    let n = 60;
+    let list = serve(server, n, Duration::from_millis(300));
+    enqueue_ok(root, &url, &list);
+
+    let w0 = kill_w0_holding_a_full_batch(root, &url);
+    wait_for(Duration::from_secs(10), "w0's heartbeat to expire", || {
+        poll_status(&url).workers.iter().any(|w| w.id == "w0" && !w.alive)
+    });
+    let held = held_by(&poll_status(&url), "w0");
+    let mut con = redis.connection();
+    let p = "fetchq:default:";
+    let moved: i64 = ::redis::cmd("EVAL")
+        .arg(ID_LAYOUT_REQUEUE)
+        .arg(7)
+        .arg(format!("{p}workers"))
+        .arg(format!("{p}heartbeat:w0"))
+        .arg(format!("{p}pending"))
+        .arg(format!("{p}inflight:w0"))
+        .arg(format!("{p}inflight_entries:w0"))
+        .arg(format!("{p}processing:w0"))
+        .arg(format!("{p}claimed:w0"))
+        .arg("w0")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(moved as u64, held);
+    let pending: Vec<String> = ::redis::cmd("LRANGE")
+        .arg(format!("{p}pending"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    assert!(
+        pending.iter().all(|e| QueueEntry::from_json(e).is_ok()),
+        "{pending:?}"
+    );
+
+    let mut workers = vec![Worker::spawn(root, &url, "w1", &["--drain", "-j", "16"], &[]), w0];
+    assert_all_exit_0(&mut workers[..1]);
+    assert_all_files(root, n, &workers);
+    let s = status_json(root, &url);
+    assert_eq!(counts(&s), [0, 0, n as u64, 0], "{s}");
     assert_eq!(s["bad"], 0, "{s}");
 }
 
