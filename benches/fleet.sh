@@ -11,7 +11,7 @@
 # each) enqueues the N URLs and times the drain. Prints, per row: wall
 # seconds, entries/s, Redis CPU per entry (the server process's own CPU, and
 # the `INFO commandstats` usec, which counts command execution only), Redis
-# commands per entry and Redis memory per queued entry. Then: a local
+# round trips per entry and Redis memory per queued entry. Then: a local
 # `fetchq -j J` of the same list for comparison, `enqueue` of M generated
 # lines (time, entries/s, peak RSS) and `status` on that queue of M.
 # --stats-dir keeps each run's INFO commandstats (DIR/commandstats-W-R.txt).
@@ -118,15 +118,15 @@ done
 info() { rcli info "$1" | tr -d '\r'; }
 field() { info "$1" | awk -F: -v k="$2" '$1 == k { print $2 }'; }
 redis_cpu() { info cpu | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.6f", s }'; }
-# From INFO commandstats: usec and calls of the commands clients sent.
-# Commands run inside a script are counted twice there (in EVALSHA and under
-# their own name), so the commands fetchq's scripts call are left out; of
-# those, only the heartbeat's SADD (one per worker every TTL/3), and
-# status's EXISTS and LLENs per worker and its HLENs are also sent by
-# clients.
-# A pipeline counts each of its commands: calls are an upper bound on round
+# From INFO commandstats: usec and calls of what clients sent as one request.
+# Commands run inside a script or a MULTI block are counted twice there (in
+# EVALSHA or EXEC, and under their own name), so the commands fetchq runs
+# that way are left out, and MULTI itself (sent with its EXEC in one write);
+# of those, only the heartbeat's SADD (one per worker every TTL/3), and
+# status's EXISTS and LLENs per worker and its HLENs are also sent alone.
+# A pipeline counts each of its requests: calls are an upper bound on round
 # trips.
-NESTED='^(lmove|rpop|hset|hget|hmget|hdel|lrem|lrange|llen|ltrim|hexists|sadd|rpush|lpush|del|srem|hscan|hgetall|hincrby|hlen|exists|time|pexpire)$'
+NESTED='^(multi|set|lmove|rpop|hset|hget|hmget|hdel|lrem|lrange|llen|ltrim|hexists|sadd|rpush|lpush|del|srem|hscan|hgetall|hincrby|hlen|exists|time|pexpire)$'
 cmdstats() {
     info commandstats | awk -F'[_:=,]' -v nested="$NESTED" '
         /^cmdstat_/ { if ($2 !~ nested) { calls += $4; usec += $6 } }
@@ -147,7 +147,7 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 
 # ------------------------------------------------------------------ workers
-printf '%-8s %8s %10s %14s %14s %12s %12s\n' workers "wall s" entries/s "redis cpu us/e" "cmdstat us/e" "client cmds/e" "mem B/entry"
+printf '%-8s %8s %10s %14s %14s %12s %12s\n' workers "wall s" entries/s "redis cpu us/e" "cmdstat us/e" "round trips/e" "mem B/entry"
 for w in $WORKERS; do
     for ((r = 1; r <= RUNS; r++)); do
         rcli flushall >/dev/null

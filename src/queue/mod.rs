@@ -9,10 +9,10 @@
 //!
 //! # Pattern: reliable queue with atomic moves between lists
 //!
-//! A worker claims a batch of entries with one transaction of `LMOVE
-//! pending inflight:{worker} LEFT RIGHT`, one per entry, which moves the
-//! oldest pending entries to the worker's own processing list (and waits
-//! for the next one with `BLMOVE` when none is pending): each move is
+//! A worker claims a batch of entries with pipelined `LMOVE pending
+//! inflight:{worker} LEFT RIGHT`, one per entry, sent in one write, which
+//! move the oldest pending entries to the worker's own processing list (and
+//! waits for the next one with `BLMOVE` when none is pending): each move is
 //! atomic, so an entry is at every moment in exactly one list and is never
 //! lost with a crashed worker. When downloads end, their outcomes are
 //! recorded and the entries leave the processing list in one transaction
@@ -54,8 +54,8 @@
 //! claimed entry is found in its inflight list by its exact text, which the
 //! [`QueueEntry`] a claim returns keeps ([`QueueEntry::text`]).
 //!
-//! Atomic steps: `MULTI` transactions for a claim of up to K entries (K
-//! `LMOVE`s), the successes of a batch of outcomes (`HSET done` of every
+//! Atomic steps: each `LMOVE` of a claim; `MULTI` transactions for the
+//! successes of a batch of outcomes (`HSET done` of every
 //! result, an `LREM` per entry, `HDEL` of any earlier failure), register
 //! and heartbeat (`SADD workers` + `SET heartbeat PX ttl`); Lua scripts
 //! (see `scripts.rs`) where a step depends on what it finds: enqueue (`SADD
@@ -167,7 +167,7 @@ pub mod worker;
 
 use std::time::Duration;
 
-use redis::{Client, Connection, RedisError, RedisResult};
+use redis::{Client, Connection, ConnectionLike, RedisError, RedisResult, Value};
 use serde::Serialize;
 
 pub use entry::{MalformedEntry, QueueEntry};
@@ -188,8 +188,8 @@ const ENQUEUE_BATCH: usize = 500;
 /// `enqueue` processes at once took 6.8 s, against 10 s from one that waited
 /// for each reply.
 const ENQUEUE_IN_FLIGHT: usize = 2;
-/// Most entries one claim moves (one `LMOVE` each in one transaction: a
-/// claim on an almost empty queue pays for the nil replies).
+/// Most entries one claim moves (one pipelined `LMOVE` each: a claim on an
+/// almost empty queue pays for the nil replies).
 const MAX_CLAIM: usize = 1000;
 /// Outcomes per complete round trip (a longer batch is split).
 const COMPLETE_BATCH: usize = 200;
@@ -658,23 +658,8 @@ impl Queue {
     ) -> Result<ClaimBatch, QueueError> {
         check_worker(worker_id)?;
         let max = max.clamp(1, MAX_CLAIM);
-        // One `LMOVE` per entry in one transaction: each text moves from
-        // pending to the inflight list as it is (no copy, no script), and
-        // an empty pending answers the rest with nil.
-        let moved: Vec<Option<String>> = self.run(|con, keys| {
-            let inflight = keys.inflight(worker_id);
-            let mut p = redis::pipe();
-            p.atomic();
-            for _ in 0..max {
-                p.cmd("LMOVE")
-                    .arg(&keys.pending)
-                    .arg(&inflight)
-                    .arg("LEFT")
-                    .arg("RIGHT");
-            }
-            p.query(con)
-        })?;
-        let mut raws: Vec<String> = moved.into_iter().flatten().collect();
+        let moved = self.run(|con, keys| move_pending(con, keys, worker_id, max))?;
+        let mut raws = moved;
         if raws.is_empty() && !wait.is_zero() {
             raws.extend(self.claim_blocking(worker_id, wait)?);
         }
@@ -697,8 +682,8 @@ impl Queue {
         Ok(batch)
     }
 
-    /// Waits up to `wait` for one entry with `BLMOVE` (a transaction cannot
-    /// block), which moves it to the inflight list as a batch claim does.
+    /// Waits up to `wait` for one entry with `BLMOVE`, which moves it to the
+    /// inflight list as a batch claim does.
     fn claim_blocking(&mut self, worker_id: &str, wait: Duration) -> Result<Option<String>, QueueError> {
         let op_timeout = self.op_timeout;
         self.run(|con, keys| {
@@ -983,11 +968,38 @@ impl Queue {
     }
 }
 
+/// Moves up to `max` entries from the head of pending to the tail of the
+/// worker's inflight list: `max` pipelined `LMOVE`s in one write, each
+/// moving one text as it is (no copy, no script), so an entry is at every
+/// moment in exactly one list. No `MULTI` around them: each move is atomic
+/// on its own, and a batch cut off half-way leaves orphans the worker
+/// returns as it returns any claim whose reply it lost. An empty pending
+/// answers the rest with nil. Returns the texts moved, in order; the first
+/// error if a move failed.
+fn move_pending(con: &mut Connection, keys: &Keys, worker_id: &str, max: usize) -> RedisResult<Vec<String>> {
+    let one = redis::cmd("LMOVE")
+        .arg(&keys.pending)
+        .arg(keys.inflight(worker_id))
+        .arg("LEFT")
+        .arg("RIGHT")
+        .get_packed_command();
+    let packed = one.repeat(max);
+    let mut moved = Vec::with_capacity(max);
+    for reply in con.req_packed_commands(&packed, 0, max)? {
+        match reply {
+            Value::Nil => {}
+            Value::ServerError(e) => return Err(e.into()),
+            text => moved.push(redis::from_redis_value(text)?),
+        }
+    }
+    Ok(moved)
+}
+
 /// The first command's error of a failed transaction, as a plain server
-/// error: the crate lists every command's (each `LMOVE` of a claim fails
-/// alike on `WRONGTYPE`), and calls a transaction Redis refused while
-/// loading its data `EXECABORT`, where the first error says `LOADING`,
-/// which is worth retrying. Any other error as it is.
+/// error: the crate lists every command's (each of a batch fails alike on
+/// `WRONGTYPE`), and calls a transaction Redis refused while loading its
+/// data `EXECABORT`, where the first error says `LOADING`, which is worth
+/// retrying. Any other error as it is.
 fn first_failure(e: RedisError) -> RedisError {
     match e.clone().into_server_errors() {
         Some(errors) => match errors.first() {
