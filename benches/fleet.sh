@@ -7,13 +7,15 @@
 #
 # Starts its own redis-server (no persistence) and nginx on 127.0.0.1,
 # serves N generated 4 KiB files from /dev/shm (the disk stays out of the
-# figures), and for 1, 2, 4 and 8 worker processes (`worker --drain -j J`
-# each) enqueues the N URLs and times the drain. Prints, per row: wall
-# seconds, entries/s, Redis CPU per entry (the server process's own CPU, and
-# the `INFO commandstats` usec, which counts command execution only), Redis
-# round trips per entry and Redis memory per queued entry. Then: a local
-# `fetchq -j J` of the same list for comparison, `enqueue` of M generated
-# lines (time, entries/s, peak RSS) and `status` on that queue of M.
+# figures), and in each of R rounds runs a local `fetchq -j J` of the list,
+# then for 1, 2, 4 and 8 worker processes (`worker --drain -j J` each)
+# enqueues the N URLs and times the drain. Prints, per row: wall seconds,
+# entries/s, Redis CPU per entry (the server process's own CPU, and the
+# `INFO commandstats` usec, which counts command execution only), Redis
+# round trips per entry and Redis memory per queued entry; then the median
+# wall time of each row and its ratio to the local median. Then: `enqueue`
+# of M generated lines (time, entries/s, peak RSS) and `status` on that
+# queue of M.
 # --stats-dir keeps each run's INFO commandstats (DIR/commandstats-W-R.txt).
 # --worker-args adds ARGS (split on spaces) to every worker, e.g.
 # "--global-limits --per-host 64" to measure what the shared limits cost.
@@ -135,59 +137,89 @@ cmdstats() {
 echo "# fleet.sh: $ENTRIES entries of 4 KiB, workers: $WORKERS, -j $JOBS each, $RUNS run(s); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) at start"
 echo "# fetchq: $FETCHQ; $(redis-server --version | cut -d' ' -f3); worker args: ${WORKER_ARGS:-none}"
 
-# ------------------------------------------------------------------ local baseline
-for ((r = 1; r <= RUNS; r++)); do
+# ------------------------------------------------------------------ rounds
+# Each round runs the local baseline and then every worker count, so a
+# slow spell of the machine falls on all rows of a round alike; the
+# summary compares medians.
+local_run() {
+    local out
     out=$(mktemp -d -p "$WORK" out-local.XXXX)
     /usr/bin/time -f "%e %M" -o "$WORK/time" "$FETCHQ" -q -j "$JOBS" -d "$out" "$WORK/list.txt" >/dev/null 2>"$WORK/logs/local.err" \
         || { echo "local run failed:"; cat "$WORK/logs/local.err"; exit 1; }
-    read -r wall rss <"$WORK/time"
-    printf 'local   -j %-3s  wall %6.2f s  %8.0f entries/s\n' "$JOBS" "$wall" "$(echo "$ENTRIES / $wall" | bc -l)"
+    read -r wall _ <"$WORK/time"
+    printf '%-8s %8.2f %10.0f\n' local "$wall" "$(echo "$ENTRIES / $wall" | bc -l)"
+    echo "local $wall" >>"$WORK/walls"
     rm -rf "$out"
-done
+}
 
-# ------------------------------------------------------------------ workers
-printf '%-8s %8s %10s %14s %14s %12s %12s\n' workers "wall s" entries/s "redis cpu us/e" "cmdstat us/e" "round trips/e" "mem B/entry"
-for w in $WORKERS; do
-    for ((r = 1; r <= RUNS; r++)); do
-        rcli flushall >/dev/null
-        mem0=$(field memory used_memory)
-        "$FETCHQ" enqueue --redis "$REDIS" "$WORK/list.txt" >/dev/null 2>"$WORK/logs/enqueue.err" \
-            || { cat "$WORK/logs/enqueue.err"; exit 1; }
-        mem1=$(field memory used_memory)
-        rcli config resetstat >/dev/null
-        cpu0=$(redis_cpu)
-        out=$(mktemp -d -p "$WORK" out-w.XXXX)
-        t0=$EPOCHREALTIME
-        pids=()
-        for ((i = 0; i < w; i++)); do
-            # shellcheck disable=SC2086 # WORKER_ARGS is a list of words
-            "$FETCHQ" worker --redis "$REDIS" --drain -q -j "$JOBS" -d "$out" $WORKER_ARGS \
-                >/dev/null 2>"$WORK/logs/worker$i.err" &
-            pids+=($!)
-        done
-        for p in "${pids[@]}"; do
-            wait "$p" || { echo "a worker failed:"; cat "$WORK"/logs/worker*.err; exit 1; }
-        done
-        t1=$EPOCHREALTIME
-        cpu1=$(redis_cpu)
-        usec=$(cmdstats)
-        # Round trips: the reads Redis made from clients' sockets (a
-        # pipeline sent in one write is read at once), the bench's own few
-        # INFO calls included.
-        calls=$(field stats total_reads_processed)
-        done_n=$(rcli hlen fetchq:default:done)
-        [[ $done_n == "$ENTRIES" ]] || { echo "only $done_n of $ENTRIES done"; cat "$WORK"/logs/worker*.err; exit 1; }
-        wall=$(echo "$t1 - $t0" | bc -l)
-        [[ -z $STATS_DIR ]] || { mkdir -p "$STATS_DIR"; info commandstats >"$STATS_DIR/commandstats-$w-$r.txt"; }
-        printf '%-8s %8.2f %10.0f %14.1f %14.1f %12.2f %12.0f\n' "$w" "$wall" \
-            "$(echo "$ENTRIES / $wall" | bc -l)" \
-            "$(echo "($cpu1 - $cpu0) * 1000000 / $ENTRIES" | bc -l)" \
-            "$(echo "$usec / $ENTRIES" | bc -l)" \
-            "$(echo "$calls / $ENTRIES" | bc -l)" \
-            "$(echo "($mem1 - $mem0) / $ENTRIES" | bc -l)"
-        rm -rf "$out"
+workers_run() {  # w r
+    local w=$1 r=$2 out mem0 mem1 cpu0 cpu1 t0 t1 usec calls done_n wall i p pids=()
+    rcli flushall >/dev/null
+    mem0=$(field memory used_memory)
+    "$FETCHQ" enqueue --redis "$REDIS" "$WORK/list.txt" >/dev/null 2>"$WORK/logs/enqueue.err" \
+        || { cat "$WORK/logs/enqueue.err"; exit 1; }
+    mem1=$(field memory used_memory)
+    rcli config resetstat >/dev/null
+    cpu0=$(redis_cpu)
+    out=$(mktemp -d -p "$WORK" out-w.XXXX)
+    t0=$EPOCHREALTIME
+    for ((i = 0; i < w; i++)); do
+        # shellcheck disable=SC2086 # WORKER_ARGS is a list of words
+        "$FETCHQ" worker --redis "$REDIS" --drain -q -j "$JOBS" -d "$out" $WORKER_ARGS \
+            >/dev/null 2>"$WORK/logs/worker$i.err" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do
+        wait "$p" || { echo "a worker failed:"; cat "$WORK"/logs/worker*.err; exit 1; }
+    done
+    t1=$EPOCHREALTIME
+    cpu1=$(redis_cpu)
+    usec=$(cmdstats)
+    # Round trips: the reads Redis made from clients' sockets (a pipeline
+    # sent in one write is read at once), the bench's own few INFO calls
+    # included.
+    calls=$(field stats total_reads_processed)
+    done_n=$(rcli hlen fetchq:default:done)
+    [[ $done_n == "$ENTRIES" ]] || { echo "only $done_n of $ENTRIES done"; cat "$WORK"/logs/worker*.err; exit 1; }
+    wall=$(echo "$t1 - $t0" | bc -l)
+    [[ -z $STATS_DIR ]] || { mkdir -p "$STATS_DIR"; info commandstats >"$STATS_DIR/commandstats-$w-$r.txt"; }
+    printf '%-8s %8.2f %10.0f %14.1f %14.1f %14.2f %12.0f\n' "$w" "$wall" \
+        "$(echo "$ENTRIES / $wall" | bc -l)" \
+        "$(echo "($cpu1 - $cpu0) * 1000000 / $ENTRIES" | bc -l)" \
+        "$(echo "$usec / $ENTRIES" | bc -l)" \
+        "$(echo "$calls / $ENTRIES" | bc -l)" \
+        "$(echo "($mem1 - $mem0) / $ENTRIES" | bc -l)"
+    echo "$w $wall" >>"$WORK/walls"
+    rm -rf "$out"
+}
+
+printf '%-8s %8s %10s %14s %14s %14s %12s\n' workers "wall s" entries/s "redis cpu us/e" "cmdstat us/e" "round trips/e" "mem B/entry"
+: >"$WORK/walls"
+for ((r = 1; r <= RUNS; r++)); do
+    local_run
+    for w in $WORKERS; do
+        workers_run "$w" "$r"
     done
 done
+# Medians of each row, and each against the local median.
+awk '{ v[$1] = v[$1] " " $2 } END {
+        for (k in v) print k, v[k]
+    }' "$WORK/walls" | sort -k1,1n | awk '
+    function median(line,   a, n, i, j, t) {
+        n = split(line, a, " ")
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    { row = $1; $1 = ""; m[row] = median($0); order[++k] = row }
+    END {
+        printf "medians:"
+        for (i = 1; i <= k; i++) {
+            r = order[i]
+            if (r == "local") printf "  local %.2f s", m[r]
+            else printf "  %s worker(s) %.2f s (%.2fx local)", r, m[r], m[r] / m["local"]
+        }
+        printf "\n"
+    }'
 
 # ------------------------------------------------------------------ enqueue and status at scale
 ((LINES > 0)) || exit 0
