@@ -658,8 +658,7 @@ impl Queue {
     ) -> Result<ClaimBatch, QueueError> {
         check_worker(worker_id)?;
         let max = max.clamp(1, MAX_CLAIM);
-        let moved = self.run(|con, keys| move_pending(con, keys, worker_id, max))?;
-        let mut raws = moved;
+        let mut raws = self.run(|con, keys| move_pending(con, keys, worker_id, max))?;
         if raws.is_empty() && !wait.is_zero() {
             raws.extend(self.claim_blocking(worker_id, wait)?);
         }
