@@ -3,15 +3,18 @@
 //! releases what is left.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::event::Ticket;
 use crate::queue::QueueEntry;
 
-/// Claimed entries not yet recorded, in claim order.
+/// Claimed entries not yet recorded, in claim order. Shared with the
+/// source, which submits them, and the sink, which records them: one
+/// entry's eight strings are not copied twice per download.
 #[derive(Debug, Default)]
 pub(super) struct Claims {
     next: u64,
-    entries: BTreeMap<Ticket, QueueEntry>,
+    entries: BTreeMap<Ticket, Arc<QueueEntry>>,
 }
 
 impl Claims {
@@ -20,12 +23,12 @@ impl Claims {
     pub(super) fn add(&mut self, entry: QueueEntry) -> Ticket {
         let ticket = Ticket(self.next);
         self.next += 1;
-        self.entries.insert(ticket.clone(), entry);
+        self.entries.insert(ticket.clone(), Arc::new(entry));
         ticket
     }
 
     /// The entry `ticket` stands for, unless its result was recorded.
-    pub(super) fn get(&self, ticket: &Ticket) -> Option<&QueueEntry> {
+    pub(super) fn get(&self, ticket: &Ticket) -> Option<&Arc<QueueEntry>> {
         self.entries.get(ticket)
     }
 
@@ -42,7 +45,7 @@ impl Claims {
     /// Empties the table, newest claim first: releasing in this order puts
     /// the oldest claim back at the head of `pending`, so its head is in
     /// claim order again.
-    pub(super) fn take_newest_first(&mut self) -> Vec<QueueEntry> {
+    pub(super) fn take_newest_first(&mut self) -> Vec<Arc<QueueEntry>> {
         std::mem::take(&mut self.entries).into_values().rev().collect()
     }
 }
@@ -61,7 +64,7 @@ mod tests {
         assert!(claims.is_empty());
         let tickets: Vec<Ticket> = (0..3).map(|i| claims.add(entry(i))).collect();
         assert_eq!(tickets, [Ticket(0), Ticket(1), Ticket(2)]);
-        assert_eq!(claims.get(&Ticket(1)), Some(&entry(1)));
+        assert_eq!(claims.get(&Ticket(1)).map(|e| &**e), Some(&entry(1)));
         claims.remove(&Ticket(1));
         assert_eq!(claims.get(&Ticket(1)), None);
         // A ticket is never handed out twice, even after its entry left.
@@ -76,8 +79,11 @@ mod tests {
             claims.add(entry(i));
         }
         claims.remove(&Ticket(2));
-        assert_eq!(claims.take_newest_first(), [entry(3), entry(1), entry(0)]);
+        assert_eq!(
+            claims.take_newest_first(),
+            [entry(3), entry(1), entry(0)].map(Arc::new)
+        );
         assert!(claims.is_empty());
-        assert_eq!(claims.take_newest_first(), []);
+        assert_eq!(claims.take_newest_first(), Vec::<Arc<QueueEntry>>::new());
     }
 }

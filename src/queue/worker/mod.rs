@@ -517,7 +517,7 @@ fn run_series(
 /// how many entries went back to `pending`.
 fn shut_down(ctx: &Ctx, queue: &mut Queue) -> u64 {
     let id = &ctx.worker_id;
-    let leftovers: Vec<QueueEntry> = ctx.claims().take_newest_first();
+    let leftovers: Vec<Arc<QueueEntry>> = ctx.claims().take_newest_first();
     let deadline = Instant::now() + ctx.options.shutdown_limit;
     let late = || Instant::now() >= deadline;
     let mut released = 0u64;

@@ -33,7 +33,7 @@ pub(super) struct QueueSink {
 #[derive(Debug)]
 struct Waiting {
     ticket: Ticket,
-    entry: QueueEntry,
+    entry: Arc<QueueEntry>,
     ok: bool,
     json: String,
     /// Where the entry came from, for a message if it cannot be recorded.
@@ -65,7 +65,7 @@ enum Record {
     /// Record the outcome (`ok`: done, else failed), then drop the ticket.
     Complete {
         /// The claimed entry.
-        entry: QueueEntry,
+        entry: Arc<QueueEntry>,
         /// Whether it goes to `done`.
         ok: bool,
     },
@@ -228,7 +228,7 @@ mod tests {
         let entry = QueueEntry::new("https://e.test/a", None, None, "urls.txt", 1);
         let held = claims.add(entry.clone()).0;
         let complete = |ok| Record::Complete {
-            entry: entry.clone(),
+            entry: Arc::new(entry.clone()),
             ok,
         };
         let line_error = Outcome::Failed(Problem::Line {

@@ -54,7 +54,7 @@ pub(super) struct QueueSource {
 #[derive(Debug, PartialEq)]
 enum Claim {
     /// An entry to submit: carried over from the last run, or claimed now.
-    Entry(Ticket, QueueEntry),
+    Entry(Ticket, Arc<QueueEntry>),
     /// Nothing to submit yet; ask again (the claim timed out while entries
     /// of ours are in flight, a malformed entry was set aside, orphans were
     /// given back).
