@@ -132,6 +132,19 @@ fn earlier_claims(con: &mut ::redis::Connection, worker: &str, k: usize) {
         .unwrap();
 }
 
+/// Worker `w0` of this build SIGKILLed holding a full batch, and its
+/// heartbeat expired: the worker, and how many entries it holds.
+fn w0_dead_holding_a_full_batch(root: &std::path::Path, url: &str) -> (Worker, u64) {
+    let w0 = kill_w0_holding_a_full_batch(root, url);
+    wait_for(Duration::from_secs(10), "w0's heartbeat to expire", || {
+        poll_status(url).workers.iter().any(|w| w.id == "w0" && !w.alive)
+    });
+    let s = poll_status(url);
+    let held = held_by(&s, "w0");
+    assert!((10..=16).contains(&held), "w0 died holding {held}: {s:?}");
+    (w0, held)
+}
+
 /// A worker of this build is SIGKILLed holding a full batch; once its
 /// heartbeat is gone, an earlier fetchq's requeue runs first. It must move
 /// nothing (it would have put bare ids in `pending`, which end in `bad`),
@@ -146,13 +159,7 @@ fn an_earlier_fetchqs_requeue_never_sees_a_newer_workers_claims() {
     let list = serve(server, n, Duration::from_millis(300));
     enqueue_ok(root, &url, &list);
 
-    let w0 = kill_w0_holding_a_full_batch(root, &url);
-    wait_for(Duration::from_secs(10), "w0's heartbeat to expire", || {
-        poll_status(&url).workers.iter().any(|w| w.id == "w0" && !w.alive)
-    });
-    let s = poll_status(&url);
-    let held = held_by(&s, "w0");
-    assert!((10..=16).contains(&held), "w0 died holding {held}: {s:?}");
+    let (w0, held) = w0_dead_holding_a_full_batch(root, &url);
 
     let mut con = redis.connection();
     let pending = llen(&mut con, "fetchq:default:pending");
@@ -187,11 +194,7 @@ fn the_id_layouts_requeue_returns_this_builds_claims_as_they_were() {
     let list = serve(server, n, Duration::from_millis(300));
     enqueue_ok(root, &url, &list);
 
-    let w0 = kill_w0_holding_a_full_batch(root, &url);
-    wait_for(Duration::from_secs(10), "w0's heartbeat to expire", || {
-        poll_status(&url).workers.iter().any(|w| w.id == "w0" && !w.alive)
-    });
-    let held = held_by(&poll_status(&url), "w0");
+    let (w0, held) = w0_dead_holding_a_full_batch(root, &url);
     let mut con = redis.connection();
     let p = "fetchq:default:";
     let moved: i64 = ::redis::cmd("EVAL")
