@@ -85,7 +85,9 @@ pub const CLAIM_WAIT: Duration = Duration::from_secs(1);
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// While this worker's own entries are downloading and the queue is empty,
 /// the source looks at the queue again after this long (or as soon as the
-/// last of its entries is recorded, to see the end of a drain at once).
+/// last of its entries is recorded, to see the end of a drain at once); and
+/// the longest a draining worker waits between looks while other workers'
+/// entries are in flight.
 const BUSY_CLAIM_WAIT: Duration = Duration::from_millis(100);
 /// Repeat a "Redis unavailable" warning at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
@@ -104,7 +106,8 @@ pub struct WorkerOptions {
     /// Exit once the queue is drained (nothing pending, nothing processing
     /// anywhere, dead workers' entries requeued) instead of waiting for more.
     pub drain: bool,
-    /// How long one blocking claim waits ([`CLAIM_WAIT`]).
+    /// How long one blocking claim waits ([`CLAIM_WAIT`]); a worker with
+    /// `drain` never blocks in a claim.
     pub claim_wait: Duration,
     /// Entries per run of the pipeline before it is restarted (see the module doc).
     pub max_entries_per_run: u64,

@@ -35,15 +35,23 @@ pub(super) struct Handback {
     pub(super) end: End,
 }
 
+/// How soon a draining worker looks again when the queue is empty but other
+/// workers' entries are in flight; each look that finds them still in
+/// flight doubles it, up to [`BUSY_CLAIM_WAIT`]. The end of a drain is seen
+/// within a few ms of the last entry's result, while a fleet waiting on a
+/// long download asks Redis ten times a second per worker.
+const DRAIN_LOOK_FIRST: Duration = Duration::from_millis(5);
+
 /// Claims entries in batches and feeds them to the pipeline.
 pub(super) struct QueueSource {
     queue: Queue,
     ctx: Arc<Ctx>,
     /// Claimed entries to submit before claiming more, oldest first.
     carry: VecDeque<Ticket>,
-    /// With `--drain`: the queue's status was checked since the last batch
-    /// came, and it was not drained; only then may a claim block.
-    not_drained: bool,
+    /// With `--drain`, while the queue is empty but other workers' entries
+    /// are in flight: how long to wait before looking again (see
+    /// [`DRAIN_LOOK_FIRST`]); `None` until the status says so.
+    drain_pause: Option<Duration>,
     back: mpsc::Sender<Handback>,
     /// Entries claimed beyond the channel's room, held here until it has
     /// room for them (see [`QueueSource::claiming_ahead`]).
@@ -187,7 +195,7 @@ impl QueueSource {
             queue,
             ctx,
             carry: carry.into(),
-            not_drained: false,
+            drain_pause: None,
             back,
             ahead: 0,
         }
@@ -252,16 +260,10 @@ impl QueueSource {
         let stop = || ctx.cancel.is_requested();
         let max = room.max(1) + self.ahead;
         // Blocking in Redis only when nothing of ours is in flight (else the
-        // source waits for the sink instead, see `idle`). With `--drain`,
-        // only once the status said the queue is not drained, and briefly:
-        // other workers' last entries are finishing, and the end of the
-        // drain should be seen soon after theirs.
-        let wait = if !ctx.claims().is_empty() {
-            Duration::ZERO
-        } else if !ctx.options.drain {
+        // source waits for the sink instead, see `idle`), and never with
+        // `--drain`, which waits for the other workers in `idle`.
+        let wait = if ctx.claims().is_empty() && !ctx.options.drain {
             ctx.options.claim_wait
-        } else if self.not_drained {
-            ctx.options.claim_wait.min(BUSY_CLAIM_WAIT)
         } else {
             Duration::ZERO
         };
@@ -286,7 +288,7 @@ impl QueueSource {
                         Ok(Claim::Again)
                     };
                 }
-                self.not_drained = false;
+                self.drain_pause = None;
                 let mut claims = ctx.claims();
                 self.carry
                     .extend(batch.entries.into_iter().map(|entry| claims.add(entry)));
@@ -351,7 +353,17 @@ impl QueueSource {
             }
             Idle::Drained => Ok(Claim::End(End::Drained)),
             Idle::Quiet => {
-                self.not_drained = true;
+                if drain {
+                    // Other workers' last entries are finishing: look again
+                    // soon, then less often (a blocking claim would not do:
+                    // Redis ends a block shorter than its 100 ms tick only
+                    // at the tick).
+                    let pause = self.drain_pause.unwrap_or(DRAIN_LOOK_FIRST);
+                    self.drain_pause = Some((pause * 2).min(BUSY_CLAIM_WAIT));
+                    if !ctx.cancel.sleep(pause) {
+                        return Ok(Claim::End(End::Stopped));
+                    }
+                }
                 Ok(tally.quiet())
             }
         }
