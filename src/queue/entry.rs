@@ -113,7 +113,25 @@ impl QueueEntry {
     /// record its outcome over another entry's result. The entry keeps
     /// `text` as it is, for [`text`](Self::text).
     pub fn from_json(text: &str) -> Result<QueueEntry, MalformedEntry> {
-        let mut entry: QueueEntry = serde_json::from_str(text).map_err(MalformedEntry::Json)?;
+        let mut entry = QueueEntry::parse(text)?;
+        entry.text = Some(text.to_owned());
+        Ok(entry)
+    }
+
+    /// [`from_json`](Self::from_json) of a text the caller owns (a claim's
+    /// reply), kept without a copy; the text comes back with the error.
+    pub(crate) fn from_claimed(text: String) -> Result<QueueEntry, (String, MalformedEntry)> {
+        match QueueEntry::parse(&text) {
+            Ok(mut entry) => {
+                entry.text = Some(text);
+                Ok(entry)
+            }
+            Err(error) => Err((text, error)),
+        }
+    }
+
+    fn parse(text: &str) -> Result<QueueEntry, MalformedEntry> {
+        let entry: QueueEntry = serde_json::from_str(text).map_err(MalformedEntry::Json)?;
         let expected = QueueEntry::id_for(&entry.url, entry.out.as_deref());
         if entry.id != expected {
             return Err(MalformedEntry::IdMismatch {
@@ -121,7 +139,6 @@ impl QueueEntry {
                 expected,
             });
         }
-        entry.text = Some(text.to_owned());
         Ok(entry)
     }
 }

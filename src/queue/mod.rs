@@ -664,9 +664,9 @@ impl Queue {
         }
         let mut batch = ClaimBatch::default();
         for raw in raws {
-            match QueueEntry::from_json(&raw) {
+            match QueueEntry::from_claimed(raw) {
                 Ok(e) => batch.entries.push(e),
-                Err(source) => {
+                Err((raw, source)) => {
                     self.run(|con, keys| {
                         scripts::QUARANTINE
                             .key(keys.inflight(worker_id))
