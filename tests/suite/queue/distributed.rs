@@ -76,20 +76,48 @@ pub(super) fn held_by(s: &QueueStatus, id: &str) -> u64 {
     s.workers.iter().find(|w| w.id == id).map_or(0, |w| w.processing)
 }
 
-/// Starts worker `w0` (`--drain -j 2`, a heartbeat of 1 s) on the queue at
-/// `redis` and SIGKILLs it once it holds a full batch. -j 2: 2 downloading,
-/// a channel of 8 and up to 4 claimed ahead is a full batch of 12 to 14,
-/// and 2 finished entries may wait for their outcome to be written; each
-/// flush of 2 outcomes makes room for a batch of 2 + 4.
-/// Returns it, for its log.
-pub(super) fn kill_w0_holding_a_full_batch(root: &Path, redis: &str) -> Worker {
-    let mut w0 = Worker::spawn(root, redis, "w0", &["--drain", "-j", "2"], &SHORT_HEARTBEAT);
+/// Entries in the queue of the tests that SIGKILL a worker holding a full
+/// batch: slow (0.3 s each), so that it holds one when it dies.
+pub(super) const BATCH_QUEUE: usize = 60;
+
+/// A fresh Redis with a queue of [`BATCH_QUEUE`] slow entries, and worker
+/// `w0` SIGKILLed once it holds a full batch of them.
+pub(super) struct KilledW0 {
+    pub(super) redis: RedisServer,
+    pub(super) t: Setup,
+    pub(super) url: String,
+    /// For its log.
+    pub(super) w0: Worker,
+    /// How many entries it holds (checked: 10 to 16).
+    pub(super) held: u64,
+}
+
+/// Sets up [`KilledW0`]. `w0` runs `--drain -j 2` with a heartbeat of 1 s:
+/// 2 downloading, a channel of 8 and up to 4 claimed ahead is a full batch
+/// of 12 to 14, and 2 finished entries may wait for their outcome to be
+/// written; each flush of 2 outcomes makes room for a batch of 2 + 4.
+pub(super) fn w0_killed_holding_a_full_batch() -> KilledW0 {
+    let redis = RedisServer::start();
+    let t = Setup::new();
+    let url = redis.url();
+    let list = serve(&t.server, BATCH_QUEUE, Duration::from_millis(300));
+    enqueue_ok(t.root(), &url, &list);
+    let mut w0 = Worker::spawn(t.root(), &url, "w0", &["--drain", "-j", "2"], &SHORT_HEARTBEAT);
     wait_for(Duration::from_secs(20), "w0 holding a full batch", || {
-        held_by(&poll_status(redis), "w0") >= 12
+        held_by(&poll_status(&url), "w0") >= 12
     });
     w0.process.child.kill().unwrap();
     w0.wait(Duration::from_secs(5));
-    w0
+    let s = poll_status(&url);
+    let held = held_by(&s, "w0");
+    assert!((10..=16).contains(&held), "w0 died holding {held}: {s:?}");
+    KilledW0 {
+        redis,
+        t,
+        url,
+        w0,
+        held,
+    }
 }
 
 /// Worker `w1` (`--drain -j 16`) finishes the queue of `n` entries after
@@ -562,18 +590,6 @@ fn a_running_worker_downloads_retried_failures_again() {
 
 #[test]
 fn a_worker_killed_holding_a_full_batch_loses_nothing() {
-    let redis = RedisServer::start();
-    let t = Setup::new();
-    let (server, root) = (&t.server, t.root());
-    let url = redis.url();
-    let n = 60;
-    let list = serve(server, n, Duration::from_millis(300));
-    enqueue_ok(root, &url, &list);
-
-    let w0 = kill_w0_holding_a_full_batch(root, &url);
-    let s = poll_status(&url);
-    let held = held_by(&s, "w0");
-    assert!((10..=16).contains(&held), "w0 died holding {held}: {s:?}");
-
-    w1_finishes_after_w0(root, &url, n, w0, held);
+    let k = w0_killed_holding_a_full_batch();
+    w1_finishes_after_w0(k.t.root(), &k.url, BATCH_QUEUE, k.w0, k.held);
 }

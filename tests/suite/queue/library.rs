@@ -644,6 +644,15 @@ fn list(server: &RedisServer, key: &str) -> Vec<String> {
         .unwrap()
 }
 
+/// `RPUSH key values`: elements written as another tool or build would.
+fn push(server: &RedisServer, key: &str, values: impl redis::ToRedisArgs) {
+    let _: () = redis::cmd("RPUSH")
+        .arg(key)
+        .arg(values)
+        .query(&mut server.connection())
+        .unwrap();
+}
+
 /// A claimed entry sits in the inflight list as the very text it had in
 /// `pending`, whether claimed in a batch or by the blocking claim, and is
 /// found there by that text: also one written by another tool, with other
@@ -654,11 +663,7 @@ fn inflight_lists_hold_the_claimed_texts_byte_for_byte() {
     let server = RedisServer::start();
     let mut q = queue_with_entries(&server, "texts", "w", 2);
     let spaced = entry(2).to_json().replace(',', ", ");
-    let _: () = redis::cmd("RPUSH")
-        .arg("fetchq:texts:pending")
-        .arg(&spaced)
-        .query(&mut server.connection())
-        .unwrap();
+    push(&server, "fetchq:texts:pending", &spaced);
     let batch = q.claim_many("w", 3, SHORT).unwrap().entries;
     let texts = vec![entry(0).to_json(), entry(1).to_json(), spaced.clone()];
     assert_eq!(list(&server, "fetchq:texts:inflight:w"), texts);
@@ -680,11 +685,7 @@ fn inflight_lists_hold_the_claimed_texts_byte_for_byte() {
     });
     assert!(blocked, "the claim should block in BLMOVE");
     let spaced_late = entry(3).to_json().replace("\":", "\": ");
-    let _: () = redis::cmd("RPUSH")
-        .arg("fetchq:texts:pending")
-        .arg(&spaced_late)
-        .query(&mut server.connection())
-        .unwrap();
+    push(&server, "fetchq:texts:pending", &spaced_late);
     let late = waiter
         .join()
         .unwrap()
@@ -733,11 +734,7 @@ fn claims_of_the_id_layout_are_counted_and_returned_as_texts() {
     let texts: Vec<String> = (0..3).map(|i| entry(i).to_json()).collect();
     let held = [entry(0).id, texts[1].clone(), entry(2).id];
     let mut con = server.connection();
-    let _: () = redis::cmd("RPUSH")
-        .arg("fetchq:ids:inflight:gone")
-        .arg(&held)
-        .query(&mut con)
-        .unwrap();
+    push(&server, "fetchq:ids:inflight:gone", &held);
     let _: () = redis::cmd("HSET")
         .arg("fetchq:ids:inflight_entries:gone")
         .arg(&held[0])
@@ -773,11 +770,7 @@ fn claims_in_the_earlier_format_are_counted_and_returned() {
     let texts: Vec<String> = (0..4).map(|i| entry(i).to_json()).collect();
     let mut con = server.connection();
     for (w, held) in [("w", &texts[..2]), ("gone", &texts[2..])] {
-        let _: () = redis::cmd("RPUSH")
-            .arg(format!("fetchq:old:processing:{w}"))
-            .arg(held)
-            .query(&mut con)
-            .unwrap();
+        push(&server, &format!("fetchq:old:processing:{w}"), held);
         let mut notes = redis::cmd("HSET");
         notes.arg(format!("fetchq:old:claimed:{w}"));
         for t in held {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use fetchq::queue::QueueEntry;
 
 use super::distributed::{
-    Worker, assert_all_exit_0, assert_all_files, counts, enqueue_ok, held_by, kill_w0_holding_a_full_batch,
-    poll_status, serve, status_json, w1_finishes_after_w0,
+    BATCH_QUEUE, KilledW0, Worker, assert_all_exit_0, assert_all_files, counts, enqueue_ok, held_by,
+    poll_status, serve, status_json, w0_killed_holding_a_full_batch, w1_finishes_after_w0,
 };
 use crate::support::redis::RedisServer;
 use crate::support::*;
@@ -132,17 +132,16 @@ fn earlier_claims(con: &mut ::redis::Connection, worker: &str, k: usize) {
         .unwrap();
 }
 
-/// Worker `w0` of this build SIGKILLed holding a full batch, and its
-/// heartbeat expired: the worker, and how many entries it holds.
-fn w0_dead_holding_a_full_batch(root: &std::path::Path, url: &str) -> (Worker, u64) {
-    let w0 = kill_w0_holding_a_full_batch(root, url);
+/// [`w0_killed_holding_a_full_batch`], once `w0`'s heartbeat has expired.
+fn w0_dead_holding_a_full_batch() -> KilledW0 {
+    let killed = w0_killed_holding_a_full_batch();
     wait_for(Duration::from_secs(10), "w0's heartbeat to expire", || {
-        poll_status(url).workers.iter().any(|w| w.id == "w0" && !w.alive)
+        poll_status(&killed.url)
+            .workers
+            .iter()
+            .any(|w| w.id == "w0" && !w.alive)
     });
-    let s = poll_status(url);
-    let held = held_by(&s, "w0");
-    assert!((10..=16).contains(&held), "w0 died holding {held}: {s:?}");
-    (w0, held)
+    killed
 }
 
 /// A worker of this build is SIGKILLed holding a full batch; once its
@@ -151,17 +150,10 @@ fn w0_dead_holding_a_full_batch(root: &std::path::Path, url: &str) -> (Worker, u
 /// and a worker of this build then returns and downloads every entry.
 #[test]
 fn an_earlier_fetchqs_requeue_never_sees_a_newer_workers_claims() {
-    let redis = RedisServer::start();
-    let t = Setup::new();
-    let (server, root) = (&t.server, t.root());
-    let url = redis.url();
-    let n = 60;
-    let list = serve(server, n, Duration::from_millis(300));
-    enqueue_ok(root, &url, &list);
+    let k = w0_dead_holding_a_full_batch();
+    let (root, url, held) = (k.t.root(), k.url.as_str(), k.held);
 
-    let (w0, held) = w0_dead_holding_a_full_batch(root, &url);
-
-    let mut con = redis.connection();
+    let mut con = k.redis.connection();
     let pending = llen(&mut con, "fetchq:default:pending");
     assert_eq!(
         earlier_requeue_stale(&mut con),
@@ -170,12 +162,12 @@ fn an_earlier_fetchqs_requeue_never_sees_a_newer_workers_claims() {
     );
     assert_eq!(llen(&mut con, "fetchq:default:pending"), pending);
     assert_eq!(
-        held_by(&poll_status(&url), "w0"),
+        held_by(&poll_status(url), "w0"),
         held,
         "w0's claims are where they were"
     );
 
-    let s = w1_finishes_after_w0(root, &url, n, w0, held);
+    let s = w1_finishes_after_w0(root, url, BATCH_QUEUE, k.w0, held);
     assert_eq!(s["bad"], 0, "{s}");
 }
 
@@ -186,16 +178,9 @@ fn an_earlier_fetchqs_requeue_never_sees_a_newer_workers_claims() {
 /// `bad`.
 #[test]
 fn the_id_layouts_requeue_returns_this_builds_claims_as_they_were() {
-    let redis = RedisServer::start();
-    let t = Setup::new();
-    let (server, root) = (&t.server, t.root());
-    let url = redis.url();
-    let n = 60;
-    let list = serve(server, n, Duration::from_millis(300));
-    enqueue_ok(root, &url, &list);
-
-    let (w0, held) = w0_dead_holding_a_full_batch(root, &url);
-    let mut con = redis.connection();
+    let k = w0_dead_holding_a_full_batch();
+    let (root, url, held) = (k.t.root(), k.url.as_str(), k.held);
+    let mut con = k.redis.connection();
     let p = "fetchq:default:";
     let moved: i64 = ::redis::cmd("EVAL")
         .arg(ID_LAYOUT_REQUEUE)
@@ -222,11 +207,14 @@ fn the_id_layouts_requeue_returns_this_builds_claims_as_they_were() {
         "{pending:?}"
     );
 
-    let mut workers = vec![Worker::spawn(root, &url, "w1", &["--drain", "-j", "16"], &[]), w0];
+    let mut workers = vec![
+        Worker::spawn(root, url, "w1", &["--drain", "-j", "16"], &[]),
+        k.w0,
+    ];
     assert_all_exit_0(&mut workers[..1]);
-    assert_all_files(root, n, &workers);
-    let s = status_json(root, &url);
-    assert_eq!(counts(&s), [0, 0, n as u64, 0], "{s}");
+    assert_all_files(root, BATCH_QUEUE, &workers);
+    let s = status_json(root, url);
+    assert_eq!(counts(&s), [0, 0, BATCH_QUEUE as u64, 0], "{s}");
     assert_eq!(s["bad"], 0, "{s}");
 }
 
