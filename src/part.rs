@@ -298,10 +298,9 @@ const RESERVE_FROM: u64 = 8 * 1024 * 1024;
 /// allocates them in large runs instead of block by block as each write
 /// lands: 256 MiB written in 64 KiB pieces cost 0.081 instead of 0.106 s
 /// of system time (median of 12 alternating runs). Only for long runs (see
-/// [`RESERVE_FROM`]). Best effort: a file
-/// system that cannot is written as usual, and what was reserved past the
-/// end of a file that stops short is freed when the part is continued
-/// (it is written over) or removed.
+/// [`RESERVE_FROM`]). Best effort: a file system that cannot is written as
+/// usual, and what was reserved past the end of a file that stops short is
+/// freed when the part is continued (it is written over) or removed.
 #[derive(Debug)]
 pub(crate) struct Reserve {
     /// Reserved up to here.
