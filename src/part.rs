@@ -455,7 +455,29 @@ impl PartFile {
         }
         self.file
             .write_all_at(chunk, self.len)
-            .map_err(|e| FetchError::disk("cannot write", self.path(), e))?;
+            .map_err(|e| self.write_error(e))?;
+        self.written(chunk)
+    }
+
+    /// Append `first` then `second` at byte `len`, in one write.
+    pub(crate) fn write_pair(&mut self, first: &[u8], second: &[u8]) -> Result<(), FetchError> {
+        let n = (first.len() + second.len()) as u64;
+        if let Some(reserve) = self.reserve.as_mut() {
+            reserve.ahead(&self.file, self.len, n);
+        }
+        write_pair_at(&self.file, first, second, self.len).map_err(|e| self.write_error(e))?;
+        self.written(first)?;
+        self.written(second)
+    }
+
+    /// A failed write to the part, named as [`PartFile::write`] names one.
+    pub(crate) fn write_error(&self, e: io::Error) -> FetchError {
+        FetchError::disk("cannot write", self.path(), e)
+    }
+
+    /// Count `chunk` as the part's next bytes: the caller wrote it at byte
+    /// `len` (through [`PartFile::writer`], or with [`PartFile::write_pair`]).
+    pub(crate) fn written(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
         if self.hasher.is_some() && self.hashed == self.len {
             if let Some(hasher) = self.hasher.as_mut() {
                 hasher.update(chunk);
@@ -832,6 +854,25 @@ impl Drop for PartFile {
 /// `to`, where the system and file system support that (`renameat2`);
 /// elsewhere a plain rename.
 #[cfg(any(target_os = "linux", target_os = "android"))]
+/// Write all of `first` then `second` at `at`: one `pwritev`, and plain
+/// writes for whatever a short one left.
+fn write_pair_at(file: &File, first: &[u8], second: &[u8], at: u64) -> io::Result<()> {
+    let n = loop {
+        match rustix::io::pwritev(file, &[io::IoSlice::new(first), io::IoSlice::new(second)], at) {
+            Ok(n) => break n,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if n < first.len() {
+        file.write_all_at(&first[n..], at + n as u64)?;
+        file.write_all_at(second, at + first.len() as u64)
+    } else {
+        let done = n - first.len();
+        file.write_all_at(&second[done..], at + n as u64)
+    }
+}
+
 fn rename_no_replace(dir: &Folder, from: &OsStr, to: &OsStr) -> io::Result<()> {
     use rustix::fs::RenameFlags;
     match rustix::fs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {

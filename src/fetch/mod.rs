@@ -23,6 +23,7 @@ mod redirect;
 mod sources;
 mod split;
 mod stream;
+mod tail;
 
 pub(crate) use sources::Race;
 use sources::source_count;

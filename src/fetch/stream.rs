@@ -11,6 +11,7 @@ use ureq::http::StatusCode;
 
 use super::classify::body_error;
 use super::headers::content_range;
+use super::tail::{HOLD_FROM, HeldTail};
 use super::{Done, Fetcher, Progress, RECORD_EVERY, SPLIT_LOOK, Split, WorkerCtx};
 use crate::error::FetchError;
 use crate::event::JobInfo;
@@ -72,6 +73,19 @@ impl Fetcher {
         let mut recorded = Instant::now();
         // From a page boundary: see crate::aligned.
         let buf = crate::aligned::from_boundary(ctx.buf);
+        // A big body is written on boundaries (see `tail`), unless a rate
+        // limit could keep the tail off the disk while it waits.
+        let mut tail = if split.is_none()
+            && self.rate.is_none()
+            && expected.is_some_and(|total| total.saturating_sub(on_disk) >= HOLD_FROM)
+        {
+            Some(HeldTail::new(part)?)
+        } else {
+            None
+        };
+        // Bytes received: on disk, and held.
+        let received =
+            |part: &PartFile, tail: &Option<HeldTail>| part.len() + tail.as_ref().map_or(0, HeldTail::held);
         // Ends with the response, or with why this connection stopped; a
         // split goes on without it (see below).
         let streamed: Result<(), FetchError> = 'stream: loop {
@@ -90,10 +104,10 @@ impl Fetcher {
                 {
                     break 'stream Ok(());
                 }
-                Err(e) => break 'stream Err(body_error(e, part.len(), expected)),
+                Err(e) => break 'stream Err(body_error(e, received(part, &tail), expected)),
             };
             if let Some(limit) = max_filesize
-                && part.len() + n as u64 > limit
+                && received(part, &tail) + n as u64 > limit
             {
                 break 'stream Err(FetchError::TooLarge { limit });
             }
@@ -118,21 +132,31 @@ impl Fetcher {
                 }
                 continue;
             }
-            if let Err(error) = part.write(&buf[..n]) {
+            let written = match tail.as_mut() {
+                Some(tail) => tail.write(part, &buf[..n]),
+                None => part.write(&buf[..n]),
+            };
+            if let Err(error) = written {
                 break 'stream Err(error);
             }
             ctx.slot.advance(n as u64);
-            if expected.is_some_and(|total| part.len() > total) {
+            if expected.is_some_and(|total| received(part, &tail) > total) {
                 part.restart()?;
                 progress.pieces = None;
                 return Err(FetchError::Restart("body longer than announced".into()));
             }
-            if splittable && part.len() >= next_look {
-                next_look = part.len() + SPLIT_LOOK;
+            if splittable && received(part, &tail) >= next_look {
+                next_look = received(part, &tail) + SPLIT_LOOK;
                 if let (Some(crew), Some(total), Some(validator)) =
                     (ctx.crew, full_length, progress.validator.as_deref())
                     && crew.idle() > 0
                 {
+                    // The split starts from the bytes on disk.
+                    if let Some(tail) = tail.as_mut()
+                        && let Err(error) = tail.flush(part)
+                    {
+                        break 'stream Err(error);
+                    }
                     split = self.open_split(
                         job,
                         job.source(progress.source),
@@ -148,6 +172,10 @@ impl Fetcher {
                 }
             }
         };
+        // What is held goes down whatever ended the stream; the stream's
+        // own error comes first.
+        let flushed = tail.take().map_or(Ok(()), |mut tail| tail.flush(part));
+        let streamed = streamed.and(flushed);
         drop(_watch);
         if let Some((split, owner)) = split {
             match streamed {

@@ -117,31 +117,48 @@ const BIG: usize = 1_536 * 1024;
 /// Where the first run's server stalls: past the 1 MiB at which a part gets its name.
 const STALL_AT: usize = 1_200_000;
 
+/// 9 MiB: big enough that fetchq writes it on 64 KiB boundaries, holding
+/// back what lies past the last one (`src/fetch/tail.rs`).
+const HUGE: usize = 9 * 1024 * 1024;
+/// Where a stall cuts `HUGE`: 1 byte past a boundary, so all but one byte of
+/// a 64 KiB stretch is what the stall finds held.
+const HUGE_STALL_AT: usize = 8 * 1024 * 1024 + 64 * 1024 - 1;
+
 /// The repro: a download past 1 MiB is stopped by `signal`, the
 /// resource changes (new ETag and Last-Modified; the server honours
 /// `If-Range`), and `fetchq -c` must end with exactly the new version.
 fn changed_version_after(signal: &str, want_code: i32) {
+    changed_version_of(BIG, STALL_AT, signal, want_code);
+}
+
+/// The same for a body of `len` bytes whose first run stalls after `stall_at`.
+fn changed_version_of(len: usize, stall_at: usize, signal: &str, want_code: i32) {
     let server = TestServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let old = pattern(BIG, 1);
-    let new = pattern(BIG, 2);
+    let old = pattern(len, 1);
+    let new = pattern(len, 2);
     server.route(
         "/z.bin",
         Route::ok(old.clone())
             .etag("\"v1\"")
             .last_modified(&http_date(OLD_DATE))
-            .stall_after(STALL_AT),
+            .stall_after(stall_at),
     );
     write_list(root, "list.txt", format!("{}\n", server.url("/z.bin")));
     let part = out(root).join("z.bin.part");
 
     let mut first = Background::start(root, &[]);
-    first.wait_for_part(&part, STALL_AT as u64);
+    first.wait_for_part(&part, stall_at as u64);
     let code = first.stop(signal);
     assert_eq!(code, want_code, "after {signal}: {}", first.stderr_text());
     let kept = fs::metadata(&part).map_or(0, |m| m.len());
-    assert_eq!(kept, STALL_AT as u64, "the part is kept: {:?}", list_files(root));
+    assert_eq!(kept, stall_at as u64, "the part is kept: {:?}", list_files(root));
+    assert_eq!(
+        fs::read(&part).unwrap(),
+        old[..stall_at],
+        "the part holds exactly the bytes received"
+    );
 
     server.route(
         "/z.bin",
@@ -182,6 +199,20 @@ fn continue_after_sigterm_gets_the_new_version_whole() {
 #[test]
 fn continue_after_sigkill_gets_the_new_version_whole() {
     changed_version_after("-KILL", -1);
+}
+
+/// A big body's bytes past the last 64 KiB boundary are held back only
+/// while more keep coming: once the server stalls they are on disk, so a
+/// SIGKILL during the stall loses none of them.
+#[test]
+fn a_big_bodys_bytes_are_all_on_disk_while_the_server_stalls() {
+    changed_version_of(HUGE, HUGE_STALL_AT, "-KILL", -1);
+}
+
+/// And SIGTERM during the stall keeps them too, with the part's record.
+#[test]
+fn a_big_body_stopped_during_a_stall_is_continued_from_every_byte_received() {
+    changed_version_of(HUGE, HUGE_STALL_AT, "-TERM", 143);
 }
 
 /// A first run whose connection is cut after `cut` bytes, with no retry
