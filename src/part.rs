@@ -856,7 +856,7 @@ impl Drop for PartFile {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 /// Write all of `first` then `second` at `at`: one `pwritev`, and plain
 /// writes for whatever a short one left.
-fn write_pair_at(file: &File, first: &[u8], second: &[u8], at: u64) -> io::Result<()> {
+pub(crate) fn write_pair_at(file: &File, first: &[u8], second: &[u8], at: u64) -> io::Result<()> {
     let n = loop {
         match rustix::io::pwritev(file, &[io::IoSlice::new(first), io::IoSlice::new(second)], at) {
             Ok(n) => break n,

@@ -23,7 +23,6 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -33,6 +32,7 @@ use url::Url;
 
 use super::classify::body_error;
 use super::headers::{content_range, header_str, same_version};
+use super::tail::{HOLD_FROM, HeldTail, put_pair};
 use super::{Done, Fetcher, Progress, Race, WorkerCtx, wait_on};
 use crate::backoff::Backoff;
 use crate::error::FetchError;
@@ -487,37 +487,58 @@ impl Fetcher {
         let mut reader = response.into_body().into_reader();
         let mut at_end = taken.from;
         let mut reserve = crate::part::Reserve::new(taken.from, last);
+        // A big piece is written on boundaries (see `tail`), what the
+        // transport puts down during a wait counted in the map at once.
+        let mut tail = (last - taken.from >= HOLD_FROM && self.rate.is_none())
+            .then(|| split.file.try_clone())
+            .transpose()
+            .map_err(|e| FetchError::disk("cannot reopen", &split.job.path, e))?
+            .map(|file| {
+                let split = split.clone();
+                HeldTail::for_file(file, move |n| split.lock().map.wrote(taken.id, n))
+            });
+        let put =
+            |at: u64, first: &[u8], second: &[u8]| put_pair(&split.file, &split.job.path, at, first, second);
         // From a page boundary: see crate::aligned.
         let buf = crate::aligned::from_boundary(ctx.buf);
-        loop {
+        // `None` when the response ended; the piece may still be short.
+        let read: Result<Option<Piece>, FetchError> = 'read: loop {
             if self.cancel.is_requested() {
-                return Err(FetchError::Cancelled);
+                break 'read Err(FetchError::Cancelled);
             }
             if !owner && ctx.crew.is_some_and(|crew| crew.waiting()) {
-                return Ok(Piece::Yielded);
+                break 'read Ok(Some(Piece::Yielded));
             }
             let n = match reader.read(buf) {
-                Ok(0) => break,
+                Ok(0) => break 'read Ok(None),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // Taken over while this connection was quiet: nothing is lost.
-                Err(_) if split.is_finished(taken) => return Ok(Piece::Finished),
-                Err(e) => return Err(body_error(e, at_end - taken.from, Some(last - taken.from))),
+                Err(_) if split.is_finished(taken) => break 'read Ok(Some(Piece::Finished)),
+                Err(e) => break 'read Err(body_error(e, at_end - taken.from, Some(last - taken.from))),
             };
+            if let Some(e) = tail.as_mut().and_then(HeldTail::failed) {
+                break 'read Err(FetchError::disk("cannot write", &split.job.path, e));
+            }
             let (at, allowed) = split.lock().map.reserve(taken.id, n as u64);
             let k = usize::try_from(allowed).unwrap_or(n).min(n);
+            let mut written = k as u64;
             if k > 0 {
                 if let Some(reserve) = reserve.as_mut() {
                     reserve.ahead(&split.file, at, k as u64);
                 }
-                split
-                    .file
-                    .write_all_at(&buf[..k], at)
-                    .map_err(|e| FetchError::disk("cannot write", &split.job.path, e))?;
+                let wrote = match tail.as_mut() {
+                    Some(tail) => tail.write_at(at, &buf[..k], put),
+                    None => put(at, &buf[..k], &[]).map(|()| k as u64),
+                };
+                match wrote {
+                    Ok(n) => written = n,
+                    Err(error) => break 'read Err(error),
+                }
             }
             let finished = {
                 let mut state = split.lock();
-                state.map.wrote(taken.id, k as u64);
+                state.map.wrote(taken.id, written);
                 state.map.finished(taken.id)
             };
             at_end = at + k as u64;
@@ -526,13 +547,26 @@ impl Fetcher {
             if let Some(rate) = &self.rate
                 && !rate.take(n, &self.cancel)
             {
-                return Err(FetchError::Cancelled);
+                break 'read Err(FetchError::Cancelled);
             }
             if finished || k < n {
                 // The rest of the range was stolen, or is on disk: the
                 // connection is dropped unread.
-                return Ok(Piece::Finished);
+                break 'read Ok(Some(Piece::Finished));
             }
+        };
+        // What is held goes down (and is counted) however the piece ended;
+        // the read's own error comes first.
+        if let Some(mut tail) = tail.take() {
+            let flushed = tail
+                .flush_with(|at, held| put(at, held, &[]))
+                .map(|n| split.lock().map.wrote(taken.id, n));
+            if let (Ok(_), Err(error)) = (&read, flushed) {
+                return Err(error);
+            }
+        }
+        if let Some(piece) = read? {
+            return Ok(piece);
         }
         if split.lock().map.finished(taken.id) {
             Ok(Piece::Finished)

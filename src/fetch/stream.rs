@@ -79,7 +79,7 @@ impl Fetcher {
             && self.rate.is_none()
             && expected.is_some_and(|total| total.saturating_sub(on_disk) >= HOLD_FROM)
         {
-            Some(HeldTail::new(part)?)
+            Some(HeldTail::for_part(part)?)
         } else {
             None
         };

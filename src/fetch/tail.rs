@@ -10,7 +10,8 @@
 //! down first (see [`crate::transport::put_down_before_waiting`]), so a
 //! stalled download's part holds everything received, as it would unheld.
 //! Any end of the stream (its end, an error, Ctrl-C, a split opening) writes
-//! them too: [`HeldTail::flush`].
+//! them too: [`HeldTail::flush`]. A split download's pieces are held the
+//! same way (`split`), their bytes counted in the split's map once on disk.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -19,7 +20,7 @@ use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 
 use crate::error::FetchError;
-use crate::part::PartFile;
+use crate::part::{PartFile, write_pair_at};
 use crate::transport::{Held, Holding, put_down_before_waiting};
 
 /// The boundary writes end on.
@@ -30,7 +31,7 @@ const BOUNDARY: u64 = 64 * 1024;
 /// tail aside would cost the many small files more than they save.
 pub(super) const HOLD_FROM: u64 = 8 * 1024 * 1024;
 
-/// The bytes of a body held back from the part, past its last boundary.
+/// The bytes of a body held back, past its last boundary.
 pub(super) struct HeldTail {
     tail: Rc<Tail>,
     /// The transport puts the tail down while this lives.
@@ -39,8 +40,12 @@ pub(super) struct HeldTail {
 
 /// What is held, shared with the transport, which may write it.
 struct Tail {
-    /// A second descriptor of the part (the transport cannot reach the part).
+    /// A descriptor of the file the bytes go to.
     file: File,
+    /// Counts bytes the transport put down at once (a split's map, which
+    /// other connections read while this one waits); without it they are
+    /// counted at the next [`HeldTail::settle`].
+    count_now: Option<Box<dyn Fn(u64)>>,
     state: RefCell<State>,
 }
 
@@ -49,7 +54,7 @@ struct State {
     /// The bytes, which belong at `at`.
     bytes: Vec<u8>,
     at: u64,
-    /// Written by the transport, and not yet counted by the part.
+    /// Written by the transport, and not yet counted.
     on_disk: bool,
     /// Why writing them failed, for the next call to report.
     failed: Option<io::Error>,
@@ -66,25 +71,46 @@ impl Held for Tail {
         if state.bytes.is_empty() || state.on_disk || state.failed.is_some() {
             return;
         }
-        match self.file.write_all_at(&state.bytes, state.at) {
-            Ok(()) => state.on_disk = true,
-            Err(e) => state.failed = Some(e),
+        if let Err(e) = self.file.write_all_at(&state.bytes, state.at) {
+            state.failed = Some(e);
+            return;
+        }
+        match &self.count_now {
+            Some(count) => {
+                let n = state.bytes.len() as u64;
+                count(n);
+                state.at += n;
+                state.bytes.clear();
+            }
+            None => state.on_disk = true,
         }
     }
 }
 
 impl HeldTail {
-    /// Hold the tails of the writes to `part` from here on.
-    pub(super) fn new(part: &PartFile) -> Result<HeldTail, FetchError> {
+    /// Hold tails of the writes to `file`, counted by the writer.
+    fn holding(file: File, count_now: Option<Box<dyn Fn(u64)>>) -> HeldTail {
         let tail = Rc::new(Tail {
-            file: part.writer()?,
+            file,
+            count_now,
             state: RefCell::new(State::default()),
         });
         let _holding = put_down_before_waiting(tail.clone());
-        Ok(HeldTail { tail, _holding })
+        HeldTail { tail, _holding }
     }
 
-    /// Bytes received and not yet counted in the part's length.
+    /// Hold the tails of the writes to `part` from here on.
+    pub(super) fn for_part(part: &PartFile) -> Result<HeldTail, FetchError> {
+        Ok(HeldTail::holding(part.writer()?, None))
+    }
+
+    /// Hold the tails of writes to `file`; `count` is told of bytes the
+    /// transport put down, at once.
+    pub(super) fn for_file(file: File, count: impl Fn(u64) + 'static) -> HeldTail {
+        HeldTail::holding(file, Some(Box::new(count)))
+    }
+
+    /// Bytes received and not yet written by the caller (or counted).
     pub(super) fn held(&self) -> u64 {
         self.tail.state.borrow().bytes.len() as u64
     }
@@ -92,45 +118,22 @@ impl HeldTail {
     /// Append `chunk` to the part: up to the last boundary now, with what
     /// was held in front; the rest is held.
     pub(super) fn write(&mut self, part: &mut PartFile, chunk: &[u8]) -> Result<(), FetchError> {
-        self.settle(part)?;
-        let mut state = self.tail.state.borrow_mut();
-        let held = state.bytes.len();
-        let end = part.len() + (held + chunk.len()) as u64;
-        let upto = end - end % BOUNDARY;
-        let now = usize::try_from(upto.saturating_sub(part.len())).unwrap_or(usize::MAX);
-        let rest = if now == 0 {
-            chunk
-        } else {
-            // The held bytes never cross a boundary, so they all go.
-            let (first, rest) = chunk.split_at(now.saturating_sub(held).min(chunk.len()));
-            part.write_pair(&state.bytes, first)?;
-            state.bytes.clear();
-            rest
-        };
-        if !rest.is_empty() {
-            let from = state.bytes.len();
-            state.bytes.resize(from + rest.len(), 0);
-            crate::aligned::copy(&mut state.bytes[from..], rest);
-        }
-        state.at = part.len();
+        self.settle_part(part)?;
+        let at = part.len() + self.held();
+        self.write_at(at, chunk, |_, first, second| part.write_pair(first, second))?;
         Ok(())
     }
 
-    /// Write everything held.
+    /// Write everything held to the part.
     pub(super) fn flush(&mut self, part: &mut PartFile) -> Result<(), FetchError> {
-        self.settle(part)?;
-        let mut state = self.tail.state.borrow_mut();
-        if !state.bytes.is_empty() {
-            part.write(&state.bytes)?;
-            state.bytes.clear();
-        }
-        state.at = part.len();
+        self.settle_part(part)?;
+        self.flush_with(|_, held| part.write(held))?;
         Ok(())
     }
 
-    /// Count what the transport put down while the thread waited, or
-    /// report why it could not.
-    fn settle(&mut self, part: &mut PartFile) -> Result<(), FetchError> {
+    /// Count what the transport put down in the part, or report why it
+    /// could not write it.
+    fn settle_part(&mut self, part: &mut PartFile) -> Result<(), FetchError> {
         let mut state = self.tail.state.borrow_mut();
         if let Some(e) = state.failed.take() {
             state.bytes.clear();
@@ -138,9 +141,84 @@ impl HeldTail {
         }
         if state.on_disk {
             part.written(&state.bytes)?;
+            let n = state.bytes.len() as u64;
+            state.at += n;
             state.bytes.clear();
             state.on_disk = false;
         }
         Ok(())
     }
+
+    /// Why the transport could not put down what was held, if it failed.
+    pub(super) fn failed(&mut self) -> Option<io::Error> {
+        let mut state = self.tail.state.borrow_mut();
+        let failed = state.failed.take();
+        if failed.is_some() {
+            state.bytes.clear();
+        }
+        failed
+    }
+
+    /// `chunk` belongs at `at`, right after what is held: `put(at, held,
+    /// first)` writes everything up to the last boundary at once, and the
+    /// rest is held. Returns how many bytes went to disk.
+    pub(super) fn write_at(
+        &mut self,
+        at: u64,
+        chunk: &[u8],
+        put: impl FnOnce(u64, &[u8], &[u8]) -> Result<(), FetchError>,
+    ) -> Result<u64, FetchError> {
+        let mut state = self.tail.state.borrow_mut();
+        let held = state.bytes.len();
+        if held == 0 {
+            state.at = at;
+        }
+        let start = state.at;
+        let end = start + (held + chunk.len()) as u64;
+        let now = usize::try_from((end - end % BOUNDARY).saturating_sub(start)).unwrap_or(usize::MAX);
+        let (rest, written) = if now == 0 {
+            (chunk, 0)
+        } else {
+            // The held bytes never cross a boundary, so they all go.
+            let (first, rest) = chunk.split_at(now.saturating_sub(held).min(chunk.len()));
+            put(start, &state.bytes, first)?;
+            state.bytes.clear();
+            let written = (held + first.len()) as u64;
+            state.at = start + written;
+            (rest, written)
+        };
+        if !rest.is_empty() {
+            let from = state.bytes.len();
+            state.bytes.resize(from + rest.len(), 0);
+            crate::aligned::copy(&mut state.bytes[from..], rest);
+        }
+        Ok(written)
+    }
+
+    /// Write everything held with `put(at, held)`; returns how many bytes.
+    pub(super) fn flush_with(
+        &mut self,
+        put: impl FnOnce(u64, &[u8]) -> Result<(), FetchError>,
+    ) -> Result<u64, FetchError> {
+        let mut state = self.tail.state.borrow_mut();
+        if state.bytes.is_empty() {
+            return Ok(0);
+        }
+        put(state.at, &state.bytes)?;
+        let n = state.bytes.len() as u64;
+        state.at += n;
+        state.bytes.clear();
+        Ok(n)
+    }
+}
+
+/// Write `first` then `second` at `at` in `file`, naming `path` if it fails.
+pub(super) fn put_pair(
+    file: &File,
+    path: &std::path::Path,
+    at: u64,
+    first: &[u8],
+    second: &[u8],
+) -> Result<(), FetchError> {
+    write_pair_at(file, first, second, at).map_err(|e| FetchError::disk("cannot write", path, e))
 }

@@ -392,3 +392,27 @@ fn limit_rate_is_one_budget_for_all_the_pieces() {
         started.elapsed()
     );
 }
+
+/// Pieces of 8 MiB and more are written on 64 KiB boundaries, their tails
+/// held while more arrives and written (and counted in the split's map)
+/// while the server pauses (`src/fetch/tail.rs`). Paused in pieces of an
+/// odd size, the file must come out whole and pass its digest with no
+/// retry allowed: a put-down the map did not count would leave its piece
+/// short, and that piece's failure would fail the file.
+#[test]
+fn big_pieces_paused_mid_stretch_are_whole_and_checked() {
+    let t = Setup::new();
+    let body = pattern(20 * 1024 * 1024 + 4_321, 13);
+    let url = t.serve(
+        "/huge.bin",
+        Route::ok(body.clone())
+            .etag("\"v1\"")
+            .drip(1_000_003, Duration::from_millis(60)),
+    );
+    t.list(&[format!("{url} sha256={}", sha256_hex(&body))]);
+    let run = t.run(&["--retries", "0", "-j", "2", "-s", "2", "--split-min", "2M"]);
+    run.assert_code(0)
+        .assert_out_file("huge.bin", &body)
+        .assert_no_part();
+    assert!(!ranged(&t, "/huge.bin").is_empty(), "it was split");
+}
