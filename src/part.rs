@@ -438,7 +438,7 @@ impl PartFile {
     }
 
     /// The part's path (for messages).
-    fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.dir.join(&self.name)
     }
 
@@ -471,7 +471,7 @@ impl PartFile {
     }
 
     /// A failed write to the part, named as [`PartFile::write`] names one.
-    pub(crate) fn write_error(&self, e: io::Error) -> FetchError {
+    fn write_error(&self, e: io::Error) -> FetchError {
         FetchError::disk("cannot write", self.path(), e)
     }
 

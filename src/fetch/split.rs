@@ -123,6 +123,20 @@ impl Split {
         slot.set_connections(connections.max(1) as u64);
     }
 
+    /// `n` more of the bytes piece `taken` reserved are on disk (written
+    /// after being held, see `tail`).
+    pub(super) fn wrote(&self, taken: Taken, n: u64) {
+        self.lock().map.wrote(taken.id, n);
+    }
+
+    /// Count in the map, at once, the bytes of piece `taken` that the
+    /// transport puts down for `tail` while the connection waits: the
+    /// watch that ends a taken-over connection's wait reads the map.
+    pub(super) fn count_put_downs(self: &Arc<Self>, taken: Taken, tail: &HeldTail) {
+        let split = self.clone();
+        tail.count_now(move |n| split.wrote(taken, n));
+    }
+
     /// Whether piece `taken` has all its bytes on disk.
     pub(super) fn is_finished(&self, taken: Taken) -> bool {
         self.lock().map.finished(taken.id)
@@ -260,18 +274,25 @@ impl Fetcher {
         split: &Split,
         owner: Taken,
         part: &mut PartFile,
+        tail: Option<&mut HeldTail>,
         chunk: &[u8],
         slot: &Slot,
     ) -> Result<bool, FetchError> {
         let (at, n) = split.lock().map.reserve(owner.id, chunk.len() as u64);
         // Never more than asked for.
         let mine = &chunk[..usize::try_from(n).unwrap_or(0)];
+        let mut written = n;
         if !mine.is_empty() {
-            debug_assert_eq!(at, part.len());
-            part.write(mine)?;
+            match tail {
+                Some(tail) => written = tail.write_part(part, mine)?,
+                None => {
+                    debug_assert_eq!(at, part.len());
+                    part.write(mine)?;
+                }
+            }
         }
         let mut state = split.lock();
-        state.map.wrote(owner.id, n);
+        state.map.wrote(owner.id, written);
         slot.advance(n + split.unshown.swap(0, Ordering::Relaxed));
         Ok(mine.len() == chunk.len() && !state.map.finished(owner.id))
     }
@@ -494,8 +515,9 @@ impl Fetcher {
             .transpose()
             .map_err(|e| FetchError::disk("cannot reopen", &split.job.path, e))?
             .map(|file| {
-                let split = split.clone();
-                HeldTail::for_file(file, move |n| split.lock().map.wrote(taken.id, n))
+                let tail = HeldTail::new(file, split.job.path.clone());
+                split.count_put_downs(taken, &tail);
+                tail
             });
         let put =
             |at: u64, first: &[u8], second: &[u8]| put_pair(&split.file, &split.job.path, at, first, second);
@@ -517,8 +539,11 @@ impl Fetcher {
                 Err(_) if split.is_finished(taken) => break 'read Ok(Some(Piece::Finished)),
                 Err(e) => break 'read Err(body_error(e, at_end - taken.from, Some(last - taken.from))),
             };
-            if let Some(e) = tail.as_mut().and_then(HeldTail::failed) {
-                break 'read Err(FetchError::disk("cannot write", &split.job.path, e));
+            // Put down during a wait: counted in the map already.
+            if let Some(tail) = tail.as_mut()
+                && let Err(error) = tail.settle(|_| Ok(()))
+            {
+                break 'read Err(error);
             }
             let (at, allowed) = split.lock().map.reserve(taken.id, n as u64);
             let k = usize::try_from(allowed).unwrap_or(n).min(n);
@@ -559,8 +584,9 @@ impl Fetcher {
         // the read's own error comes first.
         if let Some(mut tail) = tail.take() {
             let flushed = tail
-                .flush_with(|at, held| put(at, held, &[]))
-                .map(|n| split.lock().map.wrote(taken.id, n));
+                .settle(|_| Ok(()))
+                .and_then(|()| tail.flush_with(|at, held| put(at, held, &[])))
+                .map(|n| split.wrote(taken, n));
             if let (Ok(_), Err(error)) = (&read, flushed) {
                 return Err(error);
             }

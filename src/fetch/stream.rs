@@ -118,7 +118,7 @@ impl Fetcher {
                 break 'stream Err(FetchError::Cancelled);
             }
             if let Some((split, owner)) = &split {
-                match self.owner_write(split, *owner, part, &buf[..n], ctx.slot) {
+                match self.owner_write(split, *owner, part, tail.as_mut(), &buf[..n], ctx.slot) {
                     Ok(true) => {}
                     Ok(false) => break 'stream Ok(()),
                     Err(error) => break 'stream Err(error),
@@ -133,7 +133,7 @@ impl Fetcher {
                 continue;
             }
             let written = match tail.as_mut() {
-                Some(tail) => tail.write(part, &buf[..n]),
+                Some(tail) => tail.write_part(part, &buf[..n]).map(drop),
                 None => part.write(&buf[..n]),
             };
             if let Err(error) = written {
@@ -153,7 +153,7 @@ impl Fetcher {
                 {
                     // The split starts from the bytes on disk.
                     if let Some(tail) = tail.as_mut()
-                        && let Err(error) = tail.flush(part)
+                        && let Err(error) = tail.flush_part(part)
                     {
                         break 'stream Err(error);
                     }
@@ -168,14 +168,21 @@ impl Fetcher {
                     if let Some((split, owner)) = &split {
                         self.call_helpers(split, ctx.crew);
                         _watch = Some(split.watch(*owner));
+                        // The owner's piece is held too.
+                        if let Some(tail) = &tail {
+                            split.count_put_downs(*owner, tail);
+                        }
                     }
                 }
             }
         };
         // What is held goes down whatever ended the stream; the stream's
         // own error comes first.
-        let flushed = tail.take().map_or(Ok(()), |mut tail| tail.flush(part));
-        let streamed = streamed.and(flushed);
+        let flushed = tail.take().map_or(Ok(0), |mut tail| tail.flush_part(part));
+        if let (Ok(n), Some((split, owner))) = (&flushed, &split) {
+            split.wrote(*owner, *n);
+        }
+        let streamed = streamed.and(flushed.map(drop));
         drop(_watch);
         if let Some((split, owner)) = split {
             match streamed {

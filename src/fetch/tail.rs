@@ -10,13 +10,20 @@
 //! down first (see [`crate::transport::put_down_before_waiting`]), so a
 //! stalled download's part holds everything received, as it would unheld.
 //! Any end of the stream (its end, an error, Ctrl-C, a split opening) writes
-//! them too: [`HeldTail::flush`]. A split download's pieces are held the
-//! same way (`split`), their bytes counted in the split's map once on disk.
+//! them too. A split download's pieces are held the same way (`split`):
+//! held bytes are reserved in the split's map and not yet written, and
+//! what the transport puts down is counted there at once, because other
+//! connections read the map while this one waits.
+//!
+//! Every call that writes first [settles](HeldTail::settle) what the
+//! transport put down since the last one: the caller counts those bytes
+//! (a part's length and digest) before anything follows them.
 
 use std::cell::RefCell;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::error::FetchError;
@@ -34,18 +41,21 @@ pub(super) const HOLD_FROM: u64 = 8 * 1024 * 1024;
 /// The bytes of a body held back, past its last boundary.
 pub(super) struct HeldTail {
     tail: Rc<Tail>,
+    /// The file's path, for messages.
+    path: PathBuf,
     /// The transport puts the tail down while this lives.
     _holding: Holding,
 }
+
+/// Counts bytes as they go down.
+type Count = Box<dyn Fn(u64)>;
 
 /// What is held, shared with the transport, which may write it.
 struct Tail {
     /// A descriptor of the file the bytes go to.
     file: File,
-    /// Counts bytes the transport put down at once (a split's map, which
-    /// other connections read while this one waits); without it they are
-    /// counted at the next [`HeldTail::settle`].
-    count_now: Option<Box<dyn Fn(u64)>>,
+    /// Told at once of bytes the transport put down (a split's map).
+    count_now: RefCell<Option<Count>>,
     state: RefCell<State>,
 }
 
@@ -54,9 +64,9 @@ struct State {
     /// The bytes, which belong at `at`.
     bytes: Vec<u8>,
     at: u64,
-    /// Written by the transport, and not yet counted.
+    /// Written by the transport, and not yet settled.
     on_disk: bool,
-    /// Why writing them failed, for the next call to report.
+    /// Why writing them failed, for the next settle to report.
     failed: Option<io::Error>,
 }
 
@@ -75,72 +85,48 @@ impl Held for Tail {
             state.failed = Some(e);
             return;
         }
-        match &self.count_now {
-            Some(count) => {
-                let n = state.bytes.len() as u64;
-                count(n);
-                state.at += n;
-                state.bytes.clear();
-            }
-            None => state.on_disk = true,
+        state.on_disk = true;
+        if let Some(count) = self.count_now.borrow().as_ref() {
+            count(state.bytes.len() as u64);
         }
     }
 }
 
 impl HeldTail {
-    /// Hold tails of the writes to `file`, counted by the writer.
-    fn holding(file: File, count_now: Option<Box<dyn Fn(u64)>>) -> HeldTail {
+    /// Hold the tails of writes to `file`, a descriptor of the file at `path`.
+    pub(super) fn new(file: File, path: PathBuf) -> HeldTail {
         let tail = Rc::new(Tail {
             file,
-            count_now,
+            count_now: RefCell::new(None),
             state: RefCell::new(State::default()),
         });
         let _holding = put_down_before_waiting(tail.clone());
-        HeldTail { tail, _holding }
+        HeldTail { tail, path, _holding }
     }
 
-    /// Hold the tails of the writes to `part` from here on.
-    pub(super) fn for_part(part: &PartFile) -> Result<HeldTail, FetchError> {
-        Ok(HeldTail::holding(part.writer()?, None))
+    /// From now on, tell `count` at once of the bytes the transport puts down.
+    pub(super) fn count_now(&self, count: impl Fn(u64) + 'static) {
+        *self.tail.count_now.borrow_mut() = Some(Box::new(count));
     }
 
-    /// Hold the tails of writes to `file`; `count` is told of bytes the
-    /// transport put down, at once.
-    pub(super) fn for_file(file: File, count: impl Fn(u64) + 'static) -> HeldTail {
-        HeldTail::holding(file, Some(Box::new(count)))
-    }
-
-    /// Bytes received and not yet written by the caller (or counted).
+    /// Bytes received and not yet settled.
     pub(super) fn held(&self) -> u64 {
         self.tail.state.borrow().bytes.len() as u64
     }
 
-    /// Append `chunk` to the part: up to the last boundary now, with what
-    /// was held in front; the rest is held.
-    pub(super) fn write(&mut self, part: &mut PartFile, chunk: &[u8]) -> Result<(), FetchError> {
-        self.settle_part(part)?;
-        let at = part.len() + self.held();
-        self.write_at(at, chunk, |_, first, second| part.write_pair(first, second))?;
-        Ok(())
-    }
-
-    /// Write everything held to the part.
-    pub(super) fn flush(&mut self, part: &mut PartFile) -> Result<(), FetchError> {
-        self.settle_part(part)?;
-        self.flush_with(|_, held| part.write(held))?;
-        Ok(())
-    }
-
-    /// Count what the transport put down in the part, or report why it
-    /// could not write it.
-    fn settle_part(&mut self, part: &mut PartFile) -> Result<(), FetchError> {
+    /// Hand what the transport put down since the last call to `count`,
+    /// or report why it could not write it.
+    pub(super) fn settle(
+        &mut self,
+        count: impl FnOnce(&[u8]) -> Result<(), FetchError>,
+    ) -> Result<(), FetchError> {
         let mut state = self.tail.state.borrow_mut();
         if let Some(e) = state.failed.take() {
             state.bytes.clear();
-            return Err(part.write_error(e));
+            return Err(FetchError::disk("cannot write", &self.path, e));
         }
         if state.on_disk {
-            part.written(&state.bytes)?;
+            count(&state.bytes)?;
             let n = state.bytes.len() as u64;
             state.at += n;
             state.bytes.clear();
@@ -149,19 +135,9 @@ impl HeldTail {
         Ok(())
     }
 
-    /// Why the transport could not put down what was held, if it failed.
-    pub(super) fn failed(&mut self) -> Option<io::Error> {
-        let mut state = self.tail.state.borrow_mut();
-        let failed = state.failed.take();
-        if failed.is_some() {
-            state.bytes.clear();
-        }
-        failed
-    }
-
-    /// `chunk` belongs at `at`, right after what is held: `put(at, held,
-    /// first)` writes everything up to the last boundary at once, and the
-    /// rest is held. Returns how many bytes went to disk.
+    /// `chunk` belongs at `at`, right after what is held (settled first):
+    /// `put(at, held, first)` writes everything up to the last boundary at
+    /// once, and the rest is held. Returns how many bytes went to disk.
     pub(super) fn write_at(
         &mut self,
         at: u64,
@@ -169,10 +145,12 @@ impl HeldTail {
         put: impl FnOnce(u64, &[u8], &[u8]) -> Result<(), FetchError>,
     ) -> Result<u64, FetchError> {
         let mut state = self.tail.state.borrow_mut();
+        debug_assert!(!state.on_disk, "settle before writing");
         let held = state.bytes.len();
         if held == 0 {
             state.at = at;
         }
+        debug_assert_eq!(state.at + held as u64, at);
         let start = state.at;
         let end = start + (held + chunk.len()) as u64;
         let now = usize::try_from((end - end % BOUNDARY).saturating_sub(start)).unwrap_or(usize::MAX);
@@ -195,12 +173,14 @@ impl HeldTail {
         Ok(written)
     }
 
-    /// Write everything held with `put(at, held)`; returns how many bytes.
+    /// Write everything held (settled first) with `put(at, held)`; returns
+    /// how many bytes.
     pub(super) fn flush_with(
         &mut self,
         put: impl FnOnce(u64, &[u8]) -> Result<(), FetchError>,
     ) -> Result<u64, FetchError> {
         let mut state = self.tail.state.borrow_mut();
+        debug_assert!(!state.on_disk, "settle before writing");
         if state.bytes.is_empty() {
             return Ok(0);
         }
@@ -210,12 +190,39 @@ impl HeldTail {
         state.bytes.clear();
         Ok(n)
     }
+
+    /// Append `chunk` to `part`, after settling into it: up to the last
+    /// boundary now, with what was held in front; the rest is held. Returns
+    /// how many bytes went to disk.
+    pub(super) fn write_part(&mut self, part: &mut PartFile, chunk: &[u8]) -> Result<u64, FetchError> {
+        self.settle_part(part)?;
+        let at = part.len() + self.held();
+        self.write_at(at, chunk, |_, first, second| part.write_pair(first, second))
+    }
+
+    /// Settle into `part`, then write everything held to it; returns how
+    /// many bytes.
+    pub(super) fn flush_part(&mut self, part: &mut PartFile) -> Result<u64, FetchError> {
+        self.settle_part(part)?;
+        self.flush_with(|_, held| part.write(held))
+    }
+
+    /// Hold the tails of the writes to `part`.
+    pub(super) fn for_part(part: &PartFile) -> Result<HeldTail, FetchError> {
+        Ok(HeldTail::new(part.writer()?, part.path()))
+    }
+
+    /// Settle into `part`: count what the transport put down in its length
+    /// and digest.
+    fn settle_part(&mut self, part: &mut PartFile) -> Result<(), FetchError> {
+        self.settle(|bytes| part.written(bytes))
+    }
 }
 
 /// Write `first` then `second` at `at` in `file`, naming `path` if it fails.
 pub(super) fn put_pair(
     file: &File,
-    path: &std::path::Path,
+    path: &Path,
     at: u64,
     first: &[u8],
     second: &[u8],
