@@ -3,8 +3,9 @@
 //! attempts. Sending a request and following its redirects is in
 //! `redirect.rs`, reading response headers in `headers.rs`, naming transport
 //! errors in `classify.rs`, streaming a body into the part in `stream.rs`,
-//! fetching one file over several connections in `split.rs`, and racing and
-//! setting aside an entry's sources (mirrors) in `sources.rs`.
+//! writing a big body on 64 KiB boundaries in `tail.rs`, fetching one file
+//! over several connections in `split.rs`, and racing and setting aside an
+//! entry's sources (mirrors) in `sources.rs`.
 //!
 //! Resume follows RFC 9110 §14: a retry after part of the body arrived asks
 //! for the rest with `Range: bytes=N-` and `If-Range` (the first response's
