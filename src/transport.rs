@@ -29,6 +29,7 @@ use std::mem::MaybeUninit;
 use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
+use std::thread::LocalKey;
 use std::time::{Duration, Instant};
 
 use ureq::ProxyProtocol;
@@ -122,22 +123,32 @@ thread_local! {
 /// While the returned guard lives, reads on this thread give up with
 /// [`Abandoned`] within [`WATCH_SLICE`] of `gone` turning true.
 pub(crate) fn abandon_when(gone: Wanted) -> Watch {
-    ABANDON.with(|slot| *slot.borrow_mut() = Some(gone));
-    Watch(())
+    ThreadSetting::set(&ABANDON, gone)
 }
 
 /// Ends the watch set up by [`abandon_when`] when dropped.
-pub(crate) struct Watch(());
+pub(crate) type Watch = ThreadSetting<Wanted>;
 
-impl Drop for Watch {
+/// A setting of this thread's reads ([`ABANDON`], [`HELD`]), cleared when
+/// the guard is dropped.
+pub(crate) struct ThreadSetting<T: 'static>(&'static LocalKey<RefCell<Option<T>>>);
+
+impl<T> ThreadSetting<T> {
+    fn set(key: &'static LocalKey<RefCell<Option<T>>>, value: T) -> ThreadSetting<T> {
+        key.with(|slot| *slot.borrow_mut() = Some(value));
+        ThreadSetting(key)
+    }
+}
+
+impl<T> Drop for ThreadSetting<T> {
     fn drop(&mut self) {
-        ABANDON.with(|slot| *slot.borrow_mut() = None);
+        self.0.with(|slot| *slot.borrow_mut() = None);
     }
 }
 
 /// Bytes a thread holds back from the disk while it reads on (see
-/// `fetch::aligned_writes`): they must go down before the thread waits for
-/// the network, so a stalled download's part holds all it received.
+/// `fetch::tail`): they must go down before the thread waits for the
+/// network, so a stalled download's part holds all it received.
 pub(crate) trait Held {
     /// Whether anything is held now.
     fn is_held(&self) -> bool;
@@ -158,18 +169,11 @@ thread_local! {
 /// While the returned guard lives, a read on this thread that finds no
 /// bytes within [`HOLD_WAIT`] puts down what `held` holds before it waits on.
 pub(crate) fn put_down_before_waiting(held: Rc<dyn Held>) -> Holding {
-    HELD.with(|slot| *slot.borrow_mut() = Some(held));
-    Holding(())
+    ThreadSetting::set(&HELD, held)
 }
 
 /// Ends what [`put_down_before_waiting`] set up when dropped.
-pub(crate) struct Holding(());
-
-impl Drop for Holding {
-    fn drop(&mut self) {
-        HELD.with(|slot| *slot.borrow_mut() = None);
-    }
-}
+pub(crate) type Holding = ThreadSetting<Rc<dyn Held>>;
 
 /// The error a read reports when its bytes were taken over (see [`abandon_when`]).
 #[derive(Debug)]
