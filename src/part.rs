@@ -850,10 +850,6 @@ impl Drop for PartFile {
     }
 }
 
-/// `rename` within `dir` that fails with `AlreadyExists` instead of replacing
-/// `to`, where the system and file system support that (`renameat2`);
-/// elsewhere a plain rename.
-#[cfg(any(target_os = "linux", target_os = "android"))]
 /// Write all of `first` then `second` at `at`: one `pwritev`, and plain
 /// writes for whatever a short one left.
 pub(crate) fn write_pair_at(file: &File, first: &[u8], second: &[u8], at: u64) -> io::Result<()> {
@@ -873,6 +869,10 @@ pub(crate) fn write_pair_at(file: &File, first: &[u8], second: &[u8], at: u64) -
     }
 }
 
+/// `rename` within `dir` that fails with `AlreadyExists` instead of replacing
+/// `to`, where the system and file system support that (`renameat2`);
+/// elsewhere a plain rename.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn rename_no_replace(dir: &Folder, from: &OsStr, to: &OsStr) -> io::Result<()> {
     use rustix::fs::RenameFlags;
     match rustix::fs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {

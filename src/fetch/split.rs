@@ -284,7 +284,10 @@ impl Fetcher {
         let mut written = n;
         if !mine.is_empty() {
             match tail {
-                Some(tail) => written = tail.write_part(part, mine)?,
+                Some(tail) => {
+                    debug_assert_eq!(at, part.len() + tail.held());
+                    written = tail.write_part(part, mine)?;
+                }
                 None => {
                     debug_assert_eq!(at, part.len());
                     part.write(mine)?;
