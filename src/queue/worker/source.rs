@@ -223,10 +223,15 @@ impl QueueSource {
             } else {
                 0
             };
-            let (ticket, entry) = match self.next(&tally, &mut last_check, room)? {
-                Claim::Entry(ticket, entry) => (ticket, entry),
-                Claim::Again => continue,
-                Claim::End(end) => return Ok(end),
+            let (ticket, entry) = match self.next(&tally, &mut last_check, room) {
+                Ok(Claim::Entry(ticket, entry)) => (ticket, entry),
+                Ok(Claim::Again) => continue,
+                Ok(Claim::End(end)) => return Ok(end),
+                // A stop ends every retry against an unreachable Redis (a
+                // claim's, a status', a re-registration's): that is a stop,
+                // not a broken queue.
+                Err(e) if e.is_connection() && self.ctx.cancel.is_requested() => return Ok(End::Stopped),
+                Err(e) => return Err(e),
             };
             if !tally.admit(&entry.id) {
                 self.carry.push_front(ticket);
@@ -294,7 +299,6 @@ impl QueueSource {
                     .extend(batch.entries.into_iter().map(|entry| claims.add(entry)));
                 Ok(Claim::Again)
             }
-            Err(e) if e.is_connection() && stop() => Ok(Claim::End(End::Stopped)),
             Err(e) => Err(e),
         }
     }

@@ -78,89 +78,131 @@ fn a_redis_connection_error_shows_its_cause_once_and_no_password() {
     }
 }
 
-/// A worker whose Redis goes away warns with the cause of each failure, and
-/// gives its entries back when Redis returns and it is interrupted.
-#[test]
-fn a_worker_that_loses_redis_warns_with_the_cause() {
-    let mut redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let stderr_path = root.join("worker.stderr");
-    let mut child: Child = fetchq()
-        .current_dir(root)
-        .args([
-            "worker",
-            "--redis",
-            &redis.url(),
-            "--worker-id",
-            "w1",
-            "-d",
-            "out",
-        ])
-        .stdout(Stdio::null())
-        .stderr(File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    let stderr = || fs::read_to_string(&stderr_path).unwrap_or_default();
-    let wait_for = |what: &str, limit: Duration, cond: &mut dyn FnMut() -> bool| {
-        let deadline = Instant::now() + limit;
+/// A worker `w1` on its own Redis, started and seen to register and open
+/// its connections, its stderr in a file.
+struct LosingRedis {
+    redis: RedisServer,
+    child: Child,
+    stderr_path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LosingRedis {
+    fn start() -> LosingRedis {
+        let redis = RedisServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let stderr_path = dir.path().join("worker.stderr");
+        let child: Child = fetchq()
+            .current_dir(dir.path())
+            .args([
+                "worker",
+                "--redis",
+                &redis.url(),
+                "--worker-id",
+                "w1",
+                "-d",
+                "out",
+            ])
+            .stdout(Stdio::null())
+            .stderr(File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap();
+        let w = LosingRedis {
+            redis,
+            child,
+            stderr_path,
+            _dir: dir,
+        };
+        let url = w.redis.url();
+        w.wait_for("the worker to register", &mut || {
+            Queue::connect(&url, "default")
+                .and_then(|mut q| q.status())
+                .is_ok_and(|s| s.workers.iter().any(|w| w.id == "w1"))
+        });
+        // And to open its three connections (registration comes first): a
+        // worker stopped while it starts up exits 2 instead, rightly.
+        let mut probe = w.redis.connection();
+        w.wait_for("the worker's connections", &mut || {
+            let clients: String = ::redis::cmd("CLIENT")
+                .arg("LIST")
+                .query(&mut probe)
+                .unwrap_or_default();
+            clients.lines().count() >= 4
+        });
+        w
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Polls `cond` (bounded: 20 s).
+    fn wait_for(&self, what: &str, cond: &mut dyn FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
         while !cond() {
             assert!(
                 Instant::now() < deadline,
                 "timed out waiting for {what}; stderr:\n{}",
-                stderr()
+                self.stderr()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    };
-    let url = redis.url();
-    wait_for("the worker to register", Duration::from_secs(20), &mut || {
-        Queue::connect(&url, "default")
-            .and_then(|mut q| q.status())
-            .is_ok_and(|s| s.workers.iter().any(|w| w.id == "w1"))
-    });
-    // And to open its three connections (registration comes first): a
-    // worker stopped while it starts up exits 2 instead, rightly.
-    wait_for("the worker's connections", Duration::from_secs(20), &mut || {
-        let clients: String = ::redis::cmd("CLIENT")
-            .arg("LIST")
-            .query(&mut redis.connection())
-            .unwrap_or_default();
-        clients.lines().count() >= 4
-    });
-    redis.stop();
-    wait_for("a warning", Duration::from_secs(20), &mut || {
-        stderr().contains("Redis unavailable")
-    });
-    redis.start_again();
-    support::kill(child.id(), "-INT");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+    }
+
+    /// Stops Redis and waits for the worker's warning.
+    fn lose_redis(&mut self) {
+        self.redis.stop();
+        let path = self.stderr_path.clone();
+        self.wait_for("a warning", &mut || {
+            fs::read_to_string(&path)
+                .unwrap_or_default()
+                .contains("Redis unavailable")
+        });
+    }
+
+    /// Sends SIGINT and waits (bounded: 30 s) for the exit; returns its
+    /// status and how long it took.
+    fn interrupt(&mut self) -> (std::process::ExitStatus, Duration) {
+        support::kill(self.child.id(), "-INT");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, start.elapsed());
+            }
+            if start.elapsed() >= Duration::from_secs(30) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("worker still running after SIGINT; stderr:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("worker still running after SIGINT; stderr:\n{}", stderr());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(130), "{}", stderr());
-    let text = stderr();
+    }
+}
+
+/// A worker whose Redis goes away warns with the cause of each failure, and
+/// gives its entries back when Redis returns and it is interrupted.
+#[test]
+fn a_worker_that_loses_redis_warns_with_the_cause() {
+    let mut w = LosingRedis::start();
+    w.lose_redis();
+    w.redis.start_again();
+    let (status, _) = w.interrupt();
+    assert_eq!(status.code(), Some(130), "{}", w.stderr());
+    let text = w.stderr();
+    let port = w.redis.port();
     let warning = text
         .lines()
         .find(|l| l.contains("Redis unavailable"))
         .unwrap_or_else(|| panic!("no warning:\n{text}"));
     assert!(
         warning.starts_with("fetchq: warning: Redis unavailable (")
-            && warning.contains(&format!("at redis://127.0.0.1:{}/: ", redis.port()))
+            && warning.contains(&format!("at redis://127.0.0.1:{port}/: "))
             && warning.contains("; retrying in "),
         "{text}"
     );
     // The cause after the queue's own words, once.
     let cause = warning
-        .split(&format!("127.0.0.1:{}/: ", redis.port()))
+        .split(&format!("127.0.0.1:{port}/: "))
         .nth(1)
         .and_then(|rest| rest.split("; retrying").next())
         .unwrap_or_default();
@@ -169,6 +211,26 @@ fn a_worker_that_loses_redis_warns_with_the_cause() {
     for (i, part) in parts.iter().enumerate() {
         assert!(!parts[i + 1..].contains(part), "{part:?} repeated:\n{text}");
     }
+}
+
+/// Interrupted while Redis is still away, a worker stops as any
+/// interrupted run does (130, not a broken queue's 2), within its shutdown
+/// limit, saying that what it held comes back when its heartbeat expires.
+#[test]
+fn a_worker_interrupted_while_redis_is_away_stops_in_bounded_time() {
+    let mut w = LosingRedis::start();
+    w.lose_redis();
+    let (status, took) = w.interrupt();
+    assert_eq!(status.code(), Some(130), "{}", w.stderr());
+    // The shutdown limit is 10 s, for releasing and unregistering.
+    assert!(took < Duration::from_secs(20), "took {took:?}: {}", w.stderr());
+    let text = w.stderr();
+    assert!(
+        text.contains("cannot unregister worker w1") && text.contains("heartbeat expires"),
+        "{text}"
+    );
+    // A stop, not a queue that could not be read.
+    assert!(!text.contains("cannot read the Redis queue"), "{text}");
 }
 
 /// A queue error that retrying does not cure ends the worker's input like
