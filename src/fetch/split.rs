@@ -513,10 +513,10 @@ impl Fetcher {
         let mut reserve = crate::part::Reserve::new(taken.from, last);
         // A big piece is written on boundaries (see `tail`), what the
         // transport puts down during a wait counted in the map at once.
+        // Best effort, as for a single stream.
         let mut tail = (last - taken.from >= HOLD_FROM && self.rate.is_none())
-            .then(|| split.file.try_clone())
-            .transpose()
-            .map_err(|e| FetchError::disk("cannot reopen", &split.job.path, e))?
+            .then(|| split.file.try_clone().ok())
+            .flatten()
             .map(|file| {
                 let tail = HeldTail::new(file, split.job.path.clone());
                 split.count_put_downs(taken, &tail);

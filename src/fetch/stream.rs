@@ -74,12 +74,14 @@ impl Fetcher {
         // From a page boundary: see crate::aligned.
         let buf = crate::aligned::from_boundary(ctx.buf);
         // A big body is written on boundaries (see `tail`), unless a rate
-        // limit could keep the tail off the disk while it waits.
+        // limit could keep the tail off the disk while it waits. Best
+        // effort: without a second descriptor (out of them), it is written
+        // as it arrives.
         let mut tail = if split.is_none()
             && self.rate.is_none()
             && expected.is_some_and(|total| total.saturating_sub(on_disk) >= HOLD_FROM)
         {
-            Some(HeldTail::for_part(part)?)
+            HeldTail::for_part(part).ok()
         } else {
             None
         };
