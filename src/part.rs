@@ -450,13 +450,7 @@ impl PartFile {
 
     /// Append a chunk of the body at byte `len`.
     pub(crate) fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
-        if let Some(reserve) = self.reserve.as_mut() {
-            reserve.ahead(&self.file, self.len, chunk.len() as u64);
-        }
-        self.file
-            .write_all_at(chunk, self.len)
-            .map_err(|e| self.write_error(e))?;
-        self.written(chunk)
+        self.write_pair(chunk, &[])
     }
 
     /// Append `first` then `second` at byte `len`, in one write.
@@ -465,14 +459,10 @@ impl PartFile {
         if let Some(reserve) = self.reserve.as_mut() {
             reserve.ahead(&self.file, self.len, n);
         }
-        write_pair_at(&self.file, first, second, self.len).map_err(|e| self.write_error(e))?;
+        write_pair_at(&self.file, first, second, self.len)
+            .map_err(|e| FetchError::disk("cannot write", self.path(), e))?;
         self.written(first)?;
         self.written(second)
-    }
-
-    /// A failed write to the part, named as [`PartFile::write`] names one.
-    fn write_error(&self, e: io::Error) -> FetchError {
-        FetchError::disk("cannot write", self.path(), e)
     }
 
     /// Count `chunk` as the part's next bytes: the caller wrote it at byte

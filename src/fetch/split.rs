@@ -32,7 +32,7 @@ use url::Url;
 
 use super::classify::body_error;
 use super::headers::{content_range, header_str, same_version};
-use super::tail::{HOLD_FROM, HeldTail, put_pair};
+use super::tail::{HeldTail, put_pair, worth_holding};
 use super::{Done, Fetcher, Progress, Race, WorkerCtx, wait_on};
 use crate::backoff::Backoff;
 use crate::error::FetchError;
@@ -514,7 +514,7 @@ impl Fetcher {
         // A big piece is written on boundaries (see `tail`), what the
         // transport puts down during a wait counted in the map at once.
         // Best effort, as for a single stream.
-        let mut tail = (last - taken.from >= HOLD_FROM && self.rate.is_none())
+        let mut tail = worth_holding(last - taken.from, self.rate.is_some())
             .then(|| split.file.try_clone().ok())
             .flatten()
             .map(|file| {

@@ -11,7 +11,7 @@ use ureq::http::StatusCode;
 
 use super::classify::body_error;
 use super::headers::content_range;
-use super::tail::{HOLD_FROM, HeldTail};
+use super::tail::{HeldTail, worth_holding};
 use super::{Done, Fetcher, Progress, RECORD_EVERY, SPLIT_LOOK, Split, WorkerCtx};
 use crate::error::FetchError;
 use crate::event::JobInfo;
@@ -73,13 +73,11 @@ impl Fetcher {
         let mut recorded = Instant::now();
         // From a page boundary: see crate::aligned.
         let buf = crate::aligned::from_boundary(ctx.buf);
-        // A big body is written on boundaries (see `tail`), unless a rate
-        // limit could keep the tail off the disk while it waits. Best
-        // effort: without a second descriptor (out of them), it is written
-        // as it arrives.
+        // A big body is written on boundaries (see `tail`). Best effort:
+        // without a second descriptor (out of them), it is written as it
+        // arrives.
         let mut tail = if split.is_none()
-            && self.rate.is_none()
-            && expected.is_some_and(|total| total.saturating_sub(on_disk) >= HOLD_FROM)
+            && expected.is_some_and(|total| worth_holding(total.saturating_sub(on_disk), self.rate.is_some()))
         {
             HeldTail::for_part(part).ok()
         } else {

@@ -34,9 +34,17 @@ use crate::transport::{Held, Holding, put_down_before_waiting};
 const BOUNDARY: u64 = 64 * 1024;
 
 /// Bodies at least this long (when announced) are written on boundaries;
-/// a shorter one is written as it arrives: it gains little, and copying its
-/// tail aside would cost the many small files more than they save.
-pub(super) const HOLD_FROM: u64 = 8 * 1024 * 1024;
+/// a shorter one is written as it arrives: it gains little (200 × 1 MiB ran
+/// level with a 1 MiB threshold), and copying its tail aside would cost the
+/// many small files more than they save.
+const HOLD_FROM: u64 = 8 * 1024 * 1024;
+
+/// Whether `len` more bytes of a body are worth holding tails for. Not
+/// under a rate limit, whose sleeps are waits the transport does not see
+/// (the tail would stay off the disk through them).
+pub(super) fn worth_holding(len: u64, rate_limited: bool) -> bool {
+    len >= HOLD_FROM && !rate_limited
+}
 
 /// The bytes of a body held back, past its last boundary.
 pub(super) struct HeldTail {
